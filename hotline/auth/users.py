@@ -1,0 +1,148 @@
+"""Users and passwords (argon2id through ``argon2-cffi``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from hotline.auth.model import ROLES, User
+from hotline.errors import Conflict, NotFound, ValidationError
+
+_hasher = PasswordHasher()
+# Verifying against this keeps the time of "no such user" equal to "wrong password".
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+MIN_PASSWORD_LENGTH = 10
+_COLUMNS = "id, username, display_name, roles, unit_code, hotline_number, active"
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    return _hasher.hash(password)
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    roles = sorted(set(roles))
+    if not roles:
+        raise ValidationError("at least one role is required", field="roles")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValidationError(
+            f"unknown role(s) {unknown}; roles are {list(ROLES)}", field="roles", value=unknown
+        )
+    return roles
+
+
+async def create_user(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    *,
+    display_name: str | None = None,
+    unit_code: str | None = None,
+    hotline_number: str | None = None,
+) -> User:
+    role_list = _check_roles(roles)
+    if "liaison" in role_list and not unit_code:
+        raise ValidationError("a unit liaison needs a unit", field="unit_code")
+    digest = hash_password(password)
+    try:
+        row = await conn.fetchrow(
+            f"""INSERT INTO users (username, display_name, password_hash, roles, unit_code, hotline_number)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",  # noqa: S608
+            username,
+            display_name or username,
+            digest,
+            role_list,
+            unit_code,
+            hotline_number,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"username {username!r} is taken", field="username") from None
+    except asyncpg.CheckViolationError:
+        raise ValidationError(
+            f"username {username!r} must be 2-64 letters, digits or . _ @ -", field="username"
+        ) from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        field = "unit_code" if "unit_code" in str(exc) else "hotline_number"
+        value = unit_code if field == "unit_code" else hotline_number
+        raise ValidationError(f"unknown {field} {value!r}", field=field) from None
+    assert row is not None
+    return User.from_row(row)
+
+
+async def authenticate(
+    conn: asyncpg.Connection | asyncpg.Pool, username: str, password: str
+) -> User | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = $1",  # noqa: S608
+        username,
+    )
+    try:
+        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if row is None or not row["active"]:
+        return None
+    if _hasher.check_needs_rehash(row["password_hash"]):
+        await conn.execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], _hasher.hash(password)
+        )
+    return User.from_row(row)
+
+
+async def get_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> User:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)  # noqa: S608
+    if row is None:
+        raise NotFound(f"no user {user_id}", field="id")
+    return User.from_row(row)
+
+
+async def list_users(conn: asyncpg.Connection | asyncpg.Pool) -> list[User]:
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM users ORDER BY username")  # noqa: S608
+    return [User.from_row(r) for r in rows]
+
+
+async def update_user(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, changes: dict[str, Any]
+) -> User:
+    """Change roles, display name, unit, line, active flag or password. Deactivating
+    a user or changing their password ends their sessions."""
+    allowed = {"display_name", "roles", "unit_code", "hotline_number", "active", "password"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
+    sets: list[str] = []
+    args: list[Any] = [user_id]
+    for key, value in changes.items():
+        if key == "roles":
+            value = _check_roles(value)
+        if key == "password":
+            key, value = "password_hash", hash_password(str(value))
+        if key == "active" and not isinstance(value, bool):
+            raise ValidationError(f"active must be true or false, got {value!r}", field="active")
+        args.append(value)
+        sets.append(f"{key} = ${len(args)}")
+    if not sets:
+        return await get_user(conn, user_id)
+    try:
+        row = await conn.fetchrow(
+            f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",  # noqa: S608
+            *args,
+        )
+    except asyncpg.CheckViolationError:
+        raise ValidationError("a unit liaison needs a unit", field="unit_code") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise ValidationError("unknown unit or hotline", field="unit_code") from None
+    if row is None:
+        raise NotFound(f"no user {user_id}", field="id")
+    if "password" in changes or changes.get("active") is False:
+        await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+    return User.from_row(row)

@@ -1,0 +1,211 @@
+"""Configuration: read once from ``config/hotline.toml`` plus ``HOTLINE_*`` environment
+overrides into typed, frozen objects.
+
+Every setting has a default, so an empty file is a valid configuration. The
+environment wins over the file so that an operator (or a test) can move a port or
+point at another database without editing files.  Secrets never have a default
+that could reach production: ``secret_key`` is generated per data directory when
+it is not configured (see :func:`hotline.config.load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hotline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "hotline.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: seconds a request in flight may take to finish on shutdown
+    shutdown_timeout: float = 10.0
+    #: extra seconds before dropping idle keep-alive/WebSocket connections
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    #: set the Secure flag on cookies (on behind TLS; off for plain-HTTP loopback demos)
+    secure_cookies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgiSettings:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    #: a single AGI command must be answered within this many seconds
+    command_timeout: float = 5.0
+    #: a whole FastAGI session may not last longer than this
+    session_timeout: float = 30.0
+    #: longest header/reply line accepted, in bytes
+    max_line_bytes: int = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    #: empty: start the embedded PostgreSQL under ``data_dir/pg``
+    url: str = ""
+    pool_min: int = 2
+    pool_max: int = 20
+    command_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    web: WebSettings = field(default_factory=WebSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    data_dir: Path = PROJECT_ROOT / "var"
+    registry_path: Path = PROJECT_ROOT / "config" / "hotlines.yaml"
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    log_level: str = "INFO"
+    log_format: str = "text"
+    timezone: str = "Asia/Shanghai"
+    secret_key: str = ""
+    #: demo mode seeds demo users and traffic; refused unless explicitly enabled
+    demo: bool = False
+    #: sections this module does not know, for feature packages to parse themselves
+    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """Raw table ``[name]`` of the file, for feature packages with their own settings."""
+        return self.extra.get(name, {})
+
+
+# (env var, section or None for top level, key, type)
+_ENV_OVERRIDES: tuple[tuple[str, str | None, str, type], ...] = (
+    ("HOTLINE_DATABASE_URL", "database", "url", str),
+    ("HOTLINE_DB_POOL_MAX", "database", "pool_max", int),
+    ("HOTLINE_WEB_HOST", "web", "host", str),
+    ("HOTLINE_WEB_PORT", "web", "port", int),
+    ("HOTLINE_SECURE_COOKIES", "web", "secure_cookies", bool),
+    ("HOTLINE_AGI_HOST", "agi", "host", str),
+    ("HOTLINE_AGI_PORT", "agi", "port", int),
+    ("HOTLINE_DATA_DIR", None, "data_dir", Path),
+    ("HOTLINE_REGISTRY", None, "registry_path", Path),
+    ("HOTLINE_LOG_LEVEL", None, "log_level", str),
+    ("HOTLINE_LOG_FORMAT", None, "log_format", str),
+    ("HOTLINE_TIMEZONE", None, "timezone", str),
+    ("HOTLINE_SECRET_KEY", None, "secret_key", str),
+    ("HOTLINE_DEMO", None, "demo", bool),
+)
+
+_SECTIONS = {"web": WebSettings, "agi": AgiSettings, "database": DatabaseSettings}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if kind is Path:
+            path = Path(str(value)).expanduser()
+            return path if path.is_absolute() else (PROJECT_ROOT / path)
+        if kind is int and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: expected {kind.__name__}, got {value!r}", field=where
+        ) from None
+
+
+def _build_section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"[{name}] has no setting {key!r}", field=f"{name}.{key}")
+        default = getattr(cls(), key)
+        values[key] = _coerce(value, type(default), f"{name}.{key}")
+    return cls(**values)
+
+
+def load_settings(
+    path: Path | str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file (``HOTLINE_CONFIG`` or ``config/hotline.toml``) and apply the
+    environment. Raises :class:`ConfigError` naming the offending setting."""
+    env = os.environ if env is None else env
+    path = Path(path or env.get("HOTLINE_CONFIG") or DEFAULT_CONFIG_PATH)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    sections = {
+        name: dict(raw.pop(name, {}) or {}) for name in _SECTIONS
+    }
+    top = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    extra = {k: v for k, v in raw.items() if isinstance(v, dict)}
+
+    for var, section, key, kind in _ENV_OVERRIDES:
+        if var in env:
+            target = sections[section] if section else top
+            target[key] = _coerce(env[var], kind, var)
+
+    built = {name: _build_section(cls, sections[name], name) for name, cls in _SECTIONS.items()}
+    base = Settings()
+    top_values: dict[str, Any] = {}
+    for key, value in top.items():
+        if key in _SECTIONS or key == "extra" or not hasattr(base, key):
+            raise ConfigError(f"unknown setting {key!r}", field=key)
+        default = getattr(base, key)
+        kind = Path if isinstance(default, Path) else type(default)
+        top_values[key] = _coerce(value, kind, key)
+    settings = replace(base, **built, **top_values, extra=extra)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.log_level.upper() not in _LOG_LEVELS:
+        raise ConfigError(
+            f"log_level must be one of {sorted(_LOG_LEVELS)}, got {settings.log_level!r}",
+            field="log_level",
+        )
+    try:
+        ZoneInfo(settings.timezone)
+    except Exception:
+        raise ConfigError(f"unknown time zone {settings.timezone!r}", field="timezone") from None
+    for name, port in (("web.port", settings.web.port), ("agi.port", settings.agi.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name} must be 0..65535, got {port}", field=name)
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept in the data directory
+    (mode 0600), so a single-node install never ships a shared default secret."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,83 @@
+"""``hotline serve``: one asyncio process running the node's services.
+
+Start order: load and validate the registry (refuse before touching the
+database), open the database (embedded or configured), optionally migrate and
+sync, start services. On SIGINT/SIGTERM: stop accepting, let in-flight work
+finish within a bounded time, stop services in reverse, close the pool, release
+the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from hotline.config import Settings
+from hotline.db import open_database
+from hotline.db.migrations import migrate
+from hotline.registry import load_registry, sync_registry
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions, Service, create_services
+
+log = logging.getLogger("hotline.node")
+POOL_CLOSE_TIMEOUT = 10.0
+
+
+async def run_node(
+    settings: Settings,
+    options: NodeOptions,
+    *,
+    do_migrate: bool = False,
+    stop_event: asyncio.Event | None = None,
+    on_ready: Callable[[list[Service]], None] | None = None,
+) -> None:
+    registry = load_registry(settings.registry_path)
+    stop_event = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+    db = await open_database(settings)
+    started: list[Service] = []
+    try:
+        if do_migrate:
+            async with db.pool.acquire() as conn:
+                applied = await migrate(conn, settings.migrations_dir)
+                result = await sync_registry(conn, registry)
+            log.info("migrations applied: %d; registry: %s", len(applied), result.summary())
+        runtime = Runtime(settings, registry, db)
+        for service in create_services(runtime, options):
+            await service.start()
+            started.append(service)
+            log.info("started %s", service.describe())
+        if on_ready:
+            on_ready(started)
+        await stop_event.wait()
+        log.info("shutting down")
+    finally:
+        for service in reversed(started):
+            try:
+                await asyncio.wait_for(
+                    service.stop(),
+                    settings.web.shutdown_timeout + 5,
+                )
+            except Exception:
+                log.exception("stopping %s failed", service.name)
+        try:
+            await asyncio.wait_for(db.pool.close(), POOL_CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("pool did not close within %s s; terminating connections", POOL_CLOSE_TIMEOUT)
+            db.pool.terminate()
+        if db.embedded is not None:
+            await db.embedded.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        log.info("stopped")

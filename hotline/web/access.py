@@ -1,0 +1,74 @@
+"""Access rules on handlers. Every route is closed unless its handler says otherwise:
+
+* ``@public`` — open to anyone on purpose (health, metrics, sign-in, console assets);
+* ``@requires("agent", "supervisor")`` — a signed-in user holding any of the roles;
+* ``@requires()`` — any signed-in user.
+
+A handler with no rule is refused with 403 for everyone (and a test walks every
+route to make sure each one has a rule), so forgetting the decorator fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from hotline.auth.model import ROLES, User
+from hotline.errors import Forbidden, Unauthenticated
+from hotline.web.keys import USER
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_ATTR = "__hotline_access__"
+PUBLIC = "public"
+
+
+def public(handler: F) -> F:
+    setattr(handler, ACCESS_ATTR, PUBLIC)
+    return handler
+
+
+def requires(*roles: str) -> Callable[[F], F]:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def mark(handler: F) -> F:
+        setattr(handler, ACCESS_ATTR, frozenset(roles))
+        return handler
+
+    return mark
+
+
+def access_rule(handler: Any) -> str | frozenset[str] | None:
+    """The rule on a handler (unwrapping aiohttp's wrappers), or None when it has none."""
+    seen = 0
+    while handler is not None and seen < 5:
+        rule = getattr(handler, ACCESS_ATTR, None)
+        if rule is not None:
+            return rule  # type: ignore[no-any-return]
+        handler = getattr(handler, "__wrapped__", None) or getattr(handler, "__func__", None)
+        seen += 1
+    return None
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get(USER)
+    if user is None:
+        raise Unauthenticated("sign in first")
+    return user  # type: ignore[no-any-return]
+
+
+def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) -> None:
+    if rule == PUBLIC:
+        return
+    if rule is None:
+        raise Forbidden(f"{what} has no access rule")
+    if user is None:
+        raise Unauthenticated("sign in first")
+    if rule and not user.has_role(*rule):
+        raise Forbidden(
+            f"{what} needs one of the roles {sorted(rule)}; you have {sorted(user.roles)}",
+            required=sorted(rule),
+        )

@@ -1,0 +1,142 @@
+"""Middlewares, outermost first: request log + metrics, error mapping, access control."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import asyncpg
+from aiohttp import web
+
+from hotline import metrics
+from hotline.auth.sessions import load_session
+from hotline.errors import Forbidden, HotlineError, Unavailable
+from hotline.web.access import PUBLIC, access_rule, check_rule
+from hotline.web.keys import RUNTIME, SESSION, USER
+from hotline.web.util import json_response
+
+log = logging.getLogger("hotline.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SESSION_COOKIE = "hotline_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CsrfRejected(Forbidden):
+    code = "csrf_failed"
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info
+    if info.http_exception is not None:
+        return "<unmatched>"
+    resource = info.route.resource
+    return resource.canonical if resource is not None else "<unknown>"
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    route = _route_name(request)
+    status = 500
+    metrics.HTTP_IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.HTTP_IN_FLIGHT.dec()
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.HTTP_DURATION.labels(request.method, route).observe(elapsed)
+        user = request.get(USER)
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+                "user": user.username if user else "-",
+                "remote": request.remote,
+            },
+        )
+
+
+def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HotlineError as exc:
+        return json_response({"error": exc.to_dict()}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return json_response(error_body(code, exc.reason), status=exc.status, headers=None)
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+        log.error("database unavailable: %s", exc)
+        err = Unavailable(f"the database is not answering ({type(exc).__name__})")
+        return json_response({"error": err.to_dict()}, status=err.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response(error_body("internal", "internal error; see the server log"), status=500)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    info = request.match_info
+    if info.http_exception is not None:
+        raise info.http_exception
+    route = info.route
+    if isinstance(route.resource, web.StaticResource):
+        return await handler(request)  # console assets are public on purpose
+
+    rule = access_rule(route.handler)
+    if rule != PUBLIC or request.cookies.get(SESSION_COOKIE):
+        await _load_user(request)
+    check_rule(rule, request.get(USER), f"{request.method} {_route_name(request)}")
+    session = request.get(SESSION)
+    if session is not None and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise CsrfRejected(f"missing or wrong {CSRF_HEADER} header")
+    return await handler(request)
+
+
+async def _load_user(request: web.Request) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return
+    settings = request.app[RUNTIME].settings
+    session = await load_session(
+        request.app[RUNTIME].pool, token, idle=timedelta(minutes=settings.web.session_idle_minutes)
+    )
+    if session is not None:
+        request[SESSION] = session
+        request[USER] = session.user
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )

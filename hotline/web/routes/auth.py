@@ -1,0 +1,171 @@
+"""Sign-in, sign-out, who am I; user administration for admins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from hotline import metrics
+from hotline.auth import audit, create_user, list_users, update_user
+from hotline.auth.sessions import (
+    clear_failures,
+    create_session,
+    end_all_sessions,
+    end_session,
+    is_throttled,
+    record_failure,
+)
+from hotline.auth.users import authenticate
+from hotline.errors import TooManyRequests, Unauthenticated, ValidationError
+from hotline.web.access import current_user, public, requires
+from hotline.web.keys import RUNTIME, SESSION
+from hotline.web.middlewares import SESSION_COOKIE
+from hotline.web.util import json_response, read_json
+
+
+def _text(body: dict, field: str, *, required: bool = True) -> str | None:
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} is required (text)", field=field)
+    return value.strip() if field != "password" else value
+
+
+@public
+async def login(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    body = await read_json(request)
+    username = _text(body, "username")
+    password = _text(body, "password")
+    assert username is not None and password is not None
+    pool = runtime.pool
+    if await is_throttled(pool, username, request.remote):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await audit(pool, "sign_in_throttled", username=username, remote_addr=request.remote)
+        raise TooManyRequests("too many failed sign-ins; try again in 15 minutes")
+    user = await authenticate(pool, username, password)
+    if user is None:
+        await record_failure(pool, username, request.remote)
+        await audit(pool, "sign_in_failed", username=username, remote_addr=request.remote)
+        metrics.SIGN_INS.labels("failed").inc()
+        raise Unauthenticated("wrong username or password")
+    await clear_failures(pool, username)
+    settings = runtime.settings.web
+    token, csrf = await create_session(
+        pool,
+        user,
+        absolute=timedelta(hours=settings.session_absolute_hours),
+        remote_addr=request.remote,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    await audit(pool, "sign_in", user=user, remote_addr=request.remote)
+    metrics.SIGN_INS.labels("ok").inc()
+    response = json_response({"user": user.to_json(), "csrf_token": csrf})
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="Strict",
+        path="/",
+        max_age=settings.session_absolute_hours * 3600,
+    )
+    return response
+
+
+@requires()
+async def logout(request: web.Request) -> web.Response:
+    pool = request.app[RUNTIME].pool
+    await end_session(pool, request[SESSION].token_hash)
+    await audit(pool, "sign_out", user=current_user(request), remote_addr=request.remote)
+    response = json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@requires()
+async def logout_everywhere(request: web.Request) -> web.Response:
+    pool = request.app[RUNTIME].pool
+    user = current_user(request)
+    ended = await end_all_sessions(pool, user.id)
+    await audit(pool, "sign_out_everywhere", user=user, detail={"sessions": ended}, remote_addr=request.remote)
+    response = json_response({"ok": True, "sessions_ended": ended})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@requires()
+async def me(request: web.Request) -> web.Response:
+    return json_response({"user": current_user(request).to_json(), "csrf_token": request[SESSION].csrf_token})
+
+
+@requires("admin")
+async def users_list(request: web.Request) -> web.Response:
+    users = await list_users(request.app[RUNTIME].pool)
+    return json_response({"items": [u.to_json() for u in users]})
+
+
+@requires("admin")
+async def users_create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    pool = request.app[RUNTIME].pool
+    roles = body.get("roles")
+    if not isinstance(roles, list):
+        raise ValidationError("roles must be a list", field="roles")
+    user = await create_user(
+        pool,
+        _text(body, "username") or "",
+        _text(body, "password") or "",
+        roles,
+        display_name=_text(body, "display_name", required=False),
+        unit_code=_text(body, "unit_code", required=False),
+        hotline_number=_text(body, "hotline_number", required=False),
+    )
+    await audit(pool, "user_created", user=current_user(request), object_type="user",
+                object_id=user.id, detail={"roles": sorted(user.roles)}, remote_addr=request.remote)
+    return json_response({"user": user.to_json()}, status=201)
+
+
+@requires("admin")
+async def users_update(request: web.Request) -> web.Response:
+    try:
+        user_id = int(request.match_info["id"])
+    except ValueError:
+        raise ValidationError(f"user id must be a number, got {request.match_info['id']!r}", field="id") from None
+    body = await read_json(request)
+    pool = request.app[RUNTIME].pool
+    user = await update_user(pool, user_id, body)
+    changed = sorted(k for k in body if k != "password") + (["password"] if "password" in body else [])
+    await audit(pool, "user_updated", user=current_user(request), object_type="user",
+                object_id=user_id, detail={"changed": changed}, remote_addr=request.remote)
+    return json_response({"user": user.to_json()})
+
+
+@requires("admin")
+async def audit_list(request: web.Request) -> web.Response:
+    try:
+        limit = min(int(request.query.get("limit", "100")), 1000)
+    except ValueError:
+        raise ValidationError("limit must be a number", field="limit") from None
+    rows = await request.app[RUNTIME].pool.fetch(
+        """SELECT id, at, user_id, username, action, object_type, object_id, detail, remote_addr
+             FROM audit_log
+            WHERE ($1::text IS NULL OR action = $1)
+            ORDER BY id DESC LIMIT $2""",
+        request.query.get("action"),
+        limit,
+    )
+    return json_response({"items": [dict(r) for r in rows]})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_post("/api/v1/auth/logout-all", logout_everywhere)
+    app.router.add_get("/api/v1/auth/me", me)
+    app.router.add_get("/api/v1/users", users_list)
+    app.router.add_post("/api/v1/users", users_create)
+    app.router.add_patch("/api/v1/users/{id}", users_update)
+    app.router.add_get("/api/v1/audit", audit_list)

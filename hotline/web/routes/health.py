@@ -1,0 +1,46 @@
+"""Operator endpoints: ``/healthz`` and ``/metrics`` (public on purpose)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hotline import __version__, metrics
+from hotline.web.access import public
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response
+
+HEALTH_DB_TIMEOUT = 2.0
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    try:
+        async with asyncio.timeout(HEALTH_DB_TIMEOUT):
+            await runtime.pool.fetchval("SELECT 1")
+    except TimeoutError:
+        return json_response(
+            {"status": "unavailable", "reason": f"database did not answer within {HEALTH_DB_TIMEOUT} s"},
+            status=503,
+        )
+    except Exception as exc:  # any failure to reach PostgreSQL means "not healthy"
+        return json_response(
+            {"status": "unavailable", "reason": f"database: {type(exc).__name__}: {exc}"}, status=503
+        )
+    return json_response({"status": "ok", "database": "ok", "version": __version__})
+
+
+@public
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    pool = request.app[RUNTIME].pool
+    metrics.DB_POOL_SIZE.labels("total").set(pool.get_size())
+    metrics.DB_POOL_SIZE.labels("idle").set(pool.get_idle_size())
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus_metrics)

@@ -1,0 +1,198 @@
+"""Test fixtures: a real PostgreSQL (embedded by default, or
+``HOTLINE_TEST_DATABASE_URL``), one migrated template database per test session,
+and a fresh database cloned from it for every test, so tests are isolated and can
+run in any order."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from hotline.auth import create_user
+from hotline.config import PROJECT_ROOT, Settings, load_settings
+from hotline.db import Database
+from hotline.db.embedded import EmbeddedPostgres
+from hotline.db.migrations import migrate
+from hotline.db.pool import connect, create_pool
+from hotline.registry import Registry, load_registry, sync_registry
+from hotline.runtime import Runtime
+from hotline.web import create_app
+
+TEST_PASSWORD = "correct-horse-battery"
+
+
+def _with_database(url: str, name: str) -> str:
+    """Replace the database name in a PostgreSQL URL (keeps host/socket query)."""
+    head, sep, query = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}{sep}{query}"
+
+
+class Cluster:
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.template = f"hotline_tpl_{os.getpid()}"
+
+    def url(self, name: str) -> str:
+        return _with_database(self.admin_url, name)
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return load_registry(PROJECT_ROOT / "config" / "hotlines.yaml")
+
+
+@pytest.fixture(scope="session")
+async def cluster(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> AsyncIterator[Cluster]:
+    external = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+    embedded = None
+    if external:
+        admin_url = external
+    else:
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pgdata"))
+        await embedded.start()
+        admin_url = embedded.uri("postgres")
+    c = Cluster(admin_url)
+    await c.execute(f'DROP DATABASE IF EXISTS "{c.template}"')
+    await c.execute(f"CREATE DATABASE \"{c.template}\" ENCODING 'UTF8' TEMPLATE template0")
+    conn = await connect(c.url(c.template))
+    try:
+        await migrate(conn, PROJECT_ROOT / "migrations")
+        await sync_registry(conn, registry)
+    finally:
+        await conn.close()
+    try:
+        yield c
+    finally:
+        await c.execute(f'DROP DATABASE IF EXISTS "{c.template}" WITH (FORCE)')
+        if embedded is not None:
+            await embedded.stop()
+
+
+@pytest.fixture
+async def db_url(cluster: Cluster) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    await cluster.execute(f'CREATE DATABASE "{name}" TEMPLATE "{cluster.template}"')
+    try:
+        yield cluster.url(name)
+    finally:
+        await cluster.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        PROJECT_ROOT / "config" / "hotline.toml",
+        env={
+            "HOTLINE_DATABASE_URL": db_url,
+            "HOTLINE_DATA_DIR": str(tmp_path / "var"),
+            "HOTLINE_WEB_PORT": "0",
+            "HOTLINE_AGI_PORT": "0",
+            "HOTLINE_SECRET_KEY": "test-secret-key-not-for-production",
+        },
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings, registry: Registry, db_url: str) -> AsyncIterator[Runtime]:
+    pool = await create_pool(db_url, settings, min_size=1, max_size=10)
+    try:
+        yield Runtime(settings, registry, Database(pool=pool, url=db_url))
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def pool(runtime: Runtime) -> asyncpg.Pool:
+    return runtime.pool
+
+
+@pytest.fixture
+async def server(runtime: Runtime) -> AsyncIterator[TestServer]:
+    app = create_app(runtime.settings, runtime.registry, runtime=runtime)
+    srv = TestServer(app)
+    await srv.start_server()
+    try:
+        yield srv
+    finally:
+        await srv.close()
+
+
+@pytest.fixture
+async def client(server: TestServer) -> AsyncIterator[TestClient]:
+    c = TestClient(server)
+    await c.start_server()
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+class Api:
+    """A signed-in HTTP client over a real socket: adds the CSRF header for writes."""
+
+    def __init__(self, client: TestClient, user: Any, csrf: str) -> None:
+        self.client, self.user, self.csrf = client, user, csrf
+
+    def _headers(self, kw: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(kw.pop("headers", {}) or {})
+        headers.setdefault("X-CSRF-Token", self.csrf)
+        return headers
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        return await self.client.request(method, path, headers=self._headers(kw), **kw)
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.client.get(path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.request("PUT", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def api_as(server: TestServer, pool: asyncpg.Pool) -> AsyncIterator[ApiFactory]:
+    """``await api_as("agent")`` → a fresh user with those roles, signed in on its own client."""
+    clients: list[TestClient] = []
+
+    async def make(*roles: str, username: str | None = None, **user_kwargs: Any) -> Api:
+        username = username or f"{'-'.join(roles) or 'user'}-{uuid.uuid4().hex[:6]}"
+        user = await create_user(pool, username, TEST_PASSWORD, roles or ("agent",), **user_kwargs)
+        c = TestClient(server)
+        await c.start_server()
+        clients.append(c)
+        resp = await c.post("/api/v1/auth/login", json={"username": username, "password": TEST_PASSWORD})
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        return Api(c, user, body["csrf_token"])
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            await c.close()

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from hotline.config import PROJECT_ROOT, load_settings
+from hotline.errors import ConfigError
+
+
+def test_file_defaults_and_environment_overrides(tmp_path: Path) -> None:
+    settings = load_settings(
+        PROJECT_ROOT / "config" / "hotline.toml",
+        env={"HOTLINE_WEB_PORT": "9090", "HOTLINE_AGI_PORT": "4600",
+             "HOTLINE_DATABASE_URL": "postgresql://x@db/hotline", "HOTLINE_DATA_DIR": str(tmp_path)},
+    )
+    assert settings.web.port == 9090
+    assert settings.agi.port == 4600
+    assert settings.database.url == "postgresql://x@db/hotline"
+    assert settings.data_dir == tmp_path
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.agi.host == "127.0.0.1"  # loopback by default
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(env={})
+    with pytest.raises(AttributeError):
+        settings.web.port = 1  # type: ignore[misc]
+
+
+def test_bad_values_name_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"HOTLINE_WEB_PORT": "eighty"})
+    assert "HOTLINE_WEB_PORT" in err.value.message and "eighty" in err.value.message
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[web]\nprot = 80\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(bad, env={})
+    assert err.value.field == "web.prot"
+
+    bad.write_text('timezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(bad, env={})
+    assert "Mars/Olympus" in err.value.message
+
+
+def test_unknown_sections_are_kept_for_features(tmp_path: Path) -> None:
+    path = tmp_path / "h.toml"
+    path.write_text('[kb]\nindex_dir = "idx"\n')
+    assert load_settings(path, env={}).section("kb") == {"index_dir": "idx"}
