@@ -44,13 +44,13 @@ async def run_node(
 
     db = await open_database(settings)
     started: list[Service] = []
+    runtime = Runtime(settings, registry, db)
     try:
         if do_migrate:
             async with db.pool.acquire() as conn:
                 applied = await migrate(conn, settings.migrations_dir)
                 result = await sync_registry(conn, registry)
             log.info("migrations applied: %d; registry: %s", len(applied), result.summary())
-        runtime = Runtime(settings, registry, db)
         for service in create_services(runtime, options):
             await service.start()
             started.append(service)
@@ -68,6 +68,7 @@ async def run_node(
                 )
             except Exception:
                 log.exception("stopping %s failed", service.name)
+        await runtime.close()
         try:
             await asyncio.wait_for(db.pool.close(), POOL_CLOSE_TIMEOUT)
         except TimeoutError:

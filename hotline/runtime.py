@@ -1,4 +1,5 @@
-"""What every part of a running node shares: settings, the registry, the database.
+"""What every part of a running node shares: settings, the registry, the database,
+and the node's one event listener.
 
 The web app, the FastAGI server and the scheduler each receive one
 :class:`Runtime`; nothing is kept in module globals.
@@ -6,12 +7,14 @@ The web app, the FastAGI server and the scheduler each receive one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from hotline.config import Settings
 from hotline.db import Database
+from hotline.events import EventListener
 from hotline.registry import Registry
 
 
@@ -20,7 +23,24 @@ class Runtime:
     settings: Settings
     registry: Registry
     db: Database
+    _listener: EventListener | None = field(default=None, repr=False)
+    _listener_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self.db.pool
+
+    async def events(self) -> EventListener:
+        """The node's LISTEN connection, started on first use."""
+        async with self._listener_lock:
+            if self._listener is None:
+                listener = EventListener(self.db.url)
+                await listener.start()
+                self._listener = listener
+            return self._listener
+
+    async def close(self) -> None:
+        """Stop what the runtime started (not the pool: its owner closes that)."""
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None

@@ -110,9 +110,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def runtime(settings: Settings, registry: Registry, db_url: str) -> AsyncIterator[Runtime]:
     pool = await create_pool(db_url, settings, min_size=1, max_size=10)
+    rt = Runtime(settings, registry, Database(pool=pool, url=db_url))
     try:
-        yield Runtime(settings, registry, Database(pool=pool, url=db_url))
+        yield rt
     finally:
+        await rt.close()
         await pool.close()
 
 

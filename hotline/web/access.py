@@ -72,3 +72,26 @@ def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) 
             f"{what} needs one of the roles {sorted(rule)}; you have {sorted(user.roles)}",
             required=sorted(rule),
         )
+
+
+DOC_ATTR = "__hotline_api_doc__"
+
+
+def api_doc(
+    *,
+    tags: list[str] | None = None,
+    query: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+    responses: dict[int | str, Any] | None = None,
+) -> Callable[[F], F]:
+    """Extra OpenAPI detail for a handler. The summary and description come from the
+    handler's docstring (first line, rest); ``query`` maps parameter names to JSON
+    schemas (``{"q": {"type": "string", "description": ...}}``); ``body`` is the
+    request body's JSON schema; ``responses`` maps status codes to descriptions or
+    ``{"description":..., "schema":...}``."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, DOC_ATTR, {"tags": tags, "query": query, "body": body, "responses": responses})
+        return handler
+
+    return mark
