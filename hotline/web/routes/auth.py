@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from hotline import metrics
-from hotline.auth import audit, create_user, list_users, update_user
+from hotline.auth import ROLES, audit, create_user, list_users, update_user
 from hotline.auth.sessions import (
     clear_failures,
     create_session,
@@ -18,7 +18,7 @@ from hotline.auth.sessions import (
 )
 from hotline.auth.users import authenticate
 from hotline.errors import TooManyRequests, Unauthenticated, ValidationError
-from hotline.web.access import current_user, public, requires
+from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
 from hotline.web.middlewares import SESSION_COOKIE
 from hotline.web.util import json_response, read_json
@@ -33,8 +33,29 @@ def _text(body: dict, field: str, *, required: bool = True) -> str | None:
     return value.strip() if field != "password" else value
 
 
-@public
+_LOGIN_BODY = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {"username": {"type": "string"}, "password": {"type": "string", "format": "password"}},
+}
+_USER_BODY = {
+    "type": "object",
+    "required": ["username", "password", "roles"],
+    "properties": {
+        "username": {"type": "string"},
+        "password": {"type": "string", "minLength": 10},
+        "roles": {"type": "array", "items": {"type": "string", "enum": list(ROLES)}},
+        "display_name": {"type": "string"},
+        "unit_code": {"type": "string"},
+        "hotline_number": {"type": "string"},
+    },
+}
+
+
+@public  # signing in cannot require being signed in; throttled per user and address
+@api_doc(tags=["auth"], body=_LOGIN_BODY, responses={200: "signed in", 401: "wrong username or password", 429: "throttled"})
 async def login(request: web.Request) -> web.Response:
+    """Sign in with username and password; sets the session cookie, returns the CSRF token."""
     runtime = request.app[RUNTIME]
     body = await read_json(request)
     username = _text(body, "username")
@@ -77,6 +98,7 @@ async def login(request: web.Request) -> web.Response:
 
 @requires()
 async def logout(request: web.Request) -> web.Response:
+    """Sign out of this session."""
     pool = request.app[RUNTIME].pool
     await end_session(pool, request[SESSION].token_hash)
     await audit(pool, "sign_out", user=current_user(request), remote_addr=request.remote)
@@ -87,6 +109,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @requires()
 async def logout_everywhere(request: web.Request) -> web.Response:
+    """Sign out of every session of the current user (logout everywhere)."""
     pool = request.app[RUNTIME].pool
     user = current_user(request)
     ended = await end_all_sessions(pool, user.id)
@@ -98,17 +121,21 @@ async def logout_everywhere(request: web.Request) -> web.Response:
 
 @requires()
 async def me(request: web.Request) -> web.Response:
+    """The signed-in user and the session's CSRF token."""
     return json_response({"user": current_user(request).to_json(), "csrf_token": request[SESSION].csrf_token})
 
 
 @requires("admin")
 async def users_list(request: web.Request) -> web.Response:
+    """List console users (admin)."""
     users = await list_users(request.app[RUNTIME].pool)
     return json_response({"items": [u.to_json() for u in users]})
 
 
 @requires("admin")
+@api_doc(tags=["users"], body=_USER_BODY, responses={201: "created", 409: "username taken"})
 async def users_create(request: web.Request) -> web.Response:
+    """Create a console user with roles (admin)."""
     body = await read_json(request)
     pool = request.app[RUNTIME].pool
     roles = body.get("roles")
@@ -130,6 +157,7 @@ async def users_create(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def users_update(request: web.Request) -> web.Response:
+    """Change a user's roles, unit, line, password or active flag (admin)."""
     try:
         user_id = int(request.match_info["id"])
     except ValueError:
@@ -145,6 +173,7 @@ async def users_update(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def audit_list(request: web.Request) -> web.Response:
+    """Read the audit log, newest first (admin)."""
     try:
         limit = min(int(request.query.get("limit", "100")), 1000)
     except ValueError:

@@ -15,8 +15,9 @@ from hotline.web.util import json_response
 HEALTH_DB_TIMEOUT = 2.0
 
 
-@public
+@public  # load balancers and operators probe it without credentials
 async def healthz(request: web.Request) -> web.Response:
+    """Health: 200 when the database answers, 503 with the reason when not."""
     runtime = request.app[RUNTIME]
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
@@ -33,8 +34,9 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "database": "ok", "version": __version__})
 
 
-@public
+@public  # scraped by Prometheus; counts only, no personal data
 async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics in the text exposition format."""
     pool = request.app[RUNTIME].pool
     metrics.DB_POOL_SIZE.labels("total").set(pool.get_size())
     metrics.DB_POOL_SIZE.labels("idle").set(pool.get_idle_size())

@@ -20,6 +20,10 @@ _PUBLIC_FIELDS = ("number", "name", "department", "unit_code", "mode", "mode_bas
 
 @public
 async def hotlines(request: web.Request) -> web.Response:
+    """The hotline registry: 12345 and the 32 legacy lines with their merge modes.
+
+    Public fields for everyone; queues, expert pools and dial targets for signed-in staff.
+    """
     include_inactive = request.query.get("include_inactive") in ("1", "true")
     rows = await list_hotlines(request.app[RUNTIME].pool, include_inactive=include_inactive)
     staff = request.get(USER) is not None
