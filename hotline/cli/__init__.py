@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.log_level, settings.log_format)
         args.settings = settings
         result = args.func(args)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
     except HotlineError as exc:

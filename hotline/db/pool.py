@@ -72,7 +72,7 @@ async def create_pool(url: str, settings: Settings, **overrides: object) -> asyn
         "server_settings": {"application_name": "hotline", "timezone": settings.timezone},
     }
     options.update(overrides)
-    pool = await asyncpg.create_pool(url, **options)  # type: ignore[arg-type]
+    pool = await asyncpg.create_pool(url, **options)
     assert pool is not None
     return pool
 

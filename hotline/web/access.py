@@ -47,7 +47,7 @@ def access_rule(handler: Any) -> str | frozenset[str] | None:
     while handler is not None and seen < 5:
         rule = getattr(handler, ACCESS_ATTR, None)
         if rule is not None:
-            return rule  # type: ignore[no-any-return]
+            return rule
         handler = getattr(handler, "__wrapped__", None) or getattr(handler, "__func__", None)
         seen += 1
     return None
@@ -57,7 +57,7 @@ def current_user(request: web.Request) -> User:
     user = request.get(USER)
     if user is None:
         raise Unauthenticated("sign in first")
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) -> None:

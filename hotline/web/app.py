@@ -56,7 +56,7 @@ def create_app(
     return app
 
 
-def _own_database(settings: Settings, registry: Registry):  # type: ignore[no-untyped-def]
+def _own_database(settings: Settings, registry: Registry):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         db = await open_database(settings)
         app[RUNTIME] = Runtime(settings, registry, db)
