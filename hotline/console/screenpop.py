@@ -1,0 +1,144 @@
+"""Screen-pop (来电弹屏): what an agent sees the moment a call reaches the seat.
+
+The line the caller dialled (name and merge mode, so the agent knows it was
+12333 and not 12345), the caller's number masked, their recent calls and open
+tickets, and suggested knowledge articles. The unmasked number is only given by
+:func:`reveal_number`, which writes the audit log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from hotline.auth import User, audit
+from hotline.errors import Forbidden, NotFound
+from hotline.phone import mask
+from hotline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MODE_NAMES_ZH = {"platform": "12345主线", "merged": "整体并入", "dual": "双号并行", "subcenter": "分中心"}
+HISTORY_LIMIT = 10
+OPEN_TICKETS_SINCE = timedelta(days=365)
+SUGGESTIONS = 5
+
+
+def _optional(module: str, name: str) -> Any:
+    """A function from another team's module, or None while it has not landed."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def line_info(runtime: Runtime, number: str) -> dict[str, Any]:
+    line = runtime.registry.get(number)
+    if line is None:
+        return {"number": number, "name": number, "mode": None, "mode_name": "未知线路"}
+    return {
+        "number": line.number,
+        "name": line.name,
+        "department": line.department,
+        "unit": line.unit,
+        "mode": line.mode.value,
+        "mode_name": MODE_NAMES_ZH[line.mode.value],
+        "has_expert_pool": bool(line.expert_pool),
+        "is_subcenter": line.mode.value == "subcenter",
+    }
+
+
+def subcenters(runtime: Runtime, first: str | None = None) -> list[dict[str, str]]:
+    """Sub-centres an agent can transfer to; the call's own line first."""
+    items = [{"number": ln.number, "name": ln.name} for ln in runtime.registry if ln.mode.value == "subcenter"]
+    return sorted(items, key=lambda i: (i["number"] != first, i["number"]))
+
+
+async def ticket_summaries(runtime: Runtime, ids: list[int]) -> list[dict[str, Any]]:
+    """Short views of tickets for the pop and the expert's inbox."""
+    if not ids:
+        return []
+    from hotline.console.tickets_bridge import summaries
+
+    return await summaries(runtime, ids)
+
+
+async def build(runtime: Runtime, call_id: int, *, text: str | None = None) -> dict[str, Any]:
+    """The screen-pop payload for a call (no unmasked personal data)."""
+    pool = runtime.pool
+    call = await pool.fetchrow(
+        """SELECT id, call_uid, hotline_number, caller_number, caller_kind, caller_name, route,
+                  queue, state, started_at, queued_at, answered_at, agent_id, ticket_id,
+                  repeat_ticket_id, wait_seconds
+             FROM calls WHERE id = $1""",
+        call_id,
+    )
+    if call is None:
+        raise NotFound(f"no call {call_id}", field="call_id")
+    caller = call["caller_number"]
+    history: list[dict[str, Any]] = []
+    open_ids: list[int] = []
+    if caller:
+        rows = await pool.fetch(
+            """SELECT id, started_at, hotline_number, state, ticket_id, talk_seconds
+                 FROM calls WHERE caller_number = $1 AND id <> $2
+                ORDER BY started_at DESC LIMIT $3""",
+            caller, call_id, HISTORY_LIMIT,
+        )
+        history = [dict(r) | {"line_name": line_info(runtime, r["hotline_number"])["name"]} for r in rows]
+        lookup = _optional("hotline.tickets.lookup", "open_tickets_for_caller")
+        if lookup is not None:
+            try:
+                async with pool.acquire() as conn:
+                    since: datetime = await conn.fetchval("SELECT now()") - OPEN_TICKETS_SINCE
+                    open_ids = list(await lookup(conn, caller, since=since))
+            except Exception:  # another team's lookup must not break the pop
+                log.exception("open ticket lookup failed for call %s", call_id)
+    if call["repeat_ticket_id"] and call["repeat_ticket_id"] not in open_ids:
+        open_ids.insert(0, call["repeat_ticket_id"])
+    suggestions: list[dict[str, Any]] = []
+    suggest = _optional("hotline.kb.suggest", "suggest")
+    if suggest is not None:
+        try:
+            suggestions = list(await suggest(runtime, hotline_number=call["hotline_number"], text=text,
+                                             limit=SUGGESTIONS))
+        except Exception:
+            log.exception("knowledge suggestions failed for call %s", call_id)
+    return {
+        "call": {
+            "id": call["id"],
+            "hotline_number": call["hotline_number"],
+            "caller_masked": mask(caller) if caller else "",
+            "caller_known": bool(caller),
+            "caller_kind": call["caller_kind"],
+            "state": call["state"],
+            "route": call["route"],
+            "queue": call["queue"],
+            "started_at": call["started_at"],
+            "queued_at": call["queued_at"],
+            "answered_at": call["answered_at"],
+            "wait_seconds": call["wait_seconds"],
+            "ticket_id": call["ticket_id"],
+            "agent_id": call["agent_id"],
+        },
+        "line": line_info(runtime, call["hotline_number"]),
+        "history": history,
+        "open_tickets": await ticket_summaries(runtime, open_ids[:10]),
+        "suggestions": suggestions,
+        "subcenters": subcenters(runtime, call["hotline_number"]),
+    }
+
+
+async def reveal_number(runtime: Runtime, call_id: int, user: User, *, remote_addr: str | None) -> str:
+    """The caller's full number, for the agent on the call, experts and supervisors;
+    every reveal is written to the audit log."""
+    row = await runtime.pool.fetchrow("SELECT caller_number, agent_id FROM calls WHERE id = $1", call_id)
+    if row is None:
+        raise NotFound(f"no call {call_id}", field="call_id")
+    if not user.has_role("supervisor", "expert") and row["agent_id"] not in (None, user.id):
+        raise Forbidden("only the agent on this call may see the caller's number")
+    await audit(runtime.pool, "view_caller_number", user=user, object_type="call", object_id=call_id,
+                detail={"reason": "screen_pop"}, remote_addr=remote_addr)
+    return row["caller_number"]  # type: ignore[no-any-return]

@@ -1,0 +1,131 @@
+"""Console fixtures: a headless Debian chromium driven by Playwright (async API in
+the session loop), signed-in pages per role, a recorder that proves no request
+leaves the backend, and helpers to place calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from hotline.auth import create_user
+from hotline.config import PROJECT_ROOT
+from hotline.events import publish
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+PASSWORD = "console-test-password"
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test-deps` (installs Debian's chromium)")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+class Pages:
+    """Opens signed-in console pages and records every request's host."""
+
+    def __init__(self, browser: Any, server: TestServer, pool: asyncpg.Pool) -> None:
+        self.browser, self.server, self.pool = browser, server, pool
+        self.base = str(server.make_url("/")).rstrip("/")
+        self.backend = urlsplit(self.base).netloc
+        self.hosts: list[str] = []
+        self.errors: list[str] = []
+        self.contexts: list[Any] = []
+
+    async def user(self, *roles: str, **kwargs: Any) -> Any:
+        username = f"{roles[0]}-{uuid.uuid4().hex[:6]}"
+        kwargs.setdefault("display_name", {"agent": "王晓燕", "expert": "李建国（人社专家）", "liaison": "陈联络员",
+                                           "supervisor": "赵班长", "admin": "系统管理员", "dispatcher": "派单员"}
+                          .get(roles[0], username))
+        return await create_user(self.pool, username, PASSWORD, roles, **kwargs)
+
+    async def new_page(self) -> Any:
+        context = await self.browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("request", lambda req: self.hosts.append(urlsplit(req.url).netloc or req.url))
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        return page
+
+    async def sign_in(self, user: Any, *, expect: str) -> Any:
+        page = await self.new_page()
+        await page.goto(f"{self.base}/console/login")
+        await page.fill("#username", user.username)
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"**/console/{expect}")
+        await page.wait_for_selector("body[data-ready='1']")
+        return page
+
+    async def shot(self, page: Any, name: str) -> Path:
+        """Save a full-page screenshot under test-output/screenshots/."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        await page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def foreign_hosts(self) -> list[str]:
+        return sorted({h for h in self.hosts if h != self.backend and not h.startswith("data:")})
+
+    async def close(self) -> None:
+        for c in self.contexts:
+            await c.close()
+
+
+@pytest.fixture
+async def pages(browser: Any, server: TestServer, pool: asyncpg.Pool) -> AsyncIterator[Pages]:
+    p = Pages(browser, server, pool)
+    try:
+        yield p
+    finally:
+        await p.close()
+    assert p.foreign_hosts() == [], f"requests left the backend: {p.foreign_hosts()}"
+    assert p.errors == [], f"JavaScript errors: {p.errors}"
+
+
+PlaceCall = Callable[..., Awaitable[int]]
+
+
+@pytest.fixture
+def place_call(pool: asyncpg.Pool) -> PlaceCall:
+    """Insert a call and (when ``agent_id``) publish ``call.offered`` as the call flow does."""
+
+    async def place(hotline_number: str, caller: str, *, agent_id: int | None = None, state: str = "answered",
+                    wait: float = 6.0) -> int:
+        async with pool.acquire() as conn, conn.transaction():
+            call_id = await conn.fetchval(
+                """INSERT INTO calls (call_uid, hotline_number, caller_number, caller_kind, route, queue,
+                                      state, started_at, queued_at, answered_at, wait_seconds, agent_id)
+                   VALUES ($1, $2, $3, 'mobile', 'platform', 'hotline-12345', $4, now() - interval '10 s',
+                           now() - interval '9 s',
+                           CASE WHEN $4 = 'queued' THEN NULL ELSE now() END, $5, $6)
+                   RETURNING id""",
+                f"test-{uuid.uuid4().hex}", hotline_number, caller, state,
+                None if state == "queued" else wait, agent_id,
+            )
+            if agent_id is not None:
+                await publish(conn, "call.offered", {"call_id": call_id, "user_id": agent_id,
+                                                     "hotline_number": hotline_number})
+        return int(call_id)
+
+    return place
