@@ -1,0 +1,50 @@
+"""``[ingest]`` settings (config/hotline.toml), read once into a frozen object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hotline.config import Settings
+from hotline.errors import ConfigError
+
+#: Zhoushan's administrative divisions (GB/T 2260), the default region code table
+DEFAULT_REGIONS = ("330900", "330902", "330903", "330921", "330922")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    #: seconds a signed timestamp may differ from the server clock
+    replay_window: int = 300
+    #: largest request body accepted on the ingest routes, in bytes
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: most records in one batch
+    max_batch_records: int = 5000
+    #: requests a source may send in a burst above its per-minute rate
+    rate_burst: int = 20
+    #: region codes accepted as valid in quality reports
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    #: Asterisk Master.csv to follow (empty: no follower)
+    cdr_csv: str = ""
+    #: Asterisk queue_log to follow (empty: none)
+    queue_log: str = ""
+    #: time zone of the timestamps Asterisk writes in Master.csv (empty: the node's)
+    cdr_timezone: str = ""
+    #: seconds between polls of a followed file that did not grow
+    follow_interval: float = 1.0
+    #: the line a CDR-only call is attributed to when its dst is not a known number
+    cdr_default_line: str = "12345"
+
+
+def ingest_settings(settings: Settings) -> IngestSettings:
+    raw: dict[str, Any] = dict(settings.section("ingest"))
+    known = {f.name for f in fields(IngestSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"[ingest] has no setting {unknown[0]!r}", field=f"ingest.{unknown[0]}")
+    if "regions" in raw:
+        raw["regions"] = tuple(str(r) for r in raw["regions"])
+    try:
+        return IngestSettings(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"[ingest]: {exc}", field="ingest") from None

@@ -1,0 +1,77 @@
+"""Request bodies of the ingest API: a JSON object ``{"records": [...]}`` or CSV with
+a header row naming the fields (UTF-8, optional BOM; an empty cell is a missing value)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from hotline.errors import PayloadTooLarge, ValidationError
+
+
+class MalformedBody(ValidationError):
+    code = "malformed_body"
+
+
+class TooManyRecords(PayloadTooLarge):
+    code = "too_many_records"
+
+
+def parse_body(body: bytes, content_type: str, *, max_records: int) -> tuple[str, list[Any]]:
+    """``(format, records)``; a body that cannot be read at all is refused as a whole."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype in ("text/csv", "application/csv"):
+        records = _csv(body)
+        fmt = "csv"
+    elif ctype in ("application/json", ""):
+        records = _json(body)
+        fmt = "json"
+    else:
+        raise ValidationError(
+            f"Content-Type must be application/json or text/csv, got {content_type!r}", field="Content-Type"
+        )
+    if not records:
+        raise MalformedBody("the batch has no records", field="records")
+    if len(records) > max_records:
+        raise TooManyRecords(
+            f"a batch holds at most {max_records} records; this one has {len(records)}",
+            field="records", limit=max_records,
+        )
+    return fmt, records
+
+
+def _json(body: bytes) -> list[Any]:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise MalformedBody('the body must be a JSON object {"records": [...]}', field="records")
+    return data["records"]  # type: ignore[no-any-return]
+
+
+def _csv(body: bytes) -> list[Any]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the CSV is not UTF-8: {exc}", field="body") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise MalformedBody(f"the CSV cannot be read: {exc}", field="body") from None
+    if not rows or not any(h.strip() for h in rows[0]):
+        raise MalformedBody("the CSV needs a header row naming the fields", field="body")
+    header = [h.strip() for h in rows[0]]
+    records: list[Any] = []
+    for row in rows[1:]:
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            records.append({"_csv_error": f"row has {len(row)} cells, the header has {len(header)}",
+                            **{h: v for h, v in zip(header, row, strict=False)}})
+            continue
+        records.append({h: (v if v.strip() != "" else None) for h, v in zip(header, row, strict=True)})
+    return records

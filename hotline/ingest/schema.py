@@ -1,0 +1,222 @@
+"""The published record schema of the ingest API (docs/INGEST.md) and validation.
+
+A record is refused (quarantined) for *structural* faults: a missing required
+field, a wrong type, an unparsable time, a line that is not in the registry or not
+served by the source. Descriptive codes (unit, category, region) are stored as
+sent and measured by the data-quality reports instead, so that one bad code does
+not hold back an otherwise good record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hotline.phone import normalize
+
+KINDS = ("calls", "tickets")
+CALL_STATES = ("ringing", "queued", "answered", "transferred", "completed", "abandoned", "failed")
+TICKET_STATES = (
+    "intake", "direct", "dispatched", "signed", "handling", "returned", "extended",
+    "replied", "reviewed", "callback", "reopened", "merged", "closed",
+)
+SATISFACTION = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
+_LINE_RE = re.compile(r"^[0-9]{3,8}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: str  # text | int | number | time | enum | phone
+    required: bool = False
+    max_length: int = 128
+    choices: tuple[str, ...] = ()
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
+        if self.type in ("text", "phone"):
+            out["max_length"] = self.max_length
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+_COMMON = (
+    Field("source_id", "text", True, 128, description="the record's id at the source"),
+    Field("version", "int", True, description="increases with every change of the record (≥ 1)"),
+    Field("seq", "int", description="the source's own send sequence number (for gap detection)"),
+    Field("hotline_number", "text", True, 8, description="the line (registry number)"),
+)
+
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "calls": _COMMON + (
+        Field("caller_number", "phone", max_length=32),
+        Field("state", "enum", choices=CALL_STATES),
+        Field("started_at", "time", True),
+        Field("answered_at", "time"),
+        Field("ended_at", "time"),
+        Field("wait_seconds", "number"),
+        Field("talk_seconds", "number"),
+        Field("agent", "text", max_length=64),
+        Field("region", "text", max_length=16, description="GB/T 2260 division code"),
+        Field("unit_code", "text", max_length=64),
+        Field("transfer_call_uid", "text", max_length=64,
+              description="12345's call id (Asterisk uniqueid) when 12345 transferred the call"),
+        Field("ticket_source_id", "text"),
+    ),
+    "tickets": _COMMON + (
+        Field("state", "enum", True, choices=TICKET_STATES),
+        Field("created_at", "time", True),
+        Field("updated_at", "time"),
+        Field("category", "text", max_length=64),
+        Field("unit_code", "text", max_length=64),
+        Field("region", "text", max_length=16),
+        Field("caller_number", "phone", max_length=32),
+        Field("summary", "text", max_length=4000),
+        Field("call_source_id", "text"),
+        Field("dispatched_at", "time"),
+        Field("signed_at", "time"),
+        Field("replied_at", "time"),
+        Field("closed_at", "time"),
+        Field("satisfaction", "enum", choices=SATISFACTION),
+    ),
+}
+
+#: fields the data-quality report expects filled (completeness), per kind
+QUALITY_MANDATORY: dict[str, tuple[str, ...]] = {
+    "calls": ("caller_number", "state", "ended_at", "region"),
+    "tickets": ("category", "unit_code", "region", "caller_number", "summary"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    field: str | None
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What validation needs to know beyond the record."""
+
+    lines: frozenset[str]           # active registry numbers
+    allowed_lines: frozenset[str]   # lines the source may report on (empty: any)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
+    def bad(code: str, message: str) -> tuple[Any, Reason]:
+        return None, Reason(f.name, code, message)
+
+    if f.type in ("text", "phone"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            return bad("type", f"{f.name} must be text, got {type(value).__name__}")
+        value = value.strip()
+        if len(value) > f.max_length:
+            return bad("too_long", f"{f.name} is longer than {f.max_length} characters ({len(value)})")
+        if f.type == "phone":
+            return normalize(value).number, None
+        return value, None
+    if f.type == "int":
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool):
+            return bad("type", f"{f.name} must be an integer, got {value!r}")
+        if value < (1 if f.name == "version" else 0):
+            return bad("range", f"{f.name} must be ≥ {1 if f.name == 'version' else 0}, got {value}")
+        return value, None
+    if f.type == "number":
+        try:
+            number = Decimal(str(value).strip()) if not isinstance(value, bool) else None
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            return bad("type", f"{f.name} must be a number, got {value!r}")
+        if number < 0 or number >= Decimal("10000000"):
+            return bad("range", f"{f.name} must be between 0 and 9999999, got {value}")
+        return number, None
+    if f.type == "time":
+        if not isinstance(value, str):
+            return bad("type", f"{f.name} must be an ISO 8601 time text, got {type(value).__name__}")
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return bad("time", f"{f.name} is not an ISO 8601 time: {value!r}")
+        if moment.tzinfo is None:
+            return bad("time_zone", f"{f.name} needs a UTC offset (e.g. +08:00): {value!r}")
+        if not 2000 <= moment.year <= 2100:
+            return bad("range", f"{f.name} is out of range: {value!r}")
+        return moment, None
+    if f.type == "enum":
+        if not isinstance(value, str) or value.strip() not in f.choices:
+            return bad("choice", f"{f.name} must be one of {', '.join(f.choices)}; got {value!r}")
+        return value.strip(), None
+    raise AssertionError(f.type)
+
+
+def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | None, list[Reason]]:
+    """``(clean record, [])`` or ``(None, every reason)``; unknown fields are kept as sent."""
+    if not isinstance(record, Mapping):
+        return None, [Reason(None, "type", f"a record must be a JSON object, got {type(record).__name__}")]
+    reasons: list[Reason] = []
+    if record.get("_csv_error"):
+        reasons.append(Reason(None, "csv_row", str(record["_csv_error"])))
+    clean: dict[str, Any] = {}
+    for f in FIELDS[kind]:
+        value = record.get(f.name)
+        if _blank(value):
+            if f.required:
+                reasons.append(Reason(f.name, "required", f"{f.name} is required"))
+            clean[f.name] = "" if f.type == "phone" else None
+            continue
+        coerced, reason = _coerce(f, value)
+        if reason is not None:
+            reasons.append(reason)
+        clean[f.name] = coerced
+    line = clean.get("hotline_number")
+    if isinstance(line, str) and line:
+        if not _LINE_RE.match(line):
+            reasons.append(Reason("hotline_number", "format", f"hotline_number must be 3-8 digits, got {line!r}"))
+        elif line not in ctx.lines:
+            reasons.append(Reason("hotline_number", "unknown_line", f"line {line} is not in the registry"))
+        elif ctx.allowed_lines and line not in ctx.allowed_lines:
+            reasons.append(Reason(
+                "hotline_number", "line_not_allowed",
+                f"this source may only report on {', '.join(sorted(ctx.allowed_lines))}; got {line}"))
+    if reasons:
+        return None, reasons
+    extra = {k: v for k, v in record.items() if k not in clean and not k.startswith("_")}
+    clean["_extra"] = extra
+    return clean, []
+
+
+def event_time(kind: str, clean: Mapping[str, Any]) -> datetime | None:
+    """The record's latest event time (timeliness = receipt time minus this)."""
+    names = ("started_at", "answered_at", "ended_at") if kind == "calls" else (
+        "created_at", "dispatched_at", "signed_at", "replied_at", "closed_at", "updated_at")
+    times = [clean[n] for n in names if clean.get(n) is not None]
+    return max(times) if times else None
+
+
+def schema_document() -> dict[str, Any]:
+    """The schema as published at ``GET /api/v1/ingest/schema``."""
+    return {
+        kind: {"fields": [f.to_json() for f in fields], "quality_mandatory": list(QUALITY_MANDATORY[kind])}
+        for kind, fields in FIELDS.items()
+    }

@@ -1,0 +1,277 @@
+"""The ingest API for sub-centres (signed batches) and the quarantine for staff.
+
+``POST /api/v1/ingest/{calls|tickets}`` does not use browser sessions: each request
+carries its own HMAC-SHA256 signature by the sending source (see
+:mod:`hotline.ingest.signing`), checked here before anything is read from the
+body into the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from hotline.auth import audit
+from hotline.errors import (
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationError,
+)
+from hotline.ingest import metrics
+from hotline.ingest.config import IngestSettings, ingest_settings
+from hotline.ingest.formats import parse_body
+from hotline.ingest.keys import fingerprint, get_source, list_sources, load_key
+from hotline.ingest.ratelimit import RateLimiter
+from hotline.ingest.schema import KINDS, schema_document
+from hotline.ingest.signing import SIGNATURE_HEADER, SOURCE_HEADER, TIMESTAMP_HEADER, verify
+from hotline.ingest.store import discard, ingest_batch, list_quarantine, reprocess, reprocess_open
+from hotline.web.access import api_doc, current_user, public, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+log = logging.getLogger(__name__)
+
+
+class _State:
+    """Per-app ingest state: settings (read on first use, when the runtime exists) and
+    the per-source rate limiter of this node."""
+
+    def __init__(self) -> None:
+        self.settings: IngestSettings | None = None
+        self.limiter: RateLimiter | None = None
+
+    def get(self, request: web.Request) -> tuple[IngestSettings, RateLimiter]:
+        if self.settings is None or self.limiter is None:
+            self.settings = ingest_settings(request.app[RUNTIME].settings)
+            self.limiter = RateLimiter(burst=self.settings.rate_burst)
+        return self.settings, self.limiter
+
+
+STATE = web.AppKey("ingest_state", _State)
+
+
+class BadSignature(Unauthenticated):
+    code = "bad_signature"
+
+
+class StaleTimestamp(Unauthenticated):
+    code = "stale_timestamp"
+
+
+class UnknownSource(Unauthenticated):
+    code = "unknown_source"
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit)
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes", field="body", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(source: str, outcome: str, exc: Exception) -> Exception:
+    metrics.REQUESTS.labels(source, outcome).inc()
+    return exc
+
+
+@public  # sub-centre systems, not browsers: every request carries its own HMAC signature, verified below
+@api_doc(
+    tags=["ingest"],
+    query={"kind": {"type": "string", "enum": list(KINDS), "description": "path: calls or tickets"}},
+    body={"type": "object", "properties": {"records": {"type": "array", "maxItems": 5000}},
+          "description": "or text/csv with a header row; see docs/INGEST.md"},
+    responses={200: "per-record results: accepted / updated / duplicate / rejected",
+               400: "malformed body", 401: "bad signature, stale timestamp or unknown source",
+               413: "body or batch too large", 429: "rate limited"},
+)
+async def ingest(request: web.Request) -> web.Response:
+    """Receive a signed batch of call or ticket records from a sub-centre.
+
+    Headers X-Hotline-Source, X-Hotline-Timestamp and X-Hotline-Signature
+    (v1=hex HMAC-SHA256 over method, path, timestamp and the body's SHA-256)."""
+    runtime = request.app[RUNTIME]
+    cfg, limiter = request.app[STATE].get(request)
+    kind = request.match_info["kind"]
+    code = request.headers.get(SOURCE_HEADER, "")
+    stamp = request.headers.get(TIMESTAMP_HEADER, "")
+    sent = request.headers.get(SIGNATURE_HEADER, "")
+    if not code or not stamp or not sent:
+        raise _refuse(code or "-", "unsigned", BadSignature(
+            f"signed requests need the {SOURCE_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"))
+    source = await get_source(runtime.pool, code)
+    key = load_key(runtime.settings, code) if source is not None and source.active else None
+    if source is None or key is None:
+        raise _refuse("-", "unknown_source", UnknownSource(f"unknown or inactive source {code!r}",
+                                                           field=SOURCE_HEADER))
+    if source.key_fingerprint and fingerprint(key) != source.key_fingerprint:
+        log.error("ingest key of source %s on this node does not match its registered fingerprint", code)
+        raise _refuse(code, "key_mismatch", UnknownSource(f"source {code!r} has no current key on this node"))
+    try:
+        signed = int(stamp)
+    except ValueError:
+        raise _refuse(code, "bad_timestamp", StaleTimestamp(
+            f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp!r}", field=TIMESTAMP_HEADER)) from None
+    skew = time.time() - signed
+    if math.fabs(skew) > cfg.replay_window:
+        raise _refuse(code, "stale_timestamp", StaleTimestamp(
+            f"timestamp is {skew:+.0f} s away from the server clock; the window is ±{cfg.replay_window} s",
+            field=TIMESTAMP_HEADER))
+    wait = limiter.take(code, source.rate_per_minute)
+    if wait > 0:
+        metrics.REQUESTS.labels(code, "rate_limited").inc()
+        raise TooManyRequests(f"source {code} is over its rate of {source.rate_per_minute} requests per minute",
+                              retry_after=math.ceil(wait))
+    body = await _read_capped(request, cfg.max_body_bytes)
+    if not verify(key, request.method, request.path_qs, stamp, body, sent):
+        raise _refuse(code, "bad_signature", BadSignature("the signature does not match", field=SIGNATURE_HEADER))
+    try:
+        fmt, records = parse_body(body, request.headers.get("Content-Type", ""),
+                                  max_records=cfg.max_batch_records)
+    except ValidationError:
+        metrics.REQUESTS.labels(code, "malformed").inc()
+        raise
+    except PayloadTooLarge:
+        metrics.REQUESTS.labels(code, "too_many_records").inc()
+        raise
+    response, replayed = await ingest_batch(
+        runtime.pool, source, kind, records, signature=sent,
+        signed_at=datetime.fromtimestamp(signed, UTC), fmt=fmt,
+    )
+    return json_response(response, headers={"X-Hotline-Replayed": "1"} if replayed else None)
+
+
+@public  # the published record schema: no data, needed by sub-centre developers
+@api_doc(tags=["ingest"], responses={200: "fields per kind"})
+async def schema(request: web.Request) -> web.Response:
+    """The published record schema of the ingest API."""
+    return json_response(schema_document())
+
+
+@requires("supervisor", "admin")
+@api_doc(tags=["ingest"], responses={200: "registered sources (keys are never shown)"})
+async def sources(request: web.Request) -> web.Response:
+    """List the ingest sources."""
+    return json_response({"items": [s.to_json() for s in await list_sources(request.app[RUNTIME].pool)]})
+
+
+def _int(request: web.Request, name: str, default: int | None, *, high: int = 1000) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return max(1, min(int(raw), high))
+    except ValueError:
+        raise ValidationError(f"{name} must be a number, got {raw!r}", field=name) from None
+
+
+@requires("supervisor", "admin")
+@api_doc(
+    tags=["ingest"],
+    query={"source": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)},
+           "status": {"type": "string", "enum": ["open", "reprocessed", "superseded", "discarded"]},
+           "limit": {"type": "integer"}, "before": {"type": "integer", "description": "page: ids below this"}},
+    responses={200: "quarantined records with every reason"},
+)
+async def quarantine_list(request: web.Request) -> web.Response:
+    """List quarantined (rejected) records with their reasons."""
+    pool = request.app[RUNTIME].pool
+    items = await list_quarantine(
+        pool, source=request.query.get("source"), kind=request.query.get("kind"),
+        status=request.query.get("status", "open"), limit=_int(request, "limit", 100) or 100,
+        before=_int(request, "before", None, high=2**62),
+    )
+    await audit(pool, "quarantine_viewed", user=current_user(request), object_type="ingest_quarantine",
+                detail={"count": len(items), "source": request.query.get("source")}, remote_addr=request.remote)
+    return json_response({"items": items, "next_before": items[-1]["id"] if items else None})
+
+
+def _qid(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound(f"no quarantined record {request.match_info['id']!r}", field="id") from None
+
+
+@requires("supervisor", "admin")
+@api_doc(
+    tags=["ingest"],
+    body={"type": "object", "properties": {"record": {"type": "object",
+          "description": "the corrected record (omit to retry the stored one)"}}},
+    responses={200: "reprocessed, or still open with the new reasons", 409: "not open"},
+)
+async def quarantine_reprocess(request: web.Request) -> web.Response:
+    """Re-process one quarantined record, as stored or corrected."""
+    pool = request.app[RUNTIME].pool
+    body = await read_json(request) if request.can_read_body else {}
+    record = body.get("record")
+    if record is not None and not isinstance(record, dict):
+        raise ValidationError("record must be a JSON object", field="record")
+    user = current_user(request)
+    result = await reprocess(pool, _qid(request), record=record, user_id=user.id)
+    await audit(pool, "quarantine_reprocessed", user=user, object_type="ingest_quarantine",
+                object_id=_qid(request), detail={"outcome": result["outcome"], "corrected": record is not None},
+                remote_addr=request.remote)
+    return json_response(result)
+
+
+@requires("supervisor", "admin")
+@api_doc(
+    tags=["ingest"],
+    body={"type": "object", "properties": {"source": {"type": "string"},
+                                           "kind": {"type": "string", "enum": list(KINDS)}}},
+    responses={200: "how many landed and how many are still open"},
+)
+async def quarantine_reprocess_all(request: web.Request) -> web.Response:
+    """Re-process every open quarantined record (after a fix of reference data)."""
+    pool = request.app[RUNTIME].pool
+    body = await read_json(request) if request.can_read_body else {}
+    user = current_user(request)
+    result = await reprocess_open(pool, source=body.get("source"), kind=body.get("kind"), user_id=user.id)
+    await audit(pool, "quarantine_reprocessed_all", user=user, object_type="ingest_quarantine",
+                detail={k: result[k] for k in ("tried", "reprocessed", "still_open")}, remote_addr=request.remote)
+    return json_response(result)
+
+
+@requires("supervisor", "admin")
+@api_doc(tags=["ingest"], body={"type": "object", "properties": {"note": {"type": "string"}},
+                                "required": ["note"]},
+         responses={200: "discarded", 409: "not open"})
+async def quarantine_discard(request: web.Request) -> web.Response:
+    """Discard a quarantined record that will never be fixed (with a note)."""
+    pool = request.app[RUNTIME].pool
+    body = await read_json(request)
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip():
+        raise ValidationError("a note saying why is required", field="note")
+    user = current_user(request)
+    await discard(pool, _qid(request), user_id=user.id, note=note.strip())
+    await audit(pool, "quarantine_discarded", user=user, object_type="ingest_quarantine",
+                object_id=_qid(request), detail={"note": note.strip()}, remote_addr=request.remote)
+    return json_response({"id": _qid(request), "status": "discarded"})
+
+
+def setup(app: web.Application) -> None:
+    app[STATE] = _State()
+    app.router.add_post("/api/v1/ingest/{kind:calls|tickets}", ingest)
+    app.router.add_get("/api/v1/ingest/schema", schema)
+    app.router.add_get("/api/v1/ingest/sources", sources)
+    app.router.add_get("/api/v1/ingest/quarantine", quarantine_list)
+    app.router.add_post("/api/v1/ingest/quarantine/reprocess", quarantine_reprocess_all)
+    app.router.add_post("/api/v1/ingest/quarantine/{id}/reprocess", quarantine_reprocess)
+    app.router.add_post("/api/v1/ingest/quarantine/{id}/discard", quarantine_discard)
