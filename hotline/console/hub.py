@@ -144,7 +144,13 @@ class ConsoleHub:
         if topic == "call.offered":
             await self._call_offered(payload)
         elif topic == "call.updated":
-            await self.send_call_watchers(int(payload["call_id"]), {"type": "call_updated", **payload})
+            call_id = int(payload["call_id"])
+            await self.send_call_watchers(call_id, {"type": "call_updated", **payload})
+            if payload.get("state") in ("completed", "abandoned", "failed"):
+                # the call flow moves the seat to after-call work at hangup
+                for user_id in {c.user.id for c in self.clients if call_id in c.calls}:
+                    seat = await seats.get_seat(self.runtime.pool, user_id)
+                    await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
         elif topic == "transfer.expert":
             await self._transfer_expert(payload)
         elif topic == "transfer.subcenter":

@@ -1,0 +1,180 @@
+"""The demo service (``hotline serve --demo``): role "workers", present only in
+demo mode. At start it (re)creates the demo users with fresh generated passwords
+and prints them, seeds a day of calls and tickets once per day, then keeps a
+trickle of simulated calls going so the consoles move."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from hotline.auth import audit, create_user, update_user
+from hotline.demo import data
+from hotline.demo.traffic import DirectDriver, Traffic
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions
+
+log = logging.getLogger("hotline.demo")
+
+
+async def ensure_users(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
+    """Create or reset the demo users; returns username → (id, new password)."""
+    out: dict[str, tuple[int, str]] = {}
+    for u in data.USERS:
+        password = secrets.token_urlsafe(9)
+        user_id = await pool.fetchval("SELECT id FROM users WHERE username = $1", u.username)
+        if user_id is None:
+            user = await create_user(pool, u.username, password, u.roles, display_name=u.display_name, **u.extra)
+            user_id = user.id
+        else:
+            await update_user(pool, user_id, {"password": password, "active": True, "roles": list(u.roles)})
+        if u.interface:
+            await pool.execute(
+                """INSERT INTO seats (user_id, interface) VALUES ($1, $2)
+                   ON CONFLICT (user_id) DO UPDATE SET interface = EXCLUDED.interface""",
+                user_id, u.interface,
+            )
+        out[u.username] = (user_id, password)
+    await audit(pool, "demo_users_reset", username="demo", detail={"users": sorted(out)})
+    return out
+
+
+def _mobile(rng: random.Random) -> str:
+    return f"1{rng.choice('3578')}{rng.randrange(10**9):09d}"
+
+
+async def seed_day(runtime: Runtime, users: dict[str, tuple[int, str]], *, rng: random.Random) -> int:
+    """A day of calls (and tickets for some of them), once per day. Returns calls made."""
+    pool = runtime.pool
+    tz = runtime.settings.tz
+    now = datetime.now(tz)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if await pool.fetchval("SELECT count(*) FROM calls WHERE call_uid LIKE 'demo-day-%' AND started_at >= $1", day):
+        return 0
+    start = max(day + timedelta(hours=8), now - timedelta(hours=10))
+    if start >= now:
+        start = now - timedelta(hours=2)
+    agents = [users[u.username][0] for u in data.USERS if "agent" in u.roles]
+    lines = list(data.LINE_WEIGHTS)
+    weights = list(data.LINE_WEIGHTS.values())
+    callers = [_mobile(rng) for _ in range(60)]
+    count = max(30, int((now - start).total_seconds() / 300))
+    made = 0
+    ticket_maker = _ticket_maker()
+    async with pool.acquire() as conn:
+        for i in range(count):
+            started = start + (now - start) * (i / count) + timedelta(seconds=rng.randrange(60))
+            line = rng.choices(lines, weights)[0]
+            caller = rng.choice(callers)
+            wait = rng.choice([3, 5, 6, 8, 9, 11, 12, 14, 18, 25, 40])
+            abandoned = rng.random() < 0.05
+            talk = rng.randrange(60, 420)
+            agent = rng.choice(agents)
+            hl = runtime.registry.get(line)
+            call_id = await conn.fetchval(
+                """INSERT INTO calls (call_uid, source, hotline_number, caller_number, caller_kind, route, queue,
+                                      skill, state, disposition, started_at, queued_at, answered_at, ended_at,
+                                      wait_seconds, talk_seconds, agent_id)
+                   VALUES ($1, 'simulate', $2, $3, 'mobile', $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
+                   RETURNING id""",
+                f"demo-day-{uuid.uuid4().hex}", line, caller, hl.mode.value if hl else "platform",
+                hl.queue if hl else "hotline-12345", hl.skill if hl else "general",
+                "abandoned" if abandoned else "completed", "abandoned" if abandoned else "answered",
+                started, None if abandoned else started + timedelta(seconds=wait),
+                started + timedelta(seconds=wait + (0 if abandoned else talk)), wait,
+                None if abandoned else talk, None if abandoned else agent,
+            )
+            made += 1
+            if not abandoned and ticket_maker is not None and rng.random() < 0.35:
+                matters = [m for m in data.MATTERS if m[0] == line] or list(data.MATTERS)
+                await ticket_maker(conn, runtime, call_id, line, caller, rng.choice(matters), agent, started, rng)
+    return made
+
+
+def _ticket_maker() -> Any:
+    """Creates demo tickets through the tickets package when it is installed."""
+    try:
+        from hotline.tickets.intake import NewTicket, create_ticket
+    except ImportError:
+        return None
+    try:
+        from hotline.tickets.workflow import apply as apply_action
+    except ImportError:
+        apply_action = None
+
+    async def make(conn: asyncpg.Connection, runtime: Runtime, call_id: int, line: str, caller: str,
+                   matter: tuple[str, str, str, str, str], agent_id: int, at: datetime, rng: random.Random) -> None:
+        _, kind, subject, facts, unit = matter
+        ticket_id = await create_ticket(conn, NewTicket(
+            hotline_number=line, subject=subject, facts=facts, location=rng.choice(data.LOCATIONS),
+            caller_name=rng.choice(data.NAMES), caller_number=caller, kind=kind, call_ids=[call_id],
+        ), actor_id=agent_id)
+        await conn.execute("UPDATE calls SET ticket_id = $2 WHERE id = $1", call_id, ticket_id)
+        if apply_action is None:
+            return
+        with contextlib.suppress(Exception):
+            await _workflow(apply_action, conn, runtime, ticket_id, kind, unit, agent_id, rng)
+
+    return make
+
+
+async def _workflow(apply_action: Any, conn: asyncpg.Connection, runtime: Runtime, ticket_id: int, kind: str,
+                    unit: str, agent_id: int, rng: random.Random) -> None:
+    from hotline.auth import get_user
+
+    agent = await get_user(conn, agent_id)
+    if kind == "enquiry" and rng.random() < 0.7:
+        await apply_action(conn, ticket_id, "close_direct", actor=agent,
+                           data={"answer": "已按知识库答复市民，市民表示清楚。"})
+    else:
+        await apply_action(conn, ticket_id, "dispatch", actor=agent, data={"unit_code": unit})
+
+
+class DemoService:
+    name = "demo"
+    role = "workers"
+    order = 90
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.task: asyncio.Task[None] | None = None
+        self.traffic: Traffic | None = None
+        self.users: dict[str, tuple[int, str]] = {}
+        self.seeded = 0
+
+    async def start(self) -> None:
+        rng = random.Random()
+        self.users = await ensure_users(self.runtime.pool)
+        self.seeded = await seed_day(self.runtime, self.users, rng=rng)
+        simulated = [self.users[u.username][0] for u in data.USERS if u.simulated]
+        self.traffic = Traffic(self.runtime, DirectDriver(self.runtime), simulated_agents=simulated, rng=rng)
+        self.task = asyncio.create_task(self.traffic.run(), name="demo-traffic")
+        print("演示模式 / demo mode — demo users (passwords are new at every start):", flush=True)
+        for u in data.USERS:
+            print(f"  {u.username:<16} {self.users[u.username][1]:<14} {'/'.join(u.roles):<11} {u.display_name}",
+                  flush=True)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    def describe(self) -> str:
+        return (f"demo: {len(self.users)} demo users, {self.seeded} calls seeded today, "
+                "simulated calls every ~20 s")
+
+
+def create_service(runtime: Runtime, options: NodeOptions) -> DemoService | None:
+    if not options.demo:
+        return None  # never in production mode
+    return DemoService(runtime)

@@ -1,0 +1,172 @@
+"""Simulated calls for demo mode: arrive on weighted lines, wait in the queue, are
+answered by a ready seat (the visitor's demo agent first), talk, hang up; some
+give up. The simulated agents cycle through after-call work and breaks.
+
+A driver carries each step to the call records. :class:`DirectDriver` writes them
+as the call flow's store does (same columns, same events)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from typing import Protocol
+
+from hotline.console import seats
+from hotline.demo import data
+from hotline.events import publish
+from hotline.runtime import Runtime
+
+log = logging.getLogger("hotline.demo")
+
+
+class Driver(Protocol):
+    async def incoming(self, line: str, caller: str) -> str: ...
+
+    async def connect(self, uid: str, user_id: int, interface: str) -> int | None: ...
+
+    async def hangup(self, uid: str) -> None: ...
+
+
+class DirectDriver:
+    """Writes the call's life straight into ``calls``/``seats`` with the events the
+    call flow publishes (used when no FastAGI server runs on this node)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def incoming(self, line: str, caller: str) -> str:
+        uid = f"demo-live-{uuid.uuid4().hex}"
+        hl = self.runtime.registry.get(line)
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            call_id = await conn.fetchval(
+                """INSERT INTO calls (call_uid, source, hotline_number, dialled, caller_number, caller_raw,
+                                      caller_kind, route, queue, skill, state, queued_at, decisions)
+                   VALUES ($1, 'simulate', $2, $2, $3, $3, 'mobile', $4, $5, $6, 'queued', now(), $7)
+                   RETURNING id""",
+                uid, line, caller, hl.mode.value if hl else "platform", hl.queue if hl else "hotline-12345",
+                hl.skill if hl else "general", [{"step": "demo", "note": "simulated call"}],
+            )
+            await publish(conn, "call.updated", {"call_id": call_id, "state": "queued"})
+        return uid
+
+    async def connect(self, uid: str, user_id: int, interface: str) -> int | None:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE calls SET state = 'answered', answered_at = now(), agent_id = $2, answered_by = $3,
+                          wait_seconds = extract(epoch FROM now() - started_at), updated_at = now()
+                    WHERE call_uid = $1 AND state = 'queued' RETURNING id, hotline_number""",
+                uid, user_id, interface,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                """UPDATE seats SET state = 'on_call', reason = NULL, current_call_id = $2, since = now(),
+                          updated_at = now() WHERE user_id = $1""",
+                user_id, row["id"],
+            )
+            await publish(conn, "call.offered", {"call_id": row["id"], "user_id": user_id,
+                                                 "hotline_number": row["hotline_number"]})
+            await publish(conn, "call.updated", {"call_id": row["id"], "state": "answered"})
+        return int(row["id"])
+
+    async def hangup(self, uid: str) -> None:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'abandoned' ELSE 'completed' END,
+                          disposition = CASE WHEN answered_at IS NULL THEN 'abandoned' ELSE 'answered' END,
+                          ended_at = now(),
+                          wait_seconds = coalesce(wait_seconds, extract(epoch FROM now() - started_at)),
+                          talk_seconds = extract(epoch FROM now() - answered_at), updated_at = now()
+                    WHERE call_uid = $1 AND ended_at IS NULL RETURNING id, state""",
+                uid,
+            )
+            if row is None:
+                return
+            await conn.execute(
+                """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
+                    WHERE current_call_id = $1""",
+                row["id"],
+            )
+            await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
+
+
+class Traffic:
+    def __init__(self, runtime: Runtime, driver: Driver, *, simulated_agents: list[int],
+                 rng: random.Random | None = None, mean_gap: float = 20.0) -> None:
+        self.runtime = runtime
+        self.driver = driver
+        self.simulated = set(simulated_agents)
+        self.rng = rng or random.Random()
+        self.mean_gap = mean_gap
+        self.callers: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        for user_id in self.simulated:
+            with contextlib.suppress(Exception):
+                await seats.set_state(self.runtime.pool, user_id, "ready")
+        try:
+            while True:
+                await asyncio.sleep(self.rng.expovariate(1 / self.mean_gap))
+                self._spawn(self.one_call())
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+    def _caller(self) -> str:
+        if self.callers and self.rng.random() < 0.25:
+            return self.rng.choice(self.callers)
+        number = f"1{self.rng.choice('3578')}{self.rng.randrange(10**9):09d}"
+        self.callers = (self.callers + [number])[-50:]
+        return number
+
+    async def _ready_seat(self) -> tuple[int, str] | None:
+        """A ready demo seat, the visitor's own agent first, then the longest idle."""
+        humans = [u.username for u in data.USERS if not u.simulated and "agent" in u.roles]
+        row = await self.runtime.pool.fetchrow(
+            """SELECT s.user_id, s.interface FROM seats s JOIN users u ON u.id = s.user_id
+                WHERE s.state = 'ready' AND s.interface IS NOT NULL AND 'agent' = ANY (u.roles)
+                  AND u.username LIKE 'demo-%'
+                ORDER BY (u.username = ANY ($1)) DESC, s.since LIMIT 1""",
+            humans,
+        )
+        return (row["user_id"], row["interface"]) if row else None
+
+    async def one_call(self) -> None:
+        try:
+            line = self.rng.choices(list(data.LINE_WEIGHTS), list(data.LINE_WEIGHTS.values()))[0]
+            uid = await self.driver.incoming(line, self._caller())
+            await asyncio.sleep(self.rng.uniform(3, 14))
+            seat = None
+            for _ in range(12):
+                seat = await self._ready_seat()
+                if seat is not None:
+                    break
+                await asyncio.sleep(3)
+            if seat is None or self.rng.random() < 0.04:
+                await self.driver.hangup(uid)  # the caller gave up
+                return
+            user_id, interface = seat
+            if await self.driver.connect(uid, user_id, interface) is None:
+                return
+            simulated = user_id in self.simulated
+            await asyncio.sleep(self.rng.uniform(25, 70) if simulated else self.rng.uniform(90, 180))
+            await self.driver.hangup(uid)
+            if simulated:
+                await asyncio.sleep(self.rng.uniform(5, 15))
+                if self.rng.random() < 0.15:
+                    await seats.set_state(self.runtime.pool, user_id, "break", reason=self.rng.choice(["休息", "用餐"]))
+                    await asyncio.sleep(self.rng.uniform(30, 90))
+                await seats.set_state(self.runtime.pool, user_id, "ready")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("simulated call failed")

@@ -1,0 +1,205 @@
+// 班长监控: live wallboard (pushed), seats, SLA reports with charts and exports,
+// overdue / at-risk tickets with supervise and urge, data quality, KB review.
+import {
+  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, MODES, pct, SEAT_STATES, secondsSince,
+  setServerTime, toast,
+} from '../common.js';
+import {
+  atRisk, items, kbDueForReview, qualityReport, reportExportUrl, slaReport, ticketAction, TICKET_STATES,
+} from '../services.js';
+
+await boot('supervisor', '班长监控');
+const app = $('#app');
+let board = null;
+
+const kpis = el('section', { class: 'kpis span3', id: 'wallboard' });
+const queues = el('section', { class: 'panel', id: 'queues' });
+const seatsPanel = el('section', { class: 'panel', id: 'seats' });
+const reportPanel = el('section', { class: 'panel', id: 'reports' });
+const riskPanel = el('section', { class: 'panel', id: 'at-risk' });
+const qualityPanel = el('section', { class: 'panel', id: 'quality' });
+const kbPanel = el('section', { class: 'panel', id: 'kb-review' });
+app.className = 'grid2';
+app.append(kpis, queues, seatsPanel, reportPanel, riskPanel, qualityPanel, kbPanel);
+kpis.style.gridColumn = '1 / -1';
+reportPanel.style.gridColumn = '1 / -1';
+
+// -- wallboard -------------------------------------------------------------------------
+function kpi(id, label, value, alert = false) {
+  return el('div', { class: `kpi ${alert ? 'alert' : ''}`, id }, el('div', { class: 'v' }, value), el('div', { class: 'k' }, label));
+}
+function drawBoard() {
+  if (!board) return;
+  const t = board.today;
+  clear(kpis).append(
+    kpi('kpi-waiting', '排队来电', board.waiting_total, board.waiting_total > 0),
+    kpi('kpi-longest', '最长等待', fmtDuration(board.oldest_queued_at ? secondsSince(board.oldest_queued_at) : 0), board.longest_wait_seconds > 15),
+    kpi('kpi-offered', '今日呼入', t.offered),
+    kpi('kpi-answered', '今日接通', t.answered),
+    kpi('kpi-rate', '接通率', pct(t.connection_rate), t.connection_rate !== null && t.connection_rate < 0.95),
+    kpi('kpi-sl', `${t.service_level_seconds}秒接通率`, pct(t.service_level)),
+    kpi('kpi-abandoned', '放弃', t.abandoned),
+    ...Object.entries(board.agents).map(([s, n]) => kpi(`kpi-agents-${s}`, `话务员·${SEAT_STATES[s]}`, n)));
+  clear(queues).append(el('h2', {}, '排队情况（按队列、线路）', el('span', { class: 'muted small' }, `更新于 ${fmtTime(board.at)}`)));
+  if (!board.lines.length) queues.append(el('div', { class: 'muted', id: 'no-queue' }, '当前无排队来电'));
+  else {
+    queues.append(el('table', { id: 'queue-table' },
+      el('tr', {}, el('th', {}, '队列'), el('th', {}, '线路'), el('th', {}, '模式'), el('th', {}, '排队数'), el('th', {}, '最长等待')),
+      ...board.lines.map((l) => el('tr', {}, el('td', {}, l.queue), el('td', {}, `${l.hotline_number} ${l.name}`),
+        el('td', {}, MODES[l.mode] || ''), el('td', {}, el('b', {}, l.waiting)),
+        el('td', { class: 'wait', 'data-since': l.oldest }, fmtDuration(secondsSince(l.oldest)))))));
+  }
+  loadSeats();
+}
+setInterval(() => {
+  if (!board) return;
+  const longest = $('#kpi-longest .v');
+  if (longest) longest.textContent = fmtDuration(board.oldest_queued_at ? secondsSince(board.oldest_queued_at) : 0);
+  document.querySelectorAll('td.wait').forEach((td) => { td.textContent = fmtDuration(secondsSince(td.dataset.since)); });
+}, 1000);
+
+let seatsLoading = false;
+async function loadSeats() {
+  if (seatsLoading) return;
+  seatsLoading = true;
+  try {
+    const list = items(await get('/api/v1/console/seats'));
+    clear(seatsPanel).append(el('h2', {}, `座席状态（${list.length}）`), el('table', { id: 'seat-table' },
+      el('tr', {}, el('th', {}, '座席'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '持续')),
+      ...list.map((s) => el('tr', {}, el('td', {}, s.display_name), el('td', {}, s.roles.includes('expert') ? `专家 ${s.hotline_number || ''}` : '话务员'),
+        el('td', { class: `state-${s.state}` }, s.state_name, s.reason ? `（${s.reason}）` : ''),
+        el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : '')))));
+  } catch (e) { console.warn(e); } finally { seatsLoading = false; }
+}
+
+// -- SLA reports --------------------------------------------------------------------
+const DIMENSIONS = { line: '按线路', unit: '按承办单位', agent: '按话务员', period: '按时段' };
+const reportState = { group_by: 'line', period: 'day' };
+let chart = null;
+function drawReportControls() {
+  const today = new Date();
+  const iso = (d) => d.toISOString().slice(0, 10);
+  const from = new Date(today.getTime() - 6 * 86400000);
+  reportState.from ??= iso(from); reportState.to ??= iso(today);
+  const dim = el('select', { id: 'r-group' }, ...Object.entries(DIMENSIONS).map(([v, t]) => el('option', { value: v, selected: v === reportState.group_by }, t)));
+  const f = el('input', { type: 'date', id: 'r-from', value: reportState.from });
+  const t = el('input', { type: 'date', id: 'r-to', value: reportState.to });
+  const csv = el('a', { class: 'btn shrink', id: 'r-csv' }, '导出CSV');
+  const xlsx = el('a', { class: 'btn shrink', id: 'r-xlsx' }, '导出Excel');
+  const run = async () => {
+    Object.assign(reportState, { group_by: dim.value, from: f.value, to: t.value });
+    csv.href = reportExportUrl(reportState, 'csv'); xlsx.href = reportExportUrl(reportState, 'xlsx');
+    await loadReport();
+  };
+  clear(reportPanel).append(el('h2', {}, 'SLA报表'),
+    el('div', { class: 'row' }, el('div', {}, el('label', {}, '维度'), dim), el('div', {}, el('label', {}, '开始日期'), f),
+      el('div', {}, el('label', {}, '结束日期'), t), el('button', { class: 'primary shrink', id: 'r-run', onclick: run }, '查询'), csv, xlsx),
+    el('div', { class: 'chart', id: 'report-chart' }), el('div', { id: 'report-table' }));
+  run();
+}
+async function loadReport() {
+  const table = $('#report-table');
+  try {
+    const data = await slaReport(reportState);
+    const rows = items(data.rows ? { items: data.rows } : data);
+    drawChart(rows);
+    const cols = data.columns || (rows[0] ? Object.keys(rows[0]) : []);
+    clear(table).append(rows.length ? el('table', {},
+      el('tr', {}, ...cols.map((c) => el('th', {}, (data.column_names && data.column_names[c]) || COLUMN_NAMES[c] || c))),
+      ...rows.map((r) => el('tr', {}, ...cols.map((c) => el('td', {}, fmtCell(c, r[c])))))) : el('div', { class: 'muted' }, '所选时段没有数据'));
+    reportPanel.dataset.loaded = '1';
+  } catch (e) { clear(table).append(el('div', { class: 'error-text' }, `报表暂不可用：${e.message}`)); }
+}
+const COLUMN_NAMES = {
+  key: '项目', label: '项目', name: '名称', offered: '呼入', answered: '接通', abandoned: '放弃', connection_rate: '接通率',
+  service_level: '15秒接通率', tickets: '工单数', created: '受理', closed: '办结', on_time: '按时办结', overdue: '超期',
+  on_time_rate: '按时办结率', satisfaction_rate: '满意率', asa: '平均应答(秒)', aht: '平均处理(秒)',
+};
+function fmtCell(c, v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'number' && /rate|level/.test(c)) return pct(v);
+  return String(v);
+}
+function drawChart(rows) {
+  const node = $('#report-chart');
+  if (!window.echarts || !node) return;
+  chart ??= window.echarts.init(node, null, { renderer: 'canvas' });
+  const label = (r) => r.label || r.name || r.key || '';
+  const numeric = rows[0] ? Object.keys(rows[0]).filter((k) => typeof rows[0][k] === 'number' && !/rate|level|id$/.test(k)) : [];
+  const rates = rows[0] ? Object.keys(rows[0]).filter((k) => typeof rows[0][k] === 'number' && /rate|level/.test(k)) : [];
+  chart.setOption({
+    animation: false,
+    textStyle: { fontFamily: '"Noto Sans CJK SC", "Microsoft YaHei", sans-serif' },
+    tooltip: { trigger: 'axis' },
+    legend: { top: 0 },
+    grid: { left: 50, right: 60, top: 40, bottom: 70 },
+    xAxis: { type: 'category', data: rows.map(label), axisLabel: { rotate: rows.length > 8 ? 30 : 0, interval: 0 } },
+    yAxis: [{ type: 'value', name: '数量' }, { type: 'value', name: '比率', min: 0, max: 1, axisLabel: { formatter: (v) => `${v * 100}%` } }],
+    series: [
+      ...numeric.slice(0, 4).map((k) => ({ name: COLUMN_NAMES[k] || k, type: 'bar', data: rows.map((r) => r[k]) })),
+      ...rates.slice(0, 3).map((k) => ({ name: COLUMN_NAMES[k] || k, type: 'line', yAxisIndex: 1, data: rows.map((r) => r[k]) })),
+    ],
+  }, true);
+  node.dataset.rendered = '1';
+}
+
+// -- at risk / overdue ----------------------------------------------------------------
+async function loadRisk() {
+  clear(riskPanel).append(el('h2', {}, '超期与临期工单'));
+  try {
+    const list = items(await atRisk());
+    if (!list.length) { riskPanel.append(el('div', { class: 'muted' }, '暂无超期或临期工单')); return; }
+    riskPanel.append(el('table', { id: 'risk-table' },
+      el('tr', {}, el('th', {}, '工单'), el('th', {}, '承办单位'), el('th', {}, '期限'), el('th', {}, '状态'), el('th', {}, '操作')),
+      ...list.map((t) => {
+        const colour = t.colour || t.deadline_colour || (t.overdue ? 'overdue' : 'warning');
+        const id = t.ticket_id || t.id;
+        return el('tr', { class: `dl-${colour}` }, el('td', {}, `#${id} ${t.subject || ''}`), el('td', {}, t.unit_name || t.unit_code || t.lead_unit_code || ''),
+          el('td', { class: `dl-${colour}` }, fmtTime(t.due_at || t.deadline), colour === 'overdue' ? '（已超期）' : '（临期）'),
+          el('td', {}, TICKET_STATES[t.state] || t.state || ''),
+          el('td', {}, el('button', { class: 'small', onclick: () => press(id, 'supervise') }, '督办'), ' ',
+            el('button', { class: 'small', onclick: () => press(id, 'urge') }, '催办')));
+      })));
+  } catch (e) { riskPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+async function press(id, action) {
+  const note = prompt(action === 'supervise' ? '督办意见' : '催办说明', action === 'supervise' ? '请加快办理，按期答复' : '请尽快签收办理');
+  if (note === null) return;
+  try { await ticketAction(id, action, { note }); toast(`工单 #${id} 已${action === 'supervise' ? '督办' : '催办'}`); loadRisk(); } catch (e) { fail(e); }
+}
+
+// -- data quality and KB review -------------------------------------------------------
+async function loadQuality() {
+  clear(qualityPanel).append(el('h2', {}, '数据质量'));
+  try {
+    const data = await qualityReport();
+    const list = items(data.sources ? { items: data.sources } : data);
+    if (!list.length) { qualityPanel.append(el('div', { class: 'muted' }, '暂无数据归集记录')); return; }
+    const cols = Object.keys(list[0]).filter((k) => typeof list[0][k] !== 'object');
+    qualityPanel.append(el('table', { id: 'quality-table' }, el('tr', {}, ...cols.map((c) => el('th', {}, QUALITY_NAMES[c] || c))),
+      ...list.map((r) => el('tr', {}, ...cols.map((c) => el('td', {}, fmtCell(c, r[c])))))));
+  } catch (e) { qualityPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+const QUALITY_NAMES = { source: '来源', received: '接收', accepted: '入库', quarantined: '隔离', completeness: '完整性',
+  accuracy: '准确性', timeliness: '及时性', lag_seconds: '平均延迟(秒)' };
+async function loadKbReview() {
+  clear(kbPanel).append(el('h2', {}, '待复审知识'));
+  try {
+    const list = items(await kbDueForReview());
+    if (!list.length) { kbPanel.append(el('div', { class: 'muted' }, '暂无到期需复审的知识')); return; }
+    kbPanel.append(el('table', { id: 'kb-review-table' }, el('tr', {}, el('th', {}, '编号'), el('th', {}, '标题'), el('th', {}, '发布单位'), el('th', {}, '复审日期')),
+      ...list.map((a) => el('tr', {}, el('td', {}, a.id), el('td', {}, a.title), el('td', {}, a.issuing_unit_name || a.issuing_unit || ''),
+        el('td', { class: 'dl-warning' }, a.review_due || '')))));
+  } catch (e) { kbPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+
+// -- start -------------------------------------------------------------------------------
+try { board = await get('/api/v1/console/wallboard'); setServerTime(board.at); } catch (e) { fail(e); }
+drawBoard();
+drawReportControls();
+await Promise.all([loadRisk(), loadQuality(), loadKbReview()]);
+connectPush((msg) => {
+  if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
+  else if (msg.type === 'ticket') { loadRisk(); }
+});
+document.body.dataset.ready = '1';
