@@ -1,0 +1,207 @@
+"""The node's derived whoosh index (blocking calls: the engine runs them in threads).
+
+The change-log cursor, the database instance and the schema version are kept in a
+``__meta__`` document inside the index itself, so they commit atomically with the
+articles they describe. whoosh's own file lock serialises writers across processes
+(a node and ``hotline kb reindex`` on the same directory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as windex
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.index import LockError
+from whoosh.query import Every, Query, Term
+from whoosh.writing import CLEAR
+
+from hotline.kb.text import chinese_analyzer
+
+#: bump when the schema or the analysis changes: nodes rebuild on start
+SCHEMA_VERSION = 1
+META_ID = "__meta__"
+OPEN_END = 99991231
+_MASK = Term("kind", "meta")
+
+
+def schema() -> Schema:
+    zh = chinese_analyzer()
+    return Schema(
+        id=ID(stored=True, unique=True),
+        kind=ID(stored=True),
+        title=TEXT(analyzer=zh, stored=True, field_boost=4.0),
+        keywords=TEXT(analyzer=zh, stored=True, field_boost=2.5),
+        category_text=TEXT(analyzer=zh, field_boost=1.5),
+        body=TEXT(analyzer=zh, stored=True),
+        category=ID(stored=True),
+        category_path=KEYWORD(commas=True),
+        unit=ID(stored=True),
+        hotlines=KEYWORD(commas=True, stored=True),
+        state=ID(stored=True),
+        material_type=ID(stored=True),
+        valid_from=NUMERIC(int, stored=True),
+        valid_to=NUMERIC(int, stored=True),
+        review_due=NUMERIC(int, stored=True),
+        version=NUMERIC(int, stored=True),
+        updated=NUMERIC(int, bits=64, stored=True, sortable=True),
+        cursor=NUMERIC(int, bits=64, stored=True),
+        instance=ID(stored=True),
+        schema_version=NUMERIC(int, stored=True),
+    )
+
+
+def day_number(value: dt.date | None, default: int = 0) -> int:
+    return default if value is None else value.year * 10000 + value.month * 100 + value.day
+
+
+def document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The index document of an article row (live content only)."""
+    parts = row["category"].split("/")
+    return {
+        "id": row["id"],
+        "kind": "article",
+        "title": row["title"],
+        "keywords": " ".join(row["keywords"] or ()),
+        "category_text": " ".join(parts),
+        "body": row["body"],
+        "category": row["category"],
+        "category_path": ",".join("/".join(parts[: i + 1]) for i in range(len(parts))),
+        "unit": row["unit_code"],
+        "hotlines": ",".join(row["hotlines"] or ()),
+        "state": row["state"],
+        "material_type": row["material_type"],
+        "valid_from": day_number(row["valid_from"]),
+        "valid_to": day_number(row["valid_to"], OPEN_END),
+        "review_due": day_number(row["review_due"], OPEN_END),
+        "version": int(row["version"]),
+        "updated": int(row["updated_at"].timestamp() * 1000),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexMeta:
+    cursor: int
+    instance: str
+    schema_version: int
+    articles: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    fields: dict[str, Any]
+    score: float
+
+
+class KbIndex:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ix: Any = None
+        self._local = threading.local()
+        self._open_lock = threading.Lock()
+
+    # -- opening ------------------------------------------------------------------
+    def open(self) -> IndexMeta | None:
+        """Open the index; ``None`` when it is missing, unreadable or of another schema
+        (the caller rebuilds)."""
+        with self._open_lock:
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                if not windex.exists_in(str(self.path)):
+                    self._ix = windex.create_in(str(self.path), schema())
+                    return None
+                self._ix = windex.open_dir(str(self.path))
+                if set(self._ix.schema.names()) != set(schema().names()):
+                    return None
+                return self.meta()
+            except Exception:  # a damaged index is rebuilt, never trusted
+                self._ix = windex.create_in(str(self.path), schema())
+                return None
+
+    def meta(self) -> IndexMeta | None:
+        with self._ix.searcher() as s:
+            stored = s.document(id=META_ID)
+            count = s.doc_count() - (1 if stored else 0)
+        if not stored or stored.get("schema_version") != SCHEMA_VERSION:
+            return None
+        return IndexMeta(int(stored["cursor"]), stored.get("instance", ""), SCHEMA_VERSION, count)
+
+    @property
+    def is_open(self) -> bool:
+        return self._ix is not None
+
+    # -- writing ------------------------------------------------------------------
+    def write(self, docs: Iterable[dict[str, Any]], deletes: Iterable[str], *, cursor: int, instance: str,
+              clear: bool = False, timeout: float = 60.0, procs: int = 1) -> int:
+        """Apply documents and deletions and move the cursor, in one commit. ``clear``
+        replaces the whole index (a rebuild). Returns how many documents were written."""
+        try:
+            if procs > 1:
+                writer = self._ix.writer(timeout=timeout, procs=procs, limitmb=128, multisegment=True)
+            else:
+                writer = self._ix.writer(timeout=timeout)
+        except LockError as exc:
+            raise TimeoutError(f"index {self.path} is locked by another writer") from exc
+        written = 0
+        try:
+            add = writer.add_document if clear else writer.update_document
+            for doc in docs:
+                add(**doc)
+                written += 1
+            if not clear:
+                for article_id in deletes:
+                    writer.delete_by_term("id", article_id)
+            meta = {"id": META_ID, "kind": "meta", "cursor": cursor, "instance": instance,
+                    "schema_version": SCHEMA_VERSION}
+            if clear:
+                writer.add_document(**meta)
+                writer.commit(mergetype=CLEAR)
+            else:
+                writer.update_document(**meta)
+                writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+        return written
+
+    # -- reading ------------------------------------------------------------------
+    def _searcher(self) -> Any:
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None or getattr(self._local, "ix", None) is not self._ix:
+            searcher = self._ix.searcher()
+        elif not searcher.up_to_date():
+            fresh = searcher.refresh()
+            if fresh is not searcher:
+                searcher.close()
+            searcher = fresh
+        self._local.searcher, self._local.ix = searcher, self._ix
+        return searcher
+
+    def search(self, query: Query | None, *, filter: Query | None, page: int, pagelen: int,
+               recent_first: bool = False) -> tuple[int, list[Hit]]:
+        searcher = self._searcher()
+        q = query if query is not None else Every()
+        kwargs: dict[str, Any] = {"filter": filter, "mask": _MASK}
+        if query is None or recent_first:
+            kwargs["sortedby"] = "updated"
+            kwargs["reverse"] = True
+        results = searcher.search_page(q, page, pagelen=pagelen, **kwargs)
+        total = len(results)
+        hits = [Hit(dict(hit.fields()), float(hit.score or 0.0)) for hit in results]
+        return total, hits
+
+    def ids(self) -> set[str]:
+        searcher = self._searcher()
+        return {f["id"] for f in searcher.all_stored_fields() if f.get("kind") == "article"}
+
+    def close(self) -> None:
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is not None:
+            searcher.close()
+        self._local = threading.local()
+        self._ix = None
