@@ -1,0 +1,198 @@
+"""The FastAGI wire protocol: header block, command encoding, reply parsing.
+
+Strict and small on purpose (DESIGN.md decision 2). What Asterisk sends and how
+we answer it:
+
+* A header block of ``agi_<name>: <value>`` lines (``agi_arg_N`` for the
+  arguments; ``agi_network_script`` with or without a leading slash and with its
+  query string) ended by one blank line. Lines longer than ``max_line_bytes``
+  end the session; other malformed lines are skipped and remembered in
+  :attr:`AgiRequest.problems` so the call record can say what happened.
+* Commands are one line each. Every argument is double-quoted with ``\\`` and
+  ``"`` escaped, and control characters (CR, LF, NUL, ...) replaced by a space:
+  Asterisk reads a command up to the newline, so a caller name or ticket text can
+  never smuggle in a second command.
+* Replies: ``200 result=<r>[ (<data>)][ endpos=<n>]``; ``510`` invalid command;
+  ``511`` dead channel; ``520`` usage (single line, or ``520-`` ... ``520 End``);
+  ``100 Trying...`` before a ``GOSUB`` result; an unsolicited ``HANGUP`` line may
+  arrive before any reply (it is noted and the real reply is read after it).
+* Values are raw bytes that may be cut inside a UTF-8 sequence (a Chinese caller
+  name truncated by the channel driver): an incomplete tail is dropped, other bad
+  bytes become U+FFFD. Nothing here raises on bad text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote
+
+from hotline.calls.channel import ChannelHungUp
+
+__all__ = [
+    "AgiError", "AgiInvalidCommand", "AgiProtocolError", "AgiReply", "AgiRequest",
+    "AgiUsageError", "ChannelHungUp", "DeadChannel", "build_request", "decode_value",
+    "encode_command", "parse_header_line", "parse_reply_line", "quote_arg",
+]
+
+_KEY_RE = re.compile(r"^agi_[a-z0-9_]{1,64}$")
+_ARG_RE = re.compile(r"^agi_arg_([1-9][0-9]{0,2})$")
+_REPLY_RE = re.compile(
+    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$", re.S
+)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: command names we ever send (a typo becomes a ValueError here, not a 510 in production)
+_COMMAND_RE = re.compile(r"^[A-Z][A-Z ]{1,40}$")
+MAX_ARG_CHARS = 4000
+
+
+class AgiError(Exception):
+    """A FastAGI session problem (protocol, command refused)."""
+
+
+class AgiProtocolError(AgiError):
+    """The peer broke the protocol (oversized line, missing header end, garbage)."""
+
+
+class DeadChannel(ChannelHungUp):
+    """``511``: the channel is gone; commands are refused."""
+
+
+class AgiInvalidCommand(AgiError):
+    """``510``: Asterisk does not know the command."""
+
+
+class AgiUsageError(AgiError):
+    """``520``: wrong syntax; ``usage`` holds Asterisk's text."""
+
+    def __init__(self, usage: str) -> None:
+        super().__init__(usage)
+        self.usage = usage
+
+
+def decode_value(raw: bytes) -> str:
+    """UTF-8, defensively: a sequence cut at the end is dropped, other bad bytes replaced."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            head = raw[: exc.start]
+            return head.decode("utf-8", "replace")
+        return raw.decode("utf-8", "replace")
+
+
+def parse_header_line(raw: bytes) -> tuple[str, str] | None:
+    """``agi_key: value`` → (key, value); None when the line is not a header line."""
+    text = decode_value(raw.rstrip(b"\r\n"))
+    key, sep, value = text.partition(":")
+    key = key.strip()
+    if not sep or not _KEY_RE.match(key):
+        return None
+    return key, value.strip()
+
+
+@dataclass(slots=True)
+class AgiRequest:
+    """The header block of one AGI request, parsed."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    script: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.env.get(key if key.startswith("agi_") else f"agi_{key}", default)
+
+    @property
+    def uniqueid(self) -> str:
+        return self.get("uniqueid")
+
+    def param(self, name: str, position: int | None = None) -> str:
+        """A named query-string parameter, else the positional ``agi_arg_N`` (1-based)."""
+        if name in self.query:
+            return self.query[name]
+        if position is not None and 0 < position <= len(self.args):
+            return self.args[position - 1]
+        return ""
+
+
+def split_script(value: str) -> tuple[str, dict[str, str]]:
+    """``/incoming?line=12345`` or ``incoming?line=12345`` → ('incoming', {'line': '12345'}).
+
+    Only the last path segment names the script (``agi://host/hotline/incoming``
+    works too); repeated query keys keep their first value."""
+    path, _, query = value.partition("?")
+    path = unquote(path).strip().strip("/")
+    name = path.rsplit("/", 1)[-1]
+    params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    return name, params
+
+
+def build_request(lines: list[tuple[str, str]], problems: list[str] | None = None) -> AgiRequest:
+    """Assemble parsed header lines (first occurrence of a key wins)."""
+    request = AgiRequest(problems=list(problems or ()))
+    numbered: dict[int, str] = {}
+    for key, value in lines:
+        if key in request.env:
+            request.problems.append(f"duplicate header {key}")
+            continue
+        request.env[key] = value
+        match = _ARG_RE.match(key)
+        if match:
+            numbered[int(match.group(1))] = value
+    # agi_arg_N are positional; a gap (arg_1, arg_3) is kept as an empty arg_2
+    if numbered:
+        request.args = [numbered.get(i, "") for i in range(1, max(numbered) + 1)]
+    script_source = request.env.get("agi_network_script") or request.env.get("agi_request", "")
+    if script_source.startswith(("agi://", "hagi://")):
+        script_source = script_source.split("://", 1)[1].partition("/")[2]
+    request.script, request.query = split_script(script_source)
+    return request
+
+
+def quote_arg(value: object) -> str:
+    """One double-quoted command argument that cannot break out of its line."""
+    text = "" if value is None else str(value)
+    if len(text) > MAX_ARG_CHARS:
+        text = text[:MAX_ARG_CHARS]
+    text = _CONTROL_RE.sub(" ", text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def encode_command(command: str, *args: object) -> bytes:
+    if not _COMMAND_RE.match(command):
+        raise ValueError(f"not an AGI command name: {command!r}")
+    parts = [command, *(quote_arg(a) for a in args)]
+    return (" ".join(parts) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class AgiReply:
+    code: int
+    result: str = ""
+    data: str | None = None
+    endpos: int | None = None
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200 and self.result != "-1"
+
+    @property
+    def result_int(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+def parse_reply_line(line: str) -> AgiReply:
+    """Parse one complete ``200`` line (other codes are handled by the reader)."""
+    match = _REPLY_RE.match(line)
+    if not match:
+        raise AgiProtocolError(f"unparseable reply {line[:120]!r}")
+    endpos = match.group("endpos")
+    return AgiReply(
+        200, match.group("result"), match.group("data"), int(endpos) if endpos else None, line
+    )

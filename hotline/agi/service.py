@@ -1,0 +1,62 @@
+"""The FastAGI server as a node service (role ``agi``), plus the journal replay loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from hotline.agi.server import FastAgiServer
+from hotline.calls.context import CallContext
+from hotline.calls.store import DatabaseDown
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions
+
+log = logging.getLogger("hotline.agi")
+
+
+class AgiService:
+    name = "agi"
+    role = "agi"
+    order = 40
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.ctx: CallContext | None = None
+        self.server: FastAgiServer | None = None
+        self._replayer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.ctx = CallContext.for_runtime(self.runtime)
+        self.server = FastAgiServer(self.ctx, self.runtime.settings.agi)
+        await self.server.start()
+        self._replayer = asyncio.create_task(self._replay_loop(), name="call-journal-replay")
+
+    async def _replay_loop(self) -> None:
+        assert self.ctx is not None
+        while True:
+            try:
+                if self.ctx.journal.has_pending():
+                    await self.ctx.journal.replay(self.ctx.store)
+            except DatabaseDown as exc:
+                log.info("journal replay postponed: database still unavailable (%s)", exc)
+            except Exception:
+                log.exception("journal replay failed; retrying later")
+            await asyncio.sleep(self.ctx.calls.journal_replay_interval)
+
+    async def stop(self) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+        if self.server is not None:
+            await self.server.stop(grace=self.runtime.settings.agi.command_timeout)
+
+    def describe(self) -> str:
+        settings = self.runtime.settings.agi
+        port = self.server.port if self.server else settings.port
+        return f"FastAGI: agi://{settings.host}:{port}"
+
+
+def create_service(runtime: Runtime, options: NodeOptions) -> AgiService:
+    return AgiService(runtime)

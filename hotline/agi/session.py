@@ -1,0 +1,181 @@
+"""One FastAGI session over an asyncio stream: reads the header block, sends
+commands, reads replies. Implements :class:`hotline.calls.channel.Channel`.
+
+Every read is bounded (``command_timeout`` per command, ``max_line_bytes`` per
+line); a peer that stops answering ends the session instead of holding a dead
+channel open (Asterisk itself has no read timeout on FastAGI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hotline.agi.protocol import (
+    AgiInvalidCommand,
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    AgiUsageError,
+    DeadChannel,
+    build_request,
+    decode_value,
+    encode_command,
+    parse_header_line,
+    parse_reply_line,
+)
+from hotline.calls.channel import ChannelHungUp
+
+log = logging.getLogger("hotline.agi")
+MAX_HEADER_LINES = 200
+MAX_USAGE_LINES = 100
+
+
+class CommandTimeout(ChannelHungUp):
+    """The peer did not answer a command in time: treated like a hangup (the session ends)."""
+
+
+class ConnectionClosed(ChannelHungUp):
+    """The peer closed the connection."""
+
+
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    """One ``\\n``-terminated line; the reader's ``limit`` caps its length."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            return exc.partial  # last line without newline: take it, EOF follows
+        raise ConnectionClosed("peer closed the connection") from None
+    except asyncio.LimitOverrunError:
+        raise AgiProtocolError("line longer than the configured max_line_bytes") from None
+    except ValueError:  # the limit was exceeded inside the buffer
+        raise AgiProtocolError("line longer than the configured max_line_bytes") from None
+    except (ConnectionError, OSError) as exc:
+        raise ConnectionClosed(str(exc)) from None
+
+
+async def read_request(reader: asyncio.StreamReader) -> AgiRequest:
+    """The header block up to its blank line (the caller bounds the wait)."""
+    lines: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for _ in range(MAX_HEADER_LINES):
+        raw = await _readline(reader)
+        if raw in (b"\n", b"\r\n"):
+            return build_request(lines, problems)
+        parsed = parse_header_line(raw)
+        if parsed is None:
+            text = decode_value(raw.rstrip(b"\r\n"))
+            problems.append(f"malformed header line {text[:80]!r}")
+            log.warning("FastAGI: skipping malformed header line %r", text[:200])
+            continue
+        lines.append(parsed)
+    raise AgiProtocolError(f"header block longer than {MAX_HEADER_LINES} lines")
+
+
+class FastAgiSession:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: AgiRequest,
+        *,
+        command_timeout: float = 5.0,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._request = request
+        self.command_timeout = command_timeout
+        self._hung_up = False
+        self._closed = False
+        self.commands = 0
+
+    @property
+    def request(self) -> AgiRequest:
+        return self._request
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up
+
+    async def command(self, name: str, *args: object) -> AgiReply:
+        """Send one command and return its ``200`` reply.
+
+        Raises :class:`DeadChannel` (511), :class:`ConnectionClosed`,
+        :class:`CommandTimeout` (all :class:`ChannelHungUp`), :class:`AgiInvalidCommand`
+        (510), :class:`AgiUsageError` (520) or :class:`AgiProtocolError`."""
+        if self._closed:
+            raise ConnectionClosed("session already ended")
+        data = encode_command(name, *args)
+        self.commands += 1
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                self.writer.write(data)
+                await self.writer.drain()
+                return await self._read_reply()
+        except TimeoutError:
+            self._closed = True
+            raise CommandTimeout(f"no reply to {name} within {self.command_timeout} s") from None
+        except (ConnectionError, OSError) as exc:
+            self._closed = True
+            self._hung_up = True
+            raise ConnectionClosed(str(exc)) from None
+        except ConnectionClosed:
+            self._closed = True
+            self._hung_up = True
+            raise
+
+    async def _read_reply(self) -> AgiReply:
+        while True:
+            line = decode_value(await _readline(self.reader)).rstrip("\r\n")
+            if line.strip() == "HANGUP":
+                # unsolicited: note it, the real reply follows
+                self._hung_up = True
+                continue
+            if line.startswith("200"):
+                return parse_reply_line(line)
+            if line.startswith("100"):
+                continue  # "100 result=0 Trying..." before a GOSUB's result
+            if line.startswith("511"):
+                self._hung_up = True
+                raise DeadChannel(line)
+            if line.startswith("510"):
+                raise AgiInvalidCommand(line)
+            if line.startswith("520-"):
+                usage = [line]
+                for _ in range(MAX_USAGE_LINES):
+                    more = decode_value(await _readline(self.reader)).rstrip("\r\n")
+                    usage.append(more)
+                    if more.startswith("520 "):
+                        break
+                else:
+                    raise AgiProtocolError("520 usage block without its end line")
+                raise AgiUsageError("\n".join(usage))
+            if line.startswith("520"):
+                raise AgiUsageError(line)
+            if not line.strip():
+                continue
+            raise AgiProtocolError(f"unexpected reply {line[:120]!r}")
+
+    # -- the Channel interface -------------------------------------------------
+
+    async def set_variable(self, name: str, value: str) -> None:
+        reply = await self.command("SET VARIABLE", name, value)
+        if reply.result == "-1":
+            self._hung_up = True
+            raise ChannelHungUp(f"SET VARIABLE {name} failed: {reply.text}")
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command("GET VARIABLE", name)
+        if reply.result == "1":
+            return reply.data or ""
+        return None
+
+    async def verbose(self, message: str, level: int = 3) -> None:
+        try:
+            await self.command("VERBOSE", message, level)
+        except ChannelHungUp:
+            pass
+
+    def close(self) -> None:
+        self._closed = True

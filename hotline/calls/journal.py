@@ -1,0 +1,223 @@
+"""The durable local journal of call-record operations (DESIGN.md decision 4).
+
+When PostgreSQL does not answer, a flow still routes the call (from the
+in-memory registry) and appends its record operations here: one JSON line per
+operation, written with ``O_APPEND`` under an exclusive ``flock`` and ``fsync``'d
+before the flow returns, so a record survives a crash of this process or of the
+machine. Several processes may append at once (FastAGI node, classic AGI
+scripts).
+
+Replay (:meth:`Journal.replay`) renames the live file aside, applies its
+operations in order, each in its own transaction together with a row in
+``call_journal_applied`` keyed by the operation's id, and deletes the file when
+everything is in. A replay interrupted at any point is simply run again: applied
+operations are skipped, so nothing is lost and nothing is doubled. Inserts are
+idempotent on their own too (``calls.call_uid`` is UNIQUE).
+
+Order is kept across the outage: while operations wait in the journal, new
+operations also go to the journal (see :meth:`CallWriter.write`), so a hangup
+never reaches the database before the start of its call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from hotline.calls.store import CallStore, DatabaseDown, apply_op
+
+log = logging.getLogger("hotline.calls.journal")
+
+LIVE_NAME = "calls.jsonl"
+REPLAY_SUFFIX = ".replaying"
+REJECTED_NAME = "rejected.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    applied: int = 0
+    skipped: int = 0  # already applied by an earlier (interrupted) replay
+    unknown: int = 0  # operations whose call was never started
+    rejected: int = 0  # unreadable lines (a torn write at a crash), kept in rejected.jsonl
+    files: int = 0
+
+    def __add__(self, other: ReplayResult) -> ReplayResult:
+        return ReplayResult(
+            self.applied + other.applied, self.skipped + other.skipped,
+            self.unknown + other.unknown, self.rejected + other.rejected, self.files + other.files,
+        )
+
+
+@dataclass(slots=True)
+class Journal:
+    directory: Path
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def live_path(self) -> Path:
+        return self.directory / LIVE_NAME
+
+    def pending_files(self) -> list[Path]:
+        if not self.directory.exists():
+            return []
+        aside = sorted(self.directory.glob(f"calls.*{REPLAY_SUFFIX}"))
+        live = self.live_path
+        if live.exists() and live.stat().st_size > 0:
+            aside.append(live)
+        return aside
+
+    def has_pending(self) -> bool:
+        """Cheap check (a stat or two) run by every flow before writing."""
+        try:
+            if self.live_path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+        return self.directory.exists() and any(self.directory.glob(f"calls.*{REPLAY_SUFFIX}"))
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Append one operation durably (returns after fsync)."""
+        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.live_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # a replay may have renamed the file between our open and our lock:
+                # then write to the new live file instead
+                try:
+                    same = os.stat(self.live_path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    continue
+                os.write(fd, line)
+                os.fsync(fd)
+                return
+            finally:
+                os.close(fd)  # also releases the lock
+
+    def _rotate(self) -> None:
+        """Move the live file aside (under its lock) so writers start a new one."""
+        if not self.live_path.exists():
+            return
+        fd = os.open(self.live_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_size == 0:
+                return
+            target = self.directory / f"calls.{time.time_ns():020d}{REPLAY_SUFFIX}"
+            os.rename(self.live_path, target)
+            _fsync_dir(self.directory)
+        finally:
+            os.close(fd)
+
+    async def replay(self, store: CallStore) -> ReplayResult:
+        """Apply everything journaled, in order. Raises :class:`DatabaseDown` (with the
+        work done so far kept) when the database goes away again."""
+        async with self._lock:
+            total = ReplayResult()
+            # keep going until the live file stays empty: flows keep journaling while
+            # older entries are pending, so order holds across the switch-back
+            for _ in range(100):
+                self._rotate()
+                files = sorted(self.directory.glob(f"calls.*{REPLAY_SUFFIX}")) if self.directory.exists() else []
+                if not files:
+                    break
+                for path in files:
+                    total = total + await self._replay_file(store, path)
+            if total.files:
+                log.info(
+                    "journal replayed: %d applied, %d already in, %d unknown calls, %d unreadable, %d file(s)",
+                    total.applied, total.skipped, total.unknown, total.rejected, total.files,
+                )
+            return total
+
+    async def _replay_file(self, store: CallStore, path: Path) -> ReplayResult:
+        applied = skipped = unknown = rejected = 0
+        with path.open("rb") as fh:
+            raw_lines = fh.read().splitlines()
+        for raw in raw_lines:
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+                if not isinstance(entry, dict) or not {"id", "op", "uid", "at", "data"} <= entry.keys():
+                    raise ValueError("not a journal entry")
+            except ValueError:
+                rejected += 1
+                self._reject(raw)
+                continue
+            async with store.connection(force=True) as conn:
+                async with conn.transaction():
+                    fresh = await conn.fetchval(
+                        """INSERT INTO call_journal_applied (entry_id, call_uid, op, written_at)
+                           VALUES ($1, $2, $3, $4) ON CONFLICT (entry_id) DO NOTHING RETURNING 1""",
+                        entry["id"], entry["uid"], entry["op"], _parse_ts(entry["at"]),
+                    )
+                    if not fresh:
+                        skipped += 1
+                        continue
+                    call_id = await apply_op(conn, entry, live=False)
+                    if call_id is None:
+                        unknown += 1
+                    else:
+                        applied += 1
+        path.unlink()
+        _fsync_dir(self.directory)
+        store.mark_up()
+        return ReplayResult(applied, skipped, unknown, rejected, 1)
+
+    def _reject(self, raw: bytes) -> None:
+        log.error("journal: unreadable line kept in %s: %r", REJECTED_NAME, raw[:200])
+        with (self.directory / REJECTED_NAME).open("ab") as fh:
+            fh.write(raw + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _parse_ts(value: Any) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(value))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CallWriter:
+    """Applies call-record operations directly, or journals them (outage, or older
+    operations still pending). Returns the call id when it went to the database."""
+
+    def __init__(self, store: CallStore, journal: Journal) -> None:
+        self.store = store
+        self.journal = journal
+        self.journaled = 0
+
+    async def write(self, entry: dict[str, Any], conn: asyncpg.Connection | None = None) -> int | None:
+        if conn is not None:
+            return await apply_op(conn, entry)
+        if self.store.believed_up and not self.journal.has_pending():
+            try:
+                async with self.store.connection() as c:
+                    async with c.transaction():
+                        return await apply_op(c, entry)
+            except DatabaseDown:
+                pass
+        self.journal.append(entry)
+        self.journaled += 1
+        return None

@@ -1,0 +1,150 @@
+"""The rest of a call's life as the dialplan reports it: an agent's seat picked it
+up from the queue (``agent_connect``), a ``Dial()`` came back (``dial_result``),
+the caller hung up (``hangup``). Each writes through the journal-aware writer,
+so these records survive a database outage like the start of the call."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from hotline.calls.channel import Channel
+from hotline.calls.context import CallContext
+from hotline.calls.store import DatabaseDown, make_entry, now
+
+log = logging.getLogger("hotline.calls")
+
+#: Asterisk DIALSTATUS → our outcome words
+DIAL_OUTCOMES = {
+    "ANSWER": "answered",
+    "NOANSWER": "no_answer",
+    "BUSY": "busy",
+    "CHANUNAVAIL": "unreachable",
+    "CONGESTION": "unreachable",
+    "DONTCALL": "failed",
+    "TORTURE": "failed",
+    "INVALIDARGS": "failed",
+    "CANCEL": "failed",
+}
+
+
+def call_uid_of(channel: Channel, position: int = 1) -> str:
+    """The caller channel's uniqueid: parameter ``uid`` / argument N, else our own."""
+    req = channel.request
+    return (req.param("uid", position) or req.uniqueid)[:150]
+
+
+def seat_interface(agi_channel: str) -> str:
+    """``PJSIP/8001-0000002a`` → ``PJSIP/8001``; ``Local/8001@agents-00000001;2`` → ``Local/8001@agents``."""
+    name = agi_channel.split(";", 1)[0]
+    head, sep, tail = name.rpartition("-")
+    if sep and tail and all(c in "0123456789abcdefABCDEF" for c in tail):
+        return head
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectResult:
+    call_uid: str
+    call_id: int | None
+    agent_id: int | None
+    interface: str
+    journaled: bool
+
+
+async def agent_connect(ctx: CallContext, channel: Channel) -> ConnectResult:
+    """Run by the queue member's gosub on the agent's channel: arg 1 the caller's
+    uniqueid, arg 2 (optional) the member interface. Marks the call answered, the
+    seat on_call, and publishes ``call.offered`` (the console's screen-pop)."""
+    req = channel.request
+    uid = call_uid_of(channel)
+    interface = req.param("interface", 2) or seat_interface(req.get("channel"))
+    agent_id: int | None = None
+    try:
+        async with ctx.store.connection() as conn:
+            agent_id = await conn.fetchval("SELECT user_id FROM seats WHERE interface = $1", interface)
+    except DatabaseDown:
+        pass
+    entry = make_entry("answer", uid, {"at": now().isoformat(), "agent_id": agent_id, "answered_by": interface})
+    call_id = await ctx.writer.write(entry)
+    if agent_id is not None:
+        await _quiet_set(channel, "HOTLINE_AGENT_ID", str(agent_id))
+    return ConnectResult(uid, call_id, agent_id, interface, call_id is None)
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    call_uid: str
+    outcome: str
+    attempt_id: int | None
+    fallback: bool
+
+
+async def dial_result(ctx: CallContext, channel: Channel) -> DialResult:
+    """After ``Dial()`` to a sub-centre (incoming route) or a transfer target: arg 1
+    the transfer attempt id (empty for the incoming sub-centre route), arg 2 the
+    DIALSTATUS, arg 3 the caller's uniqueid. Anything but ANSWER means the call goes
+    back to the 12345 queue (the dialplan does that even without us)."""
+    req = channel.request
+    attempt = req.param("attempt", 1)
+    status = (req.param("dialstatus", 2) or "").upper()
+    uid = (req.param("uid", 3) or req.uniqueid)[:150]
+    outcome = DIAL_OUTCOMES.get(status, "failed")
+    fallback = outcome != "answered"
+    attempt_id = int(attempt) if attempt.isdigit() else None
+    at = now().isoformat()
+    decision: dict[str, Any] = {"step": "dial_result", "dialstatus": status or None, "outcome": outcome, "at": at}
+    platform = ctx.registry.platform
+    if fallback:
+        decision["action"] = f"back to the {platform.queue} queue (7x24)"
+    if attempt_id is not None:
+        from hotline.calls.transfer import finish_attempt
+
+        try:
+            async with ctx.store.connection() as conn:
+                async with conn.transaction():
+                    await finish_attempt(conn, attempt_id, outcome)
+            decision["attempt_id"] = attempt_id
+        except DatabaseDown:
+            decision["attempt_id"] = attempt_id
+            decision["attempt_not_updated"] = "database unavailable"
+    data: dict[str, Any] = {"append": [decision]}
+    if fallback:
+        data["set"] = {"state": "queued", "queue": platform.queue, "queued_at": at}
+    await ctx.writer.write(make_entry("update", uid, data))
+    if fallback:
+        await _quiet_set(channel, "HOTLINE_QUEUE", platform.queue)
+    return DialResult(uid, outcome, attempt_id, fallback)
+
+
+@dataclass(frozen=True, slots=True)
+class HangupResult:
+    call_uid: str
+    call_id: int | None
+    journaled: bool
+
+
+async def hangup(ctx: CallContext, channel: Channel) -> HangupResult:
+    """The hangup handler on the caller's channel. The channel is dead, so every fact
+    comes as an argument: uid, DIALSTATUS, ANSWEREDTIME, HANGUPCAUSE, QUEUESTATUS."""
+    req = channel.request
+    uid = call_uid_of(channel)
+    data = {
+        "at": now().isoformat(),
+        "dialstatus": req.param("dialstatus", 2) or None,
+        "answeredtime": req.param("answeredtime", 3) or None,
+        "cause": req.param("cause", 4) or None,
+        "queuestatus": req.param("queuestatus", 5) or None,
+    }
+    call_id = await ctx.writer.write(make_entry("end", uid, data))
+    return HangupResult(uid, call_id, call_id is None)
+
+
+async def _quiet_set(channel: Channel, name: str, value: str) -> None:
+    from hotline.calls.channel import ChannelHungUp
+
+    try:
+        await channel.set_variable(name, value)
+    except ChannelHungUp:
+        pass

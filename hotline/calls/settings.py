@@ -1,0 +1,75 @@
+"""Settings of the call flows: the ``[calls]`` table of ``config/hotline.toml``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hotline.config import Settings
+from hotline.errors import ConfigError
+
+EXPERT_FALLBACKS = ("queue", "callback")
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    #: a caller with an open ticket opened within this many days is a repeat caller
+    repeat_window_days: int = 30
+    #: when no expert seat is free: "queue" (wait in the line's expert pool) or "callback" (ticket)
+    expert_fallback: str = "queue"
+    #: seconds an expert seat's phone rings before the call goes to the fallback
+    expert_dial_timeout: int = 30
+    #: seconds a dual line's call waits for its skill before any 12345 agent takes it
+    skill_overflow_seconds: int = 60
+    #: a flow gives the database this long, then routes from memory and journals the record
+    db_timeout: float = 2.0
+    #: after a database failure, flows go straight to the journal for this long
+    db_retry_seconds: float = 2.0
+    #: how often the FastAGI node tries to replay the journal
+    journal_replay_interval: float = 5.0
+    #: sound files the dialplan plays (without extension)
+    blocked_sound: str = "hotline/blocked"
+    closed_sound_prefix: str = "hotline/closed-"
+    callback_sound: str = "hotline/expert-callback"
+    #: the FastAGI URL the generated dialplan calls; empty: agi://<agi.host>:<agi.port>
+    agi_url: str = ""
+    #: Asterisk Manager Interface used to move a live channel on a console transfer
+    ami_host: str = ""
+    ami_port: int = 5038
+    ami_username: str = ""
+    ami_secret: str = ""  # prefer HOTLINE_AMI_SECRET
+    ami_timeout: float = 3.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallSettings:
+        raw = dict(settings.section("calls"))
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise ConfigError(f"[calls] has no setting {key!r}", field=f"calls.{key}")
+            kind = type(getattr(cls(), key))
+            try:
+                values[key] = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"calls.{key}: expected {kind.__name__}, got {value!r}", field=f"calls.{key}"
+                ) from None
+        if os.environ.get("HOTLINE_AMI_SECRET"):
+            values["ami_secret"] = os.environ["HOTLINE_AMI_SECRET"]
+        result = cls(**values)
+        if result.expert_fallback not in EXPERT_FALLBACKS:
+            raise ConfigError(
+                f"calls.expert_fallback must be one of {EXPERT_FALLBACKS}, got {result.expert_fallback!r}",
+                field="calls.expert_fallback",
+            )
+        return result
+
+    def agi_base(self, settings: Settings) -> str:
+        if self.agi_url:
+            return self.agi_url.rstrip("/")
+        host = settings.agi.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"agi://{host}:{settings.agi.port}"

@@ -1,0 +1,280 @@
+"""The call record in PostgreSQL, and what a flow does when PostgreSQL is away.
+
+Every change a flow makes to a call record is a small **operation** (``start``,
+``update``, ``answer``, ``end``) with its data, applied by :func:`apply_op`. A
+flow applies it directly when the database answers; otherwise (or while older
+operations still wait in the journal, so that order is kept) it appends it to
+the durable journal (:mod:`hotline.calls.journal`), and the replay applies the
+very same function later. One code path, so a replayed record is the record the
+flow would have written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from hotline.events import publish
+
+log = logging.getLogger("hotline.calls")
+
+#: columns a ``start`` or ``update`` operation may write (names are never taken from input)
+START_COLUMNS = (
+    "call_uid", "linkedid", "channel", "source", "hotline_number", "dialled", "caller_number",
+    "caller_raw", "caller_kind", "caller_name", "route", "queue", "skill", "dial_target",
+    "decisions", "state", "started_at", "queued_at", "repeat_ticket_id", "ticket_id",
+)
+UPDATE_COLUMNS = (
+    "route", "queue", "skill", "dial_target", "state", "disposition", "queued_at", "ticket_id",
+    "repeat_ticket_id", "answered_by", "agent_id", "channel", "linkedid",
+)
+_TIMESTAMPS = {"started_at", "queued_at", "answered_at", "ended_at"}
+OPEN_STATES = ("ringing", "queued", "answered", "transferred")
+
+
+class DatabaseDown(Exception):
+    """PostgreSQL did not answer within the flow's budget."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _value(column: str, value: Any) -> Any:
+    return _ts(value) if column in _TIMESTAMPS else value
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Errors that mean "the database is not there", as opposed to a bug or bad data."""
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError,
+                        asyncpg.PostgresConnectionError, ConnectionError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        # 08 connection exception, 57 operator intervention (shutdown, cannot connect now),
+        # 53 insufficient resources, 55000 "database is not accepting connections"
+        return state[:2] in ("08", "57", "53") or state == "55000"
+    return False
+
+
+class CallStore:
+    """The pool as the call flows see it: bounded waits and a short memory of failure,
+    so that during an outage each call costs microseconds, not a timeout."""
+
+    def __init__(self, pool: asyncpg.Pool | None, *, timeout: float = 2.0, retry_after: float = 2.0) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._down_until = 0.0
+        self.failures = 0
+
+    @property
+    def believed_up(self) -> bool:
+        return self.pool is not None and time.monotonic() >= self._down_until
+
+    def mark_down(self, exc: BaseException | None = None) -> None:
+        self.failures += 1
+        self._down_until = time.monotonic() + self.retry_after
+        log.warning("database unavailable for call flows: %s", exc or "marked down")
+
+    def mark_up(self) -> None:
+        self._down_until = 0.0
+
+    @contextlib.asynccontextmanager
+    async def connection(self, *, force: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one unit of work, bounded by ``timeout`` in total.
+        Raises :class:`DatabaseDown` instead of connection errors or timeouts."""
+        if self.pool is None or (not force and not self.believed_up):
+            raise DatabaseDown("database marked unavailable")
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.pool.acquire() as conn:
+                    yield conn
+        except DatabaseDown:
+            raise
+        except BaseException as exc:
+            if is_connection_failure(exc):
+                self.mark_down(exc)
+                raise DatabaseDown(str(exc) or type(exc).__name__) from exc
+            raise
+
+
+def make_entry(op: str, call_uid: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A journal-ready operation (``id`` makes a replay idempotent)."""
+    return {"id": uuid.uuid4().hex, "op": op, "uid": call_uid, "at": now().isoformat(), "data": data}
+
+
+async def apply_op(conn: asyncpg.Connection, entry: dict[str, Any], *, live: bool = True) -> int | None:
+    """Apply one operation inside the caller's transaction; returns the call id (None
+    when the call is unknown). ``live`` is False during a journal replay: no screen-pop
+    event for a call that ended long ago."""
+    op, uid, data = entry["op"], entry["uid"], entry["data"]
+    if op == "start":
+        return await _start(conn, uid, data)
+    if op == "update":
+        return await _update(conn, uid, data)
+    if op == "answer":
+        return await _answer(conn, uid, data, live=live)
+    if op == "end":
+        return await _end(conn, uid, data)
+    raise ValueError(f"unknown call operation {op!r}")
+
+
+async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int:
+    fields = {k: _value(k, v) for k, v in data.items() if k in START_COLUMNS}
+    fields["call_uid"] = uid
+    columns = list(fields)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    call_id = await conn.fetchval(
+        f"INSERT INTO calls ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
+        "ON CONFLICT (call_uid) DO NOTHING RETURNING id",
+        *fields.values(),
+    )
+    if call_id is None:  # Asterisk retried the request (hagi fail-over) or a replay
+        call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
+    else:
+        await publish(conn, "call.updated", {"call_id": call_id, "state": fields.get("state", "ringing")})
+    return int(call_id)
+
+
+async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
+    sets = {k: _value(k, v) for k, v in (data.get("set") or {}).items() if k in UPDATE_COLUMNS}
+    append = list(data.get("append") or [])
+    assignments = [f"{col} = ${i}" for i, col in enumerate(sets, start=3)]
+    assignments.append("decisions = decisions || $2::jsonb")
+    assignments.append("updated_at = now()")
+    row = await conn.fetchrow(
+        f"UPDATE calls SET {', '.join(assignments)} WHERE call_uid = $1 "  # noqa: S608
+        "RETURNING id, state",
+        uid, append, *sets.values(),
+    )
+    if row is None:
+        log.warning("call %s: update for an unknown call dropped: %s", uid, data)
+        return None
+    if "state" in sets:
+        await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
+    return int(row["id"])
+
+
+async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, live: bool) -> int | None:
+    """An agent's seat picked the call up from the queue (``agent_connect``)."""
+    row = await conn.fetchrow(
+        "SELECT id, state, hotline_number, started_at, answered_at FROM calls WHERE call_uid = $1 FOR UPDATE",
+        uid,
+    )
+    if row is None:
+        log.warning("call %s: answer for an unknown call dropped", uid)
+        return None
+    at = _ts(data["at"])
+    assert at is not None
+    first = row["answered_at"] is None
+    answered_at = at if first else row["answered_at"]
+    wait = Decimal(str(round(max((answered_at - row["started_at"]).total_seconds(), 0.0), 3)))
+    await conn.execute(
+        """UPDATE calls SET state = CASE WHEN state IN ('completed', 'abandoned', 'failed')
+                                         THEN state ELSE 'answered' END,
+                  answered_at = $2, wait_seconds = $3, agent_id = COALESCE($4, agent_id),
+                  answered_by = $5, decisions = decisions || $6::jsonb, updated_at = now()
+            WHERE id = $1""",
+        row["id"], answered_at, wait, data.get("agent_id"), data.get("answered_by"),
+        [{"step": "answer", "by": data.get("answered_by"), "agent_id": data.get("agent_id"), "at": data["at"]}],
+    )
+    agent_id = data.get("agent_id")
+    if agent_id is not None and live:
+        await conn.execute(
+            """UPDATE seats SET state = 'on_call', current_call_id = $2, since = now(), updated_at = now()
+                WHERE user_id = $1""",
+            agent_id, row["id"],
+        )
+        await publish(conn, "call.offered", {
+            "call_id": row["id"], "user_id": agent_id, "hotline_number": row["hotline_number"],
+        })
+    await publish(conn, "call.updated", {"call_id": row["id"], "state": "answered"})
+    return int(row["id"])
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
+    """Finalise: answered or abandoned, wait and talk durations, disposition, who answered."""
+    row = await conn.fetchrow(
+        """SELECT id, state, route, dial_target, started_at, answered_at, ended_at, agent_id,
+                  answered_by, disposition
+             FROM calls WHERE call_uid = $1 FOR UPDATE""",
+        uid,
+    )
+    if row is None:
+        log.warning("call %s: end for an unknown call dropped", uid)
+        return None
+    if row["ended_at"] is not None:
+        return int(row["id"])  # hangup reported twice (handler + retry): first one wins
+    ended_at = _ts(data["at"])
+    assert ended_at is not None
+    answered_at = row["answered_at"]
+    answered_by = row["answered_by"]
+    dialstatus = (data.get("dialstatus") or "").upper()
+    answered_time = _seconds(data.get("answeredtime"))
+    if answered_at is None and dialstatus == "ANSWER":
+        # a sub-centre (or expert) took the call through Dial(): Asterisk tells us for how long
+        talk = answered_time or 0.0
+        answered_at = max(row["started_at"], ended_at - _delta(talk))
+        answered_by = answered_by or data.get("dial_target") or row["dial_target"]
+    disposition = row["disposition"]
+    if row["state"] in ("completed", "abandoned", "failed"):
+        state = row["state"]
+    elif answered_at is not None:
+        state = "completed"
+    elif row["route"] == "blocked":
+        state, disposition = "completed", disposition or "blocked"
+    else:
+        state = "abandoned"
+    if disposition is None:
+        disposition = data.get("disposition") or ("answered" if answered_at else "abandoned")
+    wait_end = answered_at or ended_at
+    wait = round(max((wait_end - row["started_at"]).total_seconds(), 0.0), 3)
+    talk = round(max((ended_at - answered_at).total_seconds(), 0.0), 3) if answered_at else None
+    decision = {"step": "hangup", "at": data["at"], "state": state, "disposition": disposition}
+    for key in ("cause", "dialstatus", "queuestatus"):
+        if data.get(key):
+            decision[key] = data[key]
+    await conn.execute(
+        """UPDATE calls SET state = $2, disposition = $3, ended_at = $4, answered_at = $5,
+                  answered_by = $6, wait_seconds = $7, talk_seconds = $8,
+                  decisions = decisions || $9::jsonb, updated_at = now()
+            WHERE id = $1""",
+        row["id"], state, disposition, ended_at, answered_at, answered_by,
+        Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision],
+    )
+    # whoever was on this call (agent or expert seat) moves on to after-call work
+    await conn.execute(
+        """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
+            WHERE current_call_id = $1""",
+        row["id"],
+    )
+    await publish(conn, "call.updated", {"call_id": row["id"], "state": state})
+    return int(row["id"])
+
+
+def _delta(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)

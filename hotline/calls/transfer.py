@@ -1,0 +1,292 @@
+"""Transfers of an answered call: to the line's expert-seat pool (专家座席) or to a
+sub-centre (分中心). Both record every attempt in ``transfer_attempts``, carry the
+ticket, publish ``transfer.expert`` / ``transfer.subcenter``, and fall back (the
+expert pool queue or a callback ticket; the 12345 queue) when the target cannot
+take the call.
+
+Choosing an expert locks the seat row with ``FOR UPDATE SKIP LOCKED`` and marks
+it ``on_call`` in the same transaction: two agents transferring at the same
+moment never get the same expert.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+
+from hotline.calls.context import CallContext
+from hotline.calls.settings import EXPERT_FALLBACKS
+from hotline.calls.store import OPEN_STATES, make_entry, now
+from hotline.errors import Conflict, NotFound, ValidationError
+from hotline.events import publish
+from hotline.registry import Hotline, Mode
+
+log = logging.getLogger("hotline.calls.transfer")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    call_id: int
+    call_uid: str
+    kind: str  # expert | subcenter
+    outcome: str  # connecting | dialling | queued | callback_ticket | failed
+    hotline_number: str
+    target: str | None
+    timeout: int | None
+    attempt_id: int
+    expert_user_id: int | None = None
+    ticket_id: int | None = None
+    reason: str | None = None
+
+    def variables(self, callback_sound: str) -> dict[str, str]:
+        values: dict[str, Any] = {
+            "HOTLINE_XFER_OUTCOME": self.outcome,
+            "HOTLINE_XFER_ATTEMPT": self.attempt_id,
+            "HOTLINE_XFER_TARGET": self.target if self.outcome in ("connecting", "dialling") else None,
+            "HOTLINE_XFER_QUEUE": self.target if self.outcome == "queued" else None,
+            "HOTLINE_XFER_TIMEOUT": self.timeout,
+            "HOTLINE_XFER_SOUND": callback_sound if self.outcome == "callback_ticket" else None,
+            "__HOTLINE_TICKET_ID": self.ticket_id,
+        }
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _load_call(conn: asyncpg.Connection, call_id: int | None, call_uid: str | None) -> asyncpg.Record:
+    if call_id is not None:
+        row = await conn.fetchrow("SELECT * FROM calls WHERE id = $1 FOR UPDATE", call_id)
+    else:
+        row = await conn.fetchrow("SELECT * FROM calls WHERE call_uid = $1 FOR UPDATE", call_uid)
+    if row is None:
+        raise NotFound(f"call {call_id or call_uid} not found", field="call")
+    if row["state"] not in OPEN_STATES:
+        raise Conflict(f"call {row['id']} is {row['state']}; only a live call can be transferred",
+                       field="call", state=row["state"])
+    return row
+
+
+def _pool_line(ctx: CallContext, call: asyncpg.Record, target: str | None) -> Hotline:
+    number = target or call["hotline_number"]
+    line = ctx.registry.get(number)
+    if line is None:
+        raise ValidationError(f"unknown line {number!r}", field="target", value=number)
+    if line.mode is not Mode.DUAL or not line.expert_pool:
+        raise ValidationError(
+            f"line {number} ({line.mode.value}) has no expert-seat pool; name a dual line as target",
+            field="target", value=number,
+        )
+    return line
+
+
+async def transfer_expert(
+    ctx: CallContext,
+    *,
+    call_id: int | None = None,
+    call_uid: str | None = None,
+    target: str | None = None,
+    fallback: str | None = None,
+    requested_by: int | None = None,
+    via: str = "agi",
+) -> TransferOutcome:
+    fallback = fallback or ctx.calls.expert_fallback
+    if fallback not in EXPERT_FALLBACKS:
+        raise ValidationError(f"fallback must be one of {EXPERT_FALLBACKS}", field="fallback", value=fallback)
+    async with ctx.store.connection() as conn:
+        async with conn.transaction():
+            call = await _load_call(conn, call_id, call_uid)
+            line = _pool_line(ctx, call, target)
+            expert = await conn.fetchrow(
+                """SELECT s.user_id, s.interface FROM seats s JOIN users u ON u.id = s.user_id
+                    WHERE s.state = 'ready' AND u.active AND 'expert' = ANY (u.roles)
+                      AND u.hotline_number = $1
+                    ORDER BY s.since, s.user_id
+                    LIMIT 1
+                    FOR UPDATE OF s SKIP LOCKED""",
+                line.number,
+            )
+            ticket_id = call["ticket_id"] or call["repeat_ticket_id"]
+            reason = None
+            expert_id = None
+            if expert is not None:
+                expert_id = expert["user_id"]
+                await conn.execute(
+                    """UPDATE seats SET state = 'on_call', current_call_id = $2, since = now(), updated_at = now()
+                        WHERE user_id = $1""",
+                    expert_id, call["id"],
+                )
+                outcome = "connecting"
+                # the seat's phone; without one, the pool queue (the expert is logged in there)
+                target_str = expert["interface"] or line.expert_pool
+            elif fallback == "callback":
+                target_str = None
+                outcome, ticket_id, reason = await _callback(ctx, conn, call, line, requested_by, ticket_id)
+                if outcome == "queued":
+                    target_str = line.expert_pool
+            else:
+                outcome, target_str, reason = "queued", line.expert_pool, "no expert seat free"
+            attempt_id = await _record_attempt(
+                conn, call, "expert", line.number, target_str, outcome, reason,
+                expert_user_id=expert_id, ticket_id=ticket_id, requested_by=requested_by, via=via,
+            )
+            await publish(conn, "transfer.expert", {
+                "call_id": call["id"], "expert_user_id": expert_id, "ticket_id": ticket_id, "outcome": outcome,
+            })
+            if expert_id is not None:
+                # the expert's console pops the call with its ticket
+                await publish(conn, "call.offered", {
+                    "call_id": call["id"], "user_id": expert_id, "hotline_number": call["hotline_number"],
+                })
+    return TransferOutcome(
+        call["id"], call["call_uid"], "expert", outcome, line.number, target_str,
+        ctx.calls.expert_dial_timeout, attempt_id, expert_id, ticket_id, reason,
+    )
+
+
+async def _callback(
+    ctx: CallContext, conn: asyncpg.Connection, call: asyncpg.Record, line: Hotline,
+    requested_by: int | None, ticket_id: int | None,
+) -> tuple[str, int | None, str | None]:
+    note = f"专家座席({line.number})无空闲，请专家回拨来电人。"
+    try:
+        async with conn.transaction():  # a savepoint: a failing tickets module leaves our work intact
+            created = await ctx.tickets.create_callback_ticket(
+                conn, call_id=call["id"], hotline_number=line.number,
+                caller_number=call["caller_number"], note=note, actor_user_id=requested_by,
+            )
+    except asyncpg.PostgresError as exc:
+        log.exception("callback ticket for call %s failed", call["id"])
+        return "queued", ticket_id, f"no expert seat free; callback ticket failed ({exc.sqlstate}); queued"
+    if created is None:
+        return "queued", ticket_id, f"no expert seat free; callback tickets unavailable ({ctx.tickets.name}); queued"
+    if call["ticket_id"] is None:
+        await conn.execute("UPDATE calls SET ticket_id = $2, updated_at = now() WHERE id = $1", call["id"], created)
+    return "callback_ticket", created, "no expert seat free; callback ticket created"
+
+
+async def transfer_subcenter(
+    ctx: CallContext,
+    *,
+    call_id: int | None = None,
+    call_uid: str | None = None,
+    target: str | None = None,
+    requested_by: int | None = None,
+    via: str = "agi",
+) -> TransferOutcome:
+    async with ctx.store.connection() as conn:
+        async with conn.transaction():
+            call = await _load_call(conn, call_id, call_uid)
+            number = target or call["hotline_number"]
+            line = ctx.registry.get(number)
+            if line is None or line.mode is not Mode.SUBCENTER or not line.dial_target:
+                raise ValidationError(
+                    f"{number!r} is not a sub-centre line; name one as target", field="target", value=number
+                )
+            reason = None
+            if line.service_hours.is_open(ctx.clock()):
+                outcome, target_str = "dialling", line.dial_target
+            else:
+                outcome, target_str = "failed", None
+                reason = "sub-centre closed (service hours); the call stays with 12345"
+            attempt_id = await _record_attempt(
+                conn, call, "subcenter", line.number, target_str or line.dial_target, outcome, reason,
+                ticket_id=call["ticket_id"] or call["repeat_ticket_id"], requested_by=requested_by, via=via,
+            )
+            await publish(conn, "transfer.subcenter", {"call_id": call["id"], "target": line.number, "outcome": outcome})
+    return TransferOutcome(
+        call["id"], call["call_uid"], "subcenter", outcome, line.number, target_str,
+        line.no_answer_timeout, attempt_id, None, call["ticket_id"] or call["repeat_ticket_id"], reason,
+    )
+
+
+async def _record_attempt(
+    conn: asyncpg.Connection, call: asyncpg.Record, kind: str, number: str, target: str | None,
+    outcome: str, reason: str | None, *, expert_user_id: int | None = None, ticket_id: int | None = None,
+    requested_by: int | None = None, via: str = "agi",
+) -> int:
+    attempt_id = await conn.fetchval(
+        """INSERT INTO transfer_attempts (call_id, kind, hotline_number, target, expert_user_id, ticket_id,
+                                          outcome, reason, requested_by, via,
+                                          finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                   CASE WHEN $7 IN ('failed', 'callback_ticket') THEN now() END)
+           RETURNING id""",
+        call["id"], kind, number, target, expert_user_id, ticket_id, outcome, reason, requested_by, via,
+    )
+    decision = {"step": f"transfer_{kind}", "attempt_id": attempt_id, "outcome": outcome, "line": number,
+                "target": target, "via": via, "at": now().isoformat()}
+    if expert_user_id is not None:
+        decision["expert_user_id"] = expert_user_id
+    if reason:
+        decision["reason"] = reason
+    state = "transferred" if outcome in ("connecting", "dialling") else (
+        "queued" if outcome == "queued" else call["state"])
+    await conn.execute(
+        """UPDATE calls SET decisions = decisions || $2::jsonb, state = $3, updated_at = now()
+            WHERE id = $1""",
+        call["id"], [decision], state,
+    )
+    if state != call["state"]:
+        await publish(conn, "call.updated", {"call_id": call["id"], "state": state})
+    if outcome in ("connecting", "dialling", "queued", "callback_ticket"):
+        # the transferring agent's seat is free of this call
+        await conn.execute(
+            """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
+                WHERE current_call_id = $1 AND user_id IS DISTINCT FROM $2""",
+            call["id"], expert_user_id,
+        )
+    return int(attempt_id)
+
+
+async def finish_attempt(conn: asyncpg.Connection, attempt_id: int, outcome: str) -> dict[str, Any] | None:
+    """The dialplan's ``Dial()`` to the target came back (``dial_result``)."""
+    row = await conn.fetchrow(
+        """UPDATE transfer_attempts SET outcome = $2, finished_at = now()
+            WHERE id = $1 AND finished_at IS NULL
+            RETURNING id, call_id, kind, hotline_number, expert_user_id, ticket_id""",
+        attempt_id, outcome,
+    )
+    if row is None:
+        return None
+    if row["kind"] == "expert":
+        if outcome != "answered" and row["expert_user_id"] is not None:
+            # the expert did not pick up: the seat is free again
+            await conn.execute(
+                """UPDATE seats SET state = 'ready', current_call_id = NULL, since = now(), updated_at = now()
+                    WHERE user_id = $1 AND current_call_id = $2""",
+                row["expert_user_id"], row["call_id"],
+            )
+        elif outcome == "answered":
+            await conn.execute(
+                "UPDATE calls SET answered_by = COALESCE(answered_by, $2), updated_at = now() WHERE id = $1",
+                row["call_id"], f"expert:{row['expert_user_id']}",
+            )
+        await publish(conn, "transfer.expert", {
+            "call_id": row["call_id"], "expert_user_id": row["expert_user_id"],
+            "ticket_id": row["ticket_id"], "outcome": outcome,
+        })
+    else:
+        await publish(conn, "transfer.subcenter", {
+            "call_id": row["call_id"], "target": row["hotline_number"], "outcome": outcome,
+        })
+    return dict(row)
+
+
+async def release_attempt(conn: asyncpg.Connection, attempt_id: int, reason: str) -> None:
+    """The channel could not be moved (AMI refused): undo the seat, mark the attempt failed."""
+    await conn.execute(
+        "UPDATE transfer_attempts SET reason = $2, channel_moved = false WHERE id = $1", attempt_id, reason
+    )
+    await finish_attempt(conn, attempt_id, "failed")
+
+
+def journal_failure(call_uid: str, kind: str, error: str) -> dict[str, Any]:
+    """A call-record note for a transfer that could not be decided (database away)."""
+    return make_entry("update", call_uid, {"append": [{
+        "step": f"transfer_{kind}", "outcome": "failed", "reason": f"database unavailable: {error}"[:200],
+        "action": "12345 queue", "at": now().isoformat(),
+    }]})
