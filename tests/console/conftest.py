@@ -108,7 +108,7 @@ PlaceCall = Callable[..., Awaitable[int]]
 
 @pytest.fixture
 def place_call(pool: asyncpg.Pool) -> PlaceCall:
-    """Insert a call and (when ``agent_id``) publish ``call.offered`` as the call flow does."""
+    """Insert a call and publish ``call.updated`` (and ``call.offered`` with ``agent_id``) as the call flow does."""
 
     async def place(hotline_number: str, caller: str, *, agent_id: int | None = None, state: str = "answered",
                     wait: float = 6.0) -> int:
@@ -123,6 +123,7 @@ def place_call(pool: asyncpg.Pool) -> PlaceCall:
                 f"test-{uuid.uuid4().hex}", hotline_number, caller, state,
                 None if state == "queued" else wait, agent_id,
             )
+            await publish(conn, "call.updated", {"call_id": call_id, "state": state})
             if agent_id is not None:
                 await publish(conn, "call.offered", {"call_id": call_id, "user_id": agent_id,
                                                      "hotline_number": hotline_number})
