@@ -214,9 +214,11 @@ def _read_xlsx(path: Path, source: str) -> tuple[list[Item], list[Problem]]:
 
 async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[Problem] | None = None,
                        partial: bool = False, state: str = "published", max_items: int = 1000,
-                       actor: str = "import", today: dt.date | None = None) -> ImportReport:
+                       actor: str = "import", today: dt.date | None = None,
+                       allowed_units: set[str] | None = None) -> ImportReport:
     """Check every item, then write all of them in one transaction (or only the good
-    ones with ``partial``)."""
+    ones with ``partial``). ``allowed_units`` (a unit editor's scope) limits the items
+    to those units and to new articles or drafts (published ones change by review)."""
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}")
     today = today or dt.date.today()
@@ -233,7 +235,8 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
     unit_lines: dict[str, list[str]] = {}
     for r in await db.fetch("SELECT number, unit_code FROM hotlines WHERE active AND unit_code IS NOT NULL"):
         unit_lines.setdefault(r["unit_code"], []).append(r["number"])
-    existing_titles = {r["title"]: r["id"] for r in await db.fetch("SELECT id, title FROM kb_articles")}
+    existing = {r["id"]: r for r in await db.fetch("SELECT id, title, unit_code, state FROM kb_articles")}
+    existing_titles = {r["title"]: r["id"] for r in existing.values()}
     seen_ids: dict[str, int] = {}
     seen_titles: dict[str, int] = {}
     good: list[tuple[Item, dict[str, Any]]] = []
@@ -263,6 +266,13 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
                 problems.append(Problem(item.row, item.source, "title", f"标题已被知识 {owner} 使用", title))
             if article_id is None and owner is not None:
                 article_id = owner
+        if allowed_units is not None:
+            current = existing.get(article_id) if article_id else None
+            if clean.get("unit_code") and clean["unit_code"] not in allowed_units:
+                problems.append(Problem(item.row, item.source, "unit_code", "只能导入本单位的知识", clean["unit_code"]))
+            elif current is not None and (current["unit_code"] not in allowed_units or current["state"] != "draft"):
+                problems.append(Problem(item.row, item.source, "id",
+                                        "该知识已存在且不是本单位的草稿，请在控制台修改（修改需审核）", article_id))
         if problems:
             report.problems.extend(problems)
             bad_rows.add((item.source, item.row))
