@@ -1,0 +1,49 @@
+"""``[upstream]`` settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hotline.config import Settings
+from hotline.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    #: the provincial platform's endpoint (empty: no push)
+    url: str = ""
+    #: changes per request
+    batch_size: int = 50
+    #: refusals of one record before it goes to dead-letter
+    max_attempts: int = 8
+    #: first retry delay in seconds, doubled on every failure up to backoff_max
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    #: seconds a request may take
+    timeout: float = 10.0
+    #: entities pushed (call, ticket, subcenter_call, subcenter_ticket)
+    entities: tuple[str, ...] = ("call", "ticket", "subcenter_call", "subcenter_ticket")
+    #: environment variable holding the key that signs requests (HMAC-SHA256, like ingest); empty: unsigned
+    key_env: str = "HOTLINE_UPSTREAM_KEY"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+def upstream_settings(settings: Settings) -> UpstreamSettings:
+    raw: dict[str, Any] = dict(settings.section("upstream"))
+    known = {f.name for f in fields(UpstreamSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"[upstream] has no setting {unknown[0]!r}", field=f"upstream.{unknown[0]}")
+    if "entities" in raw:
+        raw["entities"] = tuple(raw["entities"])
+    try:
+        cfg = UpstreamSettings(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"[upstream]: {exc}", field="upstream") from None
+    if cfg.max_attempts < 1 or cfg.batch_size < 1:
+        raise ConfigError("[upstream] max_attempts and batch_size must be ≥ 1", field="upstream")
+    return cfg
