@@ -65,6 +65,7 @@ class SearchRequest:
     page: int = 1
     per_page: int = 10
     visibility: Visibility = field(default_factory=Visibility)
+    #: the day validity is judged on (default: today in the configured time zone)
     today: dt.date | None = None
 
 
@@ -301,6 +302,8 @@ class KnowledgeBase:
                                field="q", max_chars=self.settings.max_query_chars)
         if self.stale():
             self.kick()
+        if req.today is None:
+            req.today = dt.datetime.now(self.runtime.settings.tz).date()
         query, terms = self.parse(req.text)
         notice = None
         stripped = fold(unicodedata.normalize("NFKC", req.text or "")).strip()

@@ -221,7 +221,7 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
     to those units and to new articles or drafts (published ones change by review)."""
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}")
-    today = today or dt.date.today()
+    today = today or await db.fetchval("SELECT current_date")
     report = ImportReport(problems=list(parse_problems or []))
     parsed = {(i.source, i.row) for i in items}
     report.total = len(items) + len({(p.source, p.row) for p in report.problems

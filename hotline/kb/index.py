@@ -175,10 +175,7 @@ class KbIndex:
         if searcher is None or getattr(self._local, "ix", None) is not self._ix:
             searcher = self._ix.searcher()
         elif not searcher.up_to_date():
-            fresh = searcher.refresh()
-            if fresh is not searcher:
-                searcher.close()
-            searcher = fresh
+            searcher = searcher.refresh()  # reuses unchanged segments, closes the old reader
         self._local.searcher, self._local.ix = searcher, self._ix
         return searcher
 

@@ -166,8 +166,6 @@ def validate_content(
                 clean[name] = parse_date(data.get(name))
             except (TypeError, ValueError):
                 problems.append(FieldProblem(name, "日期格式应为 YYYY-MM-DD", data.get(name)))
-    if not partial and clean.get("valid_from") is None and "valid_from" in clean:
-        clean["valid_from"] = dt.date.today()
     vf, vt = clean.get("valid_from"), clean.get("valid_to")
     if vf and vt and vt < vf:
         problems.append(FieldProblem("valid_to", "有效期止不能早于有效期起", vt.isoformat()))

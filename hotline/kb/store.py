@@ -217,7 +217,7 @@ async def create_article(db: Db, user: User, data: Mapping[str, Any]) -> asyncpg
         await conn.execute(
             """INSERT INTO kb_articles (id, title, category, unit_code, material_type, hotlines, keywords,
                    body, valid_from, valid_to, review_due, state, created_by, updated_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'draft', $12, $12)""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, current_date), $10, $11, 'draft', $12, $12)""",
             article_id, content["title"], content["category"], content["unit_code"], content["material_type"],
             content["hotlines"], content["keywords"], content["body"], content["valid_from"],
             content["valid_to"], content["review_due"], user.id)
@@ -269,7 +269,7 @@ async def update_article(db: Db, user: User, article_id: str, data: Mapping[str,
                       review_due = $11, version = $12, updated_by = $13, updated_at = now()
                 WHERE id = $1""",
             article_id, merged["title"], merged["category"], merged["unit_code"], merged["material_type"],
-            merged["hotlines"], merged["keywords"], merged["body"], merged["valid_from"] or dt.date.today(),
+            merged["hotlines"], merged["keywords"], merged["body"], merged["valid_from"] or row["valid_from"],
             merged["valid_to"], merged["review_due"], version, user.id)
         await _history(conn, article_id, version, "edit", state_from=row["state"], state_to=row["state"],
                        changed=changed, snapshot=_snapshot(merged), user=user)
@@ -286,7 +286,7 @@ async def transition(db: Db, user: User, article_id: str, action: str, *, note: 
     if action not in TRANSITIONS and action not in REVISION_TRANSITIONS:
         raise ValidationError("action 必须是：" + "、".join(sorted({*TRANSITIONS, *REVISION_TRANSITIONS})),
                               field="action", value=action)
-    today = today or dt.date.today()
+    today = today or await db.fetchval("SELECT current_date")
     async with transaction(db) as conn:
         row = await get_article(conn, article_id, for_update=True)
         unit = row["unit_code"]
@@ -294,15 +294,16 @@ async def transition(db: Db, user: User, article_id: str, action: str, *, note: 
             row["revision_state"] is not None or action == "discard")
         rule = REVISION_TRANSITIONS[action] if on_revision else TRANSITIONS.get(action)
         current = row["revision_state"] if on_revision else row["state"]
+        who = rule.who if rule is not None else REVISION_TRANSITIONS[action].who
+        if who == "reviewer" and not await is_reviewer(conn, user, unit):
+            raise Forbidden("发布、退回、过期和归档需要知识审核员（班长、管理员或本单位知识管理员）",
+                            field="action", action=action)
+        if who == "editor":
+            await _require_edit(conn, user, unit)
         if rule is None or current not in rule.sources:
             raise IllegalTransition(
                 f"当前状态（{STATE_NAMES_ZH.get(current or '', current or '无修订')}）不能执行“{action}”",
                 field="action", state=row["state"], revision_state=row["revision_state"], action=action)
-        if rule.who == "reviewer" and not await is_reviewer(conn, user, unit):
-            raise Forbidden("发布、退回、过期和归档需要知识审核员（班长、管理员或本单位知识管理员）",
-                            field="action", action=action)
-        if rule.who == "editor":
-            await _require_edit(conn, user, unit)
         if on_revision:
             return await _revision_step(conn, user, row, action, rule.target, note)
         target = rule.target
@@ -359,7 +360,7 @@ async def _revision_step(conn: asyncpg.Connection, user: User, row: asyncpg.Reco
 
 async def expire_past_validity(db: Db, *, today: dt.date | None = None) -> list[str]:
     """Published articles whose validity ended become ``expired`` (periodic job)."""
-    today = today or dt.date.today()
+    today = today or await db.fetchval("SELECT current_date")
     async with transaction(db) as conn:
         rows = await conn.fetch(
             """UPDATE kb_articles SET state = 'expired', updated_at = now()
@@ -460,7 +461,7 @@ async def review_due(db: Db, user: User, *, unit_code: str | None = None, within
                      today: dt.date | None = None) -> dict[str, Any]:
     """Articles due for review (review date or end of validity within ``within_days``),
     and open flags, grouped per owner unit — the knowledge administrator's worklist."""
-    today = today or dt.date.today()
+    today = today or await db.fetchval("SELECT current_date")
     scope = await editor_scope(db, user)
     if scope is not None and not scope:
         raise Forbidden("只有知识编辑可以查看复核清单")

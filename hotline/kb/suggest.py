@@ -10,7 +10,6 @@ the line first and topped up from every line (12345 agents answer for all lines)
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from hotline.kb.engine import SearchRequest, get_kb
@@ -52,11 +51,12 @@ async def _popular(runtime: Runtime, line: str | None, limit: int) -> list[dict[
     rows = await runtime.pool.fetch(
         """SELECT id, title, body, category, unit_code, material_type, hotlines
              FROM kb_articles
-            WHERE state = 'published' AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2)
+            WHERE state = 'published' AND valid_from <= current_date
+              AND (valid_to IS NULL OR valid_to >= current_date)
               AND ($1::text IS NULL OR $1 = ANY(hotlines))
             ORDER BY views DESC, (material_type = '热点问答') DESC, updated_at DESC, id
-            LIMIT $3""",
-        line, dt.date.today(), limit)
+            LIMIT $2""",
+        line, limit)
     out = []
     for r in rows:
         body = " ".join(r["body"].split())
