@@ -38,7 +38,9 @@ __all__ = [
 _KEY_RE = re.compile(r"^agi_[a-z0-9_]{1,64}$")
 _ARG_RE = re.compile(r"^agi_arg_([1-9][0-9]{0,2})$")
 _REPLY_RE = re.compile(
-    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$", re.S
+    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?"
+    r"(?: (?P<rest>[^()]*))?\s*$",  # e.g. "200 result=0 Gosub complete"
+    re.S,
 )
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: command names we ever send (a typo becomes a ValueError here, not a 510 in production)

@@ -117,7 +117,10 @@ class FastAgiServer:
                     return
                 session = FastAgiSession(reader, writer, request, command_timeout=self.settings.command_timeout)
                 await handler(self.ctx, session)
-                if session.hung_up:
+                if session.timed_out:
+                    outcome = "timeout"
+                    log.warning("FastAGI %s from %s: a command went unanswered; session ended", script, peer)
+                elif session.hung_up:
                     outcome = "hangup"
         except TimeoutError:
             outcome = "timeout"

@@ -88,6 +88,9 @@ class FastAgiSession:
         self.command_timeout = command_timeout
         self._hung_up = False
         self._closed = False
+        self.timed_out = False
+        #: why the channel went away, for the call record (None while it is up)
+        self.end_reason: str | None = None
         self.commands = 0
 
     @property
@@ -115,14 +118,18 @@ class FastAgiSession:
                 return await self._read_reply()
         except TimeoutError:
             self._closed = True
+            self.timed_out = True
+            self.end_reason = f"no reply to {name} within {self.command_timeout} s"
             raise CommandTimeout(f"no reply to {name} within {self.command_timeout} s") from None
         except (ConnectionError, OSError) as exc:
             self._closed = True
             self._hung_up = True
+            self.end_reason = self.end_reason or "connection closed"
             raise ConnectionClosed(str(exc)) from None
         except ConnectionClosed:
             self._closed = True
             self._hung_up = True
+            self.end_reason = self.end_reason or "connection closed"
             raise
 
     async def _read_reply(self) -> AgiReply:
@@ -131,6 +138,7 @@ class FastAgiSession:
             if line.strip() == "HANGUP":
                 # unsolicited: note it, the real reply follows
                 self._hung_up = True
+                self.end_reason = self.end_reason or "HANGUP"
                 continue
             if line.startswith("200"):
                 return parse_reply_line(line)
@@ -138,6 +146,7 @@ class FastAgiSession:
                 continue  # "100 result=0 Trying..." before a GOSUB's result
             if line.startswith("511"):
                 self._hung_up = True
+                self.end_reason = self.end_reason or "511 dead channel"
                 raise DeadChannel(line)
             if line.startswith("510"):
                 raise AgiInvalidCommand(line)

@@ -103,7 +103,8 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
     count, hung_up = await set_variables(channel, variables)
     if hung_up:
         await ctx.writer.write(make_entry("update", uid, {"append": [{
-            "step": "agi", "outcome": "caller hung up during the routing answer",
+            "step": "agi", "outcome": "channel gone during the routing answer",
+            "detail": getattr(channel, "end_reason", None) or "hangup",
             "variables_set": count, "variables_total": len(variables),
         }]}))
     return IncomingResult(uid, call_id, route, caller, repeat_ticket_id, journaled, variables, count, hung_up)

@@ -172,7 +172,7 @@ class Journal:
                         unknown += 1
                     else:
                         applied += 1
-        path.unlink()
+        path.unlink()  # noqa: ASYNC240 (a local file, like the fsync'd appends)
         _fsync_dir(self.directory)
         store.mark_up()
         return ReplayResult(applied, skipped, unknown, rejected, 1)

@@ -3,6 +3,7 @@ test database, and helpers to read call records."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,16 @@ class AgiHarness:
     port: int
     kb: FakeKb
 
+    async def idle(self) -> None:
+        """Wait until the server has finished every session (a peer may leave first)."""
+        for _ in range(500):
+            if self.server.active == 0:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("FastAGI sessions did not finish")
+
     async def call_row(self, pool: asyncpg.Pool, uid: str) -> asyncpg.Record | None:
+        await self.idle()
         return await pool.fetchrow("SELECT * FROM calls WHERE call_uid = $1", uid)
 
 
@@ -58,6 +68,23 @@ async def agi(runtime: Runtime) -> AsyncIterator[AgiHarness]:
         yield harness
     finally:
         await harness.server.stop(grace=1.0)
+
+
+@pytest.fixture
+async def make_harness() -> AsyncIterator[Any]:
+    """``await make_harness(runtime, clock=...)``: a server over another runtime/clock."""
+    started: list[AgiHarness] = []
+
+    async def make(runtime: Runtime, clock: Any = None) -> AgiHarness:
+        harness = await start_harness(runtime, clock)
+        started.append(harness)
+        return harness
+
+    try:
+        yield make
+    finally:
+        for harness in started:
+            await harness.server.stop(grace=1.0)
 
 
 def fixed_clock(moment: datetime) -> Any:
