@@ -1,0 +1,200 @@
+"""SLA clocks: one per (ticket, leg, stage, round). A clock's deadline and alert
+marks are *computed* from its policy, the working-day calendar and the ticket's
+history (waiting-on-citizen pauses, approved extensions), so recomputing after a
+calendar or policy change moves them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from hotline.calendar.core import WorkCalendar
+from hotline.sla.config import load_sla_config
+
+Pause = tuple[datetime, datetime | None]
+PAUSING_STAGES = ("handle",)
+
+
+def budget_of(cal: WorkCalendar, amount: float, unit: str) -> tuple[timedelta, bool]:
+    """``(budget, natural_time)`` of a policy amount."""
+    if unit == "working_days":
+        return cal.day_length * float(amount), False
+    if unit == "working_hours":
+        return timedelta(hours=float(amount)), False
+    if unit == "hours":
+        return timedelta(hours=float(amount)), True
+    return timedelta(days=float(amount)), True
+
+
+def point(cal: WorkCalendar, start: datetime, amount: timedelta, natural: bool,
+          pauses: Sequence[Pause]) -> datetime | None:
+    """When ``amount`` of (working or wall-clock) time has run from ``start``,
+    not counting pauses; None when a pause that is still going comes first."""
+    add: Callable[[datetime, timedelta], datetime] = (lambda a, d: a + d) if natural else cal.add
+    between: Callable[[datetime, datetime], timedelta] = (
+        (lambda a, b: max(b - a, timedelta(0))) if natural else cal.between)
+    cursor, remaining = start, amount
+    for p0, p1 in sorted(pauses, key=lambda p: p[0]):
+        if p1 is not None and p1 <= cursor:
+            continue
+        candidate = add(cursor, remaining)
+        if candidate <= p0:
+            return candidate
+        remaining -= between(cursor, max(p0, cursor))
+        if p1 is None:
+            return None
+        cursor = max(cursor, p1)
+    return add(cursor, remaining)
+
+
+def compute(cal: WorkCalendar, start: datetime, budget: timedelta, natural: bool,
+            pauses: Sequence[Pause], levels: Sequence[int]) -> tuple[datetime | None, list[datetime | None]]:
+    """``(deadline, marks)``: the deadline and the instant each alert level is reached."""
+    marks = [point(cal, start, budget * (pct / 100), natural, pauses) for pct in levels]
+    deadline = marks[list(levels).index(100)]
+    return deadline, marks
+
+
+def pauses_from_history(events: Sequence[Any]) -> list[Pause]:
+    """Waiting-on-citizen intervals from ``(action, at)`` history rows in order."""
+    out: list[Pause] = []
+    opened: datetime | None = None
+    for e in events:
+        if e["action"] == "await_citizen" and opened is None:
+            opened = e["at"]
+        elif e["action"] == "resume" and opened is not None:
+            out.append((opened, e["at"]))
+            opened = None
+    if opened is not None:
+        out.append((opened, None))
+    return out
+
+
+async def select_policy(conn: asyncpg.Connection, ticket: Any, stage: str) -> asyncpg.Record | None:
+    """The most specific active policy: urgency, then category (nearest ancestor), then line, then kind."""
+    return await conn.fetchrow(
+        """WITH RECURSIVE up(code, depth) AS (
+               SELECT $3::text, 0 WHERE $3::text IS NOT NULL
+               UNION ALL
+               SELECT c.parent_code, up.depth + 1 FROM ticket_categories c JOIN up ON c.code = up.code
+                WHERE c.parent_code IS NOT NULL)
+           SELECT p.id, p.amount, p.unit FROM sla_policies p LEFT JOIN up ON up.code = p.category_code
+            WHERE p.stage = $1
+              AND (p.hotline_number IS NULL OR p.hotline_number = $2)
+              AND (p.category_code IS NULL OR up.code IS NOT NULL)
+              AND (p.urgency IS NULL OR p.urgency = $4)
+              AND (p.kind IS NULL OR p.kind = $5)
+            ORDER BY (p.urgency IS NOT NULL) DESC, coalesce(up.depth, 1000), (p.hotline_number IS NOT NULL) DESC,
+                     (p.kind IS NOT NULL) DESC, p.id
+            LIMIT 1""",
+        stage, ticket["hotline_number"], ticket["category_code"], ticket["urgency"], ticket["kind"],
+    )
+
+
+def _next_check(marks: Sequence[datetime | None], fired: int) -> datetime | None:
+    return marks[fired] if fired < len(marks) else None
+
+
+async def start_clock(
+    conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, stage: str, at: datetime, *,
+    leg_id: int | None = None, due_at: datetime | None = None,
+) -> int | None:
+    """Start a clock for a stage; ``due_at`` sets an explicit deadline (wall-clock).
+    No matching policy and no ``due_at``: no clock (returns None)."""
+    levels = list(load_sla_config().alert_levels)
+    policy_id = None
+    if due_at is not None:
+        budget, natural = due_at - at, True
+    else:
+        policy = await select_policy(conn, ticket, stage)
+        if policy is None:
+            return None
+        policy_id = policy["id"]
+        budget, natural = budget_of(cal, policy["amount"], policy["unit"])
+    deadline, marks = compute(cal, at, budget, natural, [], levels)
+    return await conn.fetchval(
+        """INSERT INTO sla_clocks (ticket_id, leg_id, stage, policy_id, budget, natural_time, started_at,
+                                   deadline, levels, marks, next_check_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
+        ticket["id"], leg_id, stage, policy_id, budget, natural, at, deadline, levels, marks,
+        _next_check(marks, 0),
+    )
+
+
+async def stop_clocks(conn: asyncpg.Connection, ticket_id: int, at: datetime, *, stages: Sequence[str] | None = None,
+                      leg_id: int | None = None, any_leg: bool = False, cancel: bool = False) -> int:
+    """Stop running clocks of a ticket (met when stopped by the deadline, else missed)."""
+    result = await conn.execute(
+        """UPDATE sla_clocks SET stopped_at = $2, next_check_at = NULL, updated_at = now(),
+                  outcome = CASE WHEN $6 THEN 'cancelled'
+                                 WHEN deadline IS NULL OR $2 <= deadline THEN 'met' ELSE 'missed' END
+            WHERE ticket_id = $1 AND stopped_at IS NULL
+              AND ($3::text[] IS NULL OR stage = ANY($3::text[]))
+              AND ($5 OR leg_id IS NOT DISTINCT FROM $4)""",
+        ticket_id, at, list(stages) if stages else None, leg_id, any_leg, cancel,
+    )
+    return int(result.split()[-1])
+
+
+async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: Sequence[int] | None = None,
+                    start_before: datetime | None = None, batch: int = 5000) -> int:
+    """Recompute budget, deadline and marks of running clocks (all, of some tickets,
+    or those started before a date); already fired levels stay fired."""
+    rows = await conn.fetch(
+        """SELECT c.id, c.ticket_id, c.stage, c.started_at, c.budget, c.natural_time, c.levels, c.fired,
+                  c.policy_id, p.amount, p.unit, coalesce(l.extension_minutes, 0) AS extension_minutes
+             FROM sla_clocks c
+             LEFT JOIN sla_policies p ON p.id = c.policy_id
+             LEFT JOIN ticket_legs l ON l.id = c.leg_id
+            WHERE c.stopped_at IS NULL
+              AND ($1::bigint[] IS NULL OR c.ticket_id = ANY($1::bigint[]))
+              AND ($2::timestamptz IS NULL OR c.started_at < $2)
+            ORDER BY c.id LIMIT $3""",
+        list(ticket_ids) if ticket_ids is not None else None, start_before, batch if ticket_ids is None else None,
+    )
+    if not rows:
+        return 0
+    events = await conn.fetch(
+        """SELECT ticket_id, action, at FROM ticket_events
+            WHERE ticket_id = ANY($1::bigint[]) AND action IN ('await_citizen', 'resume') ORDER BY id""",
+        sorted({r["ticket_id"] for r in rows}),
+    )
+    by_ticket: dict[int, list[Any]] = {}
+    for e in events:
+        by_ticket.setdefault(e["ticket_id"], []).append(e)
+    updates = []
+    for r in rows:
+        if r["policy_id"] is not None:
+            budget, natural = budget_of(cal, r["amount"], r["unit"])
+        else:
+            budget, natural = r["budget"], r["natural_time"]
+        if r["stage"] == "handle":
+            budget += timedelta(minutes=r["extension_minutes"])
+        pauses = []
+        if r["stage"] in PAUSING_STAGES:
+            pauses = [p for p in pauses_from_history(by_ticket.get(r["ticket_id"], []))
+                      if p[1] is None or p[1] > r["started_at"]]
+        deadline, marks = compute(cal, r["started_at"], budget, natural, pauses, r["levels"])
+        updates.append((r["id"], budget, deadline, marks, _next_check(marks, r["fired"])))
+    await conn.executemany(
+        """UPDATE sla_clocks SET budget = $2, deadline = $3, marks = $4, next_check_at = $5, updated_at = now()
+            WHERE id = $1""",
+        updates,
+    )
+    return len(updates)
+
+
+async def recompute_all(conn: asyncpg.Connection, cal: WorkCalendar, *, batch: int = 5000) -> int:
+    """Recompute every running clock, in batches (after a calendar or policy change)."""
+    total, last_id = 0, 0
+    while True:
+        ids = await conn.fetch(
+            "SELECT id, ticket_id FROM sla_clocks WHERE stopped_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+            last_id, batch)
+        if not ids:
+            return total
+        last_id = ids[-1]["id"]
+        total += await recompute(conn, cal, ticket_ids=sorted({r["ticket_id"] for r in ids}))

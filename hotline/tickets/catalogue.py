@@ -1,0 +1,218 @@
+"""The category code table (tree), handling units and the dispatch catalogue
+(category → default lead unit), seeded from config/categories.yaml."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+from hotline.config import PROJECT_ROOT
+from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
+
+CATEGORIES_FILE = PROJECT_ROOT / "config" / "categories.yaml"
+UNIT_KINDS = ("department", "district", "street", "enterprise", "centre", "other")
+
+
+@functools.cache
+def load_categories_file(path: Path = CATEGORIES_FILE) -> tuple[dict[str, Any], ...]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    items = tuple(data.get("categories") or ())
+    seen: set[str] = set()
+    for i, c in enumerate(items):
+        code = str(c.get("code", ""))
+        if not code or code in seen or not c.get("name"):
+            raise ConfigError(f"{path}: categories[{i}] needs a unique code and a name")
+        if c.get("parent") and str(c["parent"]) not in seen:
+            raise ConfigError(f"{path}: categories[{i}] parent {c['parent']!r} must come before it")
+        seen.add(code)
+    return items
+
+
+async def seed_categories(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Insert missing categories and catalogue entries; entries naming a unit that
+    does not exist yet (registry not synced) are skipped and reported."""
+    added, skipped = 0, []
+    async with conn.transaction():
+        for i, c in enumerate(load_categories_file()):
+            inserted = await conn.fetchval(
+                """INSERT INTO ticket_categories (code, name, parent_code, sort) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (code) DO NOTHING RETURNING code""",
+                str(c["code"]), c["name"], str(c["parent"]) if c.get("parent") else None, i,
+            )
+            added += inserted is not None
+            if c.get("unit"):
+                if not await conn.fetchval("SELECT true FROM units WHERE code = $1", c["unit"]):
+                    skipped.append(f"{c['code']}→{c['unit']}")
+                    continue
+                await conn.execute(
+                    """INSERT INTO dispatch_catalogue (category_code, unit_code) VALUES ($1, $2)
+                       ON CONFLICT (category_code) DO NOTHING""",
+                    str(c["code"]), c["unit"],
+                )
+    return {"categories_added": added, "catalogue_skipped": skipped}
+
+
+async def category_tree(conn: asyncpg.Connection | asyncpg.Pool, *, include_inactive: bool = False) -> list[dict]:
+    rows = await conn.fetch(
+        """SELECT c.code, c.name, c.parent_code, c.active, d.unit_code AS default_unit
+             FROM ticket_categories c LEFT JOIN dispatch_catalogue d ON d.category_code = c.code
+            WHERE $1 OR c.active ORDER BY c.sort, c.code""",
+        include_inactive,
+    )
+    nodes = {r["code"]: {**dict(r), "children": []} for r in rows}
+    roots = []
+    for node in nodes.values():
+        parent = nodes.get(node["parent_code"]) if node["parent_code"] else None
+        (parent["children"] if parent else roots).append(node)
+    return roots
+
+
+async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any], *, create: bool) -> dict:
+    name, parent, active = body.get("name"), body.get("parent_code"), body.get("active")
+    if create and (not isinstance(name, str) or not name.strip()):
+        raise ValidationError("name is required", field="name")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 64):
+        raise ValidationError("name must be 1-64 characters", field="name")
+    if active is not None and not isinstance(active, bool):
+        raise ValidationError("active must be true or false", field="active")
+    async with conn.transaction():
+        if parent is not None:
+            if parent == code:
+                raise ValidationError("a category cannot be its own parent", field="parent_code")
+            ancestors = await conn.fetch(
+                """WITH RECURSIVE up(code) AS (SELECT $1::text UNION
+                       SELECT c.parent_code FROM ticket_categories c JOIN up ON c.code = up.code
+                        WHERE c.parent_code IS NOT NULL) SELECT code FROM up""", parent)
+            if not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1", parent):
+                raise ValidationError(f"unknown parent category {parent!r}", field="parent_code")
+            if code in {r["code"] for r in ancestors}:
+                raise ValidationError(f"{parent!r} is under {code!r}: that would be a cycle", field="parent_code")
+        if create:
+            try:
+                await conn.execute(
+                    "INSERT INTO ticket_categories (code, name, parent_code, sort) "
+                    "VALUES ($1, $2, $3, (SELECT coalesce(max(sort), 0) + 1 FROM ticket_categories))",
+                    code, name.strip(), parent)
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"category {code!r} exists", field="code") from None
+            except asyncpg.CheckViolationError:
+                raise ValidationError(f"code {code!r} must be 1-32 letters, digits, . _ -", field="code") from None
+        else:
+            result = await conn.execute(
+                """UPDATE ticket_categories SET name = coalesce($2, name),
+                          parent_code = CASE WHEN $4 THEN $3 ELSE parent_code END,
+                          active = coalesce($5, active), updated_at = now() WHERE code = $1""",
+                code, name.strip() if name else None, parent, "parent_code" in body, active)
+            if result.endswith(" 0"):
+                raise NotFound(f"no category {code!r}", field="code")
+        row = await conn.fetchrow("SELECT code, name, parent_code, active FROM ticket_categories WHERE code = $1",
+                                  code)
+        return dict(row)  # type: ignore[arg-type]
+
+
+async def default_unit(conn: asyncpg.Connection, category_code: str | None) -> str | None:
+    """The catalogue's lead unit for a category, inherited from the nearest ancestor."""
+    if category_code is None:
+        return None
+    return await conn.fetchval(
+        """WITH RECURSIVE up(code, depth) AS (SELECT $1::text, 0 UNION ALL
+               SELECT c.parent_code, up.depth + 1 FROM ticket_categories c JOIN up ON c.code = up.code
+                WHERE c.parent_code IS NOT NULL)
+           SELECT d.unit_code FROM up JOIN dispatch_catalogue d ON d.category_code = up.code
+             JOIN units u ON u.code = d.unit_code AND u.active
+            ORDER BY up.depth LIMIT 1""",
+        category_code,
+    )
+
+
+async def set_catalogue(conn: asyncpg.Connection, category_code: str, unit_code: str | None, *,
+                        user_id: int | None, note: str = "") -> dict | None:
+    if not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1", category_code):
+        raise NotFound(f"no category {category_code!r}", field="category_code")
+    if unit_code is None:
+        await conn.execute("DELETE FROM dispatch_catalogue WHERE category_code = $1", category_code)
+        return None
+    await check_unit(conn, unit_code, "unit_code")
+    row = await conn.fetchrow(
+        """INSERT INTO dispatch_catalogue (category_code, unit_code, note, updated_by) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (category_code) DO UPDATE SET unit_code = EXCLUDED.unit_code, note = EXCLUDED.note,
+               updated_by = EXCLUDED.updated_by, updated_at = now()
+           RETURNING category_code, unit_code, note, updated_at""",
+        category_code, unit_code, note, user_id)
+    return dict(row)  # type: ignore[arg-type]
+
+
+async def list_catalogue(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict]:
+    rows = await conn.fetch(
+        """SELECT d.category_code, c.name AS category_name, d.unit_code, u.name AS unit_name, d.note, d.updated_at
+             FROM dispatch_catalogue d JOIN ticket_categories c ON c.code = d.category_code
+             JOIN units u ON u.code = d.unit_code ORDER BY c.sort, d.category_code""")
+    return [dict(r) for r in rows]
+
+
+async def check_unit(conn: asyncpg.Connection, unit_code: Any, field: str) -> str:
+    if not isinstance(unit_code, str) or not unit_code:
+        raise ValidationError(f"{field} must be a unit code", field=field)
+    active = await conn.fetchval("SELECT active FROM units WHERE code = $1", unit_code)
+    if active is None:
+        raise ValidationError(f"unknown unit {unit_code!r}", field=field)
+    if not active:
+        raise ValidationError(f"unit {unit_code!r} is inactive", field=field)
+    return unit_code
+
+
+async def list_units(conn: asyncpg.Connection | asyncpg.Pool, *, include_inactive: bool = False) -> list[dict]:
+    rows = await conn.fetch(
+        """SELECT u.code, u.name, u.parent_code, u.kind, u.contact_phone, u.active,
+                  coalesce(array_agg(x.id ORDER BY x.id) FILTER (WHERE x.id IS NOT NULL), '{}') AS liaison_ids
+             FROM units u LEFT JOIN users x ON x.unit_code = u.code AND 'liaison' = ANY(x.roles) AND x.active
+            WHERE $1 OR u.active GROUP BY u.code ORDER BY u.kind, u.code""", include_inactive)
+    return [dict(r) for r in rows]
+
+
+async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *, create: bool) -> dict:
+    allowed = {"name", "parent_code", "kind", "contact_phone", "active"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValidationError(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0])
+    if "kind" in body and body["kind"] not in UNIT_KINDS:
+        raise ValidationError(f"kind must be one of {list(UNIT_KINDS)}", field="kind")
+    if create and not (isinstance(body.get("name"), str) and body["name"].strip()):
+        raise ValidationError("name is required", field="name")
+    if body.get("parent_code") is not None:
+        if body["parent_code"] == code:
+            raise ValidationError("a unit cannot be its own parent", field="parent_code")
+        await check_unit(conn, body["parent_code"], "parent_code")
+    try:
+        if create:
+            await conn.execute(
+                "INSERT INTO units (code, name, parent_code, kind, contact_phone) VALUES ($1, $2, $3, $4, $5)",
+                code, body["name"].strip(), body.get("parent_code"), body.get("kind", "department"),
+                body.get("contact_phone", ""))
+        else:
+            sets, args = [], [code]
+            for key in ("name", "parent_code", "kind", "contact_phone", "active"):
+                if key in body:
+                    args.append(body[key])
+                    sets.append(f"{key} = ${len(args)}")
+            if sets:
+                result = await conn.execute(
+                    f"UPDATE units SET {', '.join(sets)}, updated_at = now() WHERE code = $1", *args)  # noqa: S608
+                if result.endswith(" 0"):
+                    raise NotFound(f"no unit {code!r}", field="code")
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"unit {code!r} exists", field="code") from None
+    except asyncpg.CheckViolationError:
+        raise ValidationError(f"unit code {code!r} must be lowercase letters, digits, - or _", field="code") from None
+    row = await conn.fetchrow("SELECT code, name, parent_code, kind, contact_phone, active FROM units WHERE code = $1",
+                              code)
+    if row is None:
+        raise NotFound(f"no unit {code!r}", field="code")
+    return dict(row)

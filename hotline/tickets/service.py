@@ -1,0 +1,39 @@
+"""Seeds the tickets reference data (categories, catalogue, calendar, SLA
+policies) when a web node starts; only missing rows are inserted."""
+
+from __future__ import annotations
+
+import logging
+
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions
+from hotline.tickets.seed import seed_reference_data
+
+log = logging.getLogger(__name__)
+
+
+class TicketsSeedService:
+    name = "tickets-seed"
+    role = "web"
+    order = 40
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.result: dict | None = None
+
+    async def start(self) -> None:
+        async with self.runtime.pool.acquire() as conn:
+            self.result = await seed_reference_data(conn)
+        if self.result.get("catalogue_skipped"):
+            log.warning("dispatch catalogue entries skipped (unknown units; sync the registry): %s",
+                        ", ".join(self.result["catalogue_skipped"]))
+
+    async def stop(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"tickets reference data: {self.result}"
+
+
+def create_service(runtime: Runtime, options: NodeOptions) -> TicketsSeedService:
+    return TicketsSeedService(runtime)

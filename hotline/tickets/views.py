@@ -1,0 +1,161 @@
+"""What a user may see of tickets: visibility (a unit liaison sees only tickets
+where its unit has a leg), masking (numbers masked unless revealed; caller
+identity withheld from units on confidential tickets) and the audit of every
+unmasked view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from hotline.auth import audit
+from hotline.auth.model import User
+from hotline.errors import Forbidden, NotFound, ValidationError
+from hotline.phone import mask
+from hotline.tickets.model import (
+    KIND_NAMES_ZH,
+    OPEN_STATES,
+    SATISFACTION_ZH,
+    STATE_NAMES_ZH,
+    allowed_actions,
+)
+
+WITHHELD = "（保密）"
+CENTRE_ROLES = ("agent", "expert", "dispatcher", "supervisor", "admin")
+
+
+def is_unit_only(user: User) -> bool:
+    """A liaison without a centre role sees only its unit's tickets."""
+    return user.has_role("liaison") and not user.has_role(*CENTRE_ROLES)
+
+
+async def _visible(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user: User) -> bool:
+    if not is_unit_only(user):
+        return True
+    return bool(await conn.fetchval(
+        "SELECT true FROM ticket_legs WHERE ticket_id = $1 AND unit_code = $2 AND state <> 'withdrawn'",
+        ticket_id, user.unit_code))
+
+
+def _caller(row: Any, user: User, reveal: bool) -> dict[str, Any]:
+    hidden = bool(row["confidential"]) and is_unit_only(user)
+    if hidden:
+        return {"name": WITHHELD, "number": WITHHELD, "contact_number": WITHHELD, "masked": True, "withheld": True}
+    return {
+        "name": row["caller_name"],
+        "number": row["caller_number"] if reveal else mask(row["caller_number"]),
+        "contact_number": row["contact_number"] if reveal else mask(row["contact_number"]),
+        "masked": not reveal,
+        "withheld": False,
+    }
+
+
+def summary(row: Any, user: User) -> dict[str, Any]:
+    return {
+        "id": row["id"], "state": row["state"], "state_name": STATE_NAMES_ZH[row["state"]],
+        "hotline_number": row["hotline_number"], "channel": row["channel"], "kind": row["kind"],
+        "kind_name": KIND_NAMES_ZH[row["kind"]], "category_code": row["category_code"], "urgency": row["urgency"],
+        "subject": row["subject"], "lead_unit_code": row["lead_unit_code"], "confidential": row["confidential"],
+        "caller": _caller(row, user, reveal=False), "master_id": row["master_id"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"], "closed_at": row["closed_at"],
+        "deadline": row.get("deadline") if hasattr(row, "get") else None,
+        "overdue": row.get("overdue") if hasattr(row, "get") else None,
+    }
+
+
+async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, reveal: bool = False,
+                      remote_addr: str | None = None) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    if row is None or not await _visible(conn, ticket_id, user):
+        raise NotFound(f"no ticket {ticket_id}", field="id")  # not 403: do not confirm it exists
+    if reveal and row["confidential"] and is_unit_only(user):
+        raise Forbidden("the caller's identity on a confidential ticket is withheld from handling units")
+    legs = await conn.fetch(
+        """SELECT l.id, l.unit_code, u.name AS unit_name, l.role, l.state, l.dispatched_at, l.signed_at,
+                  l.replied_at, l.return_reason, l.reply, l.reply_basis, l.extension_minutes
+             FROM ticket_legs l JOIN units u ON u.code = l.unit_code WHERE l.ticket_id = $1 ORDER BY l.id""",
+        ticket_id)
+    running = await conn.fetch(
+        """SELECT id, leg_id, stage, started_at, deadline, overdue, fired, budget, natural_time
+             FROM sla_clocks WHERE ticket_id = $1 AND stopped_at IS NULL ORDER BY id""", ticket_id)
+    calls = await conn.fetch("SELECT call_id FROM ticket_calls WHERE ticket_id = $1 ORDER BY linked_at", ticket_id)
+    merged = await conn.fetch("SELECT id FROM tickets WHERE master_id = $1 ORDER BY id", ticket_id)
+    out = summary(row, user)
+    out.update(
+        facts=row["facts"], location=row["location"], occurred_at=row["occurred_at"], source=row["source"],
+        caller=_caller(row, user, reveal), attachments=row["attachments"], close_kind=row["close_kind"],
+        answer=row["answer"], satisfaction=row["satisfaction"],
+        satisfaction_name=SATISFACTION_ZH.get(row["satisfaction"]) if row["satisfaction"] else None,
+        reopen_count=row["reopen_count"], legs=[dict(r) for r in legs],
+        clocks=[{**dict(r), "budget_hours": r["budget"].total_seconds() / 3600} for r in running],
+        call_ids=[r["call_id"] for r in calls], merged_ids=[r["id"] for r in merged],
+        allowed_actions=allowed_actions(row["state"], user.roles),
+    )
+    for c in out["clocks"]:
+        c.pop("budget")
+    if reveal:
+        await audit(conn, "ticket_contact_viewed", user=user, object_type="ticket", object_id=ticket_id,
+                    detail={"confidential": row["confidential"]}, remote_addr=remote_addr)
+    return out
+
+
+async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, state: str | None = None,
+                       open_only: bool = False, unit_code: str | None = None, hotline_number: str | None = None,
+                       caller_number: str | None = None, overdue: bool | None = None,
+                       created_from: datetime | None = None, created_to: datetime | None = None,
+                       before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    if state is not None and state not in STATE_NAMES_ZH:
+        raise ValidationError(f"unknown state {state!r}; states are {list(STATE_NAMES_ZH)}", field="state")
+    if caller_number and is_unit_only(user):
+        raise Forbidden("handling units cannot search tickets by caller number")
+    scope_unit = user.unit_code if is_unit_only(user) else None
+    rows = await conn.fetch(
+        """SELECT t.*, d.deadline, d.overdue FROM tickets t
+             LEFT JOIN LATERAL (SELECT min(deadline) AS deadline, bool_or(overdue) AS overdue FROM sla_clocks c
+                                 WHERE c.ticket_id = t.id AND c.stopped_at IS NULL) d ON true
+            WHERE ($1::text IS NULL OR t.state = $1)
+              AND (NOT $2 OR t.state = ANY($3::text[]))
+              AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs l WHERE l.ticket_id = t.id
+                                               AND l.unit_code = $4 AND l.state <> 'withdrawn'))
+              AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs l WHERE l.ticket_id = t.id
+                                               AND l.unit_code = $5 AND l.state <> 'withdrawn'))
+              AND ($6::text IS NULL OR t.hotline_number = $6)
+              AND ($7::text IS NULL OR t.caller_number = $7)
+              AND ($8::boolean IS NULL OR coalesce(d.overdue, false) = $8)
+              AND ($9::timestamptz IS NULL OR t.created_at >= $9)
+              AND ($10::timestamptz IS NULL OR t.created_at < $10)
+              AND ($11::bigint IS NULL OR t.id < $11)
+            ORDER BY t.id DESC LIMIT $12""",
+        state, open_only, sorted(OPEN_STATES), scope_unit, unit_code, hotline_number, caller_number, overdue,
+        created_from, created_to, before_id, limit)
+    return [summary(r, user) for r in rows]
+
+
+async def history(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user: User) -> list[dict[str, Any]]:
+    if not await conn.fetchval("SELECT true FROM tickets WHERE id = $1", ticket_id) or not await _visible(
+            conn, ticket_id, user):
+        raise NotFound(f"no ticket {ticket_id}", field="id")
+    rows = await conn.fetch(
+        """SELECT id, at, actor_id, actor_name, action, from_state, to_state, note, detail, leg_id
+             FROM ticket_events WHERE ticket_id = $1 ORDER BY id""", ticket_id)
+    return [dict(r) for r in rows]
+
+
+async def callback_plan(conn: asyncpg.Connection, ticket_id: int, user: User, *,
+                        remote_addr: str | None = None) -> dict[str, Any]:
+    """Everyone to call back for a ticket: its caller and the callers of every ticket
+    merged into it (one reply and one callback plan reach every caller)."""
+    row = await conn.fetchrow("SELECT id, master_id, state, answer FROM tickets WHERE id = $1", ticket_id)
+    if row is None:
+        raise NotFound(f"no ticket {ticket_id}", field="id")
+    master_id = row["master_id"] or ticket_id
+    people = await conn.fetch(
+        """SELECT id AS ticket_id, caller_name, coalesce(nullif(contact_number, ''), caller_number) AS number,
+                  confidential FROM tickets WHERE id = $1 OR master_id = $1 ORDER BY id""", master_id)
+    master = await conn.fetchrow("SELECT state, answer FROM tickets WHERE id = $1", master_id)
+    await audit(conn, "ticket_callback_plan_viewed", user=user, object_type="ticket", object_id=master_id,
+                remote_addr=remote_addr)
+    return {"master_id": master_id, "state": master["state"], "answer": master["answer"],
+            "callers": [dict(p) for p in people]}

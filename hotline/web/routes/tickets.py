@@ -1,0 +1,269 @@
+"""Tickets over HTTP: intake, list, detail, history, the state machine's actions,
+the callback plan, the category code table. Thin: the domain is hotline.tickets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from hotline.errors import NotFound, ValidationError
+from hotline.tickets import views
+from hotline.tickets.catalogue import category_tree, save_category
+from hotline.tickets.intake import NewTicket, create_ticket
+from hotline.tickets.model import (
+    ACTION_NAMES_ZH,
+    CHANNELS,
+    KINDS,
+    STATE_NAMES_ZH,
+    TRANSITIONS,
+    URGENCIES,
+)
+from hotline.tickets.workflow import apply
+from hotline.web.access import api_doc, current_user, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+FRONT = ("agent", "expert", "dispatcher", "supervisor", "admin")
+TAGS = ["tickets"]
+
+TICKET_BODY = {
+    "type": "object",
+    "required": ["hotline_number", "subject"],
+    "properties": {
+        "hotline_number": {"type": "string", "description": "origin line (来电号码线路), e.g. 12345"},
+        "subject": {"type": "string", "maxLength": 200, "description": "what (诉求事项)"},
+        "facts": {"type": "string", "description": "facts and demands (事实与诉求)"},
+        "location": {"type": "string", "description": "where (事发地点)"},
+        "occurred_at": {"type": "string", "format": "date-time", "description": "when (事发时间)"},
+        "caller_name": {"type": "string", "description": "who (诉求人)"},
+        "caller_number": {"type": "string"}, "contact_number": {"type": "string"},
+        "category_code": {"type": "string"}, "kind": {"enum": list(KINDS)},
+        "urgency": {"enum": list(URGENCIES)}, "channel": {"enum": list(CHANNELS)},
+        "confidential": {"type": "boolean", "description": "hide the caller's identity from handling units"},
+        "attachments": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "ref": {"type": "string"}, "type": {"type": "string"}}}},
+        "call_ids": {"type": "array", "items": {"type": "integer"}},
+        "dispatch": {"type": "object", "description": "dispatch at once: {unit_code?, assist_units?, due_at?}"},
+        "close_direct": {"type": "object", "description": "close at once: {answer, kb_article_id?}"},
+    },
+}
+ACTION_BODY = {
+    "type": "object",
+    "description": "Fields by action: dispatch/redispatch {unit_code?, assist_units?, due_at?}; "
+                   "close_direct {answer, kb_article_id?}; return/reject_return/refuse_extension/"
+                   "await_citizen/reopen {reason}; request_extension {days, reason}; approve_extension {days?}; "
+                   "reply {reply, basis}; callback_close {satisfaction 1-5, comment?}; callback_reopen "
+                   "{satisfaction, reason}; supervise {instruction}; urge {message}; merge {master_id}; "
+                   "link_call {call_id}; update {changes}; assist_reply {reply}; add_assist {unit_code}. "
+                   "Every action takes an optional note.",
+    "properties": {"note": {"type": "string"}},
+}
+
+
+def _id(request: web.Request, key: str = "id") -> int:
+    try:
+        return int(request.match_info[key])
+    except ValueError:
+        raise ValidationError(f"ticket id must be a number, got {request.match_info[key]!r}", field=key) from None
+
+
+def _dt(value: str | None, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
+
+
+def _new_ticket(body: dict[str, Any]) -> NewTicket:
+    def text(key: str, default: str = "") -> str:
+        value = body.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ValidationError(f"{key} must be text", field=key)
+        return value
+
+    if not isinstance(body.get("hotline_number"), str):
+        raise ValidationError("hotline_number is required", field="hotline_number")
+    calls = body.get("call_ids") or []
+    if not isinstance(calls, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in calls):
+        raise ValidationError("call_ids must be a list of call ids", field="call_ids")
+    if not isinstance(body.get("confidential", False), bool):
+        raise ValidationError("confidential must be true or false", field="confidential")
+    return NewTicket(
+        hotline_number=body["hotline_number"], subject=text("subject"), facts=text("facts"),
+        location=text("location"), occurred_at=_dt(body.get("occurred_at"), "occurred_at"),
+        caller_name=text("caller_name"), caller_number=text("caller_number"), contact_number=text("contact_number"),
+        category_code=body.get("category_code"), kind=text("kind", "help"), urgency=text("urgency", "normal"),
+        channel=text("channel", "phone"), source="api", confidential=body.get("confidential", False),
+        attachments=body.get("attachments") or [], call_ids=calls,
+    )
+
+
+@requires(*FRONT)
+@api_doc(tags=TAGS, body=TICKET_BODY, responses={201: "the ticket", 400: "bad input, naming the field"})
+async def create(request: web.Request) -> web.Response:
+    """Open a ticket (受理) with the five elements; optionally dispatch or close it at once.
+
+    With `dispatch` the ticket is created and dispatched in one transaction (the
+    lead unit defaults to the dispatch catalogue's unit for the category).
+    """
+    user = current_user(request)
+    body = await read_json(request)
+    new = _new_ticket(body)
+    for key in ("dispatch", "close_direct"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise ValidationError(f"{key} must be an object", field=key)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        async with conn.transaction():
+            ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
+            if body.get("dispatch") is not None:
+                await apply(conn, ticket_id, "dispatch", user, body["dispatch"])
+            elif body.get("close_direct") is not None:
+                await apply(conn, ticket_id, "close_direct", user, body["close_direct"])
+        view = await views.ticket_view(conn, ticket_id, user)
+    return json_response({"ticket": view}, status=201)
+
+
+@requires()
+@api_doc(tags=TAGS, query={
+    "state": {"type": "string", "enum": list(STATE_NAMES_ZH)}, "open": {"type": "boolean"},
+    "unit": {"type": "string", "description": "tickets with a leg at this unit"},
+    "line": {"type": "string"}, "caller": {"type": "string", "description": "caller number (centre roles)"},
+    "overdue": {"type": "boolean"}, "from": {"type": "string", "format": "date-time"},
+    "to": {"type": "string", "format": "date-time"}, "before_id": {"type": "integer"},
+    "limit": {"type": "integer", "maximum": 500}}, responses={200: "tickets, newest first"})
+async def list_(request: web.Request) -> web.Response:
+    """List tickets visible to you (a unit liaison sees only its unit's tickets); numbers masked."""
+    q = request.query
+    try:
+        limit = min(int(q.get("limit", "50")), 500)
+        before = int(q["before_id"]) if q.get("before_id") else None
+    except ValueError:
+        raise ValidationError("limit and before_id must be numbers", field="limit") from None
+    overdue = {"true": True, "1": True, "false": False, "0": False}.get(q.get("overdue", ""), None)
+    caller = None
+    if q.get("caller"):
+        from hotline.phone import normalize
+
+        caller = normalize(q["caller"]).number
+    items = await views.list_tickets(
+        request.app[RUNTIME].pool, current_user(request), state=q.get("state"),
+        open_only=q.get("open") in ("1", "true"), unit_code=q.get("unit"), hotline_number=q.get("line"),
+        caller_number=caller, overdue=overdue, created_from=_dt(q.get("from"), "from"),
+        created_to=_dt(q.get("to"), "to"), before_id=before, limit=limit)
+    return json_response({"items": items, "next_before_id": items[-1]["id"] if len(items) == limit else None})
+
+
+@requires()
+@api_doc(tags=TAGS, query={"reveal": {"type": "string", "enum": ["contact"],
+                                      "description": "show the caller's numbers unmasked (audited)"}},
+         responses={200: "the ticket with legs, running SLA clocks and the actions you may take", 404: "not found"})
+async def detail(request: web.Request) -> web.Response:
+    """One ticket. Numbers are masked unless `reveal=contact` (each unmasked view is audited)."""
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        view = await views.ticket_view(conn, _id(request), current_user(request),
+                                       reveal=request.query.get("reveal") == "contact", remote_addr=request.remote)
+    return json_response({"ticket": view})
+
+
+@requires()
+@api_doc(tags=TAGS, responses={200: "the append-only history, oldest first"})
+async def history(request: web.Request) -> web.Response:
+    """A ticket's history: who, when, from-state, to-state, note, detail."""
+    items = await views.history(request.app[RUNTIME].pool, _id(request), current_user(request))
+    return json_response({"items": items})
+
+
+@requires()
+@api_doc(tags=TAGS, body=ACTION_BODY, responses={
+    200: "the ticket after the action", 400: "bad input (field named)", 403: "role or unit not allowed",
+    409: "illegal transition: current_state and allowed_actions in the error"})
+async def act(request: web.Request) -> web.Response:
+    """Take an action on a ticket (派单, 签收, 退回, 延期, 回复, 回访, 督办, 催办, 并单 ...).
+
+    The pair (current state, action) must be in the transition table
+    (`GET /api/v1/tickets/transitions`); otherwise 409 names the current state
+    and the allowed actions. Concurrent actions on one ticket cannot both win.
+    """
+    user = current_user(request)
+    body = await read_json(request)
+    ticket_id = _id(request)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        if not await views._visible(conn, ticket_id, user):
+            raise NotFound(f"no ticket {ticket_id}", field="id")
+        result = await apply(conn, ticket_id, request.match_info["action"], user, body)
+        view = await views.ticket_view(conn, ticket_id, user)
+    return json_response({"result": result, "ticket": view})
+
+
+@requires(*FRONT)
+@api_doc(tags=TAGS, responses={200: "master ticket, its answer and every caller to call back (audited)"})
+async def callback_plan(request: web.Request) -> web.Response:
+    """The callback plan (回访): the master ticket's answer and the callers of every merged ticket."""
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        plan = await views.callback_plan(conn, _id(request), current_user(request), remote_addr=request.remote)
+    return json_response(plan)
+
+
+@requires()
+@api_doc(tags=TAGS, responses={200: "states, actions and the allowed transitions with their roles"})
+async def transitions(request: web.Request) -> web.Response:
+    """The ticket state machine: every allowed (state, action) → next state and the roles allowed."""
+    items = [{"state": s, "action": a, "to": t.to if t.to != "=" else s, "roles": sorted(t.roles),
+              "unit_leg": t.unit_leg} for (s, a), t in sorted(TRANSITIONS.items())]
+    return json_response({"states": STATE_NAMES_ZH, "actions": ACTION_NAMES_ZH, "transitions": items})
+
+
+@requires()
+@api_doc(tags=["categories"], query={"all": {"type": "boolean", "description": "include inactive"}},
+         responses={200: "the category tree with each node's default unit"})
+async def categories(request: web.Request) -> web.Response:
+    """The category code table (诉求分类) as a tree, with the dispatch catalogue's default units."""
+    tree = await category_tree(request.app[RUNTIME].pool, include_inactive=request.query.get("all") in ("1", "true"))
+    return json_response({"items": tree})
+
+
+CATEGORY_BODY = {"type": "object", "properties": {
+    "code": {"type": "string"}, "name": {"type": "string"}, "parent_code": {"type": ["string", "null"]},
+    "active": {"type": "boolean"}}}
+
+
+@requires("supervisor", "admin")
+@api_doc(tags=["categories"], body=CATEGORY_BODY, responses={201: "created", 409: "code exists"})
+async def category_create(request: web.Request) -> web.Response:
+    """Add a category (code, name, parent_code)."""
+    body = await read_json(request)
+    code = body.pop("code", None)
+    if not isinstance(code, str) or not code:
+        raise ValidationError("code is required", field="code")
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        row = await save_category(conn, code, body, create=True)
+    return json_response({"category": row}, status=201)
+
+
+@requires("supervisor", "admin")
+@api_doc(tags=["categories"], body=CATEGORY_BODY, responses={200: "updated", 404: "no such category"})
+async def category_update(request: web.Request) -> web.Response:
+    """Rename, move (no cycles) or deactivate a category."""
+    body = await read_json(request)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        row = await save_category(conn, request.match_info["code"], body, create=False)
+    return json_response({"category": row})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/tickets", list_)
+    app.router.add_post("/api/v1/tickets", create)
+    app.router.add_get("/api/v1/tickets/transitions", transitions)
+    app.router.add_get("/api/v1/tickets/{id:\\d+}", detail)
+    app.router.add_get("/api/v1/tickets/{id:\\d+}/history", history)
+    app.router.add_get("/api/v1/tickets/{id:\\d+}/callback-plan", callback_plan)
+    app.router.add_post("/api/v1/tickets/{id:\\d+}/actions/{action}", act)
+    app.router.add_get("/api/v1/categories", categories)
+    app.router.add_post("/api/v1/categories", category_create)
+    app.router.add_patch("/api/v1/categories/{code}", category_update)
