@@ -1,0 +1,66 @@
+"""Followers of Asterisk's Master.csv and queue_log as a node service (role
+"workers"), when ``[ingest] cdr_csv`` or ``queue_log`` is configured. Run it on the
+node that sees Asterisk's log directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from zoneinfo import ZoneInfo
+
+from hotline.ingest.config import IngestSettings, ingest_settings
+from hotline.ingest.follower import FileFollower
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions
+
+log = logging.getLogger(__name__)
+
+
+class AsteriskRecordsService:
+    name = "asterisk-records"
+    role = "workers"
+    order = 60
+
+    def __init__(self, runtime: Runtime, cfg: IngestSettings) -> None:
+        self.runtime = runtime
+        self.cfg = cfg
+        tz = ZoneInfo(cfg.cdr_timezone or runtime.settings.timezone)
+        self.followers = [
+            FileFollower(runtime.pool, path, kind, tz, cfg.cdr_default_line)
+            for path, kind in ((cfg.cdr_csv, "cdr_csv"), (cfg.queue_log, "queue_log")) if path
+        ]
+        self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="asterisk-records")
+
+    async def _run(self) -> None:
+        while not self.stopping.is_set():
+            for follower in self.followers:
+                try:
+                    await follower.poll()
+                except Exception as exc:  # the database or the file may be away for a while
+                    log.warning("following %s failed (will retry): %s", follower.path, exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.follow_interval):
+                    await self.stopping.wait()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for follower in self.followers:
+            follower.close()
+
+    def describe(self) -> str:
+        return "following Asterisk records: " + ", ".join(f.path for f in self.followers)
+
+
+def create_service(runtime: Runtime, options: NodeOptions) -> AsteriskRecordsService | None:
+    cfg = ingest_settings(runtime.settings)
+    if not (cfg.cdr_csv or cfg.queue_log):
+        return None
+    return AsteriskRecordsService(runtime, cfg)

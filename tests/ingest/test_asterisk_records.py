@@ -1,0 +1,160 @@
+"""Asterisk records: Master.csv and queue_log followed like tail -F, cdr_pgsql rows,
+grouped by linkedid and matched to our AGI calls without double counting."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from hotline.ingest.cdr import import_cdr_table
+from hotline.ingest.follower import FileFollower
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def cdr(uniqueid: str, linkedid: str, *, src: str = "13812345678", dst: str = "12345", start: str = "09:00:00",
+        answer: str = "09:00:10", end: str = "09:03:10", disposition: str = "ANSWERED",
+        channel: str = "PJSIP/trunk-0001", dstchannel: str = "PJSIP/8001-0002", seq: int = 1) -> str:
+    day = "2026-11-27"
+    cells = ["", src, dst, "from-pstn", f'"" <{src}>', channel, dstchannel, "Queue", "hotline-12345",
+             f"{day} {start}", f"{day} {answer}" if answer else "", f"{day} {end}", "190", "180",
+             disposition, "DOCUMENTATION", uniqueid, "", "", linkedid, str(seq)]
+    return ",".join(f'"{c}"' if not c.isdigit() else c for c in cells) + "\n"
+
+
+async def _agi_call(pool, uid: str, state: str = "answered") -> int:
+    return await pool.fetchval(
+        """INSERT INTO calls (call_uid, linkedid, hotline_number, caller_number, state, started_at)
+           VALUES ($1, $1, '12345', '13812345678', $2, '2026-11-27 09:00:00+08') RETURNING id""", uid, state)
+
+
+async def test_master_csv_grouped_by_linkedid_matched_without_double_counting(pool, tmp_path) -> None:
+    agi_id = await _agi_call(pool, "1700000000.1")
+    path = tmp_path / "Master.csv"
+    path.write_text(
+        cdr("1700000000.1", "1700000000.1")  # the inbound leg of our AGI call
+        + cdr("1700000000.2", "1700000000.1", channel="Local/8001@agents-0001;2", seq=2)  # a second leg
+        + cdr("1700000100.5", "1700000100.5", answer="", disposition="NO ANSWER", dst="12366")  # CDR only
+    )
+    follower = FileFollower(pool, str(path), "cdr_csv", TZ)
+    result = await follower.poll()
+    follower.close()
+    assert (result.imported, result.calls_matched, result.calls_created) == (3, 1, 1)
+    calls = await pool.fetch("SELECT * FROM calls ORDER BY id")
+    assert len(calls) == 2
+    ours, theirs = calls
+    assert ours["id"] == agi_id and ours["source"] == "agi" and ours["state"] == "completed"
+    assert ours["ended_at"] == datetime(2026, 11, 27, 9, 3, 10, tzinfo=TZ)
+    assert float(ours["talk_seconds"]) == 180.0
+    assert theirs["source"] == "cdr" and theirs["call_uid"] == "1700000100.5"
+    assert theirs["state"] == "abandoned" and theirs["hotline_number"] == "12366"
+    assert await pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id IS NULL") == 0
+
+    # the same file read again (offset lost): nothing changes
+    await pool.execute("DELETE FROM ingest_file_offsets")
+    again = FileFollower(pool, str(path), "cdr_csv", TZ)
+    result = await again.poll()
+    again.close()
+    assert (result.imported, result.duplicates) == (0, 3)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 2
+
+
+async def test_follower_resumes_after_restart_and_waits_for_whole_lines(pool, tmp_path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(cdr("1.1", "1.1") + cdr("2.1", "2.1"))
+    first = FileFollower(pool, str(path), "cdr_csv", TZ)
+    assert (await first.poll()).imported == 2
+    first.close()  # the node stops
+    line = cdr("3.1", "3.1")
+    with path.open("a") as fh:
+        fh.write(line + line[:20])  # a half-written line at the end
+    second = FileFollower(pool, str(path), "cdr_csv", TZ)
+    result = await second.poll()
+    assert (result.imported, result.duplicates, result.bad) == (1, 0, 0)
+    with path.open("a") as fh:
+        fh.write(line[20:].replace("3.1", "4.1"))  # Asterisk finishes the line (another call)
+    result = await second.poll()
+    second.close()
+    assert (result.imported, result.bad) == (1, 0)
+    uids = [r["uniqueid"] for r in await pool.fetch("SELECT uniqueid FROM cdr_records ORDER BY id")]
+    assert uids == ["1.1", "2.1", "3.1", "4.1"]
+
+
+async def test_follower_handles_rotation_and_truncation(pool, tmp_path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(cdr("1.1", "1.1"))
+    follower = FileFollower(pool, str(path), "cdr_csv", TZ)
+    assert (await follower.poll()).imported == 1
+    with path.open("a") as fh:
+        fh.write(cdr("2.1", "2.1"))  # appended just before rotation, not yet read
+    os.rename(path, tmp_path / "Master.csv.1")
+    path.write_text(cdr("3.1", "3.1"))
+    result = await follower.poll()
+    assert result.imported == 2
+    path.write_text(cdr("4.1", "4.1")[:0])  # copytruncate: same file, now empty
+    with path.open("a") as fh:
+        fh.write(cdr("5.1", "5.1"))
+    result = await follower.poll()
+    follower.close()
+    assert result.imported == 1
+    uids = [r["uniqueid"] for r in await pool.fetch("SELECT uniqueid FROM cdr_records ORDER BY id")]
+    assert uids == ["1.1", "2.1", "3.1", "5.1"]
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 4
+
+
+async def test_queue_log_fills_wait_and_talk_of_our_call(pool, tmp_path) -> None:
+    call_id = await _agi_call(pool, "1700000200.7", state="queued")
+    path = tmp_path / "queue_log"
+    path.write_text(
+        "1764205200|NONE|NONE|NONE|QUEUESTART|\n"
+        "1764205201|1700000200.7|hotline-12345|NONE|ENTERQUEUE||13812345678|1\n"
+        "1764205213|1700000200.7|hotline-12345|PJSIP/8001|CONNECT|12|1700000200.8|3\n"
+        "1764205400|1700000200.7|hotline-12345|PJSIP/8001|COMPLETECALLER|12|187|1\n"
+        "1764205500|1700000300.1|hotline-12345|NONE|ABANDON|1|1|9\n"
+        "garbage\n"
+    )
+    follower = FileFollower(pool, str(path), "queue_log", TZ)
+    result = await follower.poll()
+    follower.close()
+    assert (result.imported, result.calls_matched, result.bad) == (4, 3, 1)
+    call = await pool.fetchrow("SELECT * FROM calls WHERE id = $1", call_id)
+    assert call["state"] == "completed" and call["answered_by"] == "PJSIP/8001"
+    assert float(call["wait_seconds"]) == 12 and float(call["talk_seconds"]) == 187
+    # the abandoned call's CDR arrives later: its call row is created once and takes the queue event
+    cdr_path = tmp_path / "Master.csv"
+    cdr_path.write_text(cdr("1700000300.1", "1700000300.1", answer="", disposition="NO ANSWER"))
+    follower = FileFollower(pool, str(cdr_path), "cdr_csv", TZ)
+    await follower.poll()
+    follower.close()
+    late = await pool.fetchrow("SELECT * FROM calls WHERE call_uid = '1700000300.1'")
+    assert late["state"] == "abandoned" and float(late["wait_seconds"]) == 9
+    assert await pool.fetchval("SELECT count(*) FROM queue_log_events WHERE call_id IS NULL") == 0
+
+
+async def test_cdr_pgsql_table_import(pool, db_url) -> None:
+    await _agi_call(pool, "1700000400.1")
+    await pool.execute(
+        """CREATE TABLE cdr (calldate timestamp NOT NULL, clid text, src text, dst text, dcontext text,
+                             channel text, dstchannel text, lastapp text, lastdata text, duration int,
+                             billsec int, disposition text, amaflags int, accountcode text, uniqueid text,
+                             userfield text, peeraccount text, linkedid text, sequence int)""")
+    rows = [
+        ("2026-11-27 10:00:00", "1700000400.1", "1700000400.1", 200, 170, "ANSWERED"),
+        ("2026-11-27 10:00:05", "1700000400.2", "1700000400.1", 195, 170, "ANSWERED"),
+        ("2026-11-27 10:05:00", "1700000500.1", "1700000500.1", 30, 0, "NO ANSWER"),
+    ]
+    for calldate, uid, linked, duration, billsec, disposition in rows:
+        await pool.execute(
+            """INSERT INTO cdr (calldate, src, dst, channel, duration, billsec, disposition, uniqueid, linkedid)
+               VALUES ($1::text::timestamp, '13900000000', '12345', 'PJSIP/trunk', $2, $3, $4, $5, $6)""",
+            calldate, duration, billsec, disposition, uid, linked)
+    async with pool.acquire() as source:
+        result = await import_cdr_table(source, pool, tz=TZ)
+        again = await import_cdr_table(source, pool, tz=TZ)
+    assert (result.imported, result.calls_matched, result.calls_created) == (3, 1, 1)
+    assert (again.imported, again.duplicates) == (0, 3)
+    ours = await pool.fetchrow("SELECT * FROM calls WHERE call_uid = '1700000400.1'")
+    assert ours["state"] == "completed"
+    assert ours["answered_at"] == datetime(2026, 11, 27, 10, 0, 30, tzinfo=TZ)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 2
