@@ -103,8 +103,7 @@ class KnowledgeBase:
                 return
             self._file_groups = load_file(synonyms_path(self.runtime.settings))
             db_groups = await load_db(self.runtime.pool)
-            words = {w for g in [*self._file_groups, *db_groups] for w in g}
-            await asyncio.to_thread(setup_jieba, self.runtime.settings.data_dir / "cache", words)
+            await asyncio.to_thread(setup_jieba, self.runtime.settings.data_dir / "cache")
             self.synonyms = Synonyms([*self._file_groups, *db_groups])
             self.instance = await self.runtime.pool.fetchval(
                 "SELECT (SELECT value FROM kb_meta WHERE key = 'instance') || ':' || current_database()")
@@ -234,8 +233,6 @@ class KnowledgeBase:
 
     async def _reload_synonyms(self) -> None:
         db_groups = await load_db(self.runtime.pool)
-        words = {w for g in db_groups for w in g}
-        await asyncio.to_thread(setup_jieba, self.runtime.settings.data_dir / "cache", words)
         self.synonyms = Synonyms([*self._file_groups, *db_groups])
 
     def stale(self) -> bool:

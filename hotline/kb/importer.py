@@ -40,6 +40,17 @@ REQUIRED = ("category", "title", "body", "unit_code", "material_type", "keywords
 _ALIASES = {alias.lower(): name for name, aliases in HEADERS.items() for alias in aliases}
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as text, so a bad date is reported on its field
+    instead of failing the whole file."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(slots=True)
 class Item:
     row: int
@@ -97,8 +108,8 @@ def read_markdown(text: str, *, row: int, source: str) -> tuple[Item | None, lis
     if end == -1:
         return None, [Problem(row, source, "front_matter", "YAML 头信息没有以 --- 结束")]
     try:
-        meta = yaml.safe_load(text[3:end])
-    except yaml.YAMLError as exc:
+        meta = yaml.load(text[3:end], Loader=_FrontMatterLoader)  # noqa: S506 (a SafeLoader)
+    except (yaml.YAMLError, ValueError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"（头信息第 {mark.line + 1} 行）" if mark is not None else ""
         return None, [Problem(row, source, "front_matter", f"YAML 无法解析{where}：{getattr(exc, 'problem', exc)}")]

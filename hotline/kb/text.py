@@ -56,9 +56,12 @@ def fold(text: str) -> str:
     return text.translate(_width_table()).lower()
 
 
-def setup_jieba(cache_dir: Path, extra_words: Iterable[str] = ()) -> None:
-    """Quiet jieba, keep its cache under ``cache_dir``, load it once per process, and
-    teach it domain words (synonym terms) so they stay whole."""
+def setup_jieba(cache_dir: Path) -> None:
+    """Quiet jieba, keep its cache under ``cache_dir`` and load it once per process.
+
+    The dictionary is never changed at run time (no ``add_word`` from synonyms): the
+    index and every later query must segment text the same way. Multi-word synonyms
+    are matched as all of their words instead (see the engine)."""
     global _jieba_ready
     with _jieba_lock:
         if not _jieba_ready:
@@ -69,10 +72,6 @@ def setup_jieba(cache_dir: Path, extra_words: Iterable[str] = ()) -> None:
             jieba.dt.cache_file = "jieba.cache"
             jieba.dt.initialize()
             _jieba_ready = True
-        for word in extra_words:
-            word = fold(word).strip()
-            if len(word) >= 2 and " " not in word and jieba.dt.FREQ.get(word, 0) == 0:
-                jieba.dt.add_word(word, freq=2000)
 
 
 def segment(text: str) -> Iterator[tuple[str, int, int]]:
