@@ -172,7 +172,7 @@ class ConsoleHub:
         if user_id is None:
             return
         user_id = int(user_id)
-        await seats.mark_on_call(self.runtime.pool, user_id, call_id)
+        changed = await seats.mark_on_call(self.runtime.pool, user_id, call_id)
         targets = self.by_user.get(user_id)
         if not targets:
             return
@@ -180,6 +180,9 @@ class ConsoleHub:
         for client in targets:
             client.calls.add(call_id)
         await self.send_user(user_id, {"type": "screen_pop", **pop})
+        if not changed:  # the call flow set the seat itself: tell the page
+            seat = await seats.get_seat(self.runtime.pool, user_id)
+            await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
 
     async def _transfer_expert(self, payload: dict[str, Any]) -> None:
         call_id = int(payload["call_id"])

@@ -63,6 +63,7 @@ class Pages:
         context = await self.browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
         self.contexts.append(context)
         page = await context.new_page()
+        page.set_default_timeout(10_000)
         page.on("request", lambda req: self.hosts.append(urlsplit(req.url).netloc or req.url))
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
@@ -130,3 +131,67 @@ def place_call(pool: asyncpg.Pool) -> PlaceCall:
         return int(call_id)
 
     return place
+
+
+@pytest.fixture
+async def reference(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Ticket categories, dispatch catalogue, calendar and SLA policies from config/."""
+    from hotline.tickets.seed import seed_reference_data
+
+    async with pool.acquire() as conn:
+        return await seed_reference_data(conn)
+
+
+@pytest.fixture
+async def knowledge(runtime: Any) -> AsyncIterator[Any]:
+    """The 12333 seed articles, published and indexed."""
+    from hotline.kb.engine import close_kb, get_kb
+    from hotline.kb.importer import import_path
+
+    report = await import_path(runtime.pool, PROJECT_ROOT / "knowledge_base" / "12333", partial=True)
+    assert report.written
+    engine = await get_kb(runtime)
+    try:
+        yield engine
+    finally:
+        await close_kb(runtime)
+
+
+class Agi:
+    """The real FastAGI server on port 0 over the test runtime, and the AGI peer
+    playing Asterisk against it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.host, self.port = "127.0.0.1", server.port
+
+    async def call(self, dialled: str, caller: str, *, interface: str | None = None, hangup: bool = False) -> Any:
+        from hotline.agi.peer import simulate_call
+
+        return await simulate_call(self.host, self.port, dialled=dialled, caller=caller,
+                                   answer_interface=interface, hangup=hangup)
+
+
+@pytest.fixture
+async def agi(runtime: Any) -> AsyncIterator[Agi]:
+    from hotline.agi.server import FastAgiServer
+    from hotline.calls.context import CallContext
+
+    server = FastAgiServer(CallContext.for_runtime(runtime), runtime.settings.agi)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield Agi(server)
+    finally:
+        await server.stop(grace=1.0)
+
+
+async def give_phone(pool: asyncpg.Pool, user_id: int, interface: str) -> None:
+    """The seat's phone (Asterisk interface), as an administrator configures it."""
+    await pool.execute(
+        """INSERT INTO seats (user_id, interface) VALUES ($1, $2)
+           ON CONFLICT (user_id) DO UPDATE SET interface = EXCLUDED.interface""", user_id, interface)
+
+
+@pytest.fixture
+def phone(pool: asyncpg.Pool) -> Callable[[int, str], Awaitable[None]]:
+    return lambda user_id, interface: give_phone(pool, user_id, interface)

@@ -1,4 +1,7 @@
-"""The console in a real browser (Debian chromium, headless, Playwright)."""
+"""The console in a real browser (Debian chromium, headless, Playwright): every
+role signs in, a FastAGI call pops on the agent's screen, tickets are created,
+dispatched, signed and replied, the wallboard moves, forged requests are refused.
+Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -6,13 +9,122 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+CALLER = "13812345678"
 
-async def test_agent_screen_pop(pages, place_call) -> None:
+
+async def test_sign_in_each_role_lands_on_its_console(pages) -> None:
+    expected = {"agent": "agent", "expert": "expert", "liaison": "liaison", "dispatcher": "liaison",
+                "supervisor": "supervisor", "admin": "admin"}
+    for role, page_name in expected.items():
+        extra = {"unit_code": "hrss"} if role == "liaison" else {"hotline_number": "12333"} if role == "expert" else {}
+        user = await pages.user(role, **extra)
+        page = await pages.sign_in(user, expect=page_name)
+        assert user.display_name in await page.inner_text("#who")
+        await page.close()
+    # a wrong password is refused in Chinese
+    page = await pages.new_page()
+    await page.goto(f"{pages.base}/console/login")
+    await page.fill("#username", user.username)
+    await page.fill("#password", "wrong-password-123")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#error:has-text('用户名或密码错误')")
+    await pages.shot(page, "login")
+
+
+async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone, reference, knowledge, pool) -> None:
     agent = await pages.user("agent")
+    await phone(agent.id, "PJSIP/8001")
     page = await pages.sign_in(agent, expect="agent")
     await page.click("button[data-state=ready]")
     await page.wait_for_selector("#seat-state:has-text('空闲')")
-    await place_call("12333", "13812345678", agent_id=agent.id)
-    await page.wait_for_selector("#pop-line:has-text('12333')")
-    assert "138****5678" in await page.inner_text("#caller-number")
+
+    # Asterisk: the caller dials 12333, the queue hands the call to the agent's phone
+    await agi.call("12333", CALLER, interface="PJSIP/8001")
+    await page.wait_for_selector("#pop-line:has-text('12333 人力资源和社会保障服务热线')")
+    assert await page.inner_text("#pop-mode") == "双号并行"
+    assert await page.inner_text("#caller-number") == "138****5678"
+    await page.wait_for_selector("#seat-state:has-text('通话中')")
+    assert await page.locator("#suggestions .kb-article").count() > 0
+
+    # show number: audited
+    await page.click("#reveal")
+    await page.wait_for_selector(f"#caller-number:has-text('{CALLER}')")
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'view_caller_number' AND user_id = $1",
+                               agent.id) == 1
+
+    # knowledge search with highlights
+    await page.fill("#kb-q", "养老保险关系转移")
+    await page.click("#kb-panel button[type=submit]")
+    await page.wait_for_selector("#kb-results .kb-article mark")
+
+    # the ticket: five elements, category, urgency, dispatch to the unit
+    await page.fill("#t-name", "张先生")
+    await page.fill("#t-where", "定海区解放街道东管庙弄")
+    await page.fill("#t-subject", "反映用人单位未按时缴纳社会保险")
+    await page.fill("#t-facts", "公司已连续三个月未缴纳社会保险，要求核查处理。")
+    await page.select_option("#t-kind", "complaint")
+    category = await page.eval_on_selector("#t-category", "s => [...s.options].map(o => o.value).find(v => v)")
+    await page.select_option("#t-category", category)
+    await page.select_option("#t-unit", "hrss")
+    await page.click("#t-dispatch")
+    await page.wait_for_selector("#t-result:has-text('已派单')")
+    ticket = await pool.fetchrow("SELECT id, state, lead_unit_code, caller_number, category_code FROM tickets")
+    assert (ticket["state"], ticket["lead_unit_code"], ticket["caller_number"]) == ("dispatched", "hrss", CALLER)
+    assert ticket["category_code"] == category
     await pages.shot(page, "agent")
+
+    # the unit's liaison signs and replies with the basis
+    liaison = await pages.user("liaison", unit_code="hrss")
+    lp = await pages.sign_in(liaison, expect="liaison")
+    row = lp.locator(f"tr.ticket-row[data-id='{ticket['id']}']")
+    await row.wait_for()
+    await row.click()
+    await lp.wait_for_selector("#d-subject:has-text('未按时缴纳社会保险')")
+    await lp.click("#d-sign")
+    await lp.wait_for_selector("#d-result:has-text('已签收')")
+    await lp.fill("#d-text", "经核查，该公司已于本月补缴社会保险费，并承诺按月足额缴纳。")
+    await lp.fill("#d-basis", "《社会保险法》第六十三条；现场核查记录")
+    await lp.click("#d-reply")
+    await lp.wait_for_selector("#d-result:has-text('已回复')")
+    assert await pool.fetchval("SELECT state FROM tickets WHERE id = $1", ticket["id"]) == "reply_review"
+    await pages.shot(lp, "liaison")
+
+
+async def test_supervisor_sees_the_wallboard_move(pages, agi, reference) -> None:
+    supervisor = await pages.user("supervisor")
+    page = await pages.sign_in(supervisor, expect="supervisor")
+    await page.wait_for_selector("#kpi-waiting .v:text-is('0')")
+    await agi.call("12345", "13900001111")  # nobody answers: the call waits in the queue
+    await page.wait_for_selector("#kpi-waiting .v:text-is('1')")
+    await page.wait_for_selector("#queue-table td:has-text('12345')")
+    await page.wait_for_selector("#kpi-offered .v:text-is('1')")
+    await pages.shot(page, "supervisor")
+
+
+async def test_forged_and_wrong_role_requests_are_refused(pages) -> None:
+    agent = await pages.user("agent")
+    page = await pages.sign_in(agent, expect="agent")
+    forged = await page.evaluate("""async () => {
+        const r = await fetch('/api/v1/console/seat', {method: 'PUT', headers: {'Content-Type': 'application/json'},
+                                                       body: JSON.stringify({state: 'ready'})});
+        return [r.status, (await r.json()).error.code];
+    }""")
+    assert forged == [403, "csrf_failed"]
+    wrong_role = await page.evaluate("async () => (await fetch('/api/v1/users')).status")
+    assert wrong_role == 403
+    await page.goto(f"{pages.base}/console/admin")  # the page sends the agent home
+    await page.wait_for_url("**/console/agent")
+
+
+async def test_admin_creates_a_liaison(pages) -> None:
+    admin = await pages.user("admin")
+    page = await pages.sign_in(admin, expect="admin")
+    await page.fill("#n-username", "liaison-hrss")
+    await page.fill("#n-name", "人社局联络员")
+    await page.fill("#n-password", "a-long-password-1")
+    await page.check("#new-roles input[value=liaison]")
+    await page.select_option("#n-unit", "hrss")
+    await page.click("#new-user button[type=submit]")
+    await page.wait_for_selector("tr[data-user='liaison-hrss']")
+    await page.wait_for_selector("#audit-table td:has-text('创建用户')")
+    await pages.shot(page, "admin")

@@ -97,6 +97,15 @@ async def meta(request: web.Request) -> web.Response:
     })
 
 
+@requires()
+@api_doc(tags=TAGS)
+async def units(request: web.Request) -> web.Response:
+    """Handling units for the dispatch picker (code, name, kind), departments first."""
+    rows = await request.app[RUNTIME].pool.fetch(
+        "SELECT code, name, parent_code FROM units WHERE active ORDER BY parent_code NULLS FIRST, code")
+    return json_response({"items": [dict(r) for r in rows]})
+
+
 # -- seat state -----------------------------------------------------------------------
 @requires("agent", "expert")
 @api_doc(tags=TAGS)
@@ -156,6 +165,69 @@ async def current_call(request: web.Request) -> web.Response:
     if seat.current_call_id is None:
         return json_response({"pop": None, "seat": seat})
     return json_response({"pop": await screenpop.build(runtime, seat.current_call_id), "seat": seat})
+
+
+OPEN_TICKET_BODY = {"type": "object", "required": ["subject"], "properties": {
+    "subject": {"type": "string", "maxLength": 200}, "facts": {"type": "string"}, "location": {"type": "string"},
+    "occurred_at": {"type": "string", "format": "date-time"}, "caller_name": {"type": "string"},
+    "contact_number": {"type": "string"}, "category_code": {"type": "string"}, "kind": {"type": "string"},
+    "urgency": {"type": "string"}, "confidential": {"type": "boolean"},
+    "dispatch": {"type": "object", "description": "dispatch at once: {unit_code}"},
+    "close_direct": {"type": "object", "description": "close at once: {answer, kb_article_id?}"}}}
+
+
+@requires("agent", "expert", "dispatcher", "supervisor")
+@api_doc(tags=TAGS, body=OPEN_TICKET_BODY, responses={201: "the ticket (tickets API view)"})
+async def call_ticket(request: web.Request) -> web.Response:
+    """Open a ticket on a call: line, caller number and call link come from the call.
+
+    The browser only ever holds the masked number; the server copies the caller's
+    number from the call record, then dispatches or closes it if asked."""
+    from hotline.tickets import views
+    from hotline.tickets.intake import NewTicket, create_ticket
+    from hotline.tickets.workflow import apply
+
+    user = current_user(request)
+    body = await read_json(request)
+    call_id = _int(request, "id")
+
+    def text(key: str, default: str = "") -> str:
+        value = body.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ValidationError(f"{key} must be text", field=key)
+        return value
+
+    occurred = None
+    if body.get("occurred_at"):
+        from datetime import datetime
+
+        try:
+            occurred = datetime.fromisoformat(text("occurred_at"))
+        except ValueError:
+            raise ValidationError("occurred_at is not an ISO 8601 date-time", field="occurred_at") from None
+    pool = request.app[RUNTIME].pool
+    call = await pool.fetchrow("SELECT hotline_number, caller_number FROM calls WHERE id = $1", call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id}", field="id")
+    new = NewTicket(
+        hotline_number=call["hotline_number"], subject=text("subject"), facts=text("facts"),
+        location=text("location"), occurred_at=occurred, caller_name=text("caller_name"),
+        caller_number=call["caller_number"], contact_number=text("contact_number"),
+        category_code=body.get("category_code") or None, kind=text("kind", "help"),
+        urgency=text("urgency", "normal"), channel="phone", source="console",
+        confidential=bool(body.get("confidential", False)), call_ids=[call_id],
+    )
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
+            for step in ("dispatch", "close_direct"):
+                if isinstance(body.get(step), dict):
+                    await apply(conn, ticket_id, step, user, body[step])
+                    break
+        view = await views.ticket_view(conn, ticket_id, user)
+    return json_response({"ticket": view}, status=201)
 
 
 # -- wallboard -----------------------------------------------------------------------
@@ -235,12 +307,14 @@ def setup(app: web.Application) -> None:
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.router.add_get("/api/v1/console/ws", websocket)
     app.router.add_get("/api/v1/console/meta", meta)
+    app.router.add_get("/api/v1/console/units", units)
     app.router.add_get("/api/v1/console/seat", seat_get)
     app.router.add_put("/api/v1/console/seat", seat_put)
     app.router.add_get("/api/v1/console/seats", seats_list)
     app.router.add_get("/api/v1/console/current", current_call)
     app.router.add_get("/api/v1/console/calls/{id}/pop", call_pop)
     app.router.add_post("/api/v1/console/calls/{id}/reveal", call_reveal)
+    app.router.add_post("/api/v1/console/calls/{id}/ticket", call_ticket)
     app.router.add_get("/api/v1/console/wallboard", wallboard_get)
     app.router.add_get("/api/v1/console/inbox", inbox_list)
     app.router.add_post("/api/v1/console/inbox/{id}", inbox_act)

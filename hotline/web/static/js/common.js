@@ -61,10 +61,10 @@ export function homeFor(user) {
 /** Load the signed-in user (or go to the sign-in page) and draw the header. */
 export async function boot(pageName, title) {
   let data;
-  try { data = await get('/api/v1/auth/me'); } catch (e) { location.href = '/console/login'; throw e; }
+  try { data = await get('/api/v1/auth/me'); } catch (e) { location.href = '/console/login'; return halt(); }
   me = data.user; csrfToken = data.csrf_token;
   const page = PAGES.find((p) => p.page === pageName);
-  if (page && !page.roles.some((r) => me.roles.includes(r))) { location.href = homeFor(me); throw new Error('wrong role'); }
+  if (page && !page.roles.some((r) => me.roles.includes(r))) { location.href = homeFor(me); return halt(); }
   document.title = `${title} - 12345热线座席系统`;
   const header = el('header', { class: 'top' },
     el('h1', {}, '12345政务服务便民热线 · 座席系统'),
@@ -78,6 +78,9 @@ export async function boot(pageName, title) {
   document.body.prepend(header);
   return me;
 }
+
+/** Leaving the page: stop here without an error (the browser is navigating away). */
+function halt() { return new Promise(() => {}); }
 
 async function logout() { try { await post('/api/v1/auth/logout'); } finally { location.href = '/console/login'; } }
 async function logoutAll() {
@@ -129,11 +132,15 @@ export function highlighted(html) {
   for (const part of parts) {
     if (/^<(em|b|strong|mark)/i.test(part)) { mark = document.createElement('mark'); continue; }
     if (/^<\//.test(part)) { if (mark) span.append(mark); mark = null; continue; }
-    const text = part.replace(/<[^>]*>/g, '');
+    const text = unescapeHtml(part.replace(/<[^>]*>/g, ''));
     if (mark) mark.append(text); else span.append(text);
   }
   if (mark) span.append(mark);
   return span;
+}
+
+function unescapeHtml(text) {
+  return text.replace(/&(lt|gt|quot|#x27|#39|amp);/g, (m, e) => ({ lt: '<', gt: '>', quot: '"', '#x27': "'", '#39': "'", amp: '&' }[e]));
 }
 
 export function toast(message, kind = '') {

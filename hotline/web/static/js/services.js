@@ -22,13 +22,17 @@ export const createTicket = (body) => post('/api/v1/tickets', body);
 export const getTicket = (id) => get(`/api/v1/tickets/${id}`);
 export const ticketAction = (id, action, body = {}) => post(`/api/v1/tickets/${id}/actions/${action}`, body);
 export const listTickets = (params) => get(`/api/v1/tickets${q(params)}`);
-export const listCategories = () => get('/api/v1/ticket-categories');
-export const listUnits = () => get('/api/v1/units');
+export const listCategories = () => get('/api/v1/categories');
+export const listUnits = () => get('/api/v1/console/units');
+export const ticketHistory = (id) => get(`/api/v1/tickets/${id}/history`);
 
 // -- knowledge base --------------------------------------------------------------
 export const kbSearch = (text, line) => get(`/api/v1/kb/search${q({ q: text, hotline: line })}`);
 export const kbArticle = (id) => get(`/api/v1/kb/articles/${encodeURIComponent(id)}`);
-export const kbDueForReview = () => get('/api/v1/kb/review-due');
+export const kbDueForReview = async () => {
+  const data = await get('/api/v1/kb/review-due');
+  return (data.units || []).flatMap((u) => u.items.map((a) => ({ ...a, unit_code: u.unit_code })));
+};
 
 // -- telephony -------------------------------------------------------------------
 export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/transfer`, body);
@@ -36,7 +40,14 @@ export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/tran
 // -- reports, SLA, data quality ----------------------------------------------------
 export const slaReport = (params) => get(`/api/v1/reports/sla${q(params)}`);
 export const reportExportUrl = (params, format) => `/api/v1/reports/sla${q({ ...params, format })}`;
-export const atRisk = () => get('/api/v1/sla/at-risk');
+/** Open tickets that are overdue or due within 24 hours, most urgent first. */
+export const atRisk = async () => {
+  const list = items(await listTickets({ open: 1, limit: 500 }));
+  const soon = Date.now() + 24 * 3600 * 1000;
+  return list.filter((t) => t.overdue || (t.deadline && new Date(t.deadline).getTime() < soon))
+    .map((t) => ({ ...t, colour: t.overdue || new Date(t.deadline).getTime() < Date.now() ? 'overdue' : 'warning' }))
+    .sort((a, b) => String(a.deadline).localeCompare(String(b.deadline)));
+};
 export const qualityReport = () => get('/api/v1/quality/report');
 
 export function items(data) { return Array.isArray(data) ? data : (data && (data.items || data.results || data.articles)) || []; }

@@ -34,7 +34,7 @@ function drawForm() {
     try {
       await post('/api/v1/users', { username: $('#n-username').value.trim(), display_name: $('#n-name').value.trim() || null,
         password: $('#n-password').value, roles: checked(roles), unit_code: $('#n-unit').value || null, hotline_number: $('#n-line').value || null });
-      toast('用户已创建'); drawForm(); loadUsers();
+      toast('用户已创建'); drawForm(); loadUsers(); loadAudit();
     } catch (e) { fail(e); }
   });
 }
@@ -54,7 +54,7 @@ async function loadUsers() {
     })));
 }
 async function save(id, changes) {
-  try { await patch(`/api/v1/users/${id}`, changes); toast('已保存'); loadUsers(); } catch (e) { fail(e); }
+  try { await patch(`/api/v1/users/${id}`, changes); toast('已保存'); loadUsers(); loadAudit(); } catch (e) { fail(e); }
 }
 async function resetPassword(u) {
   const pw = prompt(`为 ${u.username} 设置新密码（至少10位，保存后其登录会话全部结束）`);

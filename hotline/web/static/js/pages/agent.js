@@ -106,7 +106,8 @@ async function reveal(node) {
   } catch (e) { fail(e); }
 }
 
-const OUTCOMES = { connected: '已接通', answered: '已接通', offered: '振铃中', ringing: '振铃中', requested: '已发起',
+const OUTCOMES = { connecting: '正在接通专家', dialling: '正在呼叫分中心', queued: '专家忙，已进入专家队列等待',
+  callback_ticket: '专家无空闲，已生成回拨工单', connected: '已接通', answered: '已接通', requested: '已发起',
   no_answer: '无人接听，已回到12345队列', busy: '忙，已回到12345队列', failed: '失败，已回到12345队列',
   unreachable: '不可达，已回到12345队列', fallback: '未接通，已回到12345队列', returned: '已回到12345队列' };
 async function transfer(body) {
@@ -120,7 +121,7 @@ async function transfer(body) {
 function showOutcome(kind, outcome) {
   const out = $('#transfer-outcome');
   if (!out) return;
-  out.className = `small ${['connected', 'answered'].includes(outcome) ? 'dl-ontime' : ''}`;
+  out.className = `small ${['connected', 'answered', 'connecting', 'dialling'].includes(outcome) ? 'dl-ontime' : 'dl-warning'}`;
   out.textContent = `${kind === 'expert' ? '专家座席' : '分中心'}转接：${OUTCOMES[outcome] || outcome}`;
 }
 
@@ -130,13 +131,13 @@ function articleItem(a) {
     el('div', {}, el('b', {}, highlighted(a.title_highlight || a.title)), ' ',
       a.score !== undefined ? el('span', { class: 'muted small' }, `相关度 ${Number(a.score).toFixed(2)}`) : null, ' ',
       el('button', { class: 'small', onclick: () => useArticle(a) }, '引用此知识')),
-    el('div', { class: 'small muted' }, highlighted(a.snippet || a.highlight || '')));
+    el('div', { class: 'small muted' }, highlighted(a.highlight || a.snippet || '')));
 }
 function useArticle(a) {
   chosenArticle = a;
   $('#t-article').textContent = `${a.id} ${a.title}`;
   const ans = $('#t-answer');
-  if (ans && !ans.value) ans.value = String(a.snippet || '').replace(/<[^>]*>/g, '');
+  if (ans && !ans.value) ans.value = `${a.title}：${String(a.snippet || '').replace(/<[^>]*>/g, '')}`;
   toast(`已引用知识：${a.title}`);
 }
 function drawKb() {
@@ -175,6 +176,7 @@ function drawTicketForm() {
         field('诉求类型', Object.assign(select('kind', Object.entries(KINDS), 'help'), { id: 't-kind' })),
         field('事项分类', Object.assign(select('category_code', catOptions), { id: 't-category' })),
         field('紧急程度', Object.assign(select('urgency', Object.entries(URGENCIES), 'normal'), { id: 't-urgency' }))),
+      el('div', { style: 'margin-top:8px' }, el('button', { type: 'button', id: 't-save', onclick: () => submitTicket('save') }, '仅受理（保存工单）')),
       el('h3', {}, '派单'),
       el('div', { class: 'row' },
         field('承办单位', Object.assign(select('unit', [['', '请选择承办单位'], ...units.map((u) => [u.code, u.name])]), { id: 't-unit' })),
@@ -192,29 +194,34 @@ function prefillTicket() {
 }
 async function submitTicket(action) {
   const v = (id) => $(id).value.trim();
-  const body = {
-    hotline_number: pop ? pop.call.hotline_number : '12345',
-    call_ids: pop ? [pop.call.id] : [],
-    caller_name: v('#t-name'), contact_number: v('#t-contact'), location: v('#t-where'),
-    occurred_at: $('#t-when').value ? new Date($('#t-when').value).toISOString() : null,
-    subject: v('#t-subject'), facts: v('#t-facts'), kind: $('#t-kind').value,
-    category_code: $('#t-category').value || null, urgency: $('#t-urgency').value, channel: 'phone',
-  };
   const result = $('#t-result');
   try {
     if (action === 'dispatch' && !$('#t-unit').value) throw new Error('请选择承办单位');
     if (action === 'close_direct' && !v('#t-answer')) throw new Error('请填写答复内容');
+    if (!v('#t-subject')) throw new Error('请填写事项（标题）');
+    const step = action === 'dispatch' ? { unit_code: $('#t-unit').value }
+      : action === 'close_direct' ? { answer: v('#t-answer'), kb_article_id: chosenArticle?.id || undefined } : null;
+    let t;
     if (!currentTicketId) {
-      const created = await createTicket(body);
-      currentTicketId = (created.ticket || created).id;
+      const body = {
+        caller_name: v('#t-name'), contact_number: v('#t-contact'), location: v('#t-where'),
+        occurred_at: $('#t-when').value ? new Date($('#t-when').value).toISOString() : null,
+        subject: v('#t-subject'), facts: v('#t-facts'), kind: $('#t-kind').value,
+        category_code: $('#t-category').value || null, urgency: $('#t-urgency').value,
+      };
+      if (step) body[action] = step;
+      // on a call the server takes line, caller number and link from the call record
+      t = (pop ? await post(`/api/v1/console/calls/${pop.call.id}/ticket`, body)
+        : await createTicket({ ...body, hotline_number: '12345', channel: 'phone' })).ticket;
+      currentTicketId = t.id;
       $('#t-number').textContent = `工单 #${currentTicketId}`;
-    }
-    let res;
-    if (action === 'dispatch') res = await ticketAction(currentTicketId, 'dispatch', { unit_code: $('#t-unit').value });
-    else res = await ticketAction(currentTicketId, 'close_direct', { answer: v('#t-answer'), kb_article_id: chosenArticle?.id || null });
-    const t = res.ticket || res;
+    } else if (step) {
+      t = (await ticketAction(currentTicketId, action, step)).ticket;
+    } else { toast(`工单 #${currentTicketId} 已受理`); return; }
     result.className = 'small dl-ontime';
-    result.textContent = `工单 #${currentTicketId} ${action === 'dispatch' ? `已派单至${$('#t-unit').selectedOptions[0].textContent}` : '已直接办结'}（${TICKET_STATES[t.state] || t.state || ''}）`;
+    const what = action === 'dispatch' ? `已派单至${$('#t-unit').selectedOptions[0].textContent}`
+      : action === 'close_direct' ? '已直接办结' : '已受理';
+    result.textContent = `工单 #${currentTicketId} ${what}（${t.state_name || TICKET_STATES[t.state] || t.state}）`;
     toast(result.textContent);
   } catch (e) { result.className = 'small error-text'; result.textContent = e.message; }
 }

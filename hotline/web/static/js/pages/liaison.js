@@ -1,7 +1,7 @@
 // 承办单位: the unit's tickets with deadlines and colours; sign, return with a
 // reason, ask for an extension, reply with the basis.
 import { $, boot, clear, connectPush, el, fail, field, fmtTime, get, toast } from '../common.js';
-import { getTicket, items, KINDS, listTickets, ticketAction, TICKET_STATES, URGENCIES } from '../services.js';
+import { getTicket, items, KINDS, listTickets, ticketAction, ticketHistory, TICKET_STATES, URGENCIES } from '../services.js';
 
 const user = await boot('liaison', '承办单位');
 const app = $('#app');
@@ -13,17 +13,23 @@ let tickets = [];
 let selectedId = null;
 let filter = 'open';
 
-const COLOURS = { on_time: ['ontime', '正常'], ontime: ['ontime', '正常'], green: ['ontime', '正常'], warning: ['warning', '临期'],
-  yellow: ['warning', '临期'], at_risk: ['warning', '临期'], overdue: ['overdue', '超期'], red: ['overdue', '超期'] };
+/** Deadline colour: overdue (red), warning (amber: under 24 h left, or 80 % of a
+ *  running clock used), on time (green). */
 function colourOf(t) {
-  const c = t.deadline_colour || t.colour || t.sla_colour || (t.sla && t.sla.colour);
-  return COLOURS[c] || ['ontime', c ? String(c) : '正常'];
+  const due = dueOf(t);
+  if (t.overdue || (due && new Date(due).getTime() < Date.now())) return ['overdue', '已超期'];
+  if (due && new Date(due).getTime() - Date.now() < 24 * 3600 * 1000) return ['warning', '临期'];
+  for (const c of t.clocks || []) {
+    const used = (Date.now() - new Date(c.started_at).getTime()) / 3600000;
+    if (c.budget_hours && used / c.budget_hours >= 0.8) return ['warning', '临期'];
+  }
+  return due ? ['ontime', '正常'] : ['ontime', '—'];
 }
-const dueOf = (t) => t.due_at || t.deadline || (t.sla && (t.sla.due_at || t.sla.deadline));
+const dueOf = (t) => t.deadline || (t.clocks && t.clocks.length ? t.clocks.map((c) => c.deadline).sort()[0] : null);
 
 async function load() {
   try {
-    tickets = items(await listTickets({ unit: user.unit_code, scope: filter }));
+    tickets = items(await listTickets({ unit: user.unit_code, open: filter === 'open' ? 1 : undefined, limit: 200 }));
   } catch (e) { fail(e); tickets = []; }
   drawList();
 }
@@ -48,14 +54,17 @@ async function select(id) {
   let t;
   try { const data = await getTicket(id); t = data.ticket || data; } catch (e) { fail(e); return; }
   const [cls, name] = colourOf(t);
-  const history = t.events || t.history || [];
+  let history = [];
+  try { history = items(await ticketHistory(id)); } catch (e) { console.warn(e); }
   clear(detailPanel).append(
     el('h2', {}, `工单 #${t.id}`, el('span', { class: 'tag' }, TICKET_STATES[t.state] || t.state)),
     el('div', {}, el('b', { id: 'd-subject' }, t.subject)),
     el('div', { class: 'small muted' }, `${KINDS[t.kind] || ''} · ${URGENCIES[t.urgency] || ''} · 来源线路 ${t.hotline_number} · 受理 ${fmtTime(t.created_at)}`),
     el('div', { class: `dl-${cls}` }, `办理期限：${dueOf(t) ? fmtTime(dueOf(t)) : '—'}（${name}）`),
     el('p', {}, t.facts || ''), t.location ? el('div', { class: 'small' }, `地点：${t.location}`) : null,
-    el('div', { class: 'small' }, `诉求人：${t.caller_name || '匿名'} ${t.caller_number || ''}`));
+    el('div', { class: 'small' }, `诉求人：${(t.caller && t.caller.name) || '匿名'} ${(t.caller && t.caller.number) || ''}`),
+    ...(t.legs || []).map((l) => el('div', { class: 'small muted' }, `${l.role === 'lead' ? '主办' : '协办'}：${l.unit_name}（${LEG_STATES[l.state] || l.state}）`,
+      l.return_reason ? ` 退回理由：${l.return_reason}` : '', l.reply ? ` 答复：${l.reply}` : '')));
   const reason = el('textarea', { id: 'd-text', placeholder: '退回理由 / 延期理由 / 答复内容' });
   const basis = el('input', { id: 'd-basis', placeholder: '答复依据（政策文件、现场核查情况等）' });
   const days = el('input', { id: 'd-days', type: 'number', min: 1, max: 30, value: 5, style: 'width:80px' });
@@ -64,15 +73,18 @@ async function select(id) {
       el('button', { class: 'primary shrink', id: 'd-sign', onclick: () => act('sign', {}) }, '签收'),
       el('button', { class: 'shrink', id: 'd-return', onclick: () => act('return', { reason: reason.value.trim() }, '请填写退回理由') }, '退回'),
       el('span', { class: 'shrink' }, '延期', days, '个工作日'),
-      el('button', { class: 'shrink', id: 'd-extend', onclick: () => act('request_extension', { reason: reason.value.trim(), working_days: Number(days.value) }, '请填写延期理由') }, '申请延期'),
+      el('button', { class: 'shrink', id: 'd-extend', onclick: () => act('request_extension', { reason: reason.value.trim(), days: Number(days.value) }, '请填写延期理由') }, '申请延期'),
       el('button', { class: 'shrink', id: 'd-reply', onclick: () => act('reply', { reply: reason.value.trim(), basis: basis.value.trim() }, '请填写答复内容') }, '办理回复')),
     el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' }));
   if (history.length) {
     detailPanel.append(el('h3', {}, '办理记录'), el('table', { id: 'd-history' },
-      ...history.map((h) => el('tr', {}, el('td', {}, fmtTime(h.at)), el('td', {}, h.actor_name || ''), el('td', {}, h.action_name || h.action),
+      ...history.map((h) => el('tr', {}, el('td', {}, fmtTime(h.at)), el('td', {}, h.actor_name || ''), el('td', {}, h.action_name || ACTIONS[h.action] || h.action),
         el('td', {}, h.note || '')))));
   }
 }
+const LEG_STATES = { dispatched: '待签收', signed: '已签收', returned: '已退回', replied: '已回复', withdrawn: '已撤回', closed: '已办结' };
+const ACTIONS = { create: '受理', dispatch: '派单', sign: '签收', return: '退回', request_extension: '申请延期', reply: '办理回复',
+  supervise: '督办', urge: '催办', close_direct: '直接办结', redispatch: '改派', approve_extension: '延期批准', approve_reply: '回复审核通过' };
 async function act(action, body, needs) {
   const first = Object.values(body)[0];
   if (needs && !first) { toast(needs, 'error'); return; }

@@ -157,15 +157,15 @@ async function loadRisk() {
         return el('tr', { class: `dl-${colour}` }, el('td', {}, `#${id} ${t.subject || ''}`), el('td', {}, t.unit_name || t.unit_code || t.lead_unit_code || ''),
           el('td', { class: `dl-${colour}` }, fmtTime(t.due_at || t.deadline), colour === 'overdue' ? '（已超期）' : '（临期）'),
           el('td', {}, TICKET_STATES[t.state] || t.state || ''),
-          el('td', {}, el('button', { class: 'small', onclick: () => press(id, 'supervise') }, '督办'), ' ',
-            el('button', { class: 'small', onclick: () => press(id, 'urge') }, '催办')));
+          el('td', {}, el('button', { class: 'small', 'data-action': 'supervise', onclick: () => press(id, 'supervise') }, '督办'), ' ',
+            el('button', { class: 'small', 'data-action': 'urge', onclick: () => press(id, 'urge') }, '催办')));
       })));
   } catch (e) { riskPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
 }
 async function press(id, action) {
   const note = prompt(action === 'supervise' ? '督办意见' : '催办说明', action === 'supervise' ? '请加快办理，按期答复' : '请尽快签收办理');
   if (note === null) return;
-  try { await ticketAction(id, action, { note }); toast(`工单 #${id} 已${action === 'supervise' ? '督办' : '催办'}`); loadRisk(); } catch (e) { fail(e); }
+  try { await ticketAction(id, action, action === 'supervise' ? { instruction: note } : { message: note }); toast(`工单 #${id} 已${action === 'supervise' ? '督办' : '催办'}`); loadRisk(); } catch (e) { fail(e); }
 }
 
 // -- data quality and KB review -------------------------------------------------------
