@@ -1,0 +1,135 @@
+"""The working-day calendar: read, edit days and working hours (running SLA
+deadlines are recomputed after every edit), and do the arithmetic."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from aiohttp import web
+
+from hotline.auth import audit
+from hotline.calendar.store import load_calendar, set_day, set_hours
+from hotline.errors import ValidationError
+from hotline.sla.clocks import recompute_all
+from hotline.web.access import api_doc, current_user, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+TAGS = ["calendar"]
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not a date (YYYY-MM-DD)", field="day") from None
+
+
+@requires()
+@api_doc(tags=TAGS, query={"year": {"type": "integer"}}, responses={200: "holidays, make-up days, hours"})
+async def calendar(request: web.Request) -> web.Response:
+    """A year's holidays and make-up working days (调休), the working hours, and whether the year is provisional."""
+    try:
+        year = int(request.query.get("year") or datetime.now(request.app[RUNTIME].settings.tz).year)
+    except ValueError:
+        raise ValidationError("year must be a number", field="year") from None
+    pool = request.app[RUNTIME].pool
+    days = await pool.fetch(
+        "SELECT day, kind, name, provisional FROM calendar_days WHERE day >= $1 AND day < $2 ORDER BY day",
+        date(year, 1, 1), date(year + 1, 1, 1))
+    meta = await pool.fetchrow("SELECT source, provisional, loaded_at FROM calendar_years WHERE year = $1", year)
+    hours = await pool.fetch("SELECT opens, closes FROM calendar_hours ORDER BY opens")
+    return json_response({
+        "year": year, "loaded": meta is not None, "provisional": meta["provisional"] if meta else None,
+        "source": meta["source"] if meta else None, "days": [dict(r) for r in days],
+        "hours": [{"opens": r["opens"].strftime("%H:%M"), "closes": r["closes"].strftime("%H:%M")} for r in hours],
+        "timezone": request.app[RUNTIME].settings.timezone,
+    })
+
+
+async def _recompute(request: web.Request, conn) -> int:  # type: ignore[no-untyped-def]
+    return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["kind"], "properties": {
+    "kind": {"enum": ["holiday", "workday", None], "description": "null: back to a normal day"},
+    "name": {"type": "string"}}}, responses={200: "saved; running SLA deadlines recomputed"})
+async def day_set(request: web.Request) -> web.Response:
+    """Make a day a holiday or a make-up working day (or normal again); recomputes SLA deadlines."""
+    body = await read_json(request)
+    day = _day(request.match_info["day"])
+    user = current_user(request)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        async with conn.transaction():
+            await set_day(conn, day, body.get("kind"), str(body.get("name") or ""), user_id=user.id)
+            await audit(conn, "calendar_changed", user=user, object_type="calendar_day", object_id=day.isoformat(),
+                        detail={"kind": body.get("kind")})
+        recomputed = await _recompute(request, conn)
+    return json_response({"day": day.isoformat(), "kind": body.get("kind"), "clocks_recomputed": recomputed})
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["windows"], "properties": {"windows": {
+    "type": "array", "items": {"type": "object", "properties": {"opens": {"type": "string"},
+                                                                 "closes": {"type": "string"}}}}}},
+         responses={200: "saved; running SLA deadlines recomputed"})
+async def hours_set(request: web.Request) -> web.Response:
+    """Set the working-hour windows of every working day (e.g. 08:30-12:00, 13:30-17:30)."""
+    body = await read_json(request)
+    windows = body.get("windows")
+    if not isinstance(windows, list):
+        raise ValidationError("windows must be a list of {opens, closes}", field="windows")
+    parsed = []
+    for w in windows:
+        try:
+            parsed.append((time.fromisoformat(w["opens"]), time.fromisoformat(w["closes"])))
+        except (TypeError, KeyError, ValueError):
+            raise ValidationError(f"window {w!r} needs opens and closes as HH:MM", field="windows") from None
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        await set_hours(conn, parsed)
+        await audit(conn, "calendar_hours_changed", user=current_user(request), detail={"windows": windows})
+        recomputed = await _recompute(request, conn)
+    return json_response({"windows": windows, "clocks_recomputed": recomputed})
+
+
+@requires()
+@api_doc(tags=TAGS, query={
+    "start": {"type": "string", "format": "date-time", "description": "local time if no offset"},
+    "working_days": {"type": "number"}, "working_hours": {"type": "number"},
+    "end": {"type": "string", "format": "date-time", "description": "with start: working time between"}},
+    responses={200: "the deadline, or the working time between start and end"})
+async def compute(request: web.Request) -> web.Response:
+    """Calendar arithmetic: start + N working days/hours, or the working time between start and end."""
+    rt = request.app[RUNTIME]
+    cal = await load_calendar(rt.pool, rt.settings.tz)
+    q = request.query
+
+    def instant(key: str) -> datetime:
+        try:
+            value = datetime.fromisoformat(q[key])
+        except (KeyError, ValueError):
+            raise ValidationError(f"{key} must be an ISO 8601 date-time", field=key) from None
+        return value if value.tzinfo else value.replace(tzinfo=cal.tz)
+
+    start = instant("start")
+    if "end" in q:
+        spent = cal.between(start, instant("end"))
+        return json_response({"working_hours": spent.total_seconds() / 3600, "working_days": spent / cal.day_length})
+    try:
+        if "working_days" in q:
+            result = cal.add_working_days(start, float(q["working_days"]))
+        elif "working_hours" in q:
+            result = cal.add_working_hours(start, float(q["working_hours"]))
+        else:
+            raise ValidationError("give working_days, working_hours or end", field="working_days")
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="working_days") from None
+    return json_response({"start": start.astimezone(cal.tz), "deadline": result.astimezone(cal.tz)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/calendar", calendar)
+    app.router.add_put("/api/v1/calendar/days/{day}", day_set)
+    app.router.add_put("/api/v1/calendar/hours", hours_set)
+    app.router.add_get("/api/v1/calendar/compute", compute)

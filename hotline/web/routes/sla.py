@@ -1,0 +1,150 @@
+"""SLA policies, alerts (warnings, overdue, escalations) and the overdue list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hotline.auth import audit
+from hotline.calendar.store import load_calendar
+from hotline.errors import NotFound, ValidationError
+from hotline.sla.clocks import recompute_all
+from hotline.sla.policies import create_policy, delete_policy, list_policies, update_policy
+from hotline.tickets.views import is_unit_only
+from hotline.web.access import api_doc, current_user, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+TAGS = ["sla"]
+POLICY_BODY = {"type": "object", "properties": {
+    "stage": {"enum": ["sign", "handle", "reply", "callback"]}, "hotline_number": {"type": ["string", "null"]},
+    "category_code": {"type": ["string", "null"]}, "urgency": {"enum": ["normal", "urgent", "critical", None]},
+    "kind": {"enum": ["enquiry", "help", "suggestion", "complaint", "report", "praise", None]},
+    "amount": {"type": "number"}, "unit": {"enum": ["working_days", "working_hours", "hours", "days"]},
+    "note": {"type": "string"}}}
+
+
+def _int(request: web.Request, key: str = "id") -> int:
+    try:
+        return int(request.match_info[key])
+    except ValueError:
+        raise ValidationError(f"{key} must be a number", field=key) from None
+
+
+@requires()
+@api_doc(tags=TAGS, responses={200: "every policy"})
+async def policies(request: web.Request) -> web.Response:
+    """SLA policies per stage x line x category x urgency x kind."""
+    return json_response({"items": await list_policies(request.app[RUNTIME].pool)})
+
+
+async def _after_change(request: web.Request, conn, action: str, detail: dict) -> int:  # type: ignore[no-untyped-def]
+    await audit(conn, action, user=current_user(request), object_type="sla_policy", detail=detail)
+    return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS, body=POLICY_BODY, responses={201: "created; running clocks recomputed", 409: "duplicate"})
+async def policy_create(request: web.Request) -> web.Response:
+    """Add an SLA policy."""
+    body = await read_json(request)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        policy = await create_policy(conn, body, user_id=current_user(request).id)
+        n = await _after_change(request, conn, "sla_policy_created", {"id": policy["id"]})
+    return json_response({"policy": policy, "clocks_recomputed": n}, status=201)
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS, body=POLICY_BODY, responses={200: "updated; running clocks recomputed"})
+async def policy_update(request: web.Request) -> web.Response:
+    """Change an SLA policy; running deadlines that use it are recomputed."""
+    body = await read_json(request)
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        policy = await update_policy(conn, _int(request), body, user_id=current_user(request).id)
+        n = await _after_change(request, conn, "sla_policy_updated", {"id": policy["id"], "changed": sorted(body)})
+    return json_response({"policy": policy, "clocks_recomputed": n})
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS, responses={200: "deleted", 404: "no such policy"})
+async def policy_delete(request: web.Request) -> web.Response:
+    """Delete an SLA policy (running clocks keep the budget they had)."""
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        await delete_policy(conn, _int(request))
+        await audit(conn, "sla_policy_deleted", user=current_user(request), object_type="sla_policy",
+                    object_id=_int(request))
+    return json_response({"ok": True})
+
+
+@requires()
+@api_doc(tags=TAGS, query={"kind": {"enum": ["warning", "overdue", "escalation"]},
+                           "open": {"type": "boolean", "description": "only unacknowledged"},
+                           "limit": {"type": "integer"}},
+         responses={200: "alerts, newest first (a liaison sees its unit's)"})
+async def alerts(request: web.Request) -> web.Response:
+    """SLA alerts: warnings at % elapsed, overdue marks and escalations to supervisors."""
+    user = current_user(request)
+    kind = request.query.get("kind")
+    if kind not in (None, "warning", "overdue", "escalation"):
+        raise ValidationError(f"unknown kind {kind!r}", field="kind")
+    try:
+        limit = min(int(request.query.get("limit", "100")), 1000)
+    except ValueError:
+        raise ValidationError("limit must be a number", field="limit") from None
+    rows = await request.app[RUNTIME].pool.fetch(
+        """SELECT a.id, a.ticket_id, a.stage, a.unit_code, a.level_pct, a.kind, a.deadline, a.at,
+                  a.acknowledged_by, a.acknowledged_at, t.subject, t.state
+             FROM sla_alerts a JOIN tickets t ON t.id = a.ticket_id
+            WHERE ($1::text IS NULL OR a.kind = $1) AND (NOT $2 OR a.acknowledged_at IS NULL)
+              AND ($3::text IS NULL OR a.unit_code = $3)
+            ORDER BY a.id DESC LIMIT $4""",
+        kind, request.query.get("open") in ("1", "true"), user.unit_code if is_unit_only(user) else None, limit)
+    return json_response({"items": [dict(r) for r in rows]})
+
+
+@requires("supervisor", "admin", "dispatcher")
+@api_doc(tags=TAGS, responses={200: "acknowledged", 404: "no such alert"})
+async def alert_ack(request: web.Request) -> web.Response:
+    """Acknowledge an alert."""
+    row = await request.app[RUNTIME].pool.fetchrow(
+        "UPDATE sla_alerts SET acknowledged_by = $2, acknowledged_at = coalesce(acknowledged_at, now()) "
+        "WHERE id = $1 RETURNING id, acknowledged_at", _int(request), current_user(request).id)
+    if row is None:
+        raise NotFound("no such alert", field="id")
+    return json_response(dict(row))
+
+
+@requires()
+@api_doc(tags=TAGS, query={"unit": {"type": "string"}, "limit": {"type": "integer"}},
+         responses={200: "running clocks past their deadline, most overdue first"})
+async def overdue(request: web.Request) -> web.Response:
+    """The overdue list (超期清单): running clocks past their deadline, with ticket and unit."""
+    user = current_user(request)
+    unit = user.unit_code if is_unit_only(user) else request.query.get("unit")
+    rows = await request.app[RUNTIME].pool.fetch(
+        """SELECT c.ticket_id, c.stage, c.deadline, coalesce(l.unit_code, t.lead_unit_code) AS unit_code,
+                  t.subject, t.state, now() - c.deadline AS overdue_by
+             FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id LEFT JOIN ticket_legs l ON l.id = c.leg_id
+            WHERE c.stopped_at IS NULL AND c.deadline < now()
+              AND ($1::text IS NULL OR coalesce(l.unit_code, t.lead_unit_code) = $1)
+            ORDER BY c.deadline LIMIT 500""", unit)
+    return json_response({"items": [dict(r) for r in rows]})
+
+
+@requires("admin")
+@api_doc(tags=TAGS, responses={200: "how many running clocks were recomputed"})
+async def recompute(request: web.Request) -> web.Response:
+    """Recompute every running deadline from policy + calendar + history."""
+    async with request.app[RUNTIME].pool.acquire() as conn:
+        n = await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+    return json_response({"clocks_recomputed": n})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/sla/policies", policies)
+    app.router.add_post("/api/v1/sla/policies", policy_create)
+    app.router.add_patch("/api/v1/sla/policies/{id}", policy_update)
+    app.router.add_delete("/api/v1/sla/policies/{id}", policy_delete)
+    app.router.add_get("/api/v1/sla/alerts", alerts)
+    app.router.add_post("/api/v1/sla/alerts/{id}/ack", alert_ack)
+    app.router.add_get("/api/v1/sla/overdue", overdue)
+    app.router.add_post("/api/v1/sla/recompute", recompute)
