@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "AgiPeer", "Command", "SimulatedCall", "Transcript", "asterisk_headers", "parse_command",
+    "AgiPeer", "Command", "SimulatedCall", "Transcript", "asterisk_headers", "classic_headers", "parse_command",
     "raw_exchange", "run_call", "simulate_call",
 ]
 
@@ -145,6 +145,8 @@ class Transcript:
     variables: dict[str, str] = field(default_factory=dict)
     outcome: str = "closed"  # closed | hangup | stalled | peer_timeout | reset
     seconds: float = 0.0
+    returncode: int | None = None  # classic AGI (run_process) only
+    stderr: str = ""  # classic AGI (run_process) only
 
     def var(self, name: str) -> str | None:
         """A variable the server set, ignoring inheritance prefixes (``__NAME``)."""
@@ -202,10 +204,40 @@ class AgiPeer:
     async def run(
         self, host: str, port: int, headers: dict[str, str], *, timeout: float = 10.0  # noqa: ASYNC109
     ) -> Transcript:
-        script = headers.get("agi_network_script", "")
+        """FastAGI: connect to ``host:port`` and play the call."""
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        return await self._exchange(reader, writer, headers, timeout)
+
+    async def run_process(
+        self, argv: list[str], headers: dict[str, str], *, env: dict[str, str] | None = None,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> Transcript:
+        """Classic AGI: start ``argv`` (e.g. ``[python, agi_scripts/incoming.py, '12345']``)
+        and play the call over its stdin/stdout, as Asterisk's ``AGI(script)`` does.
+        The process's stderr is kept in ``transcript.stderr`` (Asterisk shows it on its console)."""
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, limit=1 << 20,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stderr_task = asyncio.ensure_future(proc.stderr.read())
+        transcript = await self._exchange(proc.stdout, proc.stdin, headers, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                transcript.returncode = await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            transcript.returncode = await proc.wait()
+        transcript.stderr = (await stderr_task).decode("utf-8", "replace")
+        return transcript
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | Any, headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109
+    ) -> Transcript:
+        script = headers.get("agi_network_script", "") or headers.get("agi_request", "")
         transcript = Transcript(script, headers)
         started = time.perf_counter()
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
         try:
             block = "".join(f"{k}: {v}\n" for k, v in headers.items()) + "\n"
             writer.write(block.encode("utf-8"))
@@ -284,6 +316,16 @@ async def run_call(
     for i, value in enumerate(args, start=1):
         base[f"agi_arg_{i}"] = str(value)
     return await AgiPeer(responder=responder, **behaviour).run(host, port, base, timeout=timeout)
+
+
+def classic_headers(script_path: str, *, args: list[str] | tuple[str, ...] = (), **kw: Any) -> dict[str, str]:
+    """Headers Asterisk sends to ``AGI(/path/script.py,args...)`` (no agi_network_*)."""
+    headers = asterisk_headers(script_path, **kw)
+    del headers["agi_network"], headers["agi_network_script"]
+    headers["agi_request"] = script_path
+    for i, value in enumerate(args, start=1):
+        headers[f"agi_arg_{i}"] = str(value)
+    return headers
 
 
 async def raw_exchange(
