@@ -40,14 +40,28 @@ export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/tran
 // -- reports, SLA, data quality ----------------------------------------------------
 export const slaReport = (params) => get(`/api/v1/reports/sla${q(params)}`);
 export const reportExportUrl = (params, format) => `/api/v1/reports/sla${q({ ...params, format })}`;
-/** Open tickets that are overdue or due within 24 hours, most urgent first. */
+/** Overdue clocks (超期) and open SLA warnings (临期), one row per ticket, overdue first. */
 export const atRisk = async () => {
-  const list = items(await listTickets({ open: 1, limit: 500 }));
-  const soon = Date.now() + 24 * 3600 * 1000;
-  return list.filter((t) => t.overdue || (t.deadline && new Date(t.deadline).getTime() < soon))
-    .map((t) => ({ ...t, colour: t.overdue || new Date(t.deadline).getTime() < Date.now() ? 'overdue' : 'warning' }))
-    .sort((a, b) => String(a.deadline).localeCompare(String(b.deadline)));
+  const [over, warn] = await Promise.all([get('/api/v1/sla/overdue'), get('/api/v1/sla/alerts?kind=warning&open=1')]);
+  const rows = new Map();
+  for (const o of items(over)) if (!rows.has(o.ticket_id)) rows.set(o.ticket_id, { ...o, colour: 'overdue' });
+  for (const w of items(warn)) {
+    if (!rows.has(w.ticket_id) && !['closed', 'merged'].includes(w.state)) rows.set(w.ticket_id, { ...w, colour: 'warning' });
+  }
+  return [...rows.values()];
 };
-export const qualityReport = () => get('/api/v1/quality/report');
+/** Data-quality reports flattened to one row per source, day and record kind. */
+export const qualityReport = async () => {
+  const rows = [];
+  for (const r of items(await get('/api/v1/quality/reports'))) {
+    for (const [kind, k] of Object.entries(r.kinds || {})) {
+      rows.push({ source: r.source_name || r.source, day: r.day, kind: kind === 'calls' ? '话单' : kind === 'tickets' ? '工单' : kind,
+        received: k.volume?.received, rejected_share: k.volume?.rejected_share, complete_share: k.completeness?.complete_share,
+        valid_share: k.validity?.line?.valid_share, late_share: k.timeliness?.late_share, p95_seconds: k.timeliness?.p95_seconds,
+        gaps: k.sequence?.gaps });
+    }
+  }
+  return rows;
+};
 
 export function items(data) { return Array.isArray(data) ? data : (data && (data.items || data.results || data.articles)) || []; }

@@ -129,9 +129,9 @@ function showOutcome(kind, outcome) {
 function articleItem(a) {
   return el('div', { class: 'list-item kb-article', 'data-id': a.id },
     el('div', {}, el('b', {}, highlighted(a.title_highlight || a.title)), ' ',
-      a.score !== undefined ? el('span', { class: 'muted small' }, `相关度 ${Number(a.score).toFixed(2)}`) : null, ' ',
+      a.score ? el('span', { class: 'muted small' }, `相关度 ${Number(a.score).toFixed(1)}`) : null, ' ',
       el('button', { class: 'small', onclick: () => useArticle(a) }, '引用此知识')),
-    el('div', { class: 'small muted' }, highlighted(a.highlight || a.snippet || '')));
+    el('div', { class: 'small muted' }, highlighted(String(a.highlight || a.snippet || '').replace(/\*\*/g, ''))));
 }
 function useArticle(a) {
   chosenArticle = a;

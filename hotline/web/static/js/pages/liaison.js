@@ -36,7 +36,7 @@ async function load() {
 function drawList() {
   const tabs = el('span', {}, ...[['open', '待办'], ['all', '全部']].map(([v, t]) =>
     el('button', { class: `small ${filter === v ? 'primary' : ''}`, onclick: () => { filter = v; load(); } }, t)));
-  clear(listPanel).append(el('h2', {}, `本单位工单（${user.unit_code}）`, tabs));
+  clear(listPanel).append(el('h2', {}, `本单位工单（${unitName}）`, tabs));
   if (!tickets.length) { listPanel.append(el('div', { class: 'muted', id: 'no-tickets' }, '暂无工单')); return; }
   listPanel.append(el('table', { id: 'ticket-table' },
     el('tr', {}, el('th', {}, '工单'), el('th', {}, '类型'), el('th', {}, '状态'), el('th', {}, '办理期限')),
@@ -76,6 +76,11 @@ async function select(id) {
       el('button', { class: 'shrink', id: 'd-extend', onclick: () => act('request_extension', { reason: reason.value.trim(), days: Number(days.value) }, '请填写延期理由') }, '申请延期'),
       el('button', { class: 'shrink', id: 'd-reply', onclick: () => act('reply', { reply: reason.value.trim(), basis: basis.value.trim() }, '请填写答复内容') }, '办理回复')),
     el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' }));
+  const allowed = new Set(t.allowed_actions || []);
+  for (const [id, action] of [['#d-sign', 'sign'], ['#d-return', 'return'], ['#d-extend', 'request_extension'], ['#d-reply', 'reply']]) {
+    const b = $(id, detailPanel);
+    if (t.allowed_actions && !allowed.has(action)) { b.disabled = true; b.title = '当前状态不可执行此操作'; }
+  }
   if (history.length) {
     detailPanel.append(el('h3', {}, '办理记录'), el('table', { id: 'd-history' },
       ...history.map((h) => el('tr', {}, el('td', {}, fmtTime(h.at)), el('td', {}, h.actor_name || ''), el('td', {}, h.action_name || ACTIONS[h.action] || h.action),
@@ -96,6 +101,8 @@ async function act(action, body, needs) {
   } catch (e) { fail(e); }
 }
 
+let unitName = user.unit_code;
+try { unitName = (items(await get('/api/v1/console/units')).find((u) => u.code === user.unit_code) || {}).name || unitName; } catch (e) { console.warn(e); }
 await load();
 connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId); } });
 document.body.dataset.ready = '1';

@@ -117,7 +117,7 @@ const COLUMN_NAMES = {
 };
 function fmtCell(c, v) {
   if (v === null || v === undefined) return '—';
-  if (typeof v === 'number' && /rate|level/.test(c)) return pct(v);
+  if (typeof v === 'number' && /rate|level|share/.test(c)) return pct(v);
   return String(v);
 }
 function drawChart(rows) {
@@ -154,8 +154,8 @@ async function loadRisk() {
       ...list.map((t) => {
         const colour = t.colour || t.deadline_colour || (t.overdue ? 'overdue' : 'warning');
         const id = t.ticket_id || t.id;
-        return el('tr', { class: `dl-${colour}` }, el('td', {}, `#${id} ${t.subject || ''}`), el('td', {}, t.unit_name || t.unit_code || t.lead_unit_code || ''),
-          el('td', { class: `dl-${colour}` }, fmtTime(t.due_at || t.deadline), colour === 'overdue' ? '（已超期）' : '（临期）'),
+        return el('tr', { class: `dl-${colour}` }, el('td', {}, `#${id} ${t.subject || ''}`), el('td', {}, unitNames[t.unit_code] || t.unit_code || ''),
+          el('td', { class: `dl-${colour}` }, fmtTime(t.deadline), colour === 'overdue' ? '（已超期）' : `（临期，已用${t.level_pct}%）`),
           el('td', {}, TICKET_STATES[t.state] || t.state || ''),
           el('td', {}, el('button', { class: 'small', 'data-action': 'supervise', onclick: () => press(id, 'supervise') }, '督办'), ' ',
             el('button', { class: 'small', 'data-action': 'urge', onclick: () => press(id, 'urge') }, '催办')));
@@ -172,16 +172,15 @@ async function press(id, action) {
 async function loadQuality() {
   clear(qualityPanel).append(el('h2', {}, '数据质量'));
   try {
-    const data = await qualityReport();
-    const list = items(data.sources ? { items: data.sources } : data);
+    const list = await qualityReport();
     if (!list.length) { qualityPanel.append(el('div', { class: 'muted' }, '暂无数据归集记录')); return; }
     const cols = Object.keys(list[0]).filter((k) => typeof list[0][k] !== 'object');
     qualityPanel.append(el('table', { id: 'quality-table' }, el('tr', {}, ...cols.map((c) => el('th', {}, QUALITY_NAMES[c] || c))),
       ...list.map((r) => el('tr', {}, ...cols.map((c) => el('td', {}, fmtCell(c, r[c])))))));
   } catch (e) { qualityPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
 }
-const QUALITY_NAMES = { source: '来源', received: '接收', accepted: '入库', quarantined: '隔离', completeness: '完整性',
-  accuracy: '准确性', timeliness: '及时性', lag_seconds: '平均延迟(秒)' };
+const QUALITY_NAMES = { source: '分中心', day: '日期', kind: '类别', received: '接收', rejected_share: '拒收率',
+  complete_share: '完整率', valid_share: '准确率', late_share: '迟报率', p95_seconds: '延迟P95(秒)', gaps: '序号缺口' };
 async function loadKbReview() {
   clear(kbPanel).append(el('h2', {}, '待复审知识'));
   try {
@@ -192,6 +191,9 @@ async function loadKbReview() {
         el('td', { class: 'dl-warning' }, a.review_due || '')))));
   } catch (e) { kbPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
 }
+
+let unitNames = {};
+try { unitNames = Object.fromEntries(items(await get('/api/v1/console/units')).map((u) => [u.code, u.name])); } catch (e) { console.warn(e); }
 
 // -- start -------------------------------------------------------------------------------
 try { board = await get('/api/v1/console/wallboard'); setServerTime(board.at); } catch (e) { fail(e); }
