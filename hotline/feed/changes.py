@@ -23,7 +23,8 @@ from hotline.phone import mask
 ENTITIES = ("call", "ticket", "subcenter_call", "subcenter_ticket")
 _CURSOR_RE = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 #: values masked in the feed (the feed's readers do not need callers' identities)
-_PHONE_KEYS = frozenset({"caller_number", "caller_raw", "contact_phone", "phone", "callback_number"})
+_PHONE_KEYS = frozenset({"caller_number", "caller_raw", "contact_number", "contact_phone", "phone",
+                         "callback_number"})
 _NAME_KEYS = frozenset({"caller_name", "contact_name", "citizen_name"})
 
 
