@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import TEST_PASSWORD  # noqa: E402  (re-exported for older imports)
 
 from hotline.auth import create_user
 from hotline.config import PROJECT_ROOT, Settings, load_settings
@@ -24,8 +25,6 @@ from hotline.db.pool import connect, create_pool
 from hotline.registry import Registry, load_registry, sync_registry
 from hotline.runtime import Runtime
 from hotline.web import create_app
-
-TEST_PASSWORD = "correct-horse-battery"
 
 
 def _with_database(url: str, name: str) -> str:

@@ -1,6 +1,6 @@
 import asyncpg
 from aiohttp.test_utils import TestClient
-from conftest import TEST_PASSWORD
+from support import TEST_PASSWORD
 
 from hotline.auth import create_user
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
-from test_registry import _three_mistakes
+from support import three_mistakes
 
 from hotline.config import PROJECT_ROOT
 
@@ -38,7 +38,7 @@ async def test_bad_registry_check_and_serve_refuse_and_database_is_unchanged(
     db_url: str, tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
     bad = tmp_path / "hotlines.yaml"
-    bad.write_text(_three_mistakes(), encoding="utf-8")
+    bad.write_text(three_mistakes(), encoding="utf-8")
     before = await pool.fetch("SELECT * FROM hotlines ORDER BY number")
 
     check = run_cli("hotlines", "--file", str(bad), "check", db_url=db_url, tmp_path=tmp_path)

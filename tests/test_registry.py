@@ -2,12 +2,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from support import REGISTRY_FILE, three_mistakes
 
 from hotline.config import PROJECT_ROOT
 from hotline.registry import Mode, RegistryInvalid, load_registry, parse_registry, sync_registry
 from hotline.registry.model import Registry
-
-REGISTRY_FILE = PROJECT_ROOT / "config" / "hotlines.yaml"
 
 
 def test_shipped_registry_has_the_33_numbers(registry: Registry) -> None:
@@ -36,18 +35,9 @@ def test_registry_copies_the_reference_facts(registry: Registry) -> None:
     assert registry.get("12315").mode_confirmed
 
 
-def _three_mistakes() -> str:
-    text = REGISTRY_FILE.read_text(encoding="utf-8")
-    # 1. unknown mode; 2. duplicate number; 3. sub-centre without a dial target
-    text = text.replace("    mode: merged\n", "    mode: mergd\n", 1)
-    text = text.replace('number: "12336"', 'number: "12349"', 1)
-    text = text.replace("    dial_target: PJSIP/12366@subcenter-tax\n", "", 1)
-    return text
-
-
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(RegistryInvalid) as err:
-        parse_registry(_three_mistakes(), source="bad.yaml")
+        parse_registry(three_mistakes(), source="bad.yaml")
     problems = {(p.entry, p.field) for p in err.value.problems}
     assert ("lines[1] (12349)", "mode") in problems
     assert ("lines[2] (12349)", "number") in problems
@@ -114,7 +104,7 @@ async def test_sync_deactivates_removed_lines_and_keeps_them(pool: asyncpg.Pool,
 async def test_bad_file_leaves_database_untouched(pool: asyncpg.Pool, tmp_path: Path) -> None:
     before = await pool.fetch("SELECT * FROM hotlines ORDER BY number")
     bad = tmp_path / "hotlines.yaml"
-    bad.write_text(_three_mistakes(), encoding="utf-8")
+    bad.write_text(three_mistakes(), encoding="utf-8")
     with pytest.raises(RegistryInvalid):
         load_registry(bad)
     assert await pool.fetch("SELECT * FROM hotlines ORDER BY number") == before
