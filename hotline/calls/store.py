@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.errors import Unavailable
 from hotline.events import publish
 
 log = logging.getLogger("hotline.calls")
@@ -41,8 +42,10 @@ _TIMESTAMPS = {"started_at", "queued_at", "answered_at", "ended_at"}
 OPEN_STATES = ("ringing", "queued", "answered", "transferred")
 
 
-class DatabaseDown(Exception):
+class DatabaseDown(Unavailable):
     """PostgreSQL did not answer within the flow's budget."""
+
+    code = "database_unavailable"
 
 
 def now() -> datetime:

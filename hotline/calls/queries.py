@@ -1,0 +1,61 @@
+"""Reading call records for the API (masked by default)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from hotline.phone import mask
+
+_LIST_COLUMNS = (
+    "id, call_uid, source, hotline_number, caller_number, caller_kind, route, queue, skill, state, "
+    "disposition, started_at, answered_at, ended_at, wait_seconds, talk_seconds, agent_id, answered_by, "
+    "ticket_id, repeat_ticket_id"
+)
+
+
+def call_json(row: asyncpg.Record | dict[str, Any], *, unmasked: bool = False) -> dict[str, Any]:
+    data = dict(row)
+    number = data.get("caller_number") or ""
+    data["caller_number"] = number if unmasked else mask(number)
+    data["caller_masked"] = not unmasked and data["caller_number"] != number
+    if not unmasked:
+        data.pop("caller_raw", None)
+        if data.get("caller_name"):
+            data["caller_name"] = data["caller_name"][:1] + "*" * (len(data["caller_name"]) - 1)
+    return data
+
+
+async def get_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM calls WHERE id = $1", call_id)
+
+
+async def transfer_attempts(conn: asyncpg.Connection | asyncpg.Pool, call_id: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, kind, hotline_number, target, expert_user_id, ticket_id, outcome, reason,
+                  requested_by, via, channel_moved, created_at, finished_at
+             FROM transfer_attempts WHERE call_id = $1 ORDER BY created_at, id""",
+        call_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_calls(
+    conn: asyncpg.Connection | asyncpg.Pool, *, hotline_number: str | None = None, state: str | None = None,
+    route: str | None = None, agent_id: int | None = None, caller_number: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, limit: int = 50, offset: int = 0,
+) -> tuple[list[asyncpg.Record], int]:
+    where = """($1::text IS NULL OR hotline_number = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::text IS NULL OR route = $3) AND ($4::bigint IS NULL OR agent_id = $4)
+               AND ($5::text IS NULL OR caller_number = $5)
+               AND ($6::timestamptz IS NULL OR started_at >= $6) AND ($7::timestamptz IS NULL OR started_at < $7)"""
+    args = (hotline_number, state, route, agent_id, caller_number, since, until)
+    rows = await conn.fetch(
+        f"SELECT {_LIST_COLUMNS} FROM calls WHERE {where} ORDER BY started_at DESC, id DESC "  # noqa: S608
+        "LIMIT $8 OFFSET $9",
+        *args, limit, offset,
+    )
+    total = await conn.fetchval(f"SELECT count(*) FROM calls WHERE {where}", *args)  # noqa: S608
+    return list(rows), int(total)

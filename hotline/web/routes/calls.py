@@ -1,0 +1,181 @@
+"""Calls over HTTP: the call list, one call with its decisions and transfer attempts,
+and the console's transfer buttons (``POST /api/v1/calls/{id}/transfer``).
+
+Caller numbers are masked unless the viewer needs them (the agent or expert on
+that call, a supervisor) and asks with ``?unmask=1``; every unmasked view is
+audited. Thin: the domain is :mod:`hotline.calls`; the channel is moved by
+:mod:`hotline.agi.live_transfer` (AMI).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from hotline.agi.live_transfer import KINDS, transfer_live_call
+from hotline.auth import audit
+from hotline.auth.model import User
+from hotline.calls.context import CallContext
+from hotline.calls.queries import call_json, get_call, list_calls, transfer_attempts
+from hotline.calls.settings import EXPERT_FALLBACKS
+from hotline.errors import Forbidden, NotFound, ValidationError
+from hotline.phone import normalize
+from hotline.web.access import api_doc, current_user, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+TAGS = ["calls"]
+READERS = ("agent", "expert", "dispatcher", "supervisor", "admin")
+STATES = ("ringing", "queued", "answered", "transferred", "completed", "abandoned", "failed")
+CALL_SCHEMA = {"type": "object", "description": "a call record (caller number masked unless unmasked)"}
+
+
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise ValidationError(f"call id must be a number, got {raw!r}", field="id")
+    return int(raw)
+
+
+def _dt(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
+
+
+def _int(value: str | None, field: str, default: int, low: int, high: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError(f"{field} must be a whole number, got {value!r}", field=field) from None
+    if not low <= number <= high:
+        raise ValidationError(f"{field} must be within {low}..{high}, got {number}", field=field)
+    return number
+
+
+@requires(*READERS)
+@api_doc(
+    tags=TAGS,
+    query={
+        "hotline_number": {"type": "string", "description": "the line dialled"},
+        "state": {"enum": list(STATES)},
+        "route": {"type": "string", "description": "platform, merged, dual, subcenter, blocked, out_of_hours, fallback"},
+        "agent_id": {"type": "integer"},
+        "caller": {"type": "string", "description": "caller number in any form (normalised)"},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        "offset": {"type": "integer", "minimum": 0, "default": 0},
+    },
+    responses={200: {"description": "{items, total, limit, offset}; caller numbers masked"}},
+)
+async def calls_list(request: web.Request) -> web.Response:
+    """List calls, most recent first (caller numbers masked)."""
+    q = request.query
+    state = q.get("state") or None
+    if state is not None and state not in STATES:
+        raise ValidationError(f"unknown state {state!r}; states are {list(STATES)}", field="state")
+    caller = normalize(q["caller"]).number if q.get("caller") else None
+    limit = _int(q.get("limit"), "limit", 50, 1, 500)
+    offset = _int(q.get("offset"), "offset", 0, 0, 10_000_000)
+    agent_id = _int(q.get("agent_id"), "agent_id", 0, 0, 2**62) or None
+    rows, total = await list_calls(
+        request.app[RUNTIME].pool, hotline_number=q.get("hotline_number") or None, state=state,
+        route=q.get("route") or None, agent_id=agent_id, caller_number=caller,
+        since=_dt(q.get("since"), "since"), until=_dt(q.get("until"), "until"), limit=limit, offset=offset,
+    )
+    return json_response({"items": [call_json(r) for r in rows], "total": total, "limit": limit, "offset": offset})
+
+
+async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
+    if user.has_role("supervisor", "admin"):
+        return True
+    if call["agent_id"] == user.id:
+        return True
+    if user.has_role("expert"):
+        return bool(await request.app[RUNTIME].pool.fetchval(
+            "SELECT 1 FROM transfer_attempts WHERE call_id = $1 AND expert_user_id = $2", call["id"], user.id))
+    return False
+
+
+@requires(*READERS)
+@api_doc(
+    tags=TAGS,
+    query={"unmask": {"type": "boolean", "description": "show the caller number (audited); for the agent "
+                      "or expert on the call and supervisors"}},
+    responses={200: {"description": "the call, its decisions and transfer attempts", "schema": CALL_SCHEMA},
+               403: "unmask refused", 404: "no such call"},
+)
+async def call_detail(request: web.Request) -> web.Response:
+    """One call with every routing decision and its transfer attempts."""
+    user = current_user(request)
+    call_id = _id(request)
+    pool = request.app[RUNTIME].pool
+    row = await get_call(pool, call_id)
+    if row is None:
+        raise NotFound(f"call {call_id} not found", field="id")
+    unmask = request.query.get("unmask") in ("1", "true", "yes")
+    if unmask:
+        if not await _may_unmask(request, user, row):
+            raise Forbidden("only the agent or expert on this call, or a supervisor, may see the caller number",
+                            field="unmask")
+        await audit(pool, "call.view_unmasked", user=user, object_type="call", object_id=call_id,
+                    detail={"hotline_number": row["hotline_number"]}, remote_addr=request.remote)
+    body = call_json(row, unmasked=unmask)
+    body["transfer_attempts"] = await transfer_attempts(pool, call_id)
+    return json_response(body)
+
+
+@requires("agent", "expert", "supervisor")
+@api_doc(
+    tags=TAGS,
+    body={
+        "type": "object",
+        "required": ["kind"],
+        "properties": {
+            "kind": {"enum": list(KINDS), "description": "expert: the line's expert-seat pool (专家座席); "
+                     "subcenter: the line's sub-centre (分中心)"},
+            "target": {"type": "string", "description": "the dual line (expert) or sub-centre line to transfer "
+                       "to; default: the call's own line"},
+            "fallback": {"enum": list(EXPERT_FALLBACKS), "description": "expert only, when no expert is free: "
+                         "wait in the pool queue, or a callback ticket (default from [calls] expert_fallback)"},
+        },
+    },
+    responses={
+        200: {"description": "{call_id, kind, outcome (connecting|dialling|queued|callback_ticket|failed), "
+                             "attempt_id, expert_user_id, ticket_id, target, reason, channel_moved, note}"},
+        400: "bad kind/target", 404: "no such call", 409: "the call is not live",
+    },
+)
+async def call_transfer(request: web.Request) -> web.Response:
+    """Transfer a live call to an expert seat or a sub-centre (the console's transfer buttons)."""
+    user = current_user(request)
+    call_id = _id(request)
+    body = await read_json(request)
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {list(KINDS)}, got {kind!r}", field="kind")
+    target = body.get("target")
+    if target is not None and not isinstance(target, str):
+        raise ValidationError("target must be a line number as text", field="target")
+    fallback = body.get("fallback")
+    if fallback is not None and (kind != "expert" or fallback not in EXPERT_FALLBACKS):
+        raise ValidationError(f"fallback applies to expert transfers: one of {list(EXPERT_FALLBACKS)}",
+                              field="fallback")
+    ctx = CallContext.for_runtime(request.app[RUNTIME])
+    result = await transfer_live_call(ctx, call_id=call_id, kind=kind, target=target or None,
+                                      fallback=fallback, requested_by=user.id)
+    return json_response(result)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/calls", calls_list)
+    app.router.add_get("/api/v1/calls/{id}", call_detail)
+    app.router.add_post("/api/v1/calls/{id}/transfer", call_transfer)
