@@ -11,11 +11,12 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hotline.db import open_database
+from hotline.db import Database, open_database
 from hotline.errors import ValidationError
 
 
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _db(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+async def _db(args: argparse.Namespace) -> AsyncIterator[Database]:
     db = await open_database(args.settings, min_size=1, max_size=4)
     try:
         yield db

@@ -105,7 +105,8 @@ def cdr_row_from_table(record: dict[str, Any], tz: ZoneInfo, origin: str) -> dic
     if start.tzinfo is None:
         start = start.replace(tzinfo=tz)
     duration, billsec = int(record.get("duration") or 0), int(record.get("billsec") or 0)
-    row = {k: (str(record[k]) if record.get(k) not in (None, "") else None) for k in _CDR_COLUMNS if k in record}
+    row: dict[str, Any] = {k: (str(record[k]) if record.get(k) not in (None, "") else None)
+                           for k in _CDR_COLUMNS if k in record}
     row.update(
         row_hash=_hash("|".join(f"{k}={record[k]}" for k in sorted(record))), origin=origin,
         start_at=start, end_at=start + timedelta(seconds=duration),

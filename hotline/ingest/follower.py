@@ -80,8 +80,7 @@ class FileFollower:
             self._fh.close()
             self._fh = None
             if current is not None and await self._open():
-                self._fh.seek(0)  # type: ignore[union-attr]
-                result += await self._drain()
+                result += await self._drain()  # a new inode always starts at 0
         self.total += result
         return result
 

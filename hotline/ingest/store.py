@@ -86,14 +86,14 @@ class Item:
     @property
     def source_id(self) -> str | None:
         if self.clean is not None:
-            return self.clean["source_id"]  # type: ignore[no-any-return]
+            return str(self.clean["source_id"])
         value = self.raw.get("source_id") if isinstance(self.raw, dict) else None
         return str(value) if value is not None else None
 
     @property
     def version(self) -> int | None:
         if self.clean is not None:
-            return self.clean["version"]  # type: ignore[no-any-return]
+            return int(self.clean["version"])
         value = self.raw.get("version") if isinstance(self.raw, dict) else None
         try:
             return int(value) if value is not None else None
