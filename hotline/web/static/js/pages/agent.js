@@ -242,14 +242,17 @@ function onPush(msg) {
 }
 
 // -- start --------------------------------------------------------------------------
-try {
-  const [seatData, meta, current] = await Promise.all([get('/api/v1/console/seat'), get('/api/v1/console/meta'), get('/api/v1/console/current')]);
-  setServerTime(seatData.server_time);
-  seat = seatData.seat; breakReasons = meta.break_reasons;
-  pop = current.pop;
-} catch (e) { fail(e); }
-try { categories = flattenCategories(items(await listCategories())); } catch (e) { console.warn('categories', e); }
-try { units = items(await listUnits()); } catch (e) { console.warn('units', e); }
+const settle = (promise) => promise.then((v) => v, (e) => { console.warn(e); return null; });
+const [seatData, meta, current, cats, unitList] = await Promise.all([
+  settle(get('/api/v1/console/seat')), settle(get('/api/v1/console/meta')), settle(get('/api/v1/console/current')),
+  settle(listCategories()), settle(listUnits())]);
+if (!seatData) fail(new Error('无法读取座席状态'));
+setServerTime(seatData?.server_time);
+seat = seatData?.seat ?? { state: 'offline', since: new Date().toISOString() };
+breakReasons = meta?.break_reasons ?? breakReasons;
+pop = current?.pop ?? null;
+categories = cats ? flattenCategories(items(cats)) : [];
+units = unitList ? items(unitList) : [];
 drawSeat(); drawTicketForm(); drawPop(); drawKb();
 connectPush(onPush);
 document.body.dataset.ready = '1';

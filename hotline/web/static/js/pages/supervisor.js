@@ -193,15 +193,19 @@ async function loadKbReview() {
 }
 
 let unitNames = {};
-try { unitNames = Object.fromEntries(items(await get('/api/v1/console/units')).map((u) => [u.code, u.name])); } catch (e) { console.warn(e); }
+const unitsLoaded = get('/api/v1/console/units')
+  .then((d) => { unitNames = Object.fromEntries(items(d).map((u) => [u.code, u.name])); }, (e) => console.warn(e));
 
 // -- start -------------------------------------------------------------------------------
 try { board = await get('/api/v1/console/wallboard'); setServerTime(board.at); } catch (e) { fail(e); }
 drawBoard();
-drawReportControls();
-await Promise.all([loadRisk(), loadQuality(), loadKbReview()]);
 connectPush((msg) => {
   if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
   else if (msg.type === 'ticket') { loadRisk(); }
 });
 document.body.dataset.ready = '1';
+// the slower panels fill in after the live wallboard is up
+drawReportControls();
+unitsLoaded.then(loadRisk);
+loadQuality();
+loadKbReview();
