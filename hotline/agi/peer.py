@@ -387,24 +387,25 @@ async def simulate_call(
 ) -> SimulatedCall:
     """A whole call as the generated dialplan drives it: ``incoming`` → (a queue
     member at ``answer_interface`` picks it up: ``agent_connect``) → after
-    ``talk_seconds`` the hangup handler (``hangup``). For a sub-centre route pass
-    ``dialstatus`` (``ANSWER``, ``NOANSWER``...) to report the ``Dial()`` result."""
+    ``talk_seconds`` the hangup handler (``hangup``). ``dialstatus`` (``ANSWER``,
+    ``NOANSWER``...) is reported as the ``Dial()`` result when the route is a sub-centre."""
     uid = uniqueid or f"sim-{time.time():.6f}-{next(_uids)}"
     headers = asterisk_headers("incoming", host=host, port=port, uniqueid=uid, callerid=caller,
                                calleridname=caller_name, dnid=dialled)
     headers["agi_network_script"] = f"incoming?line={dialled}"
     first = await AgiPeer().run(host, port, headers, timeout=timeout)
     call = SimulatedCall(uid, dialled, caller, first.var("HOTLINE_ROUTE"), [first])
-    if dialstatus:
+    if dialstatus and call.route == "subcenter":
         call.transcripts.append(await run_call(
             host, port, "dial_result", {"agi_uniqueid": uid}, ["", dialstatus, uid], timeout=timeout))
-    if answer_interface and dialstatus in ("", "NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"):
+    if answer_interface and (call.route != "subcenter" or dialstatus != "ANSWER"):
         agent_headers = {"agi_channel": f"{answer_interface}-{next(_uids):08x}",
                          "agi_uniqueid": f"{uid}-agent"}
         call.transcripts.append(await run_call(host, port, "agent_connect", agent_headers, [uid], timeout=timeout))
     if talk_seconds:
         await asyncio.sleep(talk_seconds)
     if hangup:
+        dialstatus = dialstatus if call.route == "subcenter" else ""
         answered_time = str(int(talk_seconds)) if dialstatus == "ANSWER" else ""
         call.transcripts.append(await run_call(
             host, port, "hangup", {"agi_uniqueid": uid},

@@ -158,7 +158,12 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
 async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
     sets = {k: _value(k, v) for k, v in (data.get("set") or {}).items() if k in UPDATE_COLUMNS}
     append = list(data.get("append") or [])
-    assignments = [f"{col} = ${i}" for i, col in enumerate(sets, start=3)]
+    # a late report (e.g. a Dial() result after the hangup) never reopens a finished call
+    assignments = [
+        f"{col} = CASE WHEN state IN ('completed', 'abandoned', 'failed') THEN {col} ELSE ${i} END"
+        if col in ("state", "queue", "queued_at") else f"{col} = ${i}"
+        for i, col in enumerate(sets, start=3)
+    ]
     assignments.append("decisions = decisions || $2::jsonb")
     assignments.append("updated_at = now()")
     row = await conn.fetchrow(

@@ -149,3 +149,23 @@ def test_cli_writes_deterministic_files(tmp_path: Path, capsys) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert "33 numbers" in capsys.readouterr().out
     assert main(["dialplan", "--agi-url", "http://x"]) == 2
+
+
+async def test_simulate_drives_a_running_server(agi, pool, capsys) -> None:
+    import argparse
+
+    from hotline.cli import build_parser
+    from hotline.cli.simulate import run
+
+    args = build_parser().parse_args(["simulate", "--calls", "6", "--concurrency", "3", "--numbers",
+                                      "12345,12366,12315", "--host", agi.host, "--port", str(agi.port)])
+    assert isinstance(args, argparse.Namespace)
+    args.settings = agi.ctx.settings
+    assert await run(args) == 0
+    out = capsys.readouterr().out
+    assert "6 calls" in out and "dual 2" in out and "platform 2" in out and "subcenter 2" in out
+    await agi.idle()
+    rows = await pool.fetch("SELECT route, state, queue FROM calls")
+    assert len(rows) == 6 and all(r["state"] == "abandoned" for r in rows)
+    # the sub-centre did not answer (default NOANSWER): back to the 12345 queue, then abandoned
+    assert {r["queue"] for r in rows if r["route"] == "subcenter"} == {"hotline-12345"}
