@@ -18,7 +18,7 @@ import asyncpg
 
 from hotline.auth import audit, create_user, update_user
 from hotline.demo import data
-from hotline.demo.traffic import DirectDriver, Traffic
+from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 
@@ -143,8 +143,10 @@ class DemoService:
     role = "workers"
     order = 90
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, use_agi: bool = True) -> None:
         self.runtime = runtime
+        self.use_agi = use_agi
+        self.driver_name = "direct"
         self.task: asyncio.Task[None] | None = None
         self.traffic: Traffic | None = None
         self.users: dict[str, tuple[int, str]] = {}
@@ -154,13 +156,32 @@ class DemoService:
         rng = random.Random()
         self.users = await ensure_users(self.runtime.pool)
         self.seeded = await seed_day(self.runtime, self.users, rng=rng)
+        await self._import_knowledge()
         simulated = [self.users[u.username][0] for u in data.USERS if u.simulated]
-        self.traffic = Traffic(self.runtime, DirectDriver(self.runtime), simulated_agents=simulated, rng=rng)
+        agi = self.runtime.settings.agi
+        driver: Driver = DirectDriver(self.runtime)
+        if self.use_agi and await agi_reachable(agi.host, agi.port):
+            driver, self.driver_name = AgiDriver(self.runtime, agi.host, agi.port), f"FastAGI {agi.host}:{agi.port}"
+        self.traffic = Traffic(self.runtime, driver, simulated_agents=simulated, rng=rng)
         self.task = asyncio.create_task(self.traffic.run(), name="demo-traffic")
         print("演示模式 / demo mode — demo users (passwords are new at every start):", flush=True)
         for u in data.USERS:
             print(f"  {u.username:<16} {self.users[u.username][1]:<14} {'/'.join(u.roles):<11} {u.display_name}",
                   flush=True)
+
+    async def _import_knowledge(self) -> None:
+        """The seed articles, when the knowledge base is still empty."""
+        try:
+            from hotline.config import PROJECT_ROOT
+            from hotline.kb.importer import import_path
+        except ImportError:
+            return
+        if await self.runtime.pool.fetchval("SELECT count(*) FROM kb_articles"):
+            return
+        try:
+            await import_path(self.runtime.pool, PROJECT_ROOT / "knowledge_base", partial=True)
+        except Exception:
+            log.exception("demo: importing the seed knowledge base failed")
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -171,10 +192,10 @@ class DemoService:
 
     def describe(self) -> str:
         return (f"demo: {len(self.users)} demo users, {self.seeded} calls seeded today, "
-                "simulated calls every ~20 s")
+                f"simulated calls every ~20 s via {self.driver_name}")
 
 
 def create_service(runtime: Runtime, options: NodeOptions) -> DemoService | None:
     if not options.demo:
         return None  # never in production mode
-    return DemoService(runtime)
+    return DemoService(runtime, use_agi=options.agi)

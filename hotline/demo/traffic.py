@@ -93,14 +93,59 @@ class DirectDriver:
             await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
 
 
+class AgiDriver:
+    """Plays Asterisk against the node's own FastAGI server with the AGI peer
+    (:mod:`hotline.agi.peer`): ``incoming``, the queue member's ``agent_connect``,
+    the hangup handler. The call flow writes the records and publishes the events."""
+
+    def __init__(self, runtime: Runtime, host: str, port: int) -> None:
+        self.runtime, self.host, self.port = runtime, host, port
+
+    async def incoming(self, line: str, caller: str) -> str:
+        from hotline.agi.peer import simulate_call
+
+        uid = f"demo-live-{uuid.uuid4().hex}"
+        await simulate_call(self.host, self.port, dialled=line, caller=caller, hangup=False, uniqueid=uid)
+        return uid
+
+    async def connect(self, uid: str, user_id: int, interface: str) -> int | None:
+        from hotline.agi.peer import run_call
+
+        await run_call(self.host, self.port, "agent_connect",
+                       {"agi_channel": f"{interface}-{uuid.uuid4().hex[:8]}", "agi_uniqueid": f"{uid}-agent"}, [uid])
+        call_id = await self.runtime.pool.fetchval(
+            "SELECT id FROM calls WHERE call_uid = $1 AND agent_id = $2", uid, user_id)
+        return None if call_id is None else int(call_id)
+
+    async def hangup(self, uid: str) -> None:
+        from hotline.agi.peer import run_call
+
+        await run_call(self.host, self.port, "hangup", {"agi_uniqueid": uid}, [uid, "", "", "16", ""])
+
+
+async def agi_reachable(host: str, port: int) -> bool:
+    if not port:
+        return False
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
 class Traffic:
     def __init__(self, runtime: Runtime, driver: Driver, *, simulated_agents: list[int],
-                 rng: random.Random | None = None, mean_gap: float = 20.0) -> None:
+                 rng: random.Random | None = None, mean_gap: float = 20.0, pace: float = 1.0) -> None:
         self.runtime = runtime
         self.driver = driver
         self.simulated = set(simulated_agents)
         self.rng = rng or random.Random()
         self.mean_gap = mean_gap
+        self.pace = pace  # multiplies every wait (tests run the same script faster)
+        self.give_up = 0.04  # share of callers who hang up while waiting
         self.callers: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -115,7 +160,7 @@ class Traffic:
                 await seats.set_state(self.runtime.pool, user_id, "ready")
         try:
             while True:
-                await asyncio.sleep(self.rng.expovariate(1 / self.mean_gap))
+                await asyncio.sleep(self.rng.expovariate(1 / self.mean_gap) * self.pace)
                 self._spawn(self.one_call())
         finally:
             for task in list(self._tasks):
@@ -140,31 +185,34 @@ class Traffic:
         )
         return (row["user_id"], row["interface"]) if row else None
 
+    async def _sleep(self, low: float, high: float) -> None:
+        await asyncio.sleep(self.rng.uniform(low, high) * self.pace)
+
     async def one_call(self) -> None:
         try:
             line = self.rng.choices(list(data.LINE_WEIGHTS), list(data.LINE_WEIGHTS.values()))[0]
             uid = await self.driver.incoming(line, self._caller())
-            await asyncio.sleep(self.rng.uniform(3, 14))
+            await self._sleep(3, 14)
             seat = None
             for _ in range(12):
                 seat = await self._ready_seat()
                 if seat is not None:
                     break
-                await asyncio.sleep(3)
-            if seat is None or self.rng.random() < 0.04:
+                await self._sleep(3, 3)
+            if seat is None or self.rng.random() < self.give_up:
                 await self.driver.hangup(uid)  # the caller gave up
                 return
             user_id, interface = seat
             if await self.driver.connect(uid, user_id, interface) is None:
                 return
             simulated = user_id in self.simulated
-            await asyncio.sleep(self.rng.uniform(25, 70) if simulated else self.rng.uniform(90, 180))
+            await (self._sleep(25, 70) if simulated else self._sleep(90, 180))
             await self.driver.hangup(uid)
             if simulated:
-                await asyncio.sleep(self.rng.uniform(5, 15))
+                await self._sleep(5, 15)
                 if self.rng.random() < 0.15:
                     await seats.set_state(self.runtime.pool, user_id, "break", reason=self.rng.choice(["休息", "用餐"]))
-                    await asyncio.sleep(self.rng.uniform(30, 90))
+                    await self._sleep(30, 90)
                 await seats.set_state(self.runtime.pool, user_id, "ready")
         except asyncio.CancelledError:
             raise

@@ -166,3 +166,22 @@ async def test_demo_seeds_users_and_a_day(runtime, pool) -> None:
     assert await seed_day(runtime, users, rng=random.Random(7)) == 0  # once per day
     assert await pool.fetchval("SELECT count(*) FROM calls WHERE agent_id IS NOT NULL") > 0
     assert await seats.get_seat(pool, users["demo-agent"][0])
+
+
+async def test_demo_traffic_goes_through_fastagi(runtime, pool, agi, api_as) -> None:
+    """A simulated call is played against the real FastAGI server: it queues, the
+    visitor's ready demo agent gets the screen-pop, the caller hangs up."""
+    import random
+
+    from hotline.demo.traffic import AgiDriver, Traffic
+
+    users = await ensure_users(pool)
+    agent_id = users["demo-agent"][0]
+    await seats.set_state(pool, agent_id, "ready")
+    traffic = Traffic(runtime, AgiDriver(runtime, agi.host, agi.port), simulated_agents=[],
+                      rng=random.Random(3), pace=0.005)
+    traffic.give_up = 0.0
+    await traffic.one_call()
+    call = await pool.fetchrow("SELECT state, agent_id, call_uid, queued_at FROM calls WHERE call_uid LIKE 'demo-live-%'")
+    assert call["state"] == "completed" and call["agent_id"] == agent_id and call["queued_at"] is not None
+    assert (await seats.get_seat(pool, agent_id)).state == "after_call"
