@@ -117,10 +117,11 @@ async def start_clock(
     deadline, marks = compute(cal, at, budget, natural, [], levels)
     return await conn.fetchval(
         """INSERT INTO sla_clocks (ticket_id, leg_id, stage, policy_id, budget, natural_time, started_at,
-                                   deadline, levels, marks, next_check_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
+                                   deadline, levels, marks, next_check_at, hotline_number, unit_code)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                   coalesce((SELECT unit_code FROM ticket_legs WHERE id = $2), $13)) RETURNING id""",
         ticket["id"], leg_id, stage, policy_id, budget, natural, at, deadline, levels, marks,
-        _next_check(marks, 0),
+        _next_check(marks, 0), ticket["hotline_number"], ticket.get("lead_unit_code"),
     )
 
 

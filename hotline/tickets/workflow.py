@@ -131,6 +131,7 @@ async def _dispatch_legs(ctx: Ctx) -> None:
     for a in assists:
         await _new_leg(ctx, a, "assist")
     ctx.sets["lead_unit_code"] = unit
+    ctx.sets["dispatched_at"] = ctx.ticket["dispatched_at"] or ctx.at
     ctx.detail.update({"unit_code": unit, "assist_units": assists,
                        **({"due_at": due_at.isoformat()} if due_at else {})})
 
@@ -159,6 +160,7 @@ async def return_(ctx: Ctx) -> None:
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'returned', return_reason = $2 WHERE id = $1",
                            ctx.leg["id"], reason)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["sign"], leg_id=ctx.leg["id"])
+    ctx.sets["returned_count"] = ctx.ticket["returned_count"] + 1
     ctx.detail["reason"] = reason
 
 
@@ -223,6 +225,7 @@ async def approve_extension(ctx: Ctx) -> None:
     minutes = round(ctx.cal.day_length.total_seconds() / 60 * days)
     await ctx.conn.execute("UPDATE ticket_legs SET extension_minutes = extension_minutes + $2 WHERE id = $1",
                            ctx.leg["id"], minutes)
+    ctx.sets["extended_count"] = ctx.ticket["extended_count"] + 1
     ctx.detail.update(days=days, requested_days=requested)
 
 
@@ -253,6 +256,7 @@ async def reply(ctx: Ctx) -> None:
 async def approve_reply(ctx: Ctx) -> None:
     assert ctx.leg is not None
     ctx.sets["answer"] = ctx.leg["reply"]
+    ctx.sets["callback_due_at"] = ctx.at
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["reply"])
     await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "callback", ctx.at)
 
@@ -286,7 +290,7 @@ def _satisfaction(ctx: Ctx) -> int:
 async def callback_close(ctx: Ctx) -> None:
     sat = _satisfaction(ctx)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["callback"])
-    ctx.sets.update(satisfaction=sat, close_kind="completed", closed_at=ctx.at)
+    ctx.sets.update(satisfaction=sat, close_kind="completed", closed_at=ctx.at, callback_at=ctx.at)
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'closed' WHERE ticket_id = $1 AND state <> 'withdrawn'",
                            ctx.ticket["id"])
     # one reply, one callback plan: the merged tickets close with their master
@@ -299,7 +303,7 @@ async def callback_reopen(ctx: Ctx) -> None:
     sat = _satisfaction(ctx)
     ctx.detail.update(satisfaction=sat, reason=_text(ctx, "reason", "what the citizen is dissatisfied with"))
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["callback"])
-    ctx.sets["satisfaction"] = sat
+    ctx.sets.update(satisfaction=sat, callback_at=ctx.at)
     await _reopen_lead(ctx)
 
 
