@@ -158,3 +158,29 @@ async def test_cdr_pgsql_table_import(pool, db_url) -> None:
     assert ours["state"] == "completed"
     assert ours["answered_at"] == datetime(2026, 11, 27, 10, 0, 30, tzinfo=TZ)
     assert await pool.fetchval("SELECT count(*) FROM calls") == 2
+
+
+async def test_follower_node_service(runtime, pool, tmp_path) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from hotline.ingest.service import create_service
+    from hotline.services import NodeOptions
+
+    assert create_service(runtime, NodeOptions()) is None  # nothing configured
+    path = tmp_path / "Master.csv"
+    path.write_text(cdr("9.1", "9.1"))
+    runtime.settings = replace(runtime.settings, extra={**runtime.settings.extra,
+                                                        "ingest": {"cdr_csv": str(path), "follow_interval": 0.05}})
+    service = create_service(runtime, NodeOptions())
+    assert service is not None and service.role == "workers"
+    await service.start()
+    try:
+        with path.open("a") as fh:
+            fh.write(cdr("9.2", "9.2"))
+        async with asyncio.timeout(10):
+            while await pool.fetchval("SELECT count(*) FROM calls") < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        await service.stop()
+    assert await pool.fetchval("SELECT count(*) FROM cdr_records") == 2

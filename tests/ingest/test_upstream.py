@@ -142,3 +142,27 @@ async def test_refused_record_goes_to_dead_letter_after_n_attempts(platform, poo
         assert platform.applied == [keys[0], keys[2], keys[1]]
     finally:
         await worker.close()
+
+
+async def test_node_service_pushes_changes_as_they_commit(platform, runtime, pool) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from hotline.services import NodeOptions
+    from hotline.upstream.service import create_service
+
+    assert create_service(runtime, NodeOptions()) is None  # no [upstream] url: no worker
+    runtime.settings = replace(runtime.settings, extra={**runtime.settings.extra,
+                                                        "upstream": {"url": platform.url, "backoff_base": 0.05}})
+    service = create_service(runtime, NodeOptions())
+    assert service is not None and service.role == "workers"
+    await platform.up()
+    await service.start()
+    try:
+        await _calls(pool, "live-1", "live-2")
+        async with asyncio.timeout(10):
+            while len(platform.applied) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        await service.stop()
+    assert platform.applied == await _change_keys(pool)

@@ -93,7 +93,6 @@ def _refuse(source: str, outcome: str, exc: Exception) -> Exception:
 @public  # sub-centre systems, not browsers: every request carries its own HMAC signature, verified below
 @api_doc(
     tags=["ingest"],
-    query={"kind": {"type": "string", "enum": list(KINDS), "description": "path: calls or tickets"}},
     body={"type": "object", "properties": {"records": {"type": "array", "maxItems": 5000}},
           "description": "or text/csv with a header row; see docs/INGEST.md"},
     responses={200: "per-record results: accepted / updated / duplicate / rejected",
