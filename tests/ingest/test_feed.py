@@ -127,3 +127,33 @@ async def test_expired_cursor_is_refused(api_as, pool) -> None:
     resp = await api.get("/api/v1/feed", params={"cursor": first})
     assert resp.status == 410 and (await resp.json())["error"]["code"] == "cursor_expired"
     assert (await _page(api, "0"))["items"] == []
+
+
+async def test_a_change_written_through_one_node_reaches_a_subscriber_on_another(api_as, pool, runtime, db_url,
+                                                                                 settings, registry) -> None:
+    """Two web nodes on one database: the subscriber's node is woken by PostgreSQL NOTIFY."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hotline.db import Database
+    from hotline.db.pool import create_pool
+    from hotline.runtime import Runtime
+    from hotline.web import create_app
+
+    api = await api_as("supervisor")  # signs in on node A; the session is valid on every node
+    other_pool = await create_pool(db_url, settings, min_size=1, max_size=3)
+    node_b = Runtime(settings, registry, Database(pool=other_pool, url=db_url))
+    client_b = TestClient(TestServer(create_app(settings, registry, runtime=node_b)))
+    await client_b.start_server()
+    try:
+        cookie = api.client.session.cookie_jar.filter_cookies(api.client.make_url("/"))["hotline_session"].value
+        ws = await client_b.ws_connect("/api/v1/feed", params={"entities": "call"},
+                                       headers={"Cookie": f"hotline_session={cookie}"})
+        assert json.loads((await ws.receive(timeout=10)).data)["type"] == "hello"
+        await _new_call(pool, "via-node-a")
+        change = json.loads((await ws.receive(timeout=10)).data)
+        assert change["data"]["call_uid"] == "via-node-a"
+        await ws.close()
+    finally:
+        await client_b.close()
+        await node_b.close()
+        await other_pool.close()

@@ -166,3 +166,19 @@ async def test_node_service_pushes_changes_as_they_commit(platform, runtime, poo
     finally:
         await service.stop()
     assert platform.applied == await _change_keys(pool)
+
+
+async def test_backoff_grows_and_is_capped_and_the_worker_waits(pool) -> None:
+    from hotline.upstream.worker import backoff
+
+    cfg = UpstreamSettings(url=f"http://127.0.0.1:{_free_port()}/push", backoff_base=2.0, backoff_max=300.0)
+    assert [backoff(cfg, n) for n in (1, 2, 3, 4, 8, 9, 20)] == [2, 4, 8, 16, 256, 300, 300]
+    await _calls(pool, "x")
+    worker = UpstreamWorker(pool, cfg)
+    try:
+        assert await worker.step() == "failed"   # nobody listening
+        assert await worker.step() == "waiting"  # backing off: no request sent
+        wait = await pool.fetchval("SELECT extract(epoch FROM next_attempt_at - last_attempt_at) FROM upstream_state")
+        assert 1.5 <= float(wait) <= 2.5
+    finally:
+        await worker.close()
