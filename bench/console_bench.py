@@ -210,7 +210,8 @@ async def main() -> None:
         assert pool is not None
         agents = await make_users(pool, "agent", "agent", args.agents)
         supervisors = await make_users(pool, "sup", "supervisor", args.supervisors)
-        async with aiohttp.ClientSession() as http:
+        print(f"{len(agents)} agents and {len(supervisors)} supervisors signed in", flush=True)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             for _ in range(100):
                 try:
                     async with http.get(f"{base}/healthz") as resp:
@@ -221,6 +222,7 @@ async def main() -> None:
                 await asyncio.sleep(0.2)
             results: dict[str, list[float]] = {}
             results |= await bench_first_page(base, agents[0][1], supervisors[0][1])
+            print("first page timed", flush=True)
             results |= await bench_screen_pop(pool, http, base, agi_port, agents, args.calls)
             results |= await bench_wallboard(http, base, agi_port, supervisors, args.rounds)
         await pool.close()

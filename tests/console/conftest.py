@@ -60,7 +60,8 @@ class Pages:
         return await create_user(self.pool, username, PASSWORD, roles, **kwargs)
 
     async def new_page(self) -> Any:
-        context = await self.browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+        context = await self.browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                                 viewport={"width": 1400, "height": 1000})
         self.contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(10_000)

@@ -98,6 +98,17 @@ async def test_supervisor_sees_the_wallboard_move(pages, agi, reference) -> None
     await page.wait_for_selector("#kpi-waiting .v:text-is('1')")
     await page.wait_for_selector("#queue-table td:has-text('12345')")
     await page.wait_for_selector("#kpi-offered .v:text-is('1')")
+    # the SLA report with its ECharts chart (per line: the call above is on 12345)
+    await page.click("#r-run")
+    await page.wait_for_selector("#reports[data-loaded='1']")
+    assert await page.get_attribute("#report-chart", "data-rendered") == "1"
+    assert await page.locator("#report-chart canvas").count() == 1
+    assert "12345" in await page.inner_text("#report-rows")
+    assert (await page.get_attribute("#r-xlsx", "href")).endswith("format=xlsx")
+    await page.select_option("#r-kind", "tickets")
+    await page.wait_for_selector("#reports[data-loaded='1'] #report-table")
+    await page.select_option("#r-kind", "calls")
+    await page.wait_for_selector("#reports[data-loaded='1'] #report-rows")
     await pages.shot(page, "supervisor")
 
 
@@ -128,3 +139,37 @@ async def test_admin_creates_a_liaison(pages) -> None:
     await page.wait_for_selector("tr[data-user='liaison-hrss']")
     await page.wait_for_selector("#audit-table td:has-text('创建用户')")
     await pages.shot(page, "admin")
+
+
+async def test_transfer_to_an_expert_who_sees_the_ticket(pages, agi, phone, reference, pool) -> None:
+    expert = await pages.user("expert", hotline_number="12333")
+    await phone(expert.id, "PJSIP/8101")
+    ep = await pages.sign_in(expert, expect="expert")
+    await ep.click("button[data-state=ready]")
+    await ep.wait_for_selector("#seat-state:has-text('空闲')")
+
+    agent = await pages.user("agent")
+    await phone(agent.id, "PJSIP/8001")
+    page = await pages.sign_in(agent, expect="agent")
+    await page.click("button[data-state=ready]")
+    await page.wait_for_selector("#seat-state:has-text('空闲')")
+    await agi.call("12333", CALLER, interface="PJSIP/8001")
+    await page.wait_for_selector("#pop-line:has-text('12333')")
+    await page.fill("#t-subject", "咨询灵活就业人员社保补缴政策")
+    await page.fill("#t-facts", "市民2019年至2021年断缴，询问能否补缴以及补缴方式。")
+    await page.click("#t-save")
+    await page.wait_for_selector("#t-result:has-text('已受理')")
+    await page.click("#transfer-expert")
+    await page.wait_for_selector("#transfer-outcome:has-text('正在接通专家')")
+
+    # the expert's console: the transferred call with the ticket so far
+    await ep.wait_for_selector("#x-ticket:has-text('咨询灵活就业人员社保补缴政策')")
+    assert "断缴" in await ep.inner_text("#x-ticket")
+    await ep.wait_for_selector("#seat-state:has-text('通话中')")
+    await ep.click("#x-accept")
+    await ep.fill("#x-answer", "2019年后断缴的可按规定补缴，携带身份证到社保经办窗口办理。")
+    await ep.click("#x-close")
+    await ep.wait_for_selector("#transfer-detail .tag:has-text('已办结')")
+    row = await pool.fetchrow("SELECT state, close_kind, answer FROM tickets")
+    assert (row["state"], row["close_kind"]) == ("closed", "direct") and "补缴" in row["answer"]
+    await pages.shot(ep, "expert")

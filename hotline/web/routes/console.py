@@ -94,6 +94,7 @@ async def meta(request: web.Request) -> web.Response:
         "break_reasons": list(seats.BREAK_REASONS),
         "roles": ROLE_NAMES_ZH,
         "modes": screenpop.MODE_NAMES_ZH,
+        "timezone": request.app[RUNTIME].settings.timezone,
     })
 
 

@@ -170,6 +170,14 @@ export function setServerTime(iso) { if (iso) skew = new Date(iso).getTime() - D
 export function serverNow() { return Date.now() + skew; }
 export function secondsSince(iso) { return iso ? (serverNow() - new Date(iso).getTime()) / 1000 : 0; }
 
+/** YYYY-MM-DD of a moment in the hotline's time zone (reports count local days). */
+export function localDay(date, timeZone) {
+  try { return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date); } catch {
+    const p = (n) => String(n).padStart(2, '0');
+    return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}`;
+  }
+}
+
 export function field(label, input) { return el('div', {}, el('label', {}, label), input); }
 export function select(name, options, value) {
   return el('select', { name }, ...options.map(([v, t]) => el('option', { value: v, selected: String(v) === String(value ?? '') }, t)));

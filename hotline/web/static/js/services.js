@@ -35,11 +35,12 @@ export const kbDueForReview = async () => {
 };
 
 // -- telephony -------------------------------------------------------------------
-export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/transfer`, body);
+export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/transfer`, body); // {kind, target?}
 
 // -- reports, SLA, data quality ----------------------------------------------------
-export const slaReport = (params) => get(`/api/v1/reports/sla${q(params)}`);
-export const reportExportUrl = (params, format) => `/api/v1/reports/sla${q({ ...params, format })}`;
+const reportQuery = (p) => q({ group: p.group, from: p.from, to: p.to, line: p.line });
+export const slaReport = (p) => get(`/api/v1/reports/${p.kind}${reportQuery(p)}`);
+export const reportExportUrl = (p, format) => `/api/v1/reports/${p.kind}${reportQuery({ ...p })}${reportQuery(p) ? '&' : '?'}format=${format}`;
 /** Overdue clocks (超期) and open SLA warnings (临期), one row per ticket, overdue first. */
 export const atRisk = async () => {
   const [over, warn] = await Promise.all([get('/api/v1/sla/overdue'), get('/api/v1/sla/alerts?kind=warning&open=1')]);

@@ -87,9 +87,9 @@ function drawPop() {
   popPanel.append(el('h3', {}, '转接'), el('div', { class: 'row' },
     el('button', { class: 'shrink', id: 'transfer-expert', disabled: !line.has_expert_pool,
       title: line.has_expert_pool ? `转${line.name}专家座席` : '该线路没有专家座席（仅双号并行线路）',
-      onclick: () => transfer({ target: 'expert' }) }, '转专家座席'),
+      onclick: () => transfer({ kind: 'expert' }) }, '转专家座席'),
     el('span', { class: 'shrink' }, sub),
-    el('button', { class: 'shrink', id: 'transfer-subcenter', onclick: () => transfer({ target: 'subcenter', number: sub.value }) }, '转分中心')),
+    el('button', { class: 'shrink', id: 'transfer-subcenter', onclick: () => transfer({ kind: 'subcenter', target: sub.value }) }, '转分中心')),
   el('div', { id: 'transfer-outcome', class: 'small', style: 'margin-top:6px' }));
   prefillTicket();
 }
@@ -114,13 +114,14 @@ async function transfer(body) {
   const out = $('#transfer-outcome');
   out.textContent = '正在转接…';
   try {
-    const res = await transferCall(pop.call.id, { ...body, ticket_id: currentTicketId });
-    showOutcome(body.target, res.outcome || res.state || 'requested');
+    const res = await transferCall(pop.call.id, body);
+    showOutcome(body.kind, res.outcome || 'requested', res.reason);
   } catch (e) { out.textContent = `转接失败：${e.message}`; out.className = 'small dl-overdue'; }
 }
-function showOutcome(kind, outcome) {
+function showOutcome(kind, outcome, reason) {
   const out = $('#transfer-outcome');
   if (!out) return;
+  out.title = reason || '';
   out.className = `small ${['connected', 'answered', 'connecting', 'dialling'].includes(outcome) ? 'dl-ontime' : 'dl-warning'}`;
   out.textContent = `${kind === 'expert' ? '专家座席' : '分中心'}转接：${OUTCOMES[outcome] || outcome}`;
 }

@@ -1,8 +1,8 @@
 // 班长监控: live wallboard (pushed), seats, SLA reports with charts and exports,
 // overdue / at-risk tickets with supervise and urge, data quality, KB review.
 import {
-  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, MODES, pct, SEAT_STATES, secondsSince,
-  setServerTime, toast,
+  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, SEAT_STATES, secondsSince,
+  serverNow, setServerTime, toast,
 } from '../common.js';
 import {
   atRisk, items, kbDueForReview, qualityReport, reportExportUrl, slaReport, ticketAction, TICKET_STATES,
@@ -73,74 +73,88 @@ async function loadSeats() {
 }
 
 // -- SLA reports --------------------------------------------------------------------
-const DIMENSIONS = { line: '按线路', unit: '按承办单位', agent: '按话务员', period: '按时段' };
-const reportState = { group_by: 'line', period: 'day' };
+const GROUPS = { line: '按线路', unit: '按承办单位', agent: '按话务员', day: '按日', week: '按周', month: '按月', total: '合计' };
+const KINDS_R = {
+  calls: { name: '话务报表', bars: ['offered', 'answered', 'abandoned'], lines: ['connection_rate', 'service_level_15s'],
+    columns: ['label', 'offered', 'answered', 'abandoned', 'short_abandoned', 'connection_rate', 'service_level_15s', 'asa_seconds', 'aht_seconds'] },
+  tickets: { name: '工单与SLA报表', bars: ['created', 'closed_directly', 'dispatched', 'closed'],
+    lines: ['signed_on_time_rate', 'completed_on_time_rate', 'satisfied_rate'],
+    columns: ['label', 'created', 'closed_directly', 'dispatched', 'returned', 'extended', 'closed', 'direct_answer_rate',
+      'signed_on_time_rate', 'completed_on_time_rate', 'callback_rate', 'satisfied_rate'] },
+};
+const reportState = { kind: 'calls', group: 'line' };
 let chart = null;
 function drawReportControls() {
-  const today = new Date();
-  const iso = (d) => d.toISOString().slice(0, 10);
-  const from = new Date(today.getTime() - 6 * 86400000);
-  reportState.from ??= iso(from); reportState.to ??= iso(today);
-  const dim = el('select', { id: 'r-group' }, ...Object.entries(DIMENSIONS).map(([v, t]) => el('option', { value: v, selected: v === reportState.group_by }, t)));
+  const iso = (d) => localDay(d, timeZone);
+  const today = new Date(serverNow());
+  reportState.from ??= iso(new Date(today.getTime() - 6 * 86400000)); reportState.to ??= iso(today);
+  const kind = el('select', { id: 'r-kind' }, ...Object.entries(KINDS_R).map(([v, k]) => el('option', { value: v, selected: v === reportState.kind }, k.name)));
+  const dim = el('select', { id: 'r-group' }, ...Object.entries(GROUPS).map(([v, t]) => el('option', { value: v, selected: v === reportState.group }, t)));
   const f = el('input', { type: 'date', id: 'r-from', value: reportState.from });
   const t = el('input', { type: 'date', id: 'r-to', value: reportState.to });
-  const csv = el('a', { class: 'btn shrink', id: 'r-csv' }, '导出CSV');
-  const xlsx = el('a', { class: 'btn shrink', id: 'r-xlsx' }, '导出Excel');
+  const csv = el('a', { class: 'btn shrink', id: 'r-csv', download: '' }, '导出CSV');
+  const xlsx = el('a', { class: 'btn shrink', id: 'r-xlsx', download: '' }, '导出Excel');
   const run = async () => {
-    Object.assign(reportState, { group_by: dim.value, from: f.value, to: t.value });
+    Object.assign(reportState, { kind: kind.value, group: dim.value, from: f.value, to: t.value });
     csv.href = reportExportUrl(reportState, 'csv'); xlsx.href = reportExportUrl(reportState, 'xlsx');
     await loadReport();
   };
-  clear(reportPanel).append(el('h2', {}, 'SLA报表'),
-    el('div', { class: 'row' }, el('div', {}, el('label', {}, '维度'), dim), el('div', {}, el('label', {}, '开始日期'), f),
-      el('div', {}, el('label', {}, '结束日期'), t), el('button', { class: 'primary shrink', id: 'r-run', onclick: run }, '查询'), csv, xlsx),
+  kind.addEventListener('change', run); dim.addEventListener('change', run);
+  clear(reportPanel).append(el('h2', {}, 'SLA报表', el('span', { class: 'muted small', id: 'r-note' })),
+    el('div', { class: 'row' }, el('div', {}, el('label', {}, '报表'), kind), el('div', {}, el('label', {}, '维度'), dim),
+      el('div', {}, el('label', {}, '开始日期'), f), el('div', {}, el('label', {}, '结束日期'), t),
+      el('button', { class: 'primary shrink', id: 'r-run', onclick: run }, '查询'), csv, xlsx),
     el('div', { class: 'chart', id: 'report-chart' }), el('div', { id: 'report-table' }));
   run();
 }
 async function loadReport() {
   const table = $('#report-table');
+  const spec = KINDS_R[reportState.kind];
+  delete reportPanel.dataset.loaded;
   try {
     const data = await slaReport(reportState);
-    const rows = items(data.rows ? { items: data.rows } : data);
-    drawChart(rows);
-    const cols = data.columns || (rows[0] ? Object.keys(rows[0]) : []);
-    clear(table).append(rows.length ? el('table', {},
-      el('tr', {}, ...cols.map((c) => el('th', {}, (data.column_names && data.column_names[c]) || COLUMN_NAMES[c] || c))),
-      ...rows.map((r) => el('tr', {}, ...cols.map((c) => el('td', {}, fmtCell(c, r[c])))))) : el('div', { class: 'muted' }, '所选时段没有数据'));
+    const rows = data.rows || [];
+    rows.forEach((r) => { r.label = r.label || (r.key === null ? '（无）' : String(r.key)); });
+    drawChart(rows, spec);
+    if (reportState.kind === 'calls') $('#r-note').textContent = '15秒接通率 = 15秒内接通量 / 呼入量';
+    else $('#r-note').textContent = '';
+    clear(table).append(rows.length ? el('table', { id: 'report-rows' },
+      el('tr', {}, ...spec.columns.map((c) => el('th', { title: (data.definitions || {})[c] || '' }, COLUMN_NAMES[c] || c))),
+      ...rows.map((r) => el('tr', {}, ...spec.columns.map((c) => el('td', {}, fmtCell(c, r[c])))))) : el('div', { class: 'muted' }, '所选时段没有数据'));
     reportPanel.dataset.loaded = '1';
   } catch (e) { clear(table).append(el('div', { class: 'error-text' }, `报表暂不可用：${e.message}`)); }
 }
 const COLUMN_NAMES = {
-  key: '项目', label: '项目', name: '名称', offered: '呼入', answered: '接通', abandoned: '放弃', connection_rate: '接通率',
-  service_level: '15秒接通率', tickets: '工单数', created: '受理', closed: '办结', on_time: '按时办结', overdue: '超期',
-  on_time_rate: '按时办结率', satisfaction_rate: '满意率', asa: '平均应答(秒)', aht: '平均处理(秒)',
+  label: '项目', offered: '呼入量', answered: '接通量', abandoned: '放弃量', short_abandoned: '短时放弃(<5秒)',
+  connection_rate: '接通率', service_level_15s: '15秒接通率', asa_seconds: '平均应答(秒)', aht_seconds: '平均处理(秒)',
+  created: '受理量', closed_directly: '直接办结', dispatched: '派单量', returned: '退回', extended: '延期', closed: '办结量',
+  direct_answer_rate: '直接办结率', signed_on_time_rate: '按时签收率', completed_on_time_rate: '按时办结率',
+  callback_rate: '回访率', satisfied_rate: '满意率',
 };
 function fmtCell(c, v) {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'number' && /rate|level|share/.test(c)) return pct(v);
+  if (typeof v === 'number' && /seconds/.test(c)) return v.toFixed(1);
   return String(v);
 }
-function drawChart(rows) {
+function drawChart(rows, spec) {
   const node = $('#report-chart');
   if (!window.echarts || !node) return;
   chart ??= window.echarts.init(node, null, { renderer: 'canvas' });
-  const label = (r) => r.label || r.name || r.key || '';
-  const numeric = rows[0] ? Object.keys(rows[0]).filter((k) => typeof rows[0][k] === 'number' && !/rate|level|id$/.test(k)) : [];
-  const rates = rows[0] ? Object.keys(rows[0]).filter((k) => typeof rows[0][k] === 'number' && /rate|level/.test(k)) : [];
   chart.setOption({
     animation: false,
     textStyle: { fontFamily: '"Noto Sans CJK SC", "Microsoft YaHei", sans-serif' },
     tooltip: { trigger: 'axis' },
     legend: { top: 0 },
-    grid: { left: 50, right: 60, top: 40, bottom: 70 },
-    xAxis: { type: 'category', data: rows.map(label), axisLabel: { rotate: rows.length > 8 ? 30 : 0, interval: 0 } },
-    yAxis: [{ type: 'value', name: '数量' }, { type: 'value', name: '比率', min: 0, max: 1, axisLabel: { formatter: (v) => `${v * 100}%` } }],
+    grid: { left: 50, right: 60, top: 40, bottom: 80 },
+    xAxis: { type: 'category', data: rows.map((r) => r.label), axisLabel: { rotate: rows.length > 6 ? 30 : 0, interval: 0 } },
+    yAxis: [{ type: 'value', name: '数量' }, { type: 'value', name: '比率', min: 0, max: 1, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` } }],
     series: [
-      ...numeric.slice(0, 4).map((k) => ({ name: COLUMN_NAMES[k] || k, type: 'bar', data: rows.map((r) => r[k]) })),
-      ...rates.slice(0, 3).map((k) => ({ name: COLUMN_NAMES[k] || k, type: 'line', yAxisIndex: 1, data: rows.map((r) => r[k]) })),
+      ...spec.bars.map((k) => ({ name: COLUMN_NAMES[k], type: 'bar', data: rows.map((r) => r[k] ?? 0) })),
+      ...spec.lines.map((k) => ({ name: COLUMN_NAMES[k], type: 'line', yAxisIndex: 1, data: rows.map((r) => r[k]) })),
     ],
   }, true);
-  node.dataset.rendered = '1';
+  node.dataset.rendered = String(rows.length);
 }
 
 // -- at risk / overdue ----------------------------------------------------------------
@@ -193,6 +207,8 @@ async function loadKbReview() {
 }
 
 let unitNames = {};
+let timeZone = 'Asia/Shanghai';
+const metaLoaded = get('/api/v1/console/meta').then((m) => { timeZone = m.timezone || timeZone; }, (e) => console.warn(e));
 const unitsLoaded = get('/api/v1/console/units')
   .then((d) => { unitNames = Object.fromEntries(items(d).map((u) => [u.code, u.name])); }, (e) => console.warn(e));
 
@@ -205,7 +221,7 @@ connectPush((msg) => {
 });
 document.body.dataset.ready = '1';
 // the slower panels fill in after the live wallboard is up
-drawReportControls();
+metaLoaded.then(drawReportControls);
 unitsLoaded.then(loadRisk);
 loadQuality();
 loadKbReview();
