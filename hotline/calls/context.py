@@ -56,5 +56,6 @@ class CallContext:
         )
 
     @classmethod
-    def for_runtime(cls, runtime: Any, **overrides: Any) -> CallContext:
-        return cls.create(runtime.settings, runtime.registry, runtime.pool, runtime=runtime, **overrides)
+    def for_runtime(cls, runtime: Any, *, pool: asyncpg.Pool | None = None, **overrides: Any) -> CallContext:
+        """Flows over the runtime's pool, or ``pool`` (the FastAGI node's own)."""
+        return cls.create(runtime.settings, runtime.registry, pool or runtime.pool, runtime=runtime, **overrides)

@@ -25,10 +25,6 @@ from hotline.phone import PhoneNumber, normalize
 
 log = logging.getLogger("hotline.calls.incoming")
 
-#: variables set on every call, first: the dialplan can always find the call again
-IDENTITY_VARIABLES = ("__HOTLINE_CALL_UID", "__HOTLINE_CALL_ID")
-
-
 @dataclass(frozen=True, slots=True)
 class IncomingResult:
     call_uid: str
@@ -82,8 +78,7 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
                 ctx.journal.append(entry)  # keep order behind older journaled records
                 journaled = True
             else:
-                async with conn.transaction():
-                    call_id = await apply_op(conn, entry)
+                call_id = await apply_op(conn, entry)  # one atomic statement
     except DatabaseDown as exc:
         decisions.append({"step": "database", "outcome": "unavailable", "action": "journal",
                           "error": str(exc)[:200]})
@@ -92,12 +87,12 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
         ctx.journal.append(entry)
         journaled = True
 
+    # the call is found again by the channel's UNIQUEID (= call_uid); HOTLINE_CALL_ID is
+    # absent when the record went to the journal
     variables = {
-        "__HOTLINE_CALL_UID": uid,
-        "__HOTLINE_CALL_ID": "" if call_id is None else str(call_id),
         **route.variables(),
+        "__HOTLINE_CALL_ID": "" if call_id is None else str(call_id),
         "__HOTLINE_TICKET_ID": "" if repeat_ticket_id is None else str(repeat_ticket_id),
-        "HOTLINE_RECORD": "journal" if journaled else "db",
     }
     variables = {k: v for k, v in variables.items() if v != ""}
     count, hung_up = await set_variables(channel, variables)

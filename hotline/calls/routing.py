@@ -82,11 +82,10 @@ class Route:
 
     def variables(self) -> dict[str, str]:
         values = {
+            # as few as the dialplan needs: each one is a round trip to Asterisk
+            # (the line tag, __HOTLINE_LINE, is set by the generated dialplan itself)
             "HOTLINE_ROUTE": self.route,
-            # inherited (__) so the agent's channel and the queue log carry the legacy line
-            "__HOTLINE_LINE": self.line.number,
             "HOTLINE_QUEUE": self.queue,
-            "__HOTLINE_SKILL": self.skill,
             "HOTLINE_SKILL_QUEUE": self.skill_queue,
             "HOTLINE_SKILL_WAIT": self.skill_wait,
             "HOTLINE_ANNOUNCEMENT": self.announcement,
@@ -111,7 +110,6 @@ def decide_route(
 ) -> Route:
     line = match.line
     platform = registry.platform
-    queue_to_12345 = {"queue": platform.queue, "skill": platform.skill}
     if blocked_reason is not None:
         return Route(
             "blocked", line, announcement=settings.blocked_sound,
@@ -119,15 +117,15 @@ def decide_route(
         )
     if not match.known:
         return Route(
-            "fallback", platform, announcement=platform.announcement, **queue_to_12345,
+            "fallback", platform, queue=platform.queue, skill=platform.skill, announcement=platform.announcement,
             decisions=({"step": "route", "outcome": "fallback", "reason": "unknown dialled number",
                         "queue": platform.queue},),
         )
     if not line.service_hours.is_open(local_time):
         # the line's own service is closed; 12345 answers 7×24
         return Route(
-            "out_of_hours", line, announcement=f"{settings.closed_sound_prefix}{line.number}",
-            **queue_to_12345,
+            "out_of_hours", line, queue=platform.queue, skill=platform.skill,
+            announcement=f"{settings.closed_sound_prefix}{line.number}",
             decisions=({"step": "service_hours", "outcome": "closed", "local_time": local_time.isoformat(),
                         "hours": line.service_hours.to_json(), "queue": platform.queue},),
         )

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from hotline.errors import Unavailable
+from hotline.events import CHANNEL as EVENTS_CHANNEL
 from hotline.events import publish
 
 log = logging.getLogger("hotline.calls")
@@ -85,6 +86,7 @@ class CallStore:
         self.retry_after = retry_after
         self._down_until = 0.0
         self.failures = 0
+        self.busy = 0
 
     @property
     def believed_up(self) -> bool:
@@ -92,29 +94,49 @@ class CallStore:
 
     def mark_down(self, exc: BaseException | None = None) -> None:
         self.failures += 1
+        was_up = self.believed_up
         self._down_until = time.monotonic() + self.retry_after
-        log.warning("database unavailable for call flows: %s", exc or "marked down")
+        if was_up:
+            reason = f"{type(exc).__name__}: {exc}" if exc is not None else "marked down"
+            log.warning("database unavailable for call flows (%s); journaling for %.0f s", reason, self.retry_after)
 
     def mark_up(self) -> None:
         self._down_until = 0.0
 
     @contextlib.asynccontextmanager
     async def connection(self, *, force: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for one unit of work, bounded by ``timeout`` in total.
-        Raises :class:`DatabaseDown` instead of connection errors or timeouts."""
-        if self.pool is None or (not force and not self.believed_up):
+        """A pooled connection for one unit of work: at most ``timeout`` to get one and
+        ``timeout`` for the work. Raises :class:`DatabaseDown` instead of connection
+        errors or timeouts. A pool that is merely busy (every connection in use) costs
+        this call its budget but does not mark the database down."""
+        pool = self.pool
+        if pool is None or (not force and not self.believed_up):
             raise DatabaseDown("database marked unavailable")
         try:
-            async with asyncio.timeout(self.timeout):
-                async with self.pool.acquire() as conn:
-                    yield conn
-        except DatabaseDown:
-            raise
-        except BaseException as exc:
+            conn = await asyncio.wait_for(pool.acquire(), self.timeout)
+        except TimeoutError:
+            if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+                self.busy += 1
+                raise DatabaseDown("every pooled connection busy") from None
+            self.mark_down(TimeoutError("no connection within the budget"))
+            raise DatabaseDown("no connection within the budget") from None
+        except Exception as exc:
             if is_connection_failure(exc):
                 self.mark_down(exc)
                 raise DatabaseDown(str(exc) or type(exc).__name__) from exc
             raise
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield conn
+        except DatabaseDown:
+            raise
+        except Exception as exc:
+            if is_connection_failure(exc):
+                self.mark_down(exc)
+                raise DatabaseDown(str(exc) or type(exc).__name__) from exc
+            raise
+        finally:
+            await pool.release(conn)
 
 
 def make_entry(op: str, call_uid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -142,16 +164,20 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
     fields = {k: _value(k, v) for k, v in data.items() if k in START_COLUMNS}
     fields["call_uid"] = uid
     columns = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    placeholders = ", ".join(f"${i}" for i in range(2, len(columns) + 2))
+    # one round trip on the hot path: the insert and its call.updated event (same
+    # message shape as hotline.events.publish), atomic as one statement
     call_id = await conn.fetchval(
-        f"INSERT INTO calls ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-        "ON CONFLICT (call_uid) DO NOTHING RETURNING id",
-        *fields.values(),
+        f"""WITH ins AS (
+                INSERT INTO calls ({', '.join(columns)}) VALUES ({placeholders})
+                ON CONFLICT (call_uid) DO NOTHING RETURNING id, state)
+            SELECT id FROM ins
+             WHERE pg_notify($1, json_build_object('topic', 'call.updated', 'payload',
+                             json_build_object('call_id', id, 'state', state))::text) IS NOT NULL""",  # noqa: S608
+        EVENTS_CHANNEL, *fields.values(),
     )
     if call_id is None:  # Asterisk retried the request (hagi fail-over) or a replay
         call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
-    else:
-        await publish(conn, "call.updated", {"call_id": call_id, "state": fields.get("state", "ringing")})
     return int(call_id)
 
 
@@ -245,8 +271,8 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     answered_time = _seconds(data.get("answeredtime"))
     if answered_at is None and dialstatus == "ANSWER":
         # a sub-centre (or expert) took the call through Dial(): Asterisk tells us for how long
-        talk = answered_time or 0.0
-        answered_at = max(row["started_at"], ended_at - _delta(talk))
+        talked = answered_time or 0.0
+        answered_at = max(row["started_at"], ended_at - _delta(talked))
         answered_by = answered_by or data.get("dial_target") or row["dial_target"]
     disposition = row["disposition"]
     if row["state"] in ("completed", "abandoned", "failed"):
@@ -261,7 +287,7 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
         disposition = data.get("disposition") or ("answered" if answered_at else "abandoned")
     wait_end = answered_at or ended_at
     wait = round(max((wait_end - row["started_at"]).total_seconds(), 0.0), 3)
-    talk = round(max((ended_at - answered_at).total_seconds(), 0.0), 3) if answered_at else None
+    talk: float | None = round(max((ended_at - answered_at).total_seconds(), 0.0), 3) if answered_at else None
     decision = {"step": "hangup", "at": data["at"], "state": state, "disposition": disposition}
     for key in ("cause", "dialstatus", "queuestatus"):
         if data.get(key):

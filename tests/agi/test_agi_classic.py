@@ -35,7 +35,7 @@ async def test_classic_incoming_matches_fastagi(agi, pool: asyncpg.Pool, setting
     assert t.returncode == 0 and t.stderr == ""  # pyst2's trace stays off the console
     fast = await run_call(agi.host, agi.port, "incoming?line=12366",
                           {"agi_uniqueid": "fast-1", "agi_callerid": "0086 13812345678"})
-    strip = {"__HOTLINE_CALL_UID", "__HOTLINE_CALL_ID"}
+    strip = {"__HOTLINE_CALL_ID"}
     assert {k: v for k, v in t.variables.items() if k not in strip} == \
         {k: v for k, v in fast.variables.items() if k not in strip}
     row = await agi.call_row(pool, "classic-1")
@@ -67,7 +67,7 @@ async def test_classic_without_database_routes_and_journals(agi, pool: asyncpg.P
     env["HOTLINE_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
     t = await _classic("incoming", ["12315"], env, uniqueid="classic-down")
     assert t.returncode == 0 and t.stderr == ""
-    assert t.var("HOTLINE_ROUTE") == "dual" and t.var("HOTLINE_RECORD") == "journal"
+    assert t.var("HOTLINE_ROUTE") == "dual" and t.var("HOTLINE_CALL_ID") is None  # journaled
     assert await agi.call_row(pool, "classic-down") is None
     # the FastAGI node shares the data directory and replays the script's journal
     result = await agi.ctx.journal.replay(agi.ctx.store)

@@ -13,7 +13,6 @@ async def test_merged_line_announces_then_12345_queue_tagged_with_line(agi, pool
     assert t.outcome == "closed"
     assert t.var("HOTLINE_ROUTE") == "merged"
     assert t.var("HOTLINE_QUEUE") == "hotline-12345"
-    assert t.var("HOTLINE_LINE") == "12349"
     assert t.var("HOTLINE_ANNOUNCEMENT") == "hotline/merged-12349"
     row = await agi.call_row(pool, "m-1")
     assert row["route"] == "merged" and row["hotline_number"] == "12349"
@@ -28,10 +27,10 @@ async def test_dual_line_greeting_skill_queue(agi, pool: asyncpg.Pool) -> None:
     t = await run_call(agi.host, agi.port, "/incoming",
                        {"agi_callerid": "05802012345", "agi_uniqueid": "d-1", "agi_dnid": "12333"})
     assert t.var("HOTLINE_ROUTE") == "dual"
-    assert t.var("HOTLINE_SKILL_QUEUE") == "hotline-12345-" + t.var("HOTLINE_SKILL")
+    assert t.var("HOTLINE_SKILL_QUEUE") == "hotline-12345-hrss"
     assert t.var("HOTLINE_ANNOUNCEMENT") == "hotline/greeting-12333"
     row = await agi.call_row(pool, "d-1")
-    assert row["route"] == "dual" and row["skill"] == t.var("HOTLINE_SKILL")
+    assert row["route"] == "dual" and row["skill"] == "hrss"
     assert row["caller_number"] == "05802012345" and row["caller_kind"] == "landline"
 
 

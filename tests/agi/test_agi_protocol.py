@@ -169,12 +169,21 @@ async def test_malformed_and_non_utf8_headers_are_recorded(agi, pool: asyncpg.Po
     assert row["caller_name"] == "张"  # cut mid-character: the incomplete tail is dropped
 
 
-async def test_hostile_uniqueid_is_quoted_not_executed(agi, pool: asyncpg.Pool) -> None:
+async def test_hostile_values_are_quoted_not_executed(agi, pool: asyncpg.Pool) -> None:
     uid = 'evil" "X\\'
-    t = await run_call(agi.host, agi.port, "incoming?line=12345", {"agi_uniqueid": uid})
-    assert t.var("HOTLINE_CALL_UID") == uid
-    assert all(c.name == "SET VARIABLE" and len(c.args) == 2 for c in t.commands)
+    await run_call(agi.host, agi.port, "incoming?line=12345", {"agi_uniqueid": uid})
     assert (await agi.call_row(pool, uid))["route"] == "platform"
+
+    class HostileKb:
+        name = "hostile"
+
+        async def suggest(self, runtime, **kw):
+            return [{"id": 'kb-1" "X'}, {"id": "kb-2\nSET VARIABLE HOTLINE_ROUTE blocked"}]
+
+    agi.ctx.kb = HostileKb()
+    t = await run_call(agi.host, agi.port, "kb_lookup", {"agi_uniqueid": uid}, args=["x", "12345"])
+    assert [c.name for c in t.commands] == ["SET VARIABLE"] and len(t.commands[0].args) == 2
+    assert t.var("HOTLINE_KB_IDS") == 'kb-1" "X,kb-2 SET VARIABLE HOTLINE_ROUTE blocked'
 
 
 async def test_unknown_script_is_refused_and_logged(agi) -> None:
