@@ -19,7 +19,26 @@ CALENDAR_DIR = PROJECT_ROOT / "config" / "calendar"
 KINDS = ("holiday", "workday")
 
 
-async def load_calendar(conn: asyncpg.Connection | asyncpg.Pool, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
+_cache: dict[tuple[str, str], tuple[int, WorkCalendar]] = {}
+
+
+async def load_calendar(conn: asyncpg.Connection | asyncpg.Pool, tz: ZoneInfo = SHANGHAI, *,
+                        version: tuple[str, int] | None = None) -> WorkCalendar:
+    """The calendar, from memory when its version (``(database, version)``, read
+    here unless given) has not changed since it was last read."""
+    if version is None:
+        row = await conn.fetchrow("SELECT current_database() AS db, version FROM calendar_version WHERE id = 1")
+        version = (row["db"], row["version"]) if row else ("", -1)
+    key = (version[0], str(tz))
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == version[1]:
+        return cached[1]
+    cal = await _read_calendar(conn, tz)
+    _cache[key] = (version[1], cal)
+    return cal
+
+
+async def _read_calendar(conn: asyncpg.Connection | asyncpg.Pool, tz: ZoneInfo) -> WorkCalendar:
     days = await conn.fetch("SELECT day, kind FROM calendar_days")
     hours = await conn.fetch("SELECT opens, closes FROM calendar_hours ORDER BY opens")
     windows = tuple((r["opens"], r["closes"]) for r in hours)

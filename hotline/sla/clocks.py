@@ -73,56 +73,67 @@ def pauses_from_history(events: Sequence[Any]) -> list[Pause]:
     return out
 
 
-async def select_policy(conn: asyncpg.Connection, ticket: Any, stage: str) -> asyncpg.Record | None:
-    """The most specific active policy: urgency, then category (nearest ancestor), then line, then kind."""
-    return await conn.fetchrow(
+async def select_policies(conn: asyncpg.Connection, ticket: Any, stages: Sequence[str]) -> dict[str, Any]:
+    """The most specific active policy per stage: urgency, then category (nearest
+    ancestor), then line, then kind."""
+    rows = await conn.fetch(
         """WITH RECURSIVE up(code, depth) AS (
                SELECT $3::text, 0 WHERE $3::text IS NOT NULL
                UNION ALL
                SELECT c.parent_code, up.depth + 1 FROM ticket_categories c JOIN up ON c.code = up.code
                 WHERE c.parent_code IS NOT NULL)
-           SELECT p.id, p.amount, p.unit FROM sla_policies p LEFT JOIN up ON up.code = p.category_code
-            WHERE p.stage = $1
+           SELECT DISTINCT ON (p.stage) p.stage, p.id, p.amount, p.unit
+             FROM sla_policies p LEFT JOIN up ON up.code = p.category_code
+            WHERE p.stage = ANY($1::text[])
               AND (p.hotline_number IS NULL OR p.hotline_number = $2)
               AND (p.category_code IS NULL OR up.code IS NOT NULL)
               AND (p.urgency IS NULL OR p.urgency = $4)
               AND (p.kind IS NULL OR p.kind = $5)
-            ORDER BY (p.urgency IS NOT NULL) DESC, coalesce(up.depth, 1000), (p.hotline_number IS NOT NULL) DESC,
-                     (p.kind IS NOT NULL) DESC, p.id
-            LIMIT 1""",
-        stage, ticket["hotline_number"], ticket["category_code"], ticket["urgency"], ticket["kind"],
+            ORDER BY p.stage, (p.urgency IS NOT NULL) DESC, coalesce(up.depth, 1000),
+                     (p.hotline_number IS NOT NULL) DESC, (p.kind IS NOT NULL) DESC, p.id""",
+        list(stages), ticket["hotline_number"], ticket["category_code"], ticket["urgency"], ticket["kind"],
     )
+    return {r["stage"]: r for r in rows}
 
 
 def _next_check(marks: Sequence[datetime | None], fired: int) -> datetime | None:
     return marks[fired] if fired < len(marks) else None
 
 
-async def start_clock(
-    conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, stage: str, at: datetime, *,
-    leg_id: int | None = None, due_at: datetime | None = None,
-) -> int | None:
-    """Start a clock for a stage; ``due_at`` sets an explicit deadline (wall-clock).
-    No matching policy and no ``due_at``: no clock (returns None)."""
+async def start_clocks(
+    conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, at: datetime,
+    clocks: Sequence[tuple[str, int | None, str | None, datetime | None]],
+) -> int:
+    """Start clocks ``(stage, leg_id, unit_code, due_at)`` in one round trip; a
+    ``due_at`` sets an explicit (wall-clock) deadline. A stage with no matching
+    policy and no ``due_at`` gets no clock. Returns how many were started."""
     levels = list(load_sla_config().alert_levels)
-    policy_id = None
-    if due_at is not None:
-        budget, natural = due_at - at, True
-    else:
-        policy = await select_policy(conn, ticket, stage)
-        if policy is None:
-            return None
-        policy_id = policy["id"]
-        budget, natural = budget_of(cal, policy["amount"], policy["unit"])
-    deadline, marks = compute(cal, at, budget, natural, [], levels)
-    return await conn.fetchval(
-        """INSERT INTO sla_clocks (ticket_id, leg_id, stage, policy_id, budget, natural_time, started_at,
-                                   deadline, levels, marks, next_check_at, hotline_number, unit_code)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                   coalesce((SELECT unit_code FROM ticket_legs WHERE id = $2), $13)) RETURNING id""",
-        ticket["id"], leg_id, stage, policy_id, budget, natural, at, deadline, levels, marks,
-        _next_check(marks, 0), ticket["hotline_number"], ticket.get("lead_unit_code"),
-    )
+    policies = await select_policies(conn, ticket, sorted({c[0] for c in clocks if c[3] is None}))
+    rows = []
+    for stage, leg_id, unit_code, due_at in clocks:
+        if due_at is not None:
+            policy_id, budget, natural = None, due_at - at, True
+        elif stage in policies:
+            policy = policies[stage]
+            policy_id = policy["id"]
+            budget, natural = budget_of(cal, policy["amount"], policy["unit"])
+        else:
+            continue
+        deadline, marks = compute(cal, at, budget, natural, [], levels)
+        rows.append((ticket["id"], leg_id, stage, policy_id, budget, natural, at, deadline, levels, marks,
+                     _next_check(marks, 0), ticket["hotline_number"], unit_code or ticket.get("lead_unit_code")))
+    if rows:
+        await conn.executemany(
+            """INSERT INTO sla_clocks (ticket_id, leg_id, stage, policy_id, budget, natural_time, started_at,
+                                       deadline, levels, marks, next_check_at, hotline_number, unit_code)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""", rows)
+    return len(rows)
+
+
+async def start_clock(conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, stage: str, at: datetime, *,
+                      leg_id: int | None = None, unit_code: str | None = None,
+                      due_at: datetime | None = None) -> int:
+    return await start_clocks(conn, cal, ticket, at, [(stage, leg_id, unit_code, due_at)])
 
 
 async def stop_clocks(conn: asyncpg.Connection, ticket_id: int, at: datetime, *, stages: Sequence[str] | None = None,

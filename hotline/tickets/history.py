@@ -3,12 +3,22 @@ and the ``ticket.changed`` event that goes with every change."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from hotline.events import publish
+
+
+def transaction(conn: asyncpg.Connection) -> Any:
+    """A transaction, or nothing when the caller already opened one (no savepoint:
+    a refusal raised here aborts the caller's whole unit of work, as it should)."""
+    return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
+_UNSET: Any = object()
 
 
 async def append_event(
@@ -24,6 +34,7 @@ async def append_event(
     leg_id: int | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
+    unit_code: str | None = _UNSET,
 ) -> int:
     """Append one history event and publish ``ticket.changed`` in the same transaction."""
     event_id = await conn.fetchval(
@@ -33,6 +44,7 @@ async def append_event(
         ticket_id, leg_id, at, actor_id, actor_name, action, from_state, to_state, note or "",
         detail or {},
     )
-    unit = await conn.fetchval("SELECT lead_unit_code FROM tickets WHERE id = $1", ticket_id)
-    await publish(conn, "ticket.changed", {"ticket_id": ticket_id, "state": to_state, "unit_code": unit})
+    if unit_code is _UNSET:
+        unit_code = await conn.fetchval("SELECT lead_unit_code FROM tickets WHERE id = $1", ticket_id)
+    await publish(conn, "ticket.changed", {"ticket_id": ticket_id, "state": to_state, "unit_code": unit_code})
     return int(event_id)

@@ -10,7 +10,7 @@ import asyncpg
 
 from hotline.errors import ValidationError
 from hotline.phone import normalize
-from hotline.tickets.history import append_event
+from hotline.tickets.history import append_event, transaction
 from hotline.tickets.model import CHANNELS, KINDS, URGENCIES
 
 
@@ -58,11 +58,14 @@ async def validate(conn: asyncpg.Connection, t: NewTicket) -> None:
         raise ValidationError(f"unknown urgency {t.urgency!r}; urgencies are {list(URGENCIES)}", field="urgency")
     if t.channel not in CHANNELS:
         raise ValidationError(f"unknown channel {t.channel!r}; channels are {list(CHANNELS)}", field="channel")
-    line = await conn.fetchval("SELECT active FROM hotlines WHERE number = $1", t.hotline_number)
-    if line is None:
+    refs = await conn.fetchrow(
+        """SELECT (SELECT active FROM hotlines WHERE number = $1) AS line,
+                  (SELECT active FROM ticket_categories WHERE code = $2) AS category""",
+        t.hotline_number, t.category_code)
+    if refs["line"] is None:
         raise ValidationError(f"unknown line {t.hotline_number!r}", field="hotline_number")
     if t.category_code is not None:
-        active = await conn.fetchval("SELECT active FROM ticket_categories WHERE code = $1", t.category_code)
+        active = refs["category"]
         if active is None:
             raise ValidationError(f"unknown category {t.category_code!r}", field="category_code")
         if not active:
@@ -83,7 +86,7 @@ async def create_ticket(
 ) -> int:
     """Validate and store a ticket in state ``intake``; link its calls; record the
     ``create`` event. Runs in (or opens) one transaction: nothing half-applied."""
-    async with conn.transaction():
+    async with transaction(conn):
         await validate(conn, t)
         caller = normalize(t.caller_number).number if t.caller_number else ""
         contact = normalize(t.contact_number).number if t.contact_number else ""
@@ -102,7 +105,7 @@ async def create_ticket(
         for call_id in t.call_ids:
             await link_call(conn, ticket_id, call_id)
         await append_event(conn, ticket_id, action="create", from_state=None, to_state="intake",
-                           actor_id=actor_id, actor_name=actor_name, at=at,
+                           actor_id=actor_id, actor_name=actor_name, at=at, unit_code=None,
                            detail={"channel": t.channel, "source": t.source})
         return int(ticket_id)
 

@@ -67,34 +67,40 @@ def summary(row: Any, user: User) -> dict[str, Any]:
 
 async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, reveal: bool = False,
                       remote_addr: str | None = None) -> dict[str, Any]:
-    row = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
-    if row is None or not await _visible(conn, ticket_id, user):
+    row = await conn.fetchrow(
+        """SELECT t.*,
+                  (SELECT coalesce(json_agg(json_build_object(
+                          'id', l.id, 'unit_code', l.unit_code, 'unit_name', u.name, 'role', l.role,
+                          'state', l.state, 'dispatched_at', l.dispatched_at, 'signed_at', l.signed_at,
+                          'replied_at', l.replied_at, 'return_reason', l.return_reason, 'reply', l.reply,
+                          'reply_basis', l.reply_basis, 'extension_minutes', l.extension_minutes) ORDER BY l.id), '[]')
+                     FROM ticket_legs l JOIN units u ON u.code = l.unit_code WHERE l.ticket_id = t.id) AS legs,
+                  (SELECT coalesce(json_agg(json_build_object(
+                          'id', c.id, 'leg_id', c.leg_id, 'stage', c.stage, 'unit_code', c.unit_code,
+                          'started_at', c.started_at, 'deadline', c.deadline, 'overdue', c.overdue,
+                          'fired', c.fired, 'natural_time', c.natural_time,
+                          'budget_hours', extract(epoch FROM c.budget) / 3600) ORDER BY c.id), '[]')
+                     FROM sla_clocks c WHERE c.ticket_id = t.id AND c.stopped_at IS NULL) AS clocks,
+                  ARRAY(SELECT call_id FROM ticket_calls WHERE ticket_id = t.id ORDER BY linked_at) AS call_ids,
+                  ARRAY(SELECT id FROM tickets m WHERE m.master_id = t.id ORDER BY id) AS merged_ids,
+                  ($2::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs v WHERE v.ticket_id = t.id
+                                               AND v.unit_code = $2 AND v.state <> 'withdrawn')) AS visible
+             FROM tickets t WHERE t.id = $1""",
+        ticket_id, user.unit_code if is_unit_only(user) else None)
+    if row is None or not row["visible"]:
         raise NotFound(f"no ticket {ticket_id}", field="id")  # not 403: do not confirm it exists
     if reveal and row["confidential"] and is_unit_only(user):
         raise Forbidden("the caller's identity on a confidential ticket is withheld from handling units")
-    legs = await conn.fetch(
-        """SELECT l.id, l.unit_code, u.name AS unit_name, l.role, l.state, l.dispatched_at, l.signed_at,
-                  l.replied_at, l.return_reason, l.reply, l.reply_basis, l.extension_minutes
-             FROM ticket_legs l JOIN units u ON u.code = l.unit_code WHERE l.ticket_id = $1 ORDER BY l.id""",
-        ticket_id)
-    running = await conn.fetch(
-        """SELECT id, leg_id, stage, started_at, deadline, overdue, fired, budget, natural_time
-             FROM sla_clocks WHERE ticket_id = $1 AND stopped_at IS NULL ORDER BY id""", ticket_id)
-    calls = await conn.fetch("SELECT call_id FROM ticket_calls WHERE ticket_id = $1 ORDER BY linked_at", ticket_id)
-    merged = await conn.fetch("SELECT id FROM tickets WHERE master_id = $1 ORDER BY id", ticket_id)
     out = summary(row, user)
     out.update(
         facts=row["facts"], location=row["location"], occurred_at=row["occurred_at"], source=row["source"],
         caller=_caller(row, user, reveal), attachments=row["attachments"], close_kind=row["close_kind"],
         answer=row["answer"], satisfaction=row["satisfaction"],
         satisfaction_name=SATISFACTION_ZH.get(row["satisfaction"]) if row["satisfaction"] else None,
-        reopen_count=row["reopen_count"], legs=[dict(r) for r in legs],
-        clocks=[{**dict(r), "budget_hours": r["budget"].total_seconds() / 3600} for r in running],
-        call_ids=[r["call_id"] for r in calls], merged_ids=[r["id"] for r in merged],
+        reopen_count=row["reopen_count"], legs=row["legs"], clocks=row["clocks"],
+        call_ids=list(row["call_ids"]), merged_ids=list(row["merged_ids"]),
         allowed_actions=allowed_actions(row["state"], user.roles),
     )
-    for c in out["clocks"]:
-        c.pop("budget")
     if reveal:
         await audit(conn, "ticket_contact_viewed", user=user, object_type="ticket", object_id=ticket_id,
                     detail={"confidential": row["confidential"]}, remote_addr=remote_addr)

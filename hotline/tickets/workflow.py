@@ -20,7 +20,7 @@ from hotline.calendar.store import load_calendar
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.sla import clocks
 from hotline.tickets.catalogue import check_unit, default_unit
-from hotline.tickets.history import append_event
+from hotline.tickets.history import append_event, transaction
 from hotline.tickets.intake import _check_attachments, link_call
 from hotline.tickets.model import (
     ACTION_NAMES_ZH,
@@ -82,7 +82,7 @@ async def _lead_leg(conn: asyncpg.Connection, ticket_id: int) -> dict[str, Any] 
     return dict(row) if row else None
 
 
-async def _new_leg(ctx: Ctx, unit: str, role: str, due_at: datetime | None = None) -> int:
+async def _new_leg(ctx: Ctx, unit: str, role: str) -> int:
     try:
         leg_id = await ctx.conn.fetchval(
             """INSERT INTO ticket_legs (ticket_id, unit_code, role, dispatched_at) VALUES ($1, $2, $3, $4)
@@ -90,8 +90,6 @@ async def _new_leg(ctx: Ctx, unit: str, role: str, due_at: datetime | None = Non
     except asyncpg.UniqueViolationError:
         raise ValidationError(f"unit {unit!r} already has a leg on ticket {ctx.ticket['id']}",
                               field="assist_units") from None
-    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "sign", ctx.at, leg_id=leg_id)
-    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "handle", ctx.at, leg_id=leg_id, due_at=due_at)
     return int(leg_id)
 
 
@@ -127,9 +125,12 @@ async def _dispatch_legs(ctx: Ctx) -> None:
         raise ValidationError("assisting units must differ from the lead unit and from each other",
                               field="assist_units")
     due_at = _due_at(ctx)
-    ctx.leg_id = await _new_leg(ctx, unit, "lead", due_at)
+    ctx.leg_id = await _new_leg(ctx, unit, "lead")
+    to_start = [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, due_at)]
     for a in assists:
-        await _new_leg(ctx, a, "assist")
+        leg = await _new_leg(ctx, a, "assist")
+        to_start += [("sign", leg, a, None), ("handle", leg, a, None)]
+    await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at, to_start)
     ctx.sets["lead_unit_code"] = unit
     ctx.sets["dispatched_at"] = ctx.ticket["dispatched_at"] or ctx.at
     ctx.detail.update({"unit_code": unit, "assist_units": assists,
@@ -266,7 +267,8 @@ async def _reopen_lead(ctx: Ctx) -> None:
         raise IllegalTransition(f"ticket {ctx.ticket['id']} was never dispatched (closed directly): "
                                 "create a new ticket instead", current_state=ctx.ticket["state"])
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'signed' WHERE id = $1", ctx.leg["id"])
-    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "handle", ctx.at, leg_id=ctx.leg["id"])
+    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "handle", ctx.at, leg_id=ctx.leg["id"],
+                             unit_code=ctx.leg["unit_code"])
     ctx.sets.update(reopen_count=ctx.ticket["reopen_count"] + 1, closed_at=None, close_kind=None)
 
 
@@ -427,6 +429,8 @@ async def add_assist(ctx: Ctx) -> None:
     if unit == ctx.ticket["lead_unit_code"]:
         raise ValidationError(f"{unit!r} is the lead unit", field="unit_code")
     ctx.leg_id = await _new_leg(ctx, unit, "assist")
+    await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at,
+                              [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, None)])
     ctx.detail["unit_code"] = unit
 
 
@@ -482,15 +486,19 @@ async def apply(
     ``{ticket_id, from_state, state, event_id}``. Raises IllegalTransition (409)
     naming the current state and the allowed actions, Forbidden, ValidationError."""
     data = data or {}
-    async with conn.transaction():
+    async with transaction(conn):
         if action == "merge" and isinstance(data.get("master_id"), int) and not isinstance(data["master_id"], bool):
             # lock both tickets in id order so that two crossing merges cannot deadlock
             await conn.execute("SELECT id FROM tickets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
                                [ticket_id, data["master_id"]])
-        row = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+        row = await conn.fetchrow(
+            """SELECT t.*, now() AS db_now, current_database() AS db_name,
+                      (SELECT version FROM calendar_version WHERE id = 1) AS calendar_version
+                 FROM tickets t WHERE t.id = $1 FOR UPDATE OF t""", ticket_id)
         if row is None:
             raise NotFound(f"no ticket {ticket_id}", field="id")
         ticket = dict(row)
+        db_now, version = ticket.pop("db_now"), (ticket.pop("db_name"), ticket.pop("calendar_version"))
         state = ticket["state"]
         rule = TRANSITIONS.get((state, action))
         if rule is None:
@@ -501,8 +509,8 @@ async def apply(
                 f"ticket {ticket_id} is {state} ({STATE_NAMES_ZH[state]}): {action} is not allowed; "
                 f"allowed: {', '.join(allowed) or 'none'}",
                 current_state=state, allowed_actions=allowed)
-        now = at or await conn.fetchval("SELECT now()")
-        ctx = Ctx(conn, ticket, action, actor, data, now, await load_calendar(conn))
+        now = at or db_now
+        ctx = Ctx(conn, ticket, action, actor, data, now, await load_calendar(conn, version=version))
         ctx.note = str(data.get("note") or "")[:4000]
         if rule.unit_leg == "lead" or action in ("redispatch", "reject_return", "approve_extension",
                                                   "approve_reply", "reopen", "callback_reopen", "callback_close"):
@@ -519,7 +527,8 @@ async def apply(
         event_id = await append_event(
             conn, ticket_id, action=action, from_state=state, to_state=new_state,
             actor_id=actor.id if actor else None, actor_name=actor.display_name if actor else "系统",
-            note=ctx.note, leg_id=ctx.leg_id or (ctx.leg["id"] if ctx.leg else None), detail=ctx.detail, at=now)
+            note=ctx.note, leg_id=ctx.leg_id or (ctx.leg["id"] if ctx.leg else None), detail=ctx.detail, at=now,
+            unit_code=ctx.sets.get("lead_unit_code", ticket["lead_unit_code"]))
         if action in ("await_citizen", "resume", "approve_extension", "update"):
             await clocks.recompute(conn, ctx.cal, ticket_ids=[ticket_id])
         return {"ticket_id": ticket_id, "from_state": state, "state": new_state, "event_id": event_id}
