@@ -121,6 +121,17 @@ def _json_safe(raw: Any) -> Any:
     return raw if isinstance(raw, dict) else {"_value": raw}
 
 
+def _stored_data(item: Item) -> dict[str, Any]:
+    """What ``data`` keeps beside the typed columns: the fields the schema does not
+    know, and a caller number as sent when normalising changed it."""
+    assert item.clean is not None
+    data = dict(item.clean["_extra"])
+    sent = item.raw.get("caller_number") if isinstance(item.raw, dict) else None
+    if sent not in (None, "") and str(sent).strip() != item.clean.get("caller_number"):
+        data["caller_raw"] = str(sent)
+    return data
+
+
 async def _ensure_stage(conn: asyncpg.Connection, kind: str) -> None:
     if await conn.fetchval("SELECT to_regclass($1)", f"pg_temp.{STAGES[kind]}") is None:
         await conn.execute(_stage_ddl(kind))
@@ -149,7 +160,7 @@ async def merge_items(
         columns = _COLUMNS[kind]
         rows = [
             (item.index, *(item.clean[field] for _, _, field in columns),  # type: ignore[index]
-             json.dumps(_json_safe(item.raw), ensure_ascii=False))
+             json.dumps(_stored_data(item), ensure_ascii=False))
             for item in best.values()
         ]
         await conn.copy_records_to_table(

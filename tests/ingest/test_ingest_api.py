@@ -9,13 +9,15 @@ from ingest_records import call_record, ticket_record
 
 
 async def test_batch_lands_and_reports_each_index(subcentre, pool) -> None:
-    resp = await subcentre.send("calls", [call_record("c1"), call_record("c2")])
+    resp = await subcentre.send("calls", [call_record("c1", trunk="SIP-7", caller_number="+86 138 1234 5678"),
+                                          call_record("c2")])
     assert resp.status == 200, await resp.text()
     body = await resp.json()
     assert body["counts"] == {"accepted": 2, "updated": 0, "duplicate": 0, "rejected": 0}
     assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
     row = await pool.fetchrow("SELECT * FROM subcenter_calls WHERE source_id = 'c1'")
     assert row["source"] == "tax-sub" and row["version"] == 1 and row["caller_number"] == "13812345678"
+    assert row["data"] == {"trunk": "SIP-7", "caller_raw": "+86 138 1234 5678"}  # beside the typed columns
     assert await pool.fetchval("SELECT count(*) FROM ingest_receipts") == 2
 
 
