@@ -65,6 +65,7 @@ def _merge_sql(kind: str) -> str:
     return f"""
         INSERT INTO {TABLES[kind]} (source, {", ".join(cols)}, batch_id, received_at)
         SELECT $1, {", ".join(c if c != "data" else "data::jsonb" for c in cols)}, $2, $3 FROM {STAGES[kind]}
+        ORDER BY source_id  -- one lock order for every batch: overlapping batches cannot deadlock
         ON CONFLICT (source, source_id) DO UPDATE
            SET {updates}, batch_id = EXCLUDED.batch_id, received_at = EXCLUDED.received_at
          WHERE {TABLES[kind]}.version < EXCLUDED.version
@@ -248,7 +249,28 @@ async def ingest_batch(
     signed_at: datetime,
     fmt: str,
 ) -> tuple[dict[str, Any], bool]:
-    """Validate and merge one batch: ``(response, replayed)``."""
+    """Validate and merge one batch: ``(response, replayed)``. A transaction that loses a
+    deadlock or serialization conflict is retried (everything is rolled back first)."""
+    for attempt in range(3):
+        try:
+            return await _ingest_once(pool, source, kind, records, signature=signature, signed_at=signed_at,
+                                      fmt=fmt)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _ingest_once(
+    pool: asyncpg.Pool,
+    source: Source,
+    kind: str,
+    records: Sequence[Any],
+    *,
+    signature: str,
+    signed_at: datetime,
+    fmt: str,
+) -> tuple[dict[str, Any], bool]:
     async with pool.acquire() as conn:
         ctx = await validation_context(conn, source)
         items = []

@@ -138,3 +138,26 @@ async def test_rate_limit_per_source(subcentre, pool) -> None:
     assert statuses.count(429) >= 1 and statuses[0] == 200
     resp = await subcentre.send("calls", [call_record("late")])
     assert resp.status == 429 and (await resp.json())["error"]["retry_after"] >= 1
+
+
+async def test_concurrent_overlapping_batches_all_land_highest_version_wins(subcentre, pool) -> None:
+    import asyncio
+    import random
+
+    async def send(version: int) -> dict:
+        records = [call_record(f"o{i}", version) for i in range(200)]
+        random.Random(version).shuffle(records)
+        body = json.dumps({"records": records}).encode()
+        from hotline.ingest.signing import sign_headers
+
+        headers = {**sign_headers(subcentre.code, subcentre.key, "POST", "/api/v1/ingest/calls", body),
+                   "Content-Type": "application/json"}
+        resp = await subcentre.client.post("/api/v1/ingest/calls", data=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+    answers = await asyncio.gather(*(send(v) for v in range(1, 7)))
+    total = {k: sum(a["counts"][k] for a in answers) for k in ("accepted", "updated", "duplicate")}
+    assert total["accepted"] == 200 and sum(total.values()) == 1200
+    assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 200
+    assert await pool.fetchval("SELECT min(version) FROM subcenter_calls") == 6
