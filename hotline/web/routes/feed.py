@@ -109,8 +109,8 @@ async def _sse(request: web.Request, hub: FeedHub, cursor: Cursor, entities: lis
             await response.write("".join(parts).encode())
             cursor = changes[-1].cursor
             DELIVERED.labels("sse").inc(len(changes))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the subscriber went away; it resumes with its last cursor
     finally:
         SUBSCRIBERS.labels("sse").dec()
     return response
@@ -137,8 +137,8 @@ async def _websocket(request: web.Request, hub: FeedHub, cursor: Cursor,
             if changes:
                 cursor = changes[-1].cursor
                 DELIVERED.labels("websocket").inc(len(changes))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the subscriber went away; it resumes with its last cursor
     finally:
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
