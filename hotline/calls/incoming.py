@@ -75,7 +75,7 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
             entry = _start_entry(ctx, uid, req, match, caller, caller_name, route, decisions,
                                  repeat_ticket_id, started)
             if ctx.journal.has_pending():
-                ctx.journal.append(entry)  # keep order behind older journaled records
+                await ctx.journal.append_async(entry)  # keep order behind older journaled records
                 journaled = True
             else:
                 call_id = await apply_op(conn, entry)  # one atomic statement
@@ -84,7 +84,7 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
                           "error": str(exc)[:200]})
         route = _decide(ctx, match, None)
         entry = _start_entry(ctx, uid, req, match, caller, caller_name, route, decisions, None, started)
-        ctx.journal.append(entry)
+        await ctx.journal.append_async(entry)
         journaled = True
 
     # the call is found again by the channel's UNIQUEID (= call_uid); HOTLINE_CALL_ID is

@@ -107,3 +107,16 @@ async def test_torn_journal_line_is_kept_aside_not_lost(agi, pool: asyncpg.Pool)
     assert (result.applied, result.rejected) == (1, 1)
     assert (journal.directory / "rejected.jsonl").read_bytes().startswith(b'{"id": "x"')
     assert (await agi.call_row(pool, "torn-1"))["route"] == "platform"
+
+
+async def test_concurrent_appends_share_fsyncs(tmp_path) -> None:
+    import asyncio
+
+    from hotline.calls.journal import Journal
+    from hotline.calls.store import make_entry
+
+    journal = Journal(tmp_path / "journal")
+    await asyncio.gather(*(journal.append_async(make_entry("start", f"g-{i}", {})) for i in range(50)))
+    lines = journal.live_path.read_text().splitlines()
+    assert sorted(json.loads(line)["uid"] for line in lines) == sorted(f"g-{i}" for i in range(50))
+    assert journal.written == 50 and journal.syncs < 50  # group commit
