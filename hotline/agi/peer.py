@@ -37,7 +37,9 @@ Quick use::
 * ``timeout``: seconds before the peer gives up on the server (default 10).
 
 :func:`raw_exchange` sends arbitrary bytes (hostile headers) and returns what came
-back. Nothing here touches the database.
+back. ``AgiPeer(...).run_process(argv, classic_headers(script, args=[...]))`` plays
+the same call against a classic AGI script over stdin/stdout (``transcript.stderr``
+holds what Asterisk would print on its console). Nothing here touches the database.
 """
 
 from __future__ import annotations
