@@ -172,11 +172,13 @@ class ConsoleHub:
         if user_id is None:
             return
         user_id = int(user_id)
-        changed = await seats.mark_on_call(self.runtime.pool, user_id, call_id)
         targets = self.by_user.get(user_id)
         if not targets:
+            await seats.mark_on_call(self.runtime.pool, user_id, call_id)
             return
-        pop = await screenpop.build(self.runtime, call_id)
+        # the seat update and the pop's reads are independent: do them together
+        changed, pop = await asyncio.gather(seats.mark_on_call(self.runtime.pool, user_id, call_id),
+                                            screenpop.build(self.runtime, call_id))
         for client in targets:
             client.calls.add(call_id)
         await self.send_user(user_id, {"type": "screen_pop", **pop})

@@ -8,9 +8,10 @@ tickets, and suggested knowledge articles. The unmasked number is only given by
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hotline.auth import User, audit
@@ -78,34 +79,12 @@ async def build(runtime: Runtime, call_id: int, *, text: str | None = None) -> d
     if call is None:
         raise NotFound(f"no call {call_id}", field="call_id")
     caller = call["caller_number"]
-    history: list[dict[str, Any]] = []
-    open_ids: list[int] = []
-    if caller:
-        rows = await pool.fetch(
-            """SELECT id, started_at, hotline_number, state, ticket_id, talk_seconds
-                 FROM calls WHERE caller_number = $1 AND id <> $2
-                ORDER BY started_at DESC LIMIT $3""",
-            caller, call_id, HISTORY_LIMIT,
-        )
-        history = [dict(r) | {"line_name": line_info(runtime, r["hotline_number"])["name"]} for r in rows]
-        lookup = _optional("hotline.tickets.lookup", "open_tickets_for_caller")
-        if lookup is not None:
-            try:
-                async with pool.acquire() as conn:
-                    since: datetime = await conn.fetchval("SELECT now()") - OPEN_TICKETS_SINCE
-                    open_ids = list(await lookup(conn, caller, since=since))
-            except Exception:  # another team's lookup must not break the pop
-                log.exception("open ticket lookup failed for call %s", call_id)
+    # history, open tickets and suggestions are independent: ask for them together
+    history, open_ids, suggestions = await asyncio.gather(
+        _history(runtime, caller, call_id), _open_ticket_ids(runtime, caller, call_id),
+        _suggestions(runtime, call["hotline_number"], text, call_id))
     if call["repeat_ticket_id"] and call["repeat_ticket_id"] not in open_ids:
         open_ids.insert(0, call["repeat_ticket_id"])
-    suggestions: list[dict[str, Any]] = []
-    suggest = _optional("hotline.kb.suggest", "suggest")
-    if suggest is not None:
-        try:
-            suggestions = list(await suggest(runtime, hotline_number=call["hotline_number"], text=text,
-                                             limit=SUGGESTIONS))
-        except Exception:
-            log.exception("knowledge suggestions failed for call %s", call_id)
     return {
         "call": {
             "id": call["id"],
@@ -129,6 +108,42 @@ async def build(runtime: Runtime, call_id: int, *, text: str | None = None) -> d
         "suggestions": suggestions,
         "subcenters": subcenters(runtime, call["hotline_number"]),
     }
+
+
+async def _history(runtime: Runtime, caller: str, call_id: int) -> list[dict[str, Any]]:
+    if not caller:
+        return []
+    rows = await runtime.pool.fetch(
+        """SELECT id, started_at, hotline_number, state, ticket_id, talk_seconds
+             FROM calls WHERE caller_number = $1 AND id <> $2
+            ORDER BY started_at DESC LIMIT $3""",
+        caller, call_id, HISTORY_LIMIT,
+    )
+    return [dict(r) | {"line_name": line_info(runtime, r["hotline_number"])["name"]} for r in rows]
+
+
+async def _open_ticket_ids(runtime: Runtime, caller: str, call_id: int) -> list[int]:
+    lookup = _optional("hotline.tickets.lookup", "open_tickets_for_caller")
+    if not caller or lookup is None:
+        return []
+    try:
+        async with runtime.pool.acquire() as conn:
+            since: datetime = datetime.now(UTC) - OPEN_TICKETS_SINCE
+            return list(await lookup(conn, caller, since=since))
+    except Exception:  # another team's lookup must not break the pop
+        log.exception("open ticket lookup failed for call %s", call_id)
+        return []
+
+
+async def _suggestions(runtime: Runtime, line: str, text: str | None, call_id: int) -> list[dict[str, Any]]:
+    suggest = _optional("hotline.kb.suggest", "suggest")
+    if suggest is None:
+        return []
+    try:
+        return list(await suggest(runtime, hotline_number=line, text=text, limit=SUGGESTIONS))
+    except Exception:
+        log.exception("knowledge suggestions failed for call %s", call_id)
+        return []
 
 
 async def reveal_number(runtime: Runtime, call_id: int, user: User, *, remote_addr: str | None) -> str:

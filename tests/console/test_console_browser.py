@@ -90,18 +90,25 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     await pages.shot(lp, "liaison")
 
 
-async def test_supervisor_sees_the_wallboard_move(pages, agi, reference) -> None:
+async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowledge, runtime) -> None:
+    import random
+
+    from hotline.demo.service import ensure_users, seed_day
+
+    await seed_day(runtime, await ensure_users(runtime.pool), rng=random.Random(12345))  # a day of traffic
     supervisor = await pages.user("supervisor")
     page = await pages.sign_in(supervisor, expect="supervisor")
+    offered = int(await page.inner_text("#kpi-offered .v"))
+    assert offered > 0
     await page.wait_for_selector("#kpi-waiting .v:text-is('0')")
     await agi.call("12345", "13900001111")  # nobody answers: the call waits in the queue
     await page.wait_for_selector("#kpi-waiting .v:text-is('1')")
     await page.wait_for_selector("#queue-table td:has-text('12345')")
-    await page.wait_for_selector("#kpi-offered .v:text-is('1')")
+    await page.wait_for_selector(f"#kpi-offered .v:text-is('{offered + 1}')")
     # the SLA report with its ECharts chart (per line: the call above is on 12345)
     await page.click("#r-run")
     await page.wait_for_selector("#reports[data-loaded='1']")
-    assert await page.get_attribute("#report-chart", "data-rendered") == "1"
+    assert int(await page.get_attribute("#report-chart", "data-rendered")) > 1  # one bar group per line
     assert await page.locator("#report-chart canvas").count() == 1
     assert "12345" in await page.inner_text("#report-rows")
     assert (await page.get_attribute("#r-xlsx", "href")).endswith("format=xlsx")
@@ -167,6 +174,7 @@ async def test_transfer_to_an_expert_who_sees_the_ticket(pages, agi, phone, refe
     assert "断缴" in await ep.inner_text("#x-ticket")
     await ep.wait_for_selector("#seat-state:has-text('通话中')")
     await ep.click("#x-accept")
+    await ep.wait_for_selector("#transfer-detail h2 .tag:has-text('已接听')")
     await ep.fill("#x-answer", "2019年后断缴的可按规定补缴，携带身份证到社保经办窗口办理。")
     await ep.click("#x-close")
     await ep.wait_for_selector("#transfer-detail .tag:has-text('已办结')")

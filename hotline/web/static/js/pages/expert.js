@@ -47,6 +47,7 @@ function drawList() {
       el('td', {}, el('span', { class: `tag ${i.state === 'new' ? 'bad' : ''}` }, INBOX_STATES[i.state]))))));
 }
 async function select(item) {
+  const typed = selected?.id === item.id ? $('#x-answer')?.value : '';
   selected = item;
   clear(detailPanel).append(el('h2', {}, `来电 ${item.call_id}`, el('span', { class: 'tag' }, INBOX_STATES[item.state])));
   let pop = live[item.call_id];
@@ -65,6 +66,7 @@ async function select(item) {
   } else detailPanel.append(el('div', { class: 'muted' }, '话务员尚未建立工单'));
   if (item.answer) detailPanel.append(el('h3', {}, '专家答复'), el('p', {}, item.answer));
   const answer = el('textarea', { id: 'x-answer', placeholder: '专家答复（政策依据、办理途径）' });
+  answer.value = typed || '';
   detailPanel.append(el('h3', {}, '处理'), answer, el('div', { class: 'row', style: 'margin-top:8px' },
     el('button', { class: 'primary shrink', id: 'x-accept', disabled: item.state !== 'new', onclick: () => act('accept') }, '接听'),
     el('button', { class: 'shrink', id: 'x-save', onclick: () => act('answer', answer.value) }, '保存答复'),
@@ -73,11 +75,16 @@ async function select(item) {
 }
 async function act(action, answer) {
   try {
-    const res = await post(`/api/v1/console/inbox/${selected.id}`, { action, answer });
-    Object.assign(selected, res.item);
+    await post(`/api/v1/console/inbox/${selected.id}`, { action, answer });
     toast(`已${{ accept: '接听', answer: '保存答复', return: '退回话务员', close: '办结' }[action]}`);
-    drawList(); select(selected);
+    await refreshSelected();
   } catch (e) { fail(e); }
+}
+async function refreshSelected() {
+  const id = selected?.id;
+  await loadInbox();
+  const again = inbox.find((i) => i.id === id);
+  if (again) await select(again);
 }
 async function closeTicket(answer) {
   if (!answer.trim()) { toast('请填写专家答复', 'error'); return; }
@@ -103,6 +110,6 @@ connectPush(async (msg) => {
     const item = inbox.find((i) => i.call_id === msg.call.id);
     if (item) select(item);
   } else if (msg.type === 'seat') { seat = msg.seat; drawSeat(); }
-  else if (msg.type === 'ticket' && selected?.ticket?.id === msg.ticket_id) { await loadInbox(); }
+  else if (msg.type === 'ticket' && inbox.some((i) => i.ticket_id === msg.ticket_id)) { await loadInbox(); }
 });
 document.body.dataset.ready = '1';
