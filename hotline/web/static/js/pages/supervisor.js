@@ -115,7 +115,7 @@ async function loadReport() {
     const data = await slaReport(reportState);
     const rows = data.rows || [];
     rows.forEach((r) => { r.label = r.label || (r.key === null ? '（无）' : String(r.key)); });
-    drawChart(rows, spec);
+    await drawChart(rows, spec);
     if (reportState.kind === 'calls') $('#r-note').textContent = '15秒接通率 = 15秒内接通量 / 呼入量';
     else $('#r-note').textContent = '';
     clear(table).append(rows.length ? el('table', { id: 'report-rows' },
@@ -137,9 +137,21 @@ function fmtCell(c, v) {
   if (typeof v === 'number' && /seconds/.test(c)) return v.toFixed(1);
   return String(v);
 }
-function drawChart(rows, spec) {
+/** ECharts (1 MB) is loaded when the first chart is drawn, after the wallboard is up. */
+let echartsLoading = null;
+function loadECharts() {
+  echartsLoading ??= new Promise((resolve, reject) => {
+    const script = el('script', { src: '/static/vendor/echarts/echarts.min.js' });
+    script.onload = () => resolve(window.echarts);
+    script.onerror = () => reject(new Error('图表库加载失败'));
+    document.head.append(script);
+  });
+  return echartsLoading;
+}
+async function drawChart(rows, spec) {
   const node = $('#report-chart');
-  if (!window.echarts || !node) return;
+  if (!node) return;
+  try { await loadECharts(); } catch (e) { fail(e); return; }
   chart ??= window.echarts.init(node, null, { renderer: 'canvas' });
   chart.setOption({
     animation: false,
