@@ -10,6 +10,7 @@ each event out to the people it concerns:
   (``transfer``, also kept in ``console_inbox``); the agent gets the outcome;
 * ``transfer.subcenter``, ``call.updated`` → whoever is showing that call;
 * ``ticket.changed`` → the unit's liaisons, dispatchers and supervisors;
+* ``console.expert_returned`` (an expert handed a call back) → the agent;
 * anything touching calls or seats → the wallboard is recomputed (debounced) and
   pushed to supervisors when it changed. Browsers never poll.
 
@@ -41,7 +42,7 @@ WALLBOARD_DEBOUNCE = 0.2  # seconds: a burst of events gives one push
 SAFETY_REFRESH = 15.0  # seconds: recompute even without events (events are hints)
 SESSION_CHECK = 30.0  # seconds: close sockets whose session ended (logout everywhere)
 TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter",
-          "seat.changed", "ticket.changed")
+          "seat.changed", "ticket.changed", "console.expert_returned")
 
 
 @dataclass(eq=False)
@@ -161,6 +162,10 @@ class ConsoleHub:
             if user_id in self.by_user:
                 seat = await seats.get_seat(self.runtime.pool, user_id)
                 await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
+        elif topic == "console.expert_returned":
+            await self.send_call_watchers(int(payload["call_id"]),
+                                          {"type": "transfer_outcome", "kind": "expert", "outcome": "returned",
+                                           "call_id": int(payload["call_id"])})
         elif topic == "ticket.changed":
             unit = payload.get("unit_code")
             message = {"type": "ticket", **payload}

@@ -116,6 +116,22 @@ async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowled
     await page.wait_for_selector("#reports[data-loaded='1'] #report-table")
     await page.select_option("#r-kind", "calls")
     await page.wait_for_selector("#reports[data-loaded='1'] #report-rows")
+
+    # an overdue ticket: the supervisor presses the unit (督办)
+    overdue = await runtime.pool.fetchval(
+        "SELECT ticket_id FROM sla_clocks WHERE stopped_at IS NULL ORDER BY ticket_id LIMIT 1")
+    assert overdue is not None
+    await runtime.pool.execute("UPDATE sla_clocks SET deadline = now() - interval '3 hours' WHERE ticket_id = $1",
+                               overdue)
+    await page.reload()
+    await page.wait_for_selector("body[data-ready='1']")
+    row = page.locator("#risk-table tr.dl-overdue", has_text=f"#{overdue} ")
+    await row.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept("请于今日内联系市民并答复"))
+    await row.locator("button[data-action=supervise]").click()
+    await page.wait_for_selector(f".toast:has-text('工单 #{overdue} 已督办')")
+    assert await runtime.pool.fetchval(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = $1 AND action = 'supervise'", overdue) == 1
     await pages.shot(page, "supervisor")
 
 

@@ -285,6 +285,12 @@ async def inbox_act(request: web.Request) -> web.Response:
     )
     if row is None:
         raise NotFound("no such transfer in your inbox", field="id")
+    if action == "return":
+        # the agent who transferred the call sees that the expert handed it back
+        from hotline.events import publish
+
+        await publish(request.app[RUNTIME].pool, "console.expert_returned",
+                      {"call_id": row["call_id"], "expert_user_id": current_user(request).id})
     return json_response({"item": dict(row)})
 
 

@@ -109,7 +109,7 @@ async function reveal(node) {
 const OUTCOMES = { connecting: '正在接通专家', dialling: '正在呼叫分中心', queued: '专家忙，已进入专家队列等待',
   callback_ticket: '专家无空闲，已生成回拨工单', connected: '已接通', answered: '已接通', requested: '已发起',
   no_answer: '无人接听，已回到12345队列', busy: '忙，已回到12345队列', failed: '失败，已回到12345队列',
-  unreachable: '不可达，已回到12345队列', fallback: '未接通，已回到12345队列', returned: '已回到12345队列' };
+  unreachable: '不可达，已回到12345队列', fallback: '未接通，已回到12345队列', returned: '专家已退回，请继续处理' };
 async function transfer(body) {
   const out = $('#transfer-outcome');
   out.textContent = '正在转接…';
