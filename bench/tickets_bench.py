@@ -51,6 +51,12 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settings_for(url: str, data_dir: str, port: int = 0):  # type: ignore[no-untyped-def]
     return load_settings(PROJECT_ROOT / "config" / "hotline.toml", env={
         "HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": data_dir, "HOTLINE_WEB_PORT": str(port),
@@ -127,12 +133,17 @@ async def http_bench(url: str, data_dir: str, requests: int, concurrency: int) -
             latencies.clear()
             for i in range(requests):
                 queue.put_nowait(i)
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             elapsed = time.perf_counter() - t0
+            server_cpu = cpu_seconds(proc.pid) - cpu0
         print(f"[http] create+dispatch x{requests} at concurrency {concurrency}: {requests / elapsed:7.1f} req/s  "
               f"p50 {pct(latencies, 50) * 1000:6.1f} ms  p99 {pct(latencies, 99) * 1000:6.1f} ms  "
               f"max {max(latencies) * 1000:6.1f} ms  errors {errors}", flush=True)
+        print(f"[http] server process CPU {server_cpu / requests * 1000:.2f} ms per request "
+              f"(= {requests / server_cpu if server_cpu else 0:.0f} req/s per fully available core); "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -156,27 +167,23 @@ SELECT ($2::text[])[1 + g % cardinality($2::text[])], 'phone', 'console',
        (g % 23 = 0)::int, (g % 17 = 0)::int, (g % 31 = 0)::int, $6
   FROM generate_series(1, $1) g
 """
+# sign clocks are stopped; handle clocks run, with every level a scheduler running
+# until $1 would have fired already marked as fired
 GENERATE_CLOCKS = """
 WITH t AS (SELECT id, hotline_number, lead_unit_code AS unit, created_at AS started FROM tickets)
 INSERT INTO sla_clocks (ticket_id, stage, budget, natural_time, started_at, stopped_at, outcome, deadline,
-                        levels, marks, fired, next_check_at, unit_code, hotline_number)
+                        levels, marks, fired, next_check_at, overdue, unit_code, hotline_number)
 SELECT id, 'sign', interval '1 day', false, started, started + (id % 40) * interval '1 hour',
        CASE WHEN id % 40 < 24 THEN 'met' ELSE 'missed' END, started + interval '1 day',
        '{50,80,100,150}'::int[], ARRAY[started + interval '12 hours', started + interval '19.2 hours',
-                               started + interval '1 day', started + interval '1.5 days'], 4, NULL::timestamptz, unit,
-       hotline_number FROM t
+                                      started + interval '1 day', started + interval '1.5 days'],
+       4, NULL::timestamptz, id % 40 >= 24, unit, hotline_number FROM t
 UNION ALL
-SELECT id, 'handle', b, false, started, NULL::timestamptz, NULL::text, started + b,
-       '{50,80,100,150}'::int[], ARRAY[started + b * 0.5, started + b * 0.8, started + b, started + b * 1.5],
-       0, NULL::timestamptz, unit, hotline_number
-  FROM t, LATERAL (SELECT (5 + id % 20) * interval '1 day' AS b) x
-"""
-# mark every level that a scheduler running until $1 would have fired already
-SETTLE_CLOCKS = """
-UPDATE sla_clocks c SET fired = f.n, next_check_at = c.marks[f.n + 1], overdue = f.n >= 3
-  FROM (SELECT id, (SELECT count(*) FROM unnest(marks) m WHERE m <= $1)::int AS n FROM sla_clocks
-         WHERE stopped_at IS NULL) f
- WHERE c.id = f.id
+SELECT id, 'handle', b, false, started, NULL::timestamptz, NULL::text, m[3], '{50,80,100,150}'::int[], m, f,
+       m[f + 1], f >= 3, unit, hotline_number
+  FROM t, LATERAL (SELECT (5 + id % 20) * interval '1 day' AS b) x,
+       LATERAL (SELECT ARRAY[started + b * 0.5, started + b * 0.8, started + b, started + b * 1.5] AS m) y,
+       LATERAL (SELECT (m[1] <= $1)::int + (m[2] <= $1)::int + (m[3] <= $1)::int + (m[4] <= $1)::int AS f) z
 """
 GENERATE_CALLS = """
 INSERT INTO calls (call_uid, source, hotline_number, caller_number, state, started_at, queued_at, answered_at,
@@ -188,7 +195,7 @@ SELECT 'bench-' || g, 'cdr', ($2::text[])[1 + g % cardinality($2::text[])], '139
        s + (w + 180) * interval '1 second', w, CASE WHEN g % 10 < 8 THEN 30 + g % 600 END,
        CASE WHEN g % 10 < 8 THEN g % 90 END, CASE WHEN g % 10 < 8 THEN ($4::bigint[])[1 + g % cardinality($4::bigint[])] END
   FROM generate_series(1, $1) g,
-       LATERAL (SELECT $3::timestamptz + ((g * 7919) % 2419200) * interval '1 second' AS s,
+       LATERAL (SELECT $3::timestamptz + ((g::bigint * 7919) % 2419200) * interval '1 second' AS s,
                        ((g * 31) % 4000) / 100.0 AS w) x
 """
 
@@ -208,9 +215,11 @@ async def data_bench(url: str, tickets: int, calls: int) -> None:
         await conn.execute("SET synchronous_commit = off")
         t0 = time.perf_counter()
         await conn.execute(GENERATE_TICKETS, tickets, lines, cats, units, month, agents[0])
-        await conn.execute(GENERATE_CLOCKS)
-        await conn.execute(SETTLE_CLOCKS, datetime(2026, 11, 29, tzinfo=SHANGHAI))
+        print(f"[data] tickets {time.perf_counter() - t0:5.1f} s", flush=True)
+        await conn.execute(GENERATE_CLOCKS, datetime(2026, 11, 29, tzinfo=SHANGHAI))
+        print(f"[data] clocks {time.perf_counter() - t0:5.1f} s", flush=True)
         await conn.execute(GENERATE_CALLS, calls, lines, month, agents)
+        print(f"[data] calls {time.perf_counter() - t0:5.1f} s", flush=True)
         await conn.execute("VACUUM ANALYZE tickets")
         await conn.execute("VACUUM ANALYZE sla_clocks")
         await conn.execute("VACUUM ANALYZE calls")
