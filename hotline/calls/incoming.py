@@ -79,9 +79,11 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
                 journaled = True
             else:
                 call_id = await apply_op(conn, entry)  # one atomic statement
-    except DatabaseDown as exc:
+    except Exception as exc:  # whatever the database did, the call is routed and recorded
+        if not isinstance(exc, DatabaseDown):
+            log.exception("incoming %s: database step failed; routing from the registry", uid)
         decisions.append({"step": "database", "outcome": "unavailable", "action": "journal",
-                          "error": str(exc)[:200]})
+                          "error": f"{type(exc).__name__}: {exc}"[:200]})
         route = _decide(ctx, match, None)
         entry = _start_entry(ctx, uid, req, match, caller, caller_name, route, decisions, None, started)
         await ctx.journal.append_async(entry)

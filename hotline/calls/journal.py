@@ -200,28 +200,37 @@ class Journal:
                 rejected += 1
                 self._reject(raw)
                 continue
-            async with store.connection(force=True) as conn:
-                async with conn.transaction():
-                    fresh = await conn.fetchval(
-                        """INSERT INTO call_journal_applied (entry_id, call_uid, op, written_at)
-                           VALUES ($1, $2, $3, $4) ON CONFLICT (entry_id) DO NOTHING RETURNING 1""",
-                        entry["id"], entry["uid"], entry["op"], _parse_ts(entry["at"]),
-                    )
-                    if not fresh:
-                        skipped += 1
-                        continue
-                    call_id = await apply_op(conn, entry, live=False)
-                    if call_id is None:
-                        unknown += 1
-                    else:
-                        applied += 1
+            assert isinstance(entry, dict)
+            try:
+                async with store.connection(force=True) as conn:
+                    async with conn.transaction():
+                        fresh = await conn.fetchval(
+                            """INSERT INTO call_journal_applied (entry_id, call_uid, op, written_at)
+                               VALUES ($1, $2, $3, $4) ON CONFLICT (entry_id) DO NOTHING RETURNING 1""",
+                            entry["id"], entry["uid"], entry["op"], _parse_ts(entry["at"]),
+                        )
+                        if not fresh:
+                            skipped += 1
+                            continue
+                        call_id = await apply_op(conn, entry, live=False)
+                        if call_id is None:
+                            unknown += 1
+                        else:
+                            applied += 1
+            except DatabaseDown:
+                raise  # keep the file; the next replay continues from here
+            except Exception as exc:
+                # a poison entry (bad data, a bug) must not block every record behind it
+                log.exception("journal: entry %s (%s %s) cannot be applied", entry["id"], entry["op"], entry["uid"])
+                rejected += 1
+                self._reject(raw, f"{type(exc).__name__}: {exc}")
         path.unlink()  # noqa: ASYNC240 (a local file, like the fsync'd appends)
         _fsync_dir(self.directory)
         store.mark_up()
         return ReplayResult(applied, skipped, unknown, rejected, 1)
 
-    def _reject(self, raw: bytes) -> None:
-        log.error("journal: unreadable line kept in %s: %r", REJECTED_NAME, raw[:200])
+    def _reject(self, raw: bytes, reason: str = "unreadable") -> None:
+        log.error("journal: %s line kept in %s: %r", reason, REJECTED_NAME, raw[:200])
         with (self.directory / REJECTED_NAME).open("ab") as fh:
             fh.write(raw + b"\n")
             fh.flush()
@@ -261,6 +270,8 @@ class CallWriter:
                         return await apply_op(c, entry)
             except DatabaseDown:
                 pass
+            except Exception:  # a record is never dropped: the replay retries or sets it aside
+                log.exception("call %s: %s could not be applied; journaled", entry["uid"], entry["op"])
         await self.journal.append_async(entry)
         self.journaled += 1
         return None

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hotline.calls.channel import Channel
+from hotline.calls.channel import Channel, ChannelHungUp
 from hotline.calls.context import CallContext
 from hotline.calls.store import DatabaseDown, make_entry, now
 
@@ -67,10 +67,11 @@ async def agent_connect(ctx: CallContext, channel: Channel) -> ConnectResult:
     except DatabaseDown:
         pass
     entry = make_entry("answer", uid, {"at": now().isoformat(), "agent_id": agent_id, "answered_by": interface})
+    before = ctx.writer.journaled
     call_id = await ctx.writer.write(entry)
     if agent_id is not None:
         await _quiet_set(channel, "HOTLINE_AGENT_ID", str(agent_id))
-    return ConnectResult(uid, call_id, agent_id, interface, call_id is None)
+    return ConnectResult(uid, call_id, agent_id, interface, ctx.writer.journaled > before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +138,12 @@ async def hangup(ctx: CallContext, channel: Channel) -> HangupResult:
         "cause": req.param("cause", 4) or None,
         "queuestatus": req.param("queuestatus", 5) or None,
     }
+    before = ctx.writer.journaled
     call_id = await ctx.writer.write(make_entry("end", uid, data))
-    return HangupResult(uid, call_id, call_id is None)
+    return HangupResult(uid, call_id, ctx.writer.journaled > before)
 
 
 async def _quiet_set(channel: Channel, name: str, value: str) -> None:
-    from hotline.calls.channel import ChannelHungUp
-
     try:
         await channel.set_variable(name, value)
     except ChannelHungUp:

@@ -68,6 +68,8 @@ def is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError,
                         asyncpg.PostgresConnectionError, ConnectionError)):
         return True
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True  # a connection left mid-protocol by a terminated backend
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         # 08 connection exception, 57 operator intervention (shutdown, cannot connect now),

@@ -120,3 +120,16 @@ async def test_concurrent_appends_share_fsyncs(tmp_path) -> None:
     lines = journal.live_path.read_text().splitlines()
     assert sorted(json.loads(line)["uid"] for line in lines) == sorted(f"g-{i}" for i in range(50))
     assert journal.written == 50 and journal.syncs < 50  # group commit
+
+
+async def test_poison_entry_is_set_aside_and_the_rest_replayed(agi, pool: asyncpg.Pool) -> None:
+    from hotline.calls.store import make_entry
+
+    journal = agi.ctx.journal
+    journal.append(make_entry("start", "poison-1", {"hotline_number": "00000", "route": "platform"}))  # FK violation
+    journal.append(make_entry("start", "after-poison", {"hotline_number": "12345", "route": "platform"}))
+    result = await journal.replay(agi.ctx.store)
+    assert (result.applied, result.rejected) == (1, 1)
+    assert b"poison-1" in (journal.directory / "rejected.jsonl").read_bytes()
+    assert await agi.call_row(pool, "after-poison") is not None
+    assert not journal.has_pending()

@@ -137,3 +137,36 @@ async def test_kb_lookup_survives_a_failing_knowledge_base(agi, pool: asyncpg.Po
     assert t.var("HOTLINE_KB_IDS") == "" and t.outcome == "closed"
     row = await agi.call_row(pool, "k-2")
     assert "index missing" in [d for d in row["decisions"] if d["step"] == "kb_lookup"][0]["error"]
+
+
+async def test_kb_lookup_with_the_real_knowledge_base(runtime: Runtime, pool: asyncpg.Pool, tmp_path,
+                                                      make_harness) -> None:
+    """The real hotline.kb.suggest behind the port: a spoken topic on 12333 finds the article."""
+    import datetime as dt
+
+    from hotline.calls.context import CallContext
+    from hotline.calls.ports import KbModule, default_kb
+    from hotline.kb.engine import close_kb
+    from hotline.kb.importer import import_path
+
+    article = tmp_path / "kb" / "12333" / "kb-t-301.md"
+    article.parent.mkdir(parents=True)
+    article.write_text(
+        '---\nid: kb-t-301\ntitle: "社会保险关系转移接续"\ncategory: "人力社保/社会保险/关系转移"\n'
+        'issuing_unit: hrss\nmaterial_type: 办事指南\nhotlines: ["12333"]\nkeywords: ["社保转移"]\n'
+        "valid_from: 2024-01-01\nvalid_to: null\nreview_due: 2030-01-01\n---\n"
+        "跨省流动就业的参保人员，可以办理养老保险关系转移接续。\n", encoding="utf-8")
+    report = await import_path(pool, tmp_path / "kb", today=dt.date(2026, 6, 1))
+    assert report.written and not report.problems
+    assert isinstance(default_kb(), KbModule)
+    harness = await make_harness(runtime)
+    harness.ctx.kb = CallContext.for_runtime(runtime).kb  # the real module, not the test double
+    try:
+        await run_call(harness.host, harness.port, "incoming?line=12333", {"agi_uniqueid": "kb-real"})
+        t = await run_call(harness.host, harness.port, "kb_lookup", {"agi_uniqueid": "kb-real"},
+                           args=["社保关系怎么转移", "12333"], timeout=30)
+        assert "kb-t-301" in (t.var("HOTLINE_KB_IDS") or "").split(",")
+        row = await harness.call_row(pool, "kb-real")
+        assert [d for d in row["decisions"] if d["step"] == "kb_lookup"][0]["source"] == "hotline.kb.suggest"
+    finally:
+        await close_kb(runtime)
