@@ -64,6 +64,7 @@ class Journal:
     #: lines waiting for the next group commit, with the futures of their writers
     _queued: list[tuple[bytes, asyncio.Future[None]]] = field(default_factory=list, repr=False)
     _flusher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _aside: bool = field(default=False, repr=False)
     #: fsyncs done and entries written (group commit: many entries per fsync under load)
     syncs: int = 0
     written: int = 0
@@ -81,16 +82,18 @@ class Journal:
             aside.append(live)
         return aside
 
+    def __post_init__(self) -> None:
+        # files set aside by a replay that did not finish (a crash): pending until replayed
+        self._aside = self.directory.exists() and any(self.directory.glob(f"calls.*{REPLAY_SUFFIX}"))
+
     def has_pending(self) -> bool:
-        """Cheap check (a stat or two) run by every flow before writing."""
-        if self._queued:
+        """Cheap check (one stat) run by every flow before writing."""
+        if self._queued or self._aside:
             return True
         try:
-            if self.live_path.stat().st_size > 0:
-                return True
+            return os.stat(self.live_path).st_size > 0
         except FileNotFoundError:
-            pass
-        return self.directory.exists() and any(self.directory.glob(f"calls.*{REPLAY_SUFFIX}"))
+            return False
 
     @staticmethod
     def encode(entry: dict[str, Any]) -> bytes:
@@ -168,6 +171,7 @@ class Journal:
         """Apply everything journaled, in order. Raises :class:`DatabaseDown` (with the
         work done so far kept) when the database goes away again."""
         async with self._lock:
+            self._aside = True  # set-aside files exist from here until they are all applied
             total = ReplayResult()
             # keep going until the live file stays empty: flows keep journaling while
             # older entries are pending, so order holds across the switch-back
@@ -175,6 +179,7 @@ class Journal:
                 self._rotate()
                 files = sorted(self.directory.glob(f"calls.*{REPLAY_SUFFIX}")) if self.directory.exists() else []
                 if not files:
+                    self._aside = False
                     break
                 for path in files:
                     total = total + await self._replay_file(store, path)
