@@ -5,9 +5,14 @@ raw COPY, and the lag from ingest to a feed subscriber.
   ``--concurrency`` requests in flight, against a ``hotline serve`` node running as
   a separate process (records/s, batch latency p50/p99);
 * row-by-row: one autocommitted ``INSERT`` per record into the same table
-  (``subcenter_calls``, triggers included) for ``--rowbyrow`` records;
-* raw COPY: ``copy_records_to_table`` straight into the same table in chunks of
-  ``--batch`` (the ceiling: no HTTP, no validation, no receipts);
+  (``subcenter_calls``, triggers included) for ``--rowbyrow`` records, on
+  ``--concurrency`` connections;
+* raw COPY: binary ``COPY`` straight into the same table in chunks of ``--batch``
+  on ``--concurrency`` connections (the ceiling: no HTTP, no validation, no
+  receipts, no idempotency check);
+
+All data is generated before the clocks start, so the client's own work is only
+signing and sending (API) or encoding rows (COPY, INSERT).
 * feed lag: a supervisor's SSE subscriber on ``/api/v1/feed`` while batches of
   ``--lag-batch`` records are sent every ``--lag-interval`` s; lag = time the last
   record of a batch reaches the subscriber minus the time its POST was sent (and
@@ -32,10 +37,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,11 +84,12 @@ def record(prefix: str, i: int) -> dict[str, Any]:
     }
 
 
-def row(prefix: str, i: int) -> tuple:
-    r = record(prefix, i)
+def row_of(r: dict[str, Any], i: int) -> tuple:
+    """The same record as a subcenter_calls row (data holds the fields beside the columns)."""
     return ("tax-sub", r["source_id"], 1, i, "12366", r["caller_number"], "completed",
             datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["answered_at"]),
-            datetime.fromisoformat(r["ended_at"]), 182, "330902", json.dumps(r))
+            datetime.fromisoformat(r["ended_at"]), Decimal(182), "330902",
+            json.dumps({"agent": r["agent"], "unit_code": r["unit_code"]}))
 
 
 async def reset(conn) -> None:
@@ -89,81 +97,79 @@ async def reset(conn) -> None:
     await conn.execute("VACUUM ANALYZE subcenter_calls")
 
 
-async def bench_copy(conn, n: int, batch: int) -> float:
-    await reset(conn)
+async def _parallel(jobs: list, concurrency: int, work) -> float:
+    queue: asyncio.Queue = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await work(queue.get_nowait())
+
     started = time.perf_counter()
-    for start in range(0, n, batch):
-        rows = [row("copy-", i) for i in range(start, min(n, start + batch))]
-        async with conn.transaction():
-            # data as text then cast, the way the API's staging does it
-            await conn.execute(
-                "CREATE TEMP TABLE bench_stage (source text, source_id text, version bigint, seq bigint, "
-                "hotline_number text, caller_number text, state text, started_at timestamptz, "
-                "answered_at timestamptz, ended_at timestamptz, talk_seconds numeric, region text, data text) "
-                "ON COMMIT DROP")
-            await conn.copy_records_to_table("bench_stage", records=rows, columns=COLUMNS)
-            await conn.execute(f"INSERT INTO subcenter_calls ({', '.join(COLUMNS)}) "
-                               f"SELECT {', '.join(c if c != 'data' else 'data::jsonb' for c in COLUMNS)} "
-                               "FROM bench_stage")
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started
 
 
-async def bench_copy_direct(conn, n: int, batch: int) -> float:
-    """COPY straight into the table (jsonb needs the text format, so data goes as text via COPY ... csv)."""
-    await reset(conn)
-    import csv
-    import io
+async def bench_copy(url: str, chunks: list[list[tuple]], concurrency: int) -> float:
+    """COPY (binary) straight into subcenter_calls, one chunk per statement, ``concurrency`` connections."""
+    conns = [await asyncpg.connect(url) for _ in range(concurrency)]  # no JSON codec: jsonb goes as text
+    free = list(conns)
 
-    started = time.perf_counter()
-    for start in range(0, n, batch):
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for i in range(start, min(n, start + batch)):
-            r = row("copyd-", i)
-            writer.writerow([*(v.isoformat() if isinstance(v, datetime) else v for v in r)])
-        data = buf.getvalue().encode()
-        await conn.copy_to_table("subcenter_calls", source=io.BytesIO(data), columns=COLUMNS, format="csv")
-    return time.perf_counter() - started
+    async def work(rows: list[tuple]) -> None:
+        conn = free.pop()
+        try:
+            await conn.copy_records_to_table("subcenter_calls", records=rows, columns=COLUMNS)
+        finally:
+            free.append(conn)
+
+    try:
+        return await _parallel(chunks, concurrency, work)
+    finally:
+        for conn in conns:
+            await conn.close()
 
 
-async def bench_rowbyrow(conn, n: int) -> float:
-    await reset(conn)
+async def bench_rowbyrow(url: str, rows: list[tuple], concurrency: int) -> float:
+    """One autocommitted INSERT per record, ``concurrency`` connections."""
+    conns = [await asyncpg.connect(url) for _ in range(concurrency)]
+    free = list(conns)
     sql = (f"INSERT INTO subcenter_calls ({', '.join(COLUMNS)}) VALUES "
-           "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb)")
-    started = time.perf_counter()
-    for i in range(n):
-        await conn.execute(sql, *row("row-", i))
-    return time.perf_counter() - started
+           "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+
+    async def work(row: tuple) -> None:
+        conn = free.pop()
+        try:
+            await conn.execute(sql, *row)
+        finally:
+            free.append(conn)
+
+    try:
+        return await _parallel(rows, concurrency, work)
+    finally:
+        for conn in conns:
+            await conn.close()
 
 
-async def bench_api(url: str, key: str, n: int, batch: int, concurrency: int) -> tuple[float, list[float], dict]:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for start in range(0, n, batch):
-        queue.put_nowait(start)
+async def bench_api(url: str, bodies: list[bytes], key: str, concurrency: int
+                    ) -> tuple[float, list[float], dict]:
     latencies: list[float] = []
     counts = {"accepted": 0, "updated": 0, "duplicate": 0, "rejected": 0}
     path = "/api/v1/ingest/calls"
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while True:
-            try:
-                start = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            body = json.dumps({"records": [record("api-", i) for i in range(start, min(n, start + batch))]}).encode()
-            headers = {**sign_headers("tax-sub", key, "POST", path, body), "Content-Type": "application/json"}
-            t0 = time.perf_counter()
-            async with session.post(url + path, data=body, headers=headers) as resp:
-                answer = await resp.json()
-                assert resp.status == 200, answer
-            latencies.append(time.perf_counter() - t0)
-            for k, v in answer["counts"].items():
-                counts[k] += v
+    async def work(body: bytes) -> None:
+        headers = {**sign_headers("tax-sub", key, "POST", path, body), "Content-Type": "application/json"}
+        t0 = time.perf_counter()
+        async with session.post(url + path, data=body, headers=headers) as resp:
+            answer = await resp.json()
+            assert resp.status == 200, answer
+        latencies.append(time.perf_counter() - t0)
+        for k, v in answer["counts"].items():
+            counts[k] += v
 
-    started = time.perf_counter()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies, counts
+        elapsed = await _parallel(bodies, concurrency, work)
+    return elapsed, latencies, counts
 
 
 async def bench_feed_lag(url: str, key: str, cookie: str, batches: int, size: int, interval: float
@@ -227,7 +233,6 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rowbyrow", type=int, default=20_000)
-    parser.add_argument("--copy-records", type=int, default=0, help="records for raw COPY (default: --records)")
     parser.add_argument("--lag-batches", type=int, default=200)
     parser.add_argument("--lag-batch", type=int, default=100)
     parser.add_argument("--lag-interval", type=float, default=0.1)
@@ -253,20 +258,29 @@ async def main() -> None:
         await create_user(pool, "bench-sup", PASSWORD, ["supervisor"])
         await pool.close()
 
-        n_copy = args.copy_records or args.records
-        print(f"# machine: {os.cpu_count()} cores (shared), PostgreSQL embedded, batch {args.batch}")
-        t = await bench_copy(conn, n_copy, args.batch)
-        print(f"raw COPY (staged, {args.batch}/txn): {n_copy} records in {t:.1f} s = {n_copy / t:,.0f} records/s")
-        copy_rate = n_copy / t
-        t = await bench_copy_direct(conn, n_copy, args.batch)
-        print(f"raw COPY (direct, {args.batch}/stmt): {n_copy} records in {t:.1f} s = {n_copy / t:,.0f} records/s")
-        copy_rate = max(copy_rate, n_copy / t)
+        n = args.records
+        print(f"# machine: {os.cpu_count()} cores (shared with other work), embedded PostgreSQL 16, "
+              f"batch {args.batch}, {args.concurrency} in flight; generating {n} records...", flush=True)
+        records = [record("r-", i) for i in range(n)]
+        rows = [row_of(r, i) for i, r in enumerate(records)]
+        chunks = [rows[i:i + args.batch] for i in range(0, n, args.batch)]
+        bodies = [json.dumps({"records": records[i:i + args.batch]}).encode() for i in range(0, n, args.batch)]
+        del records
+
+        await reset(conn)
+        t = await bench_copy(url, chunks, args.concurrency)
+        copy_rate = n / t
+        print(f"raw COPY into subcenter_calls: {n} records in {t:.1f} s = {copy_rate:,.0f} records/s", flush=True)
+        await reset(conn)
         await conn.execute("ALTER TABLE subcenter_calls DISABLE TRIGGER USER")
-        t = await bench_copy_direct(conn, n_copy, args.batch)
+        t = await bench_copy(url, chunks, args.concurrency)
         await conn.execute("ALTER TABLE subcenter_calls ENABLE TRIGGER USER")
-        print(f"  (for reference: raw COPY direct with the change capture off: {n_copy / t:,.0f} records/s)")
-        t = await bench_rowbyrow(conn, args.rowbyrow)
-        print(f"row-by-row INSERT: {args.rowbyrow} records in {t:.1f} s = {args.rowbyrow / t:,.0f} records/s")
+        print(f"  (reference: raw COPY with the change capture off: {n / t:,.0f} records/s)", flush=True)
+        await reset(conn)
+        m = min(args.rowbyrow, n)
+        t = await bench_rowbyrow(url, rows[:m], args.concurrency)
+        print(f"row-by-row INSERT (autocommit): {m} records in {t:.1f} s = {m / t:,.0f} records/s", flush=True)
+        del rows, chunks
         await reset(conn)
 
         port = free_port()
@@ -289,9 +303,9 @@ async def main() -> None:
                 assert resp.status == 200
                 cookie = resp.cookies["hotline_session"].value
 
-        t, lat, counts = await bench_api(base, key, args.records, args.batch, args.concurrency)
-        rate = args.records / t
-        print(f"HTTP API ({args.concurrency} in flight): {args.records} records in {t:.1f} s = {rate:,.0f} records/s; "
+        t, lat, counts = await bench_api(base, bodies, key, args.concurrency)
+        rate = n / t
+        print(f"HTTP API: {n} records in {t:.1f} s = {rate:,.0f} records/s; "
               f"batch latency p50 {pct(lat, 0.5) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms; {counts}")
         print(f"API / raw COPY = {rate / copy_rate:.0%}")
         stored = await conn.fetchval("SELECT count(*) FROM subcenter_calls")

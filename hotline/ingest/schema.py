@@ -9,6 +9,7 @@ not hold back an otherwise good record.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
         if len(value) > f.max_length:
             return bad("too_long", f"{f.name} is longer than {f.max_length} characters ({len(value)})")
         if f.type == "phone":
-            return normalize(value).number, None
+            return _normalized(value), None
         return value, None
     if f.type == "int":
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
@@ -170,25 +171,64 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
     raise AssertionError(f.type)
 
 
+@functools.lru_cache(maxsize=65536)
+def _normalized(raw: str) -> str:
+    return normalize(raw).number
+
+
+#: per kind: (name, type, required, max_length, choices, minimum, field) — the fast path's view
+_SPECS: dict[str, tuple[tuple[str, str, bool, int, frozenset[str], int, Field], ...]] = {
+    kind: tuple((f.name, f.type, f.required, f.max_length, frozenset(f.choices),
+                 1 if f.name == "version" else 0, f) for f in fields)
+    for kind, fields in FIELDS.items()
+}
+_fromisoformat = datetime.fromisoformat
+
+
 def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | None, list[Reason]]:
-    """``(clean record, [])`` or ``(None, every reason)``; unknown fields are kept as sent."""
+    """``(clean record, [])`` or ``(None, every reason)``; unknown fields are kept as sent.
+
+    The common well-formed value of each type takes a fast path; anything else goes
+    through :func:`_coerce`, which names the fault."""
     if not isinstance(record, Mapping):
         return None, [Reason(None, "type", f"a record must be a JSON object, got {type(record).__name__}")]
     reasons: list[Reason] = []
     if record.get("_csv_error"):
         reasons.append(Reason(None, "csv_row", str(record["_csv_error"])))
     clean: dict[str, Any] = {}
-    for f in FIELDS[kind]:
-        value = record.get(f.name)
+    get = record.get
+    for name, ftype, required, max_length, choices, minimum, f in _SPECS[kind]:
+        value = get(name)
+        vtype = type(value)
+        if vtype is str:
+            if ftype == "time":
+                try:
+                    moment = _fromisoformat(value)
+                except ValueError:
+                    moment = None
+                if moment is not None and moment.tzinfo is not None and 2000 <= moment.year <= 2100:
+                    clean[name] = moment
+                    continue
+            elif ftype == "text" or ftype == "enum":
+                if value and len(value) <= max_length and not value[0].isspace() and not value[-1].isspace() \
+                        and (ftype == "text" or value in choices):
+                    clean[name] = value
+                    continue
+            elif ftype == "phone" and value and len(value) <= max_length:
+                clean[name] = _normalized(value.strip())
+                continue
+        elif vtype is int and ftype == "int" and value >= minimum:
+            clean[name] = value
+            continue
         if _blank(value):
-            if f.required:
-                reasons.append(Reason(f.name, "required", f"{f.name} is required"))
-            clean[f.name] = "" if f.type == "phone" else None
+            if required:
+                reasons.append(Reason(name, "required", f"{name} is required"))
+            clean[name] = "" if ftype == "phone" else None
             continue
         coerced, reason = _coerce(f, value)
         if reason is not None:
             reasons.append(reason)
-        clean[f.name] = coerced
+        clean[name] = coerced
     line = clean.get("hotline_number")
     if isinstance(line, str) and line:
         if not _LINE_RE.match(line):
