@@ -198,7 +198,7 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
     clean: dict[str, Any] = {}
     get = record.get
     for name, ftype, required, max_length, choices, minimum, f in _SPECS[kind]:
-        value = get(name)
+        value: Any = get(name)
         vtype = type(value)
         if vtype is str:
             if ftype == "time":
