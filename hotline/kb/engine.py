@@ -248,24 +248,24 @@ class KnowledgeBase:
             text = text[:limit_chars]
         folded = fold(text).strip()
         terms = query_terms(folded)[:32]
-        clauses: list[Query] = []
-        highlight: list[str] = []
+        alternatives: list[str] = []
         for term in terms:
-            alternatives = self.synonyms.expand(term)
-            clauses.append(Or([self._phrase(alt) for alt in sorted(alternatives)]))
-            highlight.extend(alternatives)
+            alternatives.extend(sorted(self.synonyms.expand(term)))
         for group in self.synonyms.phrases_in(folded):
-            clauses.append(Or([self._phrase(alt) for alt in sorted(group)]))
-            highlight.extend(group)
-        if not clauses:
+            alternatives.extend(sorted(group))
+        alternatives = list(dict.fromkeys(alternatives))
+        if not alternatives:
             return None, []
-        return Or(clauses), list(dict.fromkeys(highlight))
-
-    @staticmethod
-    def _phrase(words: str) -> Query:
-        parts = query_terms(words) or [words]
-        per_word = [Or([Term(f, w) for f in SEARCH_FIELDS]) for w in parts]
-        return per_word[0] if len(per_word) == 1 else And(per_word)
+        # one flat OR of field terms (BM25F sums them; flat is what whoosh matches fastest)
+        singles: list[Query] = []
+        multi: list[Query] = []
+        for alt in alternatives:
+            words = query_terms(alt) or [alt]
+            if len(words) == 1:
+                singles.extend(Term(f, words[0]) for f in SEARCH_FIELDS)
+            else:  # a synonym jieba cuts in several words: all of them
+                multi.append(And([Or([Term(f, w) for f in SEARCH_FIELDS]) for w in words]))
+        return Or(singles + multi), alternatives
 
     @staticmethod
     def _filter(req: SearchRequest) -> Query | None:

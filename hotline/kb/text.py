@@ -106,10 +106,14 @@ def chinese_analyzer() -> Any:
 
 
 def query_terms(text: str) -> list[str]:
-    """The distinct meaningful terms of a person's query, in order."""
+    """The distinct meaningful words of a person's query, in order, cut the longest
+    way (jieba's default mode). The index holds search-mode tokens, i.e. every long
+    word *and* its shorter parts, so the longest cut of a query always matches and
+    costs the fewest terms."""
     seen: list[str] = []
-    for word, _, _ in segment(text):
-        if word not in STOP_WORDS and word not in seen:
+    for word, _, _ in jieba.tokenize(fold(text), mode="default", HMM=False):
+        word = word.strip()
+        if word and _WORD_CHARS.search(word) and word not in STOP_WORDS and word not in seen:
             seen.append(word)
     return seen
 

@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import openpyxl
+from kbhelpers import article_md
 
 from hotline.config import PROJECT_ROOT
 from hotline.kb.importer import import_path
-
-from conftest import article_md
 
 TODAY = dt.date(2026, 6, 1)
 HEADER = ["分类路径", "标题", "内容", "发布单位", "材料类型", "关键词"]
@@ -128,7 +127,7 @@ async def test_xlsx_gbk_csv_and_limits(runtime, tmp_path: Path) -> None:
     report = await import_path(runtime.pool, missing, today=TODAY)
     assert not report.written and report.problems[0].field == "header" and report.problems[0].row == 1
 
-    many = [[f"测试/批量", f"批量条目{i}", "内容", "hrss", "日常咨询", "批量"] for i in range(1001)]
+    many = [["测试/批量", f"批量条目{i}", "内容", "hrss", "日常咨询", "批量"] for i in range(1001)]
     report = await import_path(runtime.pool, write_csv(tmp_path / "many.csv", many), today=TODAY)
     assert not report.written and report.problems[0].field == "items" and "1000" in report.problems[0].message
 

@@ -22,7 +22,7 @@ from hotline.runtime import Runtime
 ALL = Visibility(all_states=True)
 
 
-async def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
     """Poll an async predicate until true (bounded; tests never assert on time)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

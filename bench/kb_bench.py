@@ -1,0 +1,222 @@
+"""Knowledge-base benchmark (not a test): prints figures for docs/bench/kb.md.
+
+With the seed articles plus synthetic ones (50,000 in all by default) in a private
+embedded PostgreSQL (or $HOTLINE_BENCH_DATABASE_URL, which is wiped):
+
+* full index rebuild time (``--procs`` indexing processes);
+* publish → searchable on another node (two engines, two index directories, one
+  database, LISTEN/NOTIFY);
+* query latency p50/p99 for a mix of 1-, 2- and 4-word Chinese queries through the
+  engine (query building, synonyms, filters, whoosh, snippets), and the same queries
+  as ``ILIKE '%…%'`` over PostgreSQL as the naive baseline;
+* recall@5 over tests/kb/relevance.yaml on the seed set alone and on the full corpus.
+
+    .venv/bin/python bench/kb_bench.py [--articles 50000] [--queries 300] [--procs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hotline.auth import create_user  # noqa: E402
+from hotline.config import PROJECT_ROOT, load_settings  # noqa: E402
+from hotline.db import Database  # noqa: E402
+from hotline.db.embedded import EmbeddedPostgres  # noqa: E402
+from hotline.db.migrations import migrate  # noqa: E402
+from hotline.db.pool import connect, create_pool  # noqa: E402
+from hotline.kb import store  # noqa: E402
+from hotline.kb.engine import KnowledgeBase, SearchRequest  # noqa: E402
+from hotline.kb.importer import import_path  # noqa: E402
+from hotline.kb.text import query_terms, setup_jieba  # noqa: E402
+from hotline.registry import load_registry, sync_registry  # noqa: E402
+from hotline.runtime import Runtime  # noqa: E402
+
+SEED = PROJECT_ROOT / "knowledge_base"
+RELEVANCE = PROJECT_ROOT / "tests" / "kb" / "relevance.yaml"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def ms(values: list[float]) -> str:
+    return f"p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms  max {max(values) * 1000:6.1f} ms"
+
+
+async def synthesise(pool, total: int, rng: random.Random) -> int:
+    """Synthetic articles made of the seed articles' own sentences, recombined across
+    lines, with unique titles: realistic Chinese text and term statistics."""
+    seed = await pool.fetch("SELECT title, category, unit_code, material_type, hotlines, keywords, body FROM kb_articles")
+    sentences = [s.strip() for r in seed for s in r["body"].replace("\n", "。").split("。") if len(s.strip()) > 8]
+    need = total - len(seed)
+    if need <= 0:
+        return 0
+    rows = []
+    for i in range(need):
+        base = rng.choice(seed)
+        body = "。".join(rng.sample(sentences, k=min(len(sentences), rng.randint(6, 14)))) + "。"
+        title = f"{base['title'][:40]}（补充说明{i:05d}）"
+        rows.append((f"kb-syn-{i:05d}", title, base["category"], base["unit_code"], base["material_type"],
+                     list(base["hotlines"]), list(base["keywords"])[:3], body))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.copy_records_to_table(
+            "kb_articles", records=rows,
+            columns=["id", "title", "category", "unit_code", "material_type", "hotlines", "keywords", "body"])
+        await conn.execute("UPDATE kb_articles SET state = 'published', valid_from = '2024-01-01' "
+                           "WHERE id LIKE 'kb-syn-%'")
+        await store.log_change(conn, "article", ["kb-syn-00000"])
+    return need
+
+
+def build_queries(words: list[str], n: int, rng: random.Random) -> list[tuple[int, str]]:
+    out = []
+    for i in range(n):
+        size = (1, 2, 4)[i % 3]
+        out.append((size, "".join(rng.sample(words, size)) if size == 1 else " ".join(rng.sample(words, size))))
+    return out
+
+
+async def ilike(pool, text: str) -> list[str]:
+    words = text.split() or [text]
+    patterns = ["%" + w.replace("%", r"\%").replace("_", r"\_") + "%" for w in words]
+    rows = await pool.fetch(
+        """SELECT id FROM kb_articles
+            WHERE state = 'published' AND valid_from <= current_date AND (valid_to IS NULL OR valid_to >= current_date)
+              AND (SELECT bool_and(title ILIKE p OR body ILIKE p) FROM unnest($1::text[]) AS p)
+            ORDER BY updated_at DESC LIMIT 10""", patterns)
+    return [r["id"] for r in rows]
+
+
+async def recall_at_5(kb: KnowledgeBase) -> tuple[float, int]:
+    if not RELEVANCE.exists():
+        return float("nan"), 0
+    cases = yaml.safe_load(RELEVANCE.read_text(encoding="utf-8")) or []
+    hits = 0
+    for case in cases:
+        found = [i["id"] for i in (await kb.search(SearchRequest(text=case["question"], per_page=5)))["items"]]
+        hits += bool(set(found) & set(case["expected"]))
+    return hits / len(cases), len(cases)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--publishes", type=int, default=20)
+    args = parser.parse_args()
+    rng = random.Random(12345)
+    work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    embedded = EmbeddedPostgres(work)
+    await embedded.start()
+    url = await embedded.ensure_database()
+    settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(work / "node-a"),
+                                  "HOTLINE_SECRET_KEY": "bench"})
+    registry = load_registry(PROJECT_ROOT / "config" / "hotlines.yaml")
+    conn = await connect(url)
+    await migrate(conn, PROJECT_ROOT / "migrations")
+    await sync_registry(conn, registry)
+    await conn.close()
+    pool_a = await create_pool(url, settings, min_size=2, max_size=8)
+    settings_b = replace(settings, data_dir=work / "node-b")
+    pool_b = await create_pool(url, settings_b, min_size=1, max_size=4)
+    node_a = Runtime(settings, registry, Database(pool=pool_a, url=url))
+    node_b = Runtime(settings_b, registry, Database(pool=pool_b, url=url))
+    setup_jieba(work / "cache")
+    try:
+        report = await import_path(pool_a, SEED)
+        print(f"seed: {len(report.created)} articles imported ({report.bad_rows} bad rows) from {SEED}")
+        kb = KnowledgeBase(node_a)
+        await kb.open()
+        seed_recall, cases = await recall_at_5(kb)
+        print(f"recall@5 on the seed set: {seed_recall:.3f} over {cases} questions")
+
+        added = await synthesise(pool_a, args.articles, rng)
+        total = await pool_a.fetchval("SELECT count(*) FROM kb_articles")
+        chars = await pool_a.fetchval("SELECT sum(char_length(body)) FROM kb_articles")
+        print(f"corpus: {total} articles ({added} synthetic), {chars / 1e6:.1f} M characters of body text")
+
+        started = time.perf_counter()
+        count = await kb.rebuild("benchmark", procs=args.procs)
+        rebuild = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in kb.index.path.iterdir()) / 1e6
+        print(f"full rebuild: {count} articles in {rebuild:.1f} s with {args.procs} process(es); index {size:.0f} MB")
+
+        node_b_kb = KnowledgeBase(node_b)
+        started = time.perf_counter()
+        shutil.copytree(kb.index.path, node_b_kb.index.path)  # a second node starting from a copied index
+        await node_b_kb.open()
+        print(f"second node start from a copied index (check + catch-up): {time.perf_counter() - started:.1f} s, "
+              f"rebuilds {node_b_kb.stats.rebuilds}")
+
+        words = sorted({w for r in await pool_a.fetch("SELECT keywords FROM kb_articles WHERE id NOT LIKE 'kb-syn-%'")
+                        for k in r["keywords"] for w in query_terms(k) if len(w) >= 2})
+        queries = build_queries(words, args.queries, rng)
+        for _, text in queries[:20]:  # warm up searchers and caches
+            await kb.search(SearchRequest(text=text))
+            await ilike(pool_a, text)
+        engine_times: dict[int, list[float]] = {1: [], 2: [], 4: []}
+        ilike_times: dict[int, list[float]] = {1: [], 2: [], 4: []}
+        for size, text in queries:
+            t0 = time.perf_counter()
+            await kb.search(SearchRequest(text=text))
+            t1 = time.perf_counter()
+            await ilike(pool_a, text)
+            t2 = time.perf_counter()
+            engine_times[size].append(t1 - t0)
+            ilike_times[size].append(t2 - t1)
+        print(f"query latency over {len(queries)} queries (engine: jieba + synonyms + whoosh BM25F + filters + snippets):")
+        for size in (1, 2, 4):
+            print(f"  {size}-word  engine {ms(engine_times[size])}   | ILIKE {ms(ilike_times[size])}")
+        all_engine = [t for v in engine_times.values() for t in v]
+        all_ilike = [t for v in ilike_times.values() for t in v]
+        print(f"  all     engine {ms(all_engine)}   | ILIKE {ms(all_ilike)}")
+
+        admin = await create_user(pool_a, "bench-admin", "correct-horse-battery", ["admin"])
+        delays = []
+        for i in range(args.publishes):
+            row = await store.create_article(pool_a, admin, {
+                "title": f"基准测试发布条目{i}", "category": "测试/发布", "unit_code": "hrss",
+                "material_type": "日常咨询", "hotlines": ["12333"], "keywords": [f"基准词{i}"],
+                "body": f"这是第{i}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{i}号。"})
+            await store.transition(pool_a, admin, row["id"], "submit")
+            t0 = time.perf_counter()
+            await store.transition(pool_a, admin, row["id"], "publish")
+            while True:
+                found = await node_b_kb.search(SearchRequest(text=f"基准测试发布条目{i}", per_page=3))
+                if any(item["id"] == row["id"] for item in found["items"]):
+                    break
+                if time.perf_counter() - t0 > 30:
+                    raise SystemExit("publish did not reach the other node within 30 s")
+                await asyncio.sleep(0.005)
+            delays.append(time.perf_counter() - t0)
+        print(f"publish → searchable on the other node ({len(delays)} publishes): {ms(delays)}")
+
+        full_recall, _ = await recall_at_5(kb)
+        print(f"recall@5 on the full {total}-article corpus: {full_recall:.3f}")
+        await node_b_kb.close()
+        await kb.close()
+    finally:
+        await node_a.close()
+        await node_b.close()
+        await pool_a.close()
+        await pool_b.close()
+        await embedded.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
