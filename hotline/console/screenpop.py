@@ -156,4 +156,4 @@ async def reveal_number(runtime: Runtime, call_id: int, user: User, *, remote_ad
         raise Forbidden("only the agent on this call may see the caller's number")
     await audit(runtime.pool, "view_caller_number", user=user, object_type="call", object_id=call_id,
                 detail={"reason": "screen_pop"}, remote_addr=remote_addr)
-    return row["caller_number"]  # type: ignore[no-any-return]
+    return str(row["caller_number"])

@@ -105,6 +105,7 @@ def _ticket_maker() -> Any:
         from hotline.tickets.intake import NewTicket, create_ticket
     except ImportError:
         return None
+    apply_action: Any
     try:
         from hotline.tickets.workflow import apply as apply_action
     except ImportError:

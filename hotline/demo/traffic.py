@@ -12,7 +12,8 @@ import contextlib
 import logging
 import random
 import uuid
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from hotline.console import seats
 from hotline.demo import data
@@ -149,8 +150,8 @@ class Traffic:
         self.callers: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -31,16 +31,27 @@ async def test_sign_in_each_role_lands_on_its_console(pages) -> None:
     await pages.shot(page, "login")
 
 
-async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone, reference, knowledge, pool) -> None:
+async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone, reference, knowledge, pool,
+                                                               place_call) -> None:
     agent = await pages.user("agent")
     await phone(agent.id, "PJSIP/8001")
     page = await pages.sign_in(agent, expect="agent")
     await page.click("button[data-state=ready]")
     await page.wait_for_selector("#seat-state:has-text('空闲')")
 
+    # the caller rang last week about unpaid wages; that ticket is still open
+    from hotline.tickets.intake import NewTicket, create_ticket
+
+    earlier = await place_call("12345", CALLER, state="completed")
+    async with pool.acquire() as conn:
+        await create_ticket(conn, NewTicket(hotline_number="12345", subject="反映工资被拖欠要求协调",
+                                            caller_number=CALLER, kind="help", call_ids=[earlier]))
+
     # Asterisk: the caller dials 12333, the queue hands the call to the agent's phone
     await agi.call("12333", CALLER, interface="PJSIP/8001")
     await page.wait_for_selector("#pop-line:has-text('12333 人力资源和社会保障服务热线')")
+    await page.wait_for_selector("#open-tickets td:has-text('反映工资被拖欠要求协调')")
+    await page.wait_for_selector("#call-history td:has-text('12345政务服务便民热线')")
     assert await page.inner_text("#pop-mode") == "双号并行"
     assert await page.inner_text("#caller-number") == "138****5678"
     await page.wait_for_selector("#seat-state:has-text('通话中')")
@@ -63,12 +74,13 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     await page.fill("#t-subject", "反映用人单位未按时缴纳社会保险")
     await page.fill("#t-facts", "公司已连续三个月未缴纳社会保险，要求核查处理。")
     await page.select_option("#t-kind", "complaint")
-    category = await page.eval_on_selector("#t-category", "s => [...s.options].map(o => o.value).find(v => v)")
+    category = "0502"  # 人力社保与医保/社会保险: the dispatch catalogue proposes its unit
     await page.select_option("#t-category", category)
-    await page.select_option("#t-unit", "hrss")
+    assert await page.input_value("#t-unit") == "hrss"
     await page.click("#t-dispatch")
     await page.wait_for_selector("#t-result:has-text('已派单')")
-    ticket = await pool.fetchrow("SELECT id, state, lead_unit_code, caller_number, category_code FROM tickets")
+    ticket = await pool.fetchrow(
+        "SELECT id, state, lead_unit_code, caller_number, category_code FROM tickets WHERE lead_unit_code = 'hrss'")
     assert (ticket["state"], ticket["lead_unit_code"], ticket["caller_number"]) == ("dispatched", "hrss", CALLER)
     assert ticket["category_code"] == category
     await pages.shot(page, "agent")
@@ -80,6 +92,7 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     await row.wait_for()
     await row.click()
     await lp.wait_for_selector("#d-subject:has-text('未按时缴纳社会保险')")
+    assert await row.get_attribute("class") == "dl-ontime ticket-row"  # green: well before the deadline
     await lp.click("#d-sign")
     await lp.wait_for_selector("#d-result:has-text('已签收')")
     await lp.fill("#d-text", "经核查，该公司已于本月补缴社会保险费，并承诺按月足额缴纳。")
@@ -197,3 +210,31 @@ async def test_transfer_to_an_expert_who_sees_the_ticket(pages, agi, phone, refe
     row = await pool.fetchrow("SELECT state, close_kind, answer FROM tickets")
     assert (row["state"], row["close_kind"]) == ("closed", "direct") and "补缴" in row["answer"]
     await pages.shot(ep, "expert")
+
+
+async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone, reference, knowledge, pool) -> None:
+    agent = await pages.user("agent")
+    await phone(agent.id, "PJSIP/8002")
+    page = await pages.sign_in(agent, expect="agent")
+    await page.click("button[data-state=ready]")
+    await page.wait_for_selector("#seat-state:has-text('空闲')")
+    await agi.call("12333", "13911112222", interface="PJSIP/8002")
+    await page.wait_for_selector("#pop-line:has-text('12333')")
+    await page.fill("#kb-q", "失业保险金 申领")
+    await page.click("#kb-panel button[type=submit]")
+    first = page.locator("#kb-results .kb-article").first
+    await first.wait_for()
+    article_id = await first.get_attribute("data-id")
+    await first.locator("button").click()
+    await page.wait_for_selector(f"#t-article:has-text('{article_id}')")
+    await page.fill("#t-subject", "咨询失业保险金申领条件")
+    await page.click("#t-close")
+    await page.wait_for_selector("#t-result:has-text('已直接办结')")
+    row = await pool.fetchrow("SELECT id, state, close_kind, answer FROM tickets")
+    assert (row["state"], row["close_kind"]) == ("closed", "direct") and row["answer"]
+    detail = await pool.fetchval("SELECT detail FROM ticket_events WHERE ticket_id = $1 AND action = 'close_direct'",
+                                 row["id"])
+    assert detail["kb_article_id"] == article_id
+    # after the call: after-call work, then ready again
+    await page.click("button[data-state=after_call]")
+    await page.wait_for_selector("#seat-state:has-text('话后处理')")

@@ -175,7 +175,7 @@ function drawTicketForm() {
       field('诉求内容（事实与诉求）', el('textarea', { id: 't-facts', name: 'facts' })),
       el('div', { class: 'row' },
         field('诉求类型', Object.assign(select('kind', Object.entries(KINDS), 'help'), { id: 't-kind' })),
-        field('事项分类', Object.assign(select('category_code', catOptions), { id: 't-category' })),
+        field('事项分类', Object.assign(select('category_code', catOptions), { id: 't-category', onchange: onCategory })),
         field('紧急程度', Object.assign(select('urgency', Object.entries(URGENCIES), 'normal'), { id: 't-urgency' }))),
       el('div', { style: 'margin-top:8px' }, el('button', { type: 'button', id: 't-save', onclick: () => submitTicket('save') }, '仅受理（保存工单）')),
       el('h3', {}, '派单'),
@@ -187,6 +187,11 @@ function drawTicketForm() {
       field('答复内容', el('textarea', { id: 't-answer', name: 'answer' })),
       el('div', { style: 'margin-top:8px' }, el('button', { type: 'button', id: 't-close', onclick: () => submitTicket('close_direct') }, '直接办结')),
       el('div', { id: 't-result', class: 'small', style: 'margin-top:8px' })));
+}
+function onCategory() {
+  // the dispatch catalogue names the usual lead unit of a category: propose it
+  const cat = categories.find((c) => c.code === $('#t-category').value);
+  if (cat && cat.default_unit && units.some((u) => u.code === cat.default_unit)) $('#t-unit').value = cat.default_unit;
 }
 function prefillTicket() {
   if (!pop) return;
@@ -263,11 +268,11 @@ function flattenCategories(list) {
   const out = [];
   const walk = (nodes, prefix) => nodes.forEach((n) => {
     const path = prefix ? `${prefix}/${n.name}` : n.name;
-    out.push({ code: n.code, name: n.name, path });
+    out.push({ code: n.code, name: n.name, path, default_unit: n.default_unit });
     if (n.children) walk(n.children, path);
   });
   if (list.some((c) => c.children)) { walk(list, ''); return out; }
   const byCode = Object.fromEntries(list.map((c) => [c.code, c]));
   const pathOf = (c) => (c.parent_code && byCode[c.parent_code] ? `${pathOf(byCode[c.parent_code])}/${c.name}` : c.name);
-  return list.map((c) => ({ code: c.code, name: c.name, path: c.path || pathOf(c) })).sort((a, b) => a.path.localeCompare(b.path, 'zh'));
+  return list.map((c) => ({ code: c.code, name: c.name, path: c.path || pathOf(c), default_unit: c.default_unit })).sort((a, b) => a.path.localeCompare(b.path, 'zh'));
 }
