@@ -27,7 +27,7 @@ class CallSettings:
     #: after a database failure, flows go straight to the journal for this long
     db_retry_seconds: float = 2.0
     #: the FastAGI node's own connection pool (so web load never starves call routing)
-    pool_min: int = 2
+    pool_min: int = 5
     pool_max: int = 20
     #: how often the FastAGI node tries to replay the journal
     journal_replay_interval: float = 5.0

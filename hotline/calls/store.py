@@ -117,7 +117,8 @@ class CallStore:
         try:
             conn = await asyncio.wait_for(pool.acquire(), self.timeout)
         except TimeoutError:
-            if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+            if pool.get_idle_size() == 0 and pool.get_size() > 0:
+                # connections exist and all are at work: the database answers, we are busy
                 self.busy += 1
                 raise DatabaseDown("every pooled connection busy") from None
             self.mark_down(TimeoutError("no connection within the budget"))
