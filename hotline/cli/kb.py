@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hotline.db import open_database
 from hotline.kb.settings import KbSettings
+from hotline.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         func=expire)
 
 
-async def _runtime(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+async def _runtime(args: argparse.Namespace) -> Runtime:
     from hotline.registry import load_registry
-    from hotline.runtime import Runtime
 
     db = await open_database(args.settings, min_size=1, max_size=4)
     return Runtime(args.settings, load_registry(args.settings.registry_path), db)

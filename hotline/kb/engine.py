@@ -27,7 +27,7 @@ from whoosh.query import And, NumericRange, Or, Query, Term
 
 from hotline.errors import ValidationError
 from hotline.kb import store
-from hotline.kb.index import KbIndex, day_number, document
+from hotline.kb.index import Hit, KbIndex, day_number, document
 from hotline.kb.settings import KbSettings, index_dir, synonyms_path
 from hotline.kb.synonyms import Synonyms, load_db, load_file
 from hotline.kb.text import fold, query_terms, setup_jieba, snippet
@@ -308,6 +308,7 @@ class KnowledgeBase:
             notice = "没有可检索的词（只有标点或常用虚词），请换个说法"
         elif stripped and len(stripped) == 1:
             notice = "只输入了一个字，结果可能不准确，建议输入两个字以上"
+        hits: list[Hit]
         if stripped and query is None:
             total, hits = 0, []
         else:

@@ -317,11 +317,10 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
 
 async def _upsert(conn: Any, clean: dict[str, Any], *, state: str, actor: str, today: dt.date) -> tuple[str, str]:
     content = {k: clean.get(k) for k in CONTENT_FIELDS}
-    article_id = clean.get("id")
+    article_id: str = clean.get("id") or await store._next_id(conn, clean["unit_code"])
     row = await conn.fetchrow(f"SELECT {store.ARTICLE_COLUMNS} FROM kb_articles WHERE id = $1 FOR UPDATE",  # noqa: S608
-                              article_id) if article_id else None
+                              article_id)
     if row is None:
-        article_id = article_id or await store._next_id(conn, content["unit_code"])
         initial = "expired" if (state == "published" and content["valid_to"] and content["valid_to"] < today) else state
         await conn.execute(
             """INSERT INTO kb_articles (id, title, category, unit_code, material_type, hotlines, keywords, body,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -28,7 +28,7 @@ from hotline.kb.model import (
     validate_content,
 )
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 TOPIC = "kb.changed"
 #: advisory lock serialising appends to kb_changes: sequence order == commit order
 CHANGE_LOCK = 7_345_120_030

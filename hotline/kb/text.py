@@ -82,7 +82,7 @@ def segment(text: str) -> Iterator[tuple[str, int, int]]:
             yield word, start, end
 
 
-class ChineseTokenizer(Tokenizer):  # type: ignore[misc]
+class ChineseTokenizer(Tokenizer):
     """jieba search-mode segmentation over width-folded text (jieba's own
     ``ChineseTokenizer`` without HMM and with folding)."""
 
