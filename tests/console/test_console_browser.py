@@ -102,6 +102,19 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     assert await pool.fetchval("SELECT state FROM tickets WHERE id = $1", ticket["id"]) == "reply_review"
     await pages.shot(lp, "liaison")
 
+    # the centre's dispatcher reviews the reply, then records the callback: the loop is closed
+    dispatcher = await pages.user("dispatcher")
+    dp = await pages.sign_in(dispatcher, expect="liaison")
+    await dp.locator(f"tr.ticket-row[data-id='{ticket['id']}']").click()
+    await dp.wait_for_selector("#d-sign[disabled]")  # a unit's action: not the centre's
+    await dp.click("#d-act-approve_reply")
+    await dp.wait_for_selector("#d-act-callback_close")
+    await dp.select_option("#d-satisfaction", "4")
+    await dp.click("#d-act-callback_close")
+    await dp.wait_for_selector("#d-result:has-text('已回访办结')")
+    row = await pool.fetchrow("SELECT state, satisfaction FROM tickets WHERE id = $1", ticket["id"])
+    assert (row["state"], row["satisfaction"]) == ("closed", 4)
+
 
 async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowledge, runtime) -> None:
     import random

@@ -29,14 +29,14 @@ const dueOf = (t) => t.deadline || (t.clocks && t.clocks.length ? t.clocks.map((
 
 async function load() {
   try {
-    tickets = items(await listTickets({ unit: user.unit_code, open: filter === 'open' ? 1 : undefined, limit: 200 }));
+    tickets = items(await listTickets({ unit: user.unit_code || undefined, open: filter === 'open' ? 1 : undefined, limit: 200 }));
   } catch (e) { fail(e); tickets = []; }
   drawList();
 }
 function drawList() {
   const tabs = el('span', {}, ...[['open', '待办'], ['all', '全部']].map(([v, t]) =>
     el('button', { class: `small ${filter === v ? 'primary' : ''}`, onclick: () => { filter = v; load(); } }, t)));
-  clear(listPanel).append(el('h2', {}, `本单位工单（${unitName}）`, tabs));
+  clear(listPanel).append(el('h2', {}, user.unit_code ? `本单位工单（${unitName}）` : '工单（全部单位）', tabs));
   if (!tickets.length) { listPanel.append(el('div', { class: 'muted', id: 'no-tickets' }, '暂无工单')); return; }
   listPanel.append(el('table', { id: 'ticket-table' },
     el('tr', {}, el('th', {}, '工单'), el('th', {}, '类型'), el('th', {}, '状态'), el('th', {}, '办理期限')),
@@ -65,22 +65,31 @@ async function select(id) {
     el('div', { class: 'small' }, `诉求人：${(t.caller && t.caller.name) || '匿名'} ${(t.caller && t.caller.number) || ''}`),
     ...(t.legs || []).map((l) => el('div', { class: 'small muted' }, `${l.role === 'lead' ? '主办' : '协办'}：${l.unit_name}（${LEG_STATES[l.state] || l.state}）`,
       l.return_reason ? ` 退回理由：${l.return_reason}` : '', l.reply ? ` 答复：${l.reply}` : '')));
-  const reason = el('textarea', { id: 'd-text', placeholder: '退回理由 / 延期理由 / 答复内容' });
+  const reason = el('textarea', { id: 'd-text', placeholder: '退回理由 / 延期理由 / 答复内容 / 审核意见' });
   const basis = el('input', { id: 'd-basis', placeholder: '答复依据（政策文件、现场核查情况等）' });
   const days = el('input', { id: 'd-days', type: 'number', min: 1, max: 30, value: 5, style: 'width:80px' });
-  detailPanel.append(el('h3', {}, '办理'), field('说明', reason), field('答复依据', basis),
-    el('div', { class: 'row', style: 'margin-top:8px' },
-      el('button', { class: 'primary shrink', id: 'd-sign', onclick: () => act('sign', {}) }, '签收'),
-      el('button', { class: 'shrink', id: 'd-return', onclick: () => act('return', { reason: reason.value.trim() }, '请填写退回理由') }, '退回'),
-      el('span', { class: 'shrink' }, '延期', days, '个工作日'),
-      el('button', { class: 'shrink', id: 'd-extend', onclick: () => act('request_extension', { reason: reason.value.trim(), days: Number(days.value) }, '请填写延期理由') }, '申请延期'),
-      el('button', { class: 'shrink', id: 'd-reply', onclick: () => act('reply', { reply: reason.value.trim(), basis: basis.value.trim() }, '请填写答复内容') }, '办理回复')),
-    el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' }));
+  const unit = el('select', { id: 'd-unit' }, el('option', { value: '' }, '改派至…'), ...units.map((u) => el('option', { value: u.code }, u.name)));
+  const satisfaction = el('select', { id: 'd-satisfaction' }, ...[[5, '非常满意'], [4, '满意'], [3, '基本满意'], [2, '不满意'], [1, '非常不满意']]
+    .map(([v, n]) => el('option', { value: v }, n)));
+  const form = { text: () => reason.value.trim(), basis: () => basis.value.trim(), days: () => Number(days.value),
+    unit: () => unit.value, satisfaction: () => Number(satisfaction.value) };
   const allowed = new Set(t.allowed_actions || []);
-  for (const [id, action] of [['#d-sign', 'sign'], ['#d-return', 'return'], ['#d-extend', 'request_extension'], ['#d-reply', 'reply']]) {
-    const b = $(id, detailPanel);
-    if (t.allowed_actions && !allowed.has(action)) { b.disabled = true; b.title = '当前状态不可执行此操作'; }
-  }
+  const button = (action) => {
+    const spec = ACTION_FORMS[action];
+    return el('button', { class: `shrink ${spec.primary ? 'primary' : ''}`, id: spec.id || `d-act-${action}`, 'data-action': action,
+      disabled: !allowed.has(action), title: allowed.has(action) ? '' : '当前状态不可执行此操作',
+      onclick: () => act(action, spec.body(form), spec.needs && !form[spec.needs]() ? spec.hint : null) }, spec.label);
+  };
+  // the unit's four actions are always shown; the centre's reviews appear when the state allows them
+  const centre = Object.keys(ACTION_FORMS).filter((a) => !UNIT_ACTIONS.includes(a) && allowed.has(a));
+  detailPanel.append(el('h3', {}, '办理'), field('说明', reason), field('答复依据', basis),
+    el('div', { class: 'row', style: 'margin-top:8px' }, button('sign'), button('return'),
+      el('span', { class: 'shrink' }, '延期', days, '个工作日'), button('request_extension'), button('reply')),
+    centre.length ? el('div', { class: 'row', style: 'margin-top:8px' },
+      allowed.has('redispatch') ? el('span', { class: 'shrink' }, unit) : null,
+      allowed.has('callback_close') ? el('span', { class: 'shrink' }, satisfaction) : null,
+      ...centre.map(button)) : null,
+    el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' }));
   if (history.length) {
     detailPanel.append(el('h3', {}, '办理记录'), el('table', { id: 'd-history' },
       ...history.map((h) => el('tr', {}, el('td', {}, fmtTime(h.at)), el('td', {}, h.actor_name || ''), el('td', {}, h.action_name || ACTIONS[h.action] || h.action),
@@ -90,19 +99,44 @@ async function select(id) {
 const LEG_STATES = { dispatched: '待签收', signed: '已签收', returned: '已退回', replied: '已回复', withdrawn: '已撤回', closed: '已办结' };
 const ACTIONS = { create: '受理', dispatch: '派单', sign: '签收', return: '退回', request_extension: '申请延期', reply: '办理回复',
   supervise: '督办', urge: '催办', close_direct: '直接办结', redispatch: '改派', approve_extension: '延期批准', approve_reply: '回复审核通过' };
-async function act(action, body, needs) {
-  const first = Object.values(body)[0];
-  if (needs && !first) { toast(needs, 'error'); return; }
+const UNIT_ACTIONS = ['sign', 'return', 'request_extension', 'reply'];
+/** The actions this page offers: label, the body the tickets API wants, a required field. */
+const ACTION_FORMS = {
+  sign: { id: 'd-sign', label: '签收', primary: true, body: () => ({}) },
+  return: { id: 'd-return', label: '退回', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写退回理由' },
+  request_extension: { id: 'd-extend', label: '申请延期', body: (f) => ({ reason: f.text(), days: f.days() }), needs: 'text', hint: '请填写延期理由' },
+  reply: { id: 'd-reply', label: '办理回复', body: (f) => ({ reply: f.text(), basis: f.basis() }), needs: 'text', hint: '请填写答复内容' },
+  await_citizen: { label: '等待市民补充', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写需补充的内容' },
+  resume: { label: '恢复办理', body: (f) => ({ note: f.text() }) },
+  assist_sign: { label: '协办签收', body: () => ({}) },
+  assist_reply: { label: '协办回复', body: (f) => ({ reply: f.text() }), needs: 'text', hint: '请填写协办意见' },
+  redispatch: { label: '改派', primary: true, body: (f) => ({ unit_code: f.unit() }), needs: 'unit', hint: '请选择改派单位' },
+  reject_return: { label: '退回不予通过', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写不予通过的理由' },
+  approve_extension: { label: '批准延期', primary: true, body: (f) => ({ days: f.days() }) },
+  refuse_extension: { label: '不予延期', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写理由' },
+  approve_reply: { label: '回复审核通过', primary: true, body: (f) => ({ note: f.text() }) },
+  reopen: { label: '重办', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写重办理由' },
+  callback_close: { label: '回访办结', primary: true, body: (f) => ({ satisfaction: f.satisfaction(), comment: f.text() }) },
+  callback_reopen: { label: '回访不满意重办', body: (f) => ({ satisfaction: f.satisfaction(), reason: f.text() }), needs: 'text', hint: '请填写市民不满意的原因' },
+  urge: { label: '催办', body: (f) => ({ message: f.text() }), needs: 'text', hint: '请填写催办说明' },
+  supervise: { label: '督办', body: (f) => ({ instruction: f.text() }), needs: 'text', hint: '请填写督办意见' },
+};
+const DONE = { sign: '已签收', return: '已退回，等待中心审核', request_extension: '延期申请已提交', reply: '已回复，等待中心审核' };
+async function act(action, body, missing) {
+  if (missing) { toast(missing, 'error'); return; }
   try {
     await ticketAction(selectedId, action, body);
-    toast(`工单 #${selectedId} ${{ sign: '已签收', return: '已退回', request_extension: '已申请延期', reply: '已回复' }[action]}`);
+    const done = DONE[action] || `已${ACTION_FORMS[action].label}`;
+    toast(`工单 #${selectedId} ${done}`);
     await load(); await select(selectedId);
-    $('#d-result').textContent = `${{ sign: '已签收', return: '已退回，等待中心审核', request_extension: '延期申请已提交', reply: '已回复，等待中心审核' }[action]}`;
+    $('#d-result').textContent = done;
   } catch (e) { fail(e); }
 }
 
-let unitName = user.unit_code;
-try { unitName = (items(await get('/api/v1/console/units')).find((u) => u.code === user.unit_code) || {}).name || unitName; } catch (e) { console.warn(e); }
+let unitName = user.unit_code || '全部单位';
+let units = [];
+try { units = items(await get('/api/v1/console/units')); } catch (e) { console.warn(e); }
+unitName = (units.find((u) => u.code === user.unit_code) || {}).name || unitName;
 await load();
 connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId); } });
 document.body.dataset.ready = '1';
