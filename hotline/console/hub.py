@@ -65,6 +65,7 @@ class ConsoleHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_wallboard: str | None = None
         self.pushes = 0
+        self.session_check = SESSION_CHECK
 
     # -- lifecycle -----------------------------------------------------------------
     async def ensure_started(self) -> None:
@@ -251,7 +252,7 @@ class ConsoleHub:
 
     async def _housekeeping_loop(self) -> None:
         while True:
-            await asyncio.sleep(SESSION_CHECK)
+            await asyncio.sleep(self.session_check)
             if not self.clients:
                 continue
             try:

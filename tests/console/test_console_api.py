@@ -185,3 +185,18 @@ async def test_demo_traffic_goes_through_fastagi(runtime, pool, agi, api_as) -> 
     call = await pool.fetchrow("SELECT state, agent_id, call_uid, queued_at FROM calls WHERE call_uid LIKE 'demo-live-%'")
     assert call["state"] == "completed" and call["agent_id"] == agent_id and call["queued_at"] is not None
     assert (await seats.get_seat(pool, agent_id)).state == "after_call"
+
+
+async def test_logout_everywhere_closes_the_push_channel(api_as, server) -> None:
+    from hotline.web.routes.console import HUB
+
+    server.app[HUB].session_check = 0.1
+    agent = await api_as("agent")
+    async with agent.client.ws_connect("/api/v1/console/ws") as ws:
+        await _next(ws, "hello")
+        assert (await agent.post("/api/v1/auth/logout-all")).status == 200
+        async with asyncio.timeout(5):
+            msg = await ws.receive()
+            while msg.type.name == "TEXT":
+                msg = await ws.receive()
+        assert ws.close_code == 4401
