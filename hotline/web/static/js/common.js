@@ -71,7 +71,7 @@ export async function boot(pageName, title) {
     el('nav', {}, ...PAGES.filter((p) => p.roles.some((r) => me.roles.includes(r)))
       .map((p) => el('a', { href: `/console/${p.page}`, class: p.page === pageName ? 'active' : '' }, p.name))),
     el('div', { class: 'who' },
-      el('span', { class: 'conn', id: 'conn', title: '实时推送连接' }),
+      el('span', { class: 'conn hidden', id: 'conn', title: '实时推送连接' }),
       el('span', { id: 'who' }, `${me.display_name}（${me.roles.map((r) => ROLES[r] || r).join('、')}）`),
       el('button', { class: 'small', onclick: logout }, '退出'),
       el('button', { class: 'small', onclick: logoutAll, title: '结束此账号在所有设备上的登录' }, '全部退出')));
