@@ -117,8 +117,9 @@ class CallStore:
         try:
             conn = await asyncio.wait_for(pool.acquire(), self.timeout)
         except TimeoutError:
-            if pool.get_idle_size() == 0 and pool.get_size() > 0:
-                # connections exist and all are at work: the database answers, we are busy
+            if pool.get_size() > 0:
+                # connections exist (a dead server makes them fail, not wait): the database
+                # answers, we are busy or the event loop is saturated
                 self.busy += 1
                 raise DatabaseDown("every pooled connection busy") from None
             self.mark_down(TimeoutError("no connection within the budget"))
