@@ -244,7 +244,8 @@ async def main(args: argparse.Namespace) -> None:
         hwm = f"{r['hwm'] / 1024:.0f}" if "hwm" in r else "-"
         conc = f"{r['concurrency']}" + (f" ({r['peak']} open)" if label.endswith("held 1 s") else "")
         cpu_ms = f"{r['cpu_ms']:.2f}" if "cpu_ms" in r else "-"
-        print(f"{label:<20}{conc:>6}{r['calls']:>7}{r['rate']:>10.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+        rate = f"{r['rate']:.0f}" if r["rate"] >= 10 else f"{r['rate']:.2f}"
+        print(f"{label:<20}{conc:>6}{r['calls']:>7}{rate:>10}{r['p50']:>9.1f}{r['p99']:>9.1f}"
               f"{r['failures']:>7}{r['journaled']:>10}{rss:>9}{hwm:>10}{cpu_ms:>12}")
     fast50 = next(r for label, r in rows if label == "FastAGI" and r["concurrency"] == 50)
     classic = [r for label, r in rows if label.startswith("pyst2")]
