@@ -73,9 +73,14 @@ async def test_two_nodes_converge_through_notifications(kb: KnowledgeBase, secon
         await wait_for(lambda: _has(kb, "灵活就业", article_id))
         await store.transition(pool, admin, article_id, "archive")
         await wait_for(lambda: _state(node_b, article_id, "archived"))
-        assert node_b.cursor == kb.cursor == await kb.latest_seq()
+        await wait_for(lambda: _at_latest(kb))
+        await wait_for(lambda: _at_latest(node_b))
     finally:
         await node_b.close()
+
+
+async def _at_latest(kb: KnowledgeBase) -> bool:
+    return kb.cursor == await kb.latest_seq()
 
 
 async def _has(kb: KnowledgeBase, text: str, article_id: str) -> bool:
