@@ -147,13 +147,21 @@ async def _suggestions(runtime: Runtime, line: str, text: str | None, call_id: i
 
 
 async def reveal_number(runtime: Runtime, call_id: int, user: User, *, remote_addr: str | None) -> str:
-    """The caller's full number, for the agent on the call, experts and supervisors;
-    every reveal is written to the audit log."""
-    row = await runtime.pool.fetchrow("SELECT caller_number, agent_id FROM calls WHERE id = $1", call_id)
+    """The caller's full number, for the agent on the call, the expert it was
+    transferred to and supervisors; every reveal is written to the audit log."""
+    row = await runtime.pool.fetchrow(
+        """SELECT c.caller_number, c.agent_id,
+                  EXISTS (SELECT 1 FROM seats s WHERE s.user_id = $2 AND s.current_call_id = c.id) AS on_my_seat,
+                  EXISTS (SELECT 1 FROM console_inbox i WHERE i.user_id = $2 AND i.call_id = c.id) AS sent_to_me
+             FROM calls c WHERE c.id = $1""",
+        call_id, user.id,
+    )
     if row is None:
         raise NotFound(f"no call {call_id}", field="call_id")
-    if not user.has_role("supervisor", "expert") and row["agent_id"] not in (None, user.id):
-        raise Forbidden("only the agent on this call may see the caller's number")
+    allowed = (user.has_role("supervisor") or row["agent_id"] == user.id or row["on_my_seat"]
+               or (user.has_role("expert") and row["sent_to_me"]))
+    if not allowed:
+        raise Forbidden("only the agent or expert on this call, or a supervisor, may see the caller's number")
     await audit(runtime.pool, "view_caller_number", user=user, object_type="call", object_id=call_id,
                 detail={"reason": "screen_pop"}, remote_addr=remote_addr)
     return str(row["caller_number"])

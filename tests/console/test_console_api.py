@@ -53,6 +53,10 @@ async def test_screen_pop_masks_and_reveal_is_audited(api_as, place_call, pool) 
     assert len(pop["history"]) == 1  # the earlier call of the same caller
     assert pop["subcenters"][0]["number"] == "12366"
     assert (await other.post(f"/api/v1/console/calls/{call_id}/reveal")).status == 403
+    expert = await api_as("expert", hotline_number="12333")  # not transferred to this expert
+    assert (await expert.post(f"/api/v1/console/calls/{call_id}/reveal")).status == 403
+    queued = await place_call("12366", "13900002222", state="queued")  # nobody's call yet
+    assert (await agent.post(f"/api/v1/console/calls/{queued}/reveal")).status == 403
     resp = await agent.post(f"/api/v1/console/calls/{call_id}/reveal")
     assert (await resp.json())["caller_number"] == "13900001111"
     row = await pool.fetchrow("SELECT user_id, object_id FROM audit_log WHERE action = 'view_caller_number'")
