@@ -215,6 +215,8 @@ async def test_transfer_to_an_expert_who_sees_the_ticket(pages, agi, phone, refe
     await ep.wait_for_selector("#x-ticket:has-text('咨询灵活就业人员社保补缴政策')")
     assert "断缴" in await ep.inner_text("#x-ticket")
     await ep.wait_for_selector("#seat-state:has-text('通话中')")
+    await ep.click("#x-reveal")  # the expert the call went to may see the number (audited)
+    await ep.wait_for_selector(f"#x-caller:has-text('{CALLER}')")
     await ep.click("#x-accept")
     await ep.wait_for_selector("#transfer-detail h2 .tag:has-text('已接听')")
     await ep.fill("#x-answer", "2019年后断缴的可按规定补缴，携带身份证到社保经办窗口办理。")
@@ -238,6 +240,12 @@ async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone,
     first = page.locator("#kb-results .kb-article").first
     await first.wait_for()
     article_id = await first.get_attribute("data-id")
+    await first.locator("a.kb-title").click()  # read it whole, flag it as outdated from the call
+    await page.wait_for_selector("#kb-dialog[open]")
+    await page.fill("#kb-flag-reason", "申领渠道已调整")
+    await page.click("#kb-flag")
+    await page.wait_for_selector(".toast:has-text('已反馈给知识管理员')")
+    assert await pool.fetchval("SELECT count(*) FROM kb_flags WHERE article_id = $1", article_id) == 1
     await first.locator("button").click()
     await page.wait_for_selector(f"#t-article:has-text('{article_id}')")
     await page.fill("#t-subject", "咨询失业保险金申领条件")

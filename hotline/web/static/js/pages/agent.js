@@ -129,10 +129,32 @@ function showOutcome(kind, outcome, reason) {
 // -- knowledge ----------------------------------------------------------------------
 function articleItem(a) {
   return el('div', { class: 'list-item kb-article', 'data-id': a.id },
-    el('div', {}, el('b', {}, highlighted(a.title_highlight || a.title)), ' ',
+    el('div', {}, el('a', { href: '#', class: 'kb-title', onclick: (ev) => { ev.preventDefault(); openArticle(a.id); } },
+      el('b', {}, highlighted(a.title_highlight || a.title))), ' ',
       a.score ? el('span', { class: 'muted small' }, `相关度 ${Number(a.score).toFixed(1)}`) : null, ' ',
       el('button', { class: 'small', onclick: () => useArticle(a) }, '引用此知识')),
     el('div', { class: 'small muted' }, highlighted(String(a.highlight || a.snippet || '').replace(/\*\*/g, ''))));
+}
+/** The whole article in a dialog; an agent can flag it as outdated from the call. */
+async function openArticle(id) {
+  let a;
+  try { a = (await kbArticle(id)).article; } catch (e) { fail(e); return; }
+  const reason = el('input', { id: 'kb-flag-reason', placeholder: '例如：政策已调整，办理渠道已变更' });
+  const dialog = el('dialog', { id: 'kb-dialog', style: 'max-width:760px' },
+    el('h2', {}, a.title),
+    el('div', { class: 'small muted' }, `${a.id} · ${a.category || ''} · ${a.material_type || ''} · 有效期 ${a.valid_from || ''} 至 ${a.valid_to || '长期'}`),
+    el('div', { style: 'white-space:pre-wrap;max-height:55vh;overflow:auto;margin:10px 0' }, String(a.body || '').replace(/\*\*/g, '')),
+    el('div', { class: 'row' }, el('button', { class: 'primary shrink', onclick: () => { useArticle(a); dialog.close(); } }, '引用此知识'),
+      reason, el('button', { class: 'shrink', id: 'kb-flag', onclick: async () => {
+        try {
+          await post(`/api/v1/kb/articles/${encodeURIComponent(a.id)}/flags`, { reason: reason.value.trim() || '内容可能已过时', call_id: pop?.call.id ?? null });
+          toast('已反馈给知识管理员'); dialog.close();
+        } catch (e) { fail(e); }
+      } }, '标记过时'),
+      el('button', { class: 'shrink', onclick: () => dialog.close() }, '关闭')));
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
 }
 function useArticle(a) {
   chosenArticle = a;

@@ -54,7 +54,13 @@ async function select(item) {
   try { pop ??= await get(`/api/v1/console/calls/${item.call_id}/pop`); } catch (e) { fail(e); }
   if (pop) {
     detailPanel.append(el('div', {}, el('b', { id: 'x-line' }, `${pop.line.number} ${pop.line.name}`), ' ', el('span', { class: 'tag warn' }, pop.line.mode_name)),
-      el('div', {}, '来电号码：', el('span', { class: 'caller' }, pop.call.caller_masked || '未显示')));
+      el('div', {}, '来电号码：', el('span', { class: 'caller', id: 'x-caller' }, pop.call.caller_masked || '未显示'), ' ',
+        pop.call.caller_known ? el('button', { class: 'small', id: 'x-reveal', onclick: async (ev) => {
+          try {
+            $('#x-caller').textContent = (await post(`/api/v1/console/calls/${item.call_id}/reveal`)).caller_number;
+            ev.target.remove();
+          } catch (e) { fail(e); }
+        } }, '显示号码') : null));
   }
   const t = item.ticket;
   detailPanel.append(el('h3', {}, '工单情况'));
