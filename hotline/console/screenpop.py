@@ -77,7 +77,7 @@ async def build(runtime: Runtime, call_id: int, *, text: str | None = None) -> d
         call_id,
     )
     if call is None:
-        raise NotFound(f"no call {call_id}", field="call_id")
+        raise NotFound(f"来电 {call_id} 不存在", field="call_id")
     caller = call["caller_number"]
     # history, open tickets and suggestions are independent: ask for them together
     history, open_ids, suggestions = await asyncio.gather(
@@ -157,11 +157,11 @@ async def reveal_number(runtime: Runtime, call_id: int, user: User, *, remote_ad
         call_id, user.id,
     )
     if row is None:
-        raise NotFound(f"no call {call_id}", field="call_id")
+        raise NotFound(f"来电 {call_id} 不存在", field="call_id")
     allowed = (user.has_role("supervisor") or row["agent_id"] == user.id or row["on_my_seat"]
                or (user.has_role("expert") and row["sent_to_me"]))
     if not allowed:
-        raise Forbidden("only the agent or expert on this call, or a supervisor, may see the caller's number")
+        raise Forbidden("只有接听该来电的话务员、转接到的专家座席或班长可以查看完整号码")
     await audit(runtime.pool, "view_caller_number", user=user, object_type="call", object_id=call_id,
                 detail={"reason": "screen_pop"}, remote_addr=remote_addr)
     return str(row["caller_number"])

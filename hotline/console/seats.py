@@ -83,11 +83,11 @@ async def set_state(
     """Change one's own seat state by hand (ready, break with a reason, after-call
     work, offline). Refuses changes the table does not allow (409)."""
     if state not in STATES:
-        raise ValidationError(f"unknown seat state {state!r}; states are {list(STATES)}",
+        raise ValidationError(f"未知的座席状态 {state!r}，可选：{'、'.join(STATES)}",
                               field="state", value=state)
     if state == "break":
         if not reason or reason not in BREAK_REASONS:
-            raise ValidationError(f"a break needs a reason, one of {list(BREAK_REASONS)}",
+            raise ValidationError(f"小休需要选择原因：{'、'.join(BREAK_REASONS)}",
                                   field="reason", value=reason)
     else:
         reason = None
@@ -99,7 +99,7 @@ async def set_state(
             return current
         if state not in _MANUAL[current.state] and not (state == "break" and current.state == "break"):
             raise Conflict(
-                f"cannot go from {current.state} to {state} by hand",
+                f"座席状态不能从「{STATE_NAMES_ZH[current.state]}」手动切换为「{STATE_NAMES_ZH[state]}」",
                 field="state", current=current.state,
             )
         row = await conn.fetchrow(

@@ -33,7 +33,7 @@ def _int(request: web.Request, name: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValidationError(f"{name} must be a number, got {raw!r}", field=name) from None
+        raise ValidationError(f"{name} 必须是数字，收到 {raw!r}", field=name) from None
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -62,7 +62,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     Messages are JSON objects with a ``type``. The browser sends nothing but pings."""
     origin = request.headers.get("Origin")
     if origin and urlsplit(origin).netloc != request.host:
-        raise Forbidden("WebSocket from another origin")
+        raise Forbidden("拒绝来自其他站点的 WebSocket 连接")
     hub = request.app[HUB]
     await hub.ensure_started()
     user = current_user(request)
@@ -126,7 +126,7 @@ async def seat_put(request: web.Request) -> web.Response:
     body = await read_json(request)
     state = body.get("state")
     if not isinstance(state, str):
-        raise ValidationError("state is required", field="state")
+        raise ValidationError("请提供座席状态", field="state")
     seat = await seats.set_state(request.app[RUNTIME].pool, current_user(request).id, state,
                                  reason=body.get("reason"))
     return json_response({"seat": seat})
@@ -197,7 +197,7 @@ async def call_ticket(request: web.Request) -> web.Response:
         if value is None:
             return default
         if not isinstance(value, str):
-            raise ValidationError(f"{key} must be text", field=key)
+            raise ValidationError(f"{key} 必须是文本", field=key)
         return value
 
     occurred = None
@@ -207,11 +207,11 @@ async def call_ticket(request: web.Request) -> web.Response:
         try:
             occurred = datetime.fromisoformat(text("occurred_at"))
         except ValueError:
-            raise ValidationError("occurred_at is not an ISO 8601 date-time", field="occurred_at") from None
+            raise ValidationError("发生时间格式不正确（ISO 8601）", field="occurred_at") from None
     pool = request.app[RUNTIME].pool
     call = await pool.fetchrow("SELECT hotline_number, caller_number FROM calls WHERE id = $1", call_id)
     if call is None:
-        raise NotFound(f"no call {call_id}", field="id")
+        raise NotFound(f"来电 {call_id} 不存在", field="id")
     new = NewTicket(
         hotline_number=call["hotline_number"], subject=text("subject"), facts=text("facts"),
         location=text("location"), occurred_at=occurred, caller_name=text("caller_name"),
@@ -273,10 +273,10 @@ async def inbox_act(request: web.Request) -> web.Response:
     body = await read_json(request)
     action = body.get("action")
     if action not in INBOX_ACTIONS:
-        raise ValidationError(f"action must be one of {list(INBOX_ACTIONS)}", field="action", value=action)
+        raise ValidationError(f"操作必须是：{'、'.join(INBOX_ACTIONS)}", field="action", value=action)
     answer = body.get("answer")
     if action == "answer" and (not isinstance(answer, str) or not answer.strip()):
-        raise ValidationError("an answer needs text", field="answer")
+        raise ValidationError("请填写专家答复", field="answer")
     row = await request.app[RUNTIME].pool.fetchrow(
         """UPDATE console_inbox SET state = $3, answer = coalesce($4, answer), updated_at = now()
             WHERE id = $1 AND user_id = $2 RETURNING id, state, answer, call_id, ticket_id""",
@@ -284,7 +284,7 @@ async def inbox_act(request: web.Request) -> web.Response:
         answer.strip() if isinstance(answer, str) else None,
     )
     if row is None:
-        raise NotFound("no such transfer in your inbox", field="id")
+        raise NotFound("您的转入来电中没有这一条", field="id")
     if action == "return":
         # the agent who transferred the call sees that the expert handed it back
         from hotline.events import publish
