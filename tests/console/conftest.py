@@ -49,6 +49,7 @@ class Pages:
         self.base = str(server.make_url("/")).rstrip("/")
         self.backend = urlsplit(self.base).netloc
         self.hosts: list[str] = []
+        self.paths: list[str] = []
         self.errors: list[str] = []
         self.contexts: list[Any] = []
 
@@ -65,7 +66,12 @@ class Pages:
         self.contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(10_000)
-        page.on("request", lambda req: self.hosts.append(urlsplit(req.url).netloc or req.url))
+        def record(req: Any) -> None:
+            url = urlsplit(req.url)
+            self.hosts.append(url.netloc or req.url)
+            self.paths.append(url.path)
+
+        page.on("request", record)
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
 

@@ -131,6 +131,7 @@ async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowled
     await page.wait_for_selector("#kpi-waiting .v:text-is('1')")
     await page.wait_for_selector("#queue-table td:has-text('12345')")
     await page.wait_for_selector(f"#kpi-offered .v:text-is('{offered + 1}')")
+    assert pages.paths.count("/api/v1/console/wallboard") == 1  # pushed over the WebSocket, never polled
     # the SLA report with its ECharts chart (per line: the call above is on 12345)
     await page.click("#r-run")
     await page.wait_for_selector("#reports[data-loaded='1']")
