@@ -73,7 +73,22 @@ def _group(group: str) -> None:
 def _bucket(column: str, group: str, tz: str) -> str:
     # column and tz come from this module's constants and the settings, never from a request
     trunc = {"day": "day", "week": "week", "month": "month"}[group]
-    return f"to_char(date_trunc('{trunc}', {column} AT TIME ZONE '{tz}'), 'YYYY-MM-DD')"
+    return f"date_trunc('{trunc}', {column} AT TIME ZONE '{tz}')"
+
+
+LABELS = {
+    "total": "'全部'",
+    "line": "(SELECT name FROM hotlines WHERE number = g.key)",
+    "unit": "(SELECT name FROM units WHERE code = g.key)",
+    "agent": "(SELECT display_name FROM users WHERE id = g.key::bigint)",
+}
+
+
+def _keyed(key: str, group: str) -> tuple[str, str]:
+    """``(key expression for the output, label expression)`` over the aggregated ``g``."""
+    if group in LABELS:
+        return "g.key", LABELS[group]
+    return "to_char(g.key, 'YYYY-MM-DD')", "to_char(g.key, 'YYYY-MM-DD')"
 
 
 def _ratio(num: Any, den: Any) -> float | None:
@@ -81,45 +96,44 @@ def _ratio(num: Any, den: Any) -> float | None:
 
 
 CALL_KEYS = {
-    "total": ("'all'", "'全部'"),
-    "line": ("c.hotline_number", "h.name"),
-    "unit": ("h.unit_code", "u.name"),
-    "agent": ("c.agent_id::text", "coalesce(a.display_name, '（未分配）')"),
+    "total": "'all'",
+    "line": "c.hotline_number",
+    "unit": "(SELECT unit_code FROM hotlines h WHERE h.number = c.hotline_number)",
+    "agent": "c.agent_id::text",
 }
 
 
 async def call_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period, group: str, *,
                        tz: str = "Asia/Shanghai", hotline_number: str | None = None) -> list[dict[str, Any]]:
     _group(group)
-    if group in CALL_KEYS:
-        key, label = CALL_KEYS[group]
-    else:
-        key = label = _bucket("c.started_at", group, tz)
+    key = CALL_KEYS.get(group) or _bucket("c.started_at", group, tz)
+    out_key, label = _keyed(key, group)
     agent_filter = "AND c.answered_at IS NOT NULL" if group == "agent" else ""
     sql = f"""
         WITH x AS (
-            SELECT c.*, coalesce(c.wait_seconds,
-                                 extract(epoch FROM coalesce(c.answered_at, c.ended_at) - c.queued_at)) AS wait,
-                   coalesce(c.talk_seconds, extract(epoch FROM c.ended_at - c.answered_at)) AS talk
+            SELECT {key} AS key, c.answered_at IS NOT NULL AS answered, c.state,
+                   coalesce(c.wait_seconds,
+                            extract(epoch FROM coalesce(c.answered_at, c.ended_at) - c.queued_at)) AS wait,
+                   coalesce(c.talk_seconds, extract(epoch FROM c.ended_at - c.answered_at)) AS talk,
+                   c.acw_seconds AS acw
               FROM calls c
              WHERE c.started_at >= $1 AND c.started_at < $2 AND c.queued_at IS NOT NULL
                AND ($3::text IS NULL OR c.hotline_number = $3) {agent_filter}
+        ), g AS (
+            SELECT key,
+                   count(*) AS offered,
+                   count(*) FILTER (WHERE answered) AS answered,
+                   count(*) FILTER (WHERE NOT answered AND state = 'abandoned') AS abandoned,
+                   count(*) FILTER (WHERE NOT answered AND state = 'abandoned'
+                                      AND wait < {SHORT_ABANDON_SECONDS}) AS short_abandoned,
+                   count(*) FILTER (WHERE answered AND wait <= {SERVICE_LEVEL_SECONDS}) AS answered_within_15s,
+                   avg(wait) FILTER (WHERE answered) AS asa_seconds,
+                   avg(talk + coalesce(acw, 0)) FILTER (WHERE answered) AS aht_seconds
+              FROM x GROUP BY key
         )
-        SELECT {key} AS key, min({label}) AS label,
-               count(*) AS offered,
-               count(*) FILTER (WHERE c.answered_at IS NOT NULL) AS answered,
-               count(*) FILTER (WHERE c.answered_at IS NULL AND c.state = 'abandoned') AS abandoned,
-               count(*) FILTER (WHERE c.answered_at IS NULL AND c.state = 'abandoned'
-                                  AND c.wait < {SHORT_ABANDON_SECONDS}) AS short_abandoned,
-               count(*) FILTER (WHERE c.answered_at IS NOT NULL AND c.wait <= {SERVICE_LEVEL_SECONDS})
-                   AS answered_within_15s,
-               avg(c.wait) FILTER (WHERE c.answered_at IS NOT NULL) AS asa_seconds,
-               avg(c.talk + coalesce(c.acw_seconds, 0)) FILTER (WHERE c.answered_at IS NOT NULL) AS aht_seconds
-          FROM x c
-          LEFT JOIN hotlines h ON h.number = c.hotline_number
-          LEFT JOIN units u ON u.code = h.unit_code
-          LEFT JOIN users a ON a.id = c.agent_id
-         GROUP BY 1 ORDER BY 1"""  # noqa: S608
+        SELECT {out_key} AS key, {label} AS label, g.offered, g.answered, g.abandoned, g.short_abandoned,
+               g.answered_within_15s, g.asa_seconds, g.aht_seconds
+          FROM g ORDER BY g.key"""  # noqa: S608
     rows = await conn.fetch(sql, period.start, period.end, hotline_number)
     out = []
     for r in rows:
@@ -137,10 +151,10 @@ async def call_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period, 
 
 
 TICKET_KEYS = {
-    "total": ("'all'", "'全部'"),
-    "line": ("t.hotline_number", "h.name"),
-    "unit": ("t.lead_unit_code", "u.name"),
-    "agent": ("t.created_by::text", "a.display_name"),
+    "total": "'all'",
+    "line": "t.hotline_number",
+    "unit": "t.lead_unit_code",
+    "agent": "t.created_by::text",
 }
 CLOCK_KEYS = {
     "total": "'all'",
@@ -155,13 +169,13 @@ async def ticket_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period
                          now: datetime | None = None) -> list[dict[str, Any]]:
     _group(group)
     if group in TICKET_KEYS:
-        key, label = TICKET_KEYS[group]
-        clock_key = CLOCK_KEYS[group]
+        key, clock_key = TICKET_KEYS[group], CLOCK_KEYS[group]
     else:
-        key = label = _bucket("t.created_at", group, tz)
-        clock_key = _bucket("k.started_at", group, tz)
+        key, clock_key = _bucket("t.created_at", group, tz), _bucket("k.started_at", group, tz)
+    out_key, label = _keyed(key, group)
     tickets_sql = f"""
-        SELECT {key} AS key, min({label}) AS label,
+        WITH g AS (
+        SELECT {key} AS key,
                count(*) AS created,
                count(*) FILTER (WHERE t.close_kind = 'direct') AS closed_directly,
                count(*) FILTER (WHERE t.dispatched_at IS NOT NULL) AS dispatched,
@@ -178,12 +192,11 @@ async def ticket_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period
                count(*) FILTER (WHERE t.satisfaction = 2 AND t.state <> 'merged') AS satisfaction_2,
                count(*) FILTER (WHERE t.satisfaction = 1 AND t.state <> 'merged') AS satisfaction_1
           FROM tickets t
-          LEFT JOIN hotlines h ON h.number = t.hotline_number
-          LEFT JOIN units u ON u.code = t.lead_unit_code
-          LEFT JOIN users a ON a.id = t.created_by
          WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::text IS NULL OR t.hotline_number = $3)
-         GROUP BY 1"""  # noqa: S608
+         GROUP BY 1)
+        SELECT {out_key} AS key, {label} AS label, g.* FROM g"""  # noqa: S608
     clocks_sql = f"""
+        WITH g AS (
         SELECT {clock_key} AS key,
                count(*) FILTER (WHERE k.stage = 'sign' AND k.outcome = 'met') AS sign_met,
                count(*) FILTER (WHERE k.stage = 'sign' AND k.outcome IN ('met', 'missed')) AS sign_decided,
@@ -196,7 +209,9 @@ async def ticket_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period
           FROM sla_clocks k
          WHERE k.stage IN ('sign', 'handle') AND k.leg_id IS NOT NULL
            AND k.started_at >= $1 AND k.started_at < $2 AND ($3::text IS NULL OR k.hotline_number = $3)
-         GROUP BY 1"""  # noqa: S608
+         GROUP BY 1)
+        SELECT {out_key} AS key, g.sign_met, g.sign_decided, g.sign_running_overdue, g.handle_met,
+               g.handle_decided, g.handle_running_overdue FROM g"""  # noqa: S608
     trows = await conn.fetch(tickets_sql, period.start, period.end, hotline_number)
     crows = await conn.fetch(clocks_sql, period.start, period.end, hotline_number, now or datetime.now(period.start.tzinfo))
     clocks_by_key = {r["key"]: dict(r) for r in crows}
@@ -204,7 +219,11 @@ async def ticket_metrics(conn: asyncpg.Connection | asyncpg.Pool, period: Period
                                  "handle_decided", "handle_running_overdue")}
     out = []
     keys = sorted({r["key"] for r in trows} | set(clocks_by_key), key=lambda k: (k is None, k or ""))
-    by_key = {r["key"]: dict(r) for r in trows}
+    by_key = {}
+    for r in trows:
+        item = dict(r)
+        item.pop("key", None)
+        by_key[r["key"]] = {"key": r["key"], "label": r["label"], **{k: v for k, v in item.items() if k != "label"}}
     for k in keys:
         item = by_key.get(k) or {"key": k, "label": None, **{f: 0 for f in (
             "created", "closed_directly", "dispatched", "returned", "extended", "reopened", "merged", "closed",
