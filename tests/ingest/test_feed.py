@@ -157,3 +157,21 @@ async def test_a_change_written_through_one_node_reaches_a_subscriber_on_another
         await client_b.close()
         await node_b.close()
         await other_pool.close()
+
+
+async def test_one_connection_captures_changes_of_every_table(pool) -> None:
+    """The capture function is shared by tables of different shapes on one connection."""
+    await pool.execute("INSERT INTO ingest_sources (code, name) VALUES ('s', 's')")
+    async with pool.acquire() as conn:
+        for _ in range(2):
+            await conn.execute("INSERT INTO calls (call_uid, hotline_number) VALUES (gen_random_uuid(), '12345')")
+            await conn.execute(
+                "INSERT INTO subcenter_calls (source, source_id, version, hotline_number, started_at, data) "
+                "VALUES ('s', gen_random_uuid(), 1, '12366', now(), '{}')")
+            await conn.execute("INSERT INTO tickets (hotline_number, subject) VALUES ('12345', '测试')")
+            await conn.execute("UPDATE calls SET state = 'queued' WHERE state = 'ringing'")
+    rows = await pool.fetch("SELECT entity, op, data FROM change_log ORDER BY txid, id")
+    assert [(r["entity"], r["op"]) for r in rows][:4] == [
+        ("call", "insert"), ("subcenter_call", "insert"), ("ticket", "insert"), ("call", "update")]
+    assert all(r["data"]["id"] for r in rows) and len(rows) == 8
+    assert {r["entity"]: set(r["data"]) for r in rows}["subcenter_call"] >= {"source_id", "version", "started_at"}
