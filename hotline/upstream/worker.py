@@ -232,26 +232,36 @@ class UpstreamWorker:
         return outcomes
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Forever, on the one node holding the push lock."""
+        """Forever, on the one node holding the push lock; survives database outages."""
         while not stopping.is_set():
-            async with self.pool.acquire() as lock_conn:
-                if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                    await _sleep(stopping, 5.0)
-                    continue
-                try:
-                    while not stopping.is_set():
-                        try:
-                            outcome = await self.step()
-                        except (asyncpg.PostgresError, OSError) as exc:
-                            log.warning("upstream round failed: %s", exc)
-                            outcome = "waiting"
-                        if outcome in ("sent", "dead") or (outcome == "failed" and self.cfg.backoff_base == 0):
-                            continue
-                        if outcome == "idle" and self.wake is not None:
-                            await _wait_event(self.wake, stopping, 1.0)
-                        else:
-                            await _sleep(stopping, 0.2 if outcome == "waiting" else 0.05)
-                finally:
+            try:
+                await self._run_locked(stopping)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("upstream worker lost the database (%s); retrying", exc)
+                await _sleep(stopping, 5.0)
+
+    async def _run_locked(self, stopping: asyncio.Event) -> None:
+        async with self.pool.acquire() as lock_conn:
+            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                await _sleep(stopping, 5.0)
+                return
+            try:
+                while not stopping.is_set():
+                    try:
+                        outcome = await self.step()
+                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                        log.warning("upstream round failed: %s", exc)
+                        if lock_conn.is_closed():
+                            return  # the lock went with its connection: take it again first
+                        outcome = "waiting"
+                    if outcome in ("sent", "dead") or (outcome == "failed" and self.cfg.backoff_base == 0):
+                        continue
+                    if outcome == "idle" and self.wake is not None:
+                        await _wait_event(self.wake, stopping, 1.0)
+                    else:
+                        await _sleep(stopping, 0.2 if outcome == "waiting" else 0.05)
+            finally:
+                if not lock_conn.is_closed():
                     with contextlib.suppress(Exception):
                         await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
