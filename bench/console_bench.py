@@ -8,7 +8,7 @@
 * Wallboard: 200 supervisors hold a socket each; a call enters the queue
   (``incoming``) and we time until every supervisor socket got the wallboard
   showing it (per-socket p50/p95 and time to the last socket). The hub's
-  200 ms debounce is part of that figure on purpose.
+  rate limit (at most one push per 200 ms) is part of that figure on purpose.
 * First page ready: headless chromium loads /console/agent and
   /console/supervisor signed in, until the page says it is ready.
 
@@ -168,7 +168,7 @@ async def bench_first_page(base: str, token: str, supervisor_token: str) -> dict
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         for page_name, tok in (("agent", token), ("supervisor", supervisor_token)):
             times = []
-            for _ in range(6):
+            for _ in range(11):
                 context = await browser.new_context()
                 await context.add_cookies([{"name": "hotline_session", "value": tok, "url": base}])
                 page = await context.new_page()

@@ -11,8 +11,9 @@ each event out to the people it concerns:
 * ``transfer.subcenter``, ``call.updated`` → whoever is showing that call;
 * ``ticket.changed`` → the unit's liaisons, dispatchers and supervisors;
 * ``console.expert_returned`` (an expert handed a call back) → the agent;
-* anything touching calls or seats → the wallboard is recomputed (debounced) and
-  pushed to supervisors when it changed. Browsers never poll.
+* anything touching calls or seats → the wallboard is recomputed (at once after a
+  quiet spell, at most every 200 ms in a burst) and pushed to supervisors when it
+  changed. Browsers never poll.
 
 Events are hints; the tables are the truth: a page loads its state over HTTP and
 the hub only tells it what changed.
@@ -38,7 +39,7 @@ from hotline.web.util import dumps
 
 log = logging.getLogger(__name__)
 
-WALLBOARD_DEBOUNCE = 0.2  # seconds: a burst of events gives one push
+WALLBOARD_DEBOUNCE = 0.2  # seconds: at most one wallboard push per this interval
 SAFETY_REFRESH = 15.0  # seconds: recompute even without events (events are hints)
 SESSION_CHECK = 30.0  # seconds: close sockets whose session ended (logout everywhere)
 TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter",
@@ -226,13 +227,20 @@ class ConsoleHub:
         return await wallboard.snapshot(self.runtime.pool, self.runtime.registry, self.runtime.settings.timezone)
 
     async def _wallboard_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_push = -WALLBOARD_DEBOUNCE
         while True:
             try:
                 await asyncio.wait_for(self._dirty.wait(), SAFETY_REFRESH)
             except TimeoutError:
                 pass
-            await asyncio.sleep(WALLBOARD_DEBOUNCE)
+            # the first change after a quiet spell goes out at once; a burst is
+            # coalesced into at most one push per WALLBOARD_DEBOUNCE
+            quiet = loop.time() - last_push
+            if quiet < WALLBOARD_DEBOUNCE:
+                await asyncio.sleep(WALLBOARD_DEBOUNCE - quiet)
             self._dirty.clear()
+            last_push = loop.time()
             targets = self._supervisors()
             if not targets:
                 continue
