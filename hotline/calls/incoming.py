@@ -74,11 +74,9 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
             route = _decide(ctx, match, blocked)
             entry = _start_entry(ctx, uid, req, match, caller, caller_name, route, decisions,
                                  repeat_ticket_id, started)
-            if ctx.journal.has_pending():
-                await ctx.journal.append_async(entry)  # keep order behind older journaled records
-                journaled = True
-            else:
-                call_id = await apply_op(conn, entry)  # one atomic statement
+            # a call's first record never waits behind the journal (nothing of this call
+            # can be in it), so a burst that spilled to the journal does not keep spilling
+            call_id = await apply_op(conn, entry)  # one atomic statement
     except Exception as exc:  # whatever the database did, the call is routed and recorded
         if not isinstance(exc, DatabaseDown):
             log.exception("incoming %s: database step failed; routing from the registry", uid)

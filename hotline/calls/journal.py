@@ -14,9 +14,10 @@ everything is in. A replay interrupted at any point is simply run again: applied
 operations are skipped, so nothing is lost and nothing is doubled. Inserts are
 idempotent on their own too (``calls.call_uid`` is UNIQUE).
 
-Order is kept across the outage: while operations wait in the journal, new
-operations also go to the journal (see :meth:`CallWriter.write`), so a hangup
-never reaches the database before the start of its call.
+Order is kept across the outage, per call: while operations wait in the
+journal, a call's later operations (answer, update, end) also go to the journal
+(see :meth:`CallWriter.write`), so a hangup never reaches the database before
+the start of its call; a new call's first record goes straight in.
 """
 
 from __future__ import annotations
@@ -268,7 +269,10 @@ class CallWriter:
     async def write(self, entry: dict[str, Any], conn: asyncpg.Connection | None = None) -> int | None:
         if conn is not None:
             return await apply_op(conn, entry)
-        if self.store.believed_up and not self.journal.has_pending():
+        # order per call: a later record of a call waits behind the journal (its start may
+        # be there); a call's first record cannot, so it goes straight in
+        behind = entry["op"] != "start" and self.journal.has_pending()
+        if self.store.believed_up and not behind:
             try:
                 async with self.store.connection() as c:
                     async with c.transaction():

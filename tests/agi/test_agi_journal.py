@@ -65,6 +65,9 @@ async def test_database_down_then_back(agi, pool: asyncpg.Pool, cluster, db_url:
     # back: a new call's end arrives before the replay; it must queue behind the journal
     await run_call(agi.host, agi.port, "hangup", {"agi_uniqueid": "down-12349"}, args=["down-12349", "", "", "16"])
     assert agi.ctx.journal.has_pending()
+    # ...while a new call's first record goes straight in (nothing of it can be in the journal)
+    t = await run_call(agi.host, agi.port, "incoming?line=12345", {"agi_uniqueid": "back-new"})
+    assert t.var("HOTLINE_CALL_ID")
     saved = agi.ctx.journal.directory / "copy.jsonl"
     shutil.copy(agi.ctx.journal.live_path, saved)
 
