@@ -5,6 +5,7 @@ nothing doubled."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
@@ -39,6 +40,7 @@ async def test_database_down_then_back(agi, pool: asyncpg.Pool, cluster, db_url:
     before = await simulate_call(agi.host, agi.port, dialled="12345", caller="13800000001", hangup=False)
     assert (await agi.call_row(pool, before.uid))["state"] == "queued"
 
+    agi.ctx.store.retry_after = 0.2  # how long flows skip the database after a failure
     name = await _database_down(cluster, db_url)
     try:
         routes = {}
@@ -66,6 +68,7 @@ async def test_database_down_then_back(agi, pool: asyncpg.Pool, cluster, db_url:
     await run_call(agi.host, agi.port, "hangup", {"agi_uniqueid": "down-12349"}, args=["down-12349", "", "", "16"])
     assert agi.ctx.journal.has_pending()
     # ...while a new call's first record goes straight in (nothing of it can be in the journal)
+    await asyncio.sleep(0.3)
     t = await run_call(agi.host, agi.port, "incoming?line=12345", {"agi_uniqueid": "back-new"})
     assert t.var("HOTLINE_CALL_ID")
     saved = agi.ctx.journal.directory / "copy.jsonl"
