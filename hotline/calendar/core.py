@@ -27,6 +27,10 @@ class WorkCalendar:
     overrides: Mapping[date, bool] = field(default_factory=dict)
     windows: tuple[tuple[time, time], ...] = DEFAULT_WINDOWS
     tz: ZoneInfo = SHANGHAI
+    _day_length: timedelta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_day_length", sum((_span(o, c) for o, c in self.windows), timedelta()))
 
     def is_working_day(self, day: date) -> bool:
         flag = self.overrides.get(day)
@@ -35,7 +39,7 @@ class WorkCalendar:
     @property
     def day_length(self) -> timedelta:
         """Working time in one working day."""
-        return sum((_span(o, c) for o, c in self.windows), timedelta())
+        return self._day_length
 
     def _windows_on(self, day: date) -> list[tuple[datetime, datetime]]:
         if not self.is_working_day(day):
@@ -48,16 +52,21 @@ class WorkCalendar:
         if amount <= timedelta(0):
             return start
         local = start.astimezone(self.tz)
-        day, remaining = local.date(), amount
+        day, remaining, first = local.date(), amount, True
         for _ in range(MAX_SPAN_DAYS):
-            for opens, closes in self._windows_on(day):
-                begin = max(opens, local)
-                if begin >= closes:
-                    continue
-                available = closes - begin
-                if remaining <= available:
-                    return begin + remaining
-                remaining -= available
+            if self.is_working_day(day):
+                if not first and remaining > self._day_length:
+                    remaining -= self._day_length  # a whole working day: no need to walk its windows
+                else:
+                    for opens, closes in self._windows_on(day):
+                        begin = max(opens, local)
+                        if begin >= closes:
+                            continue
+                        available = closes - begin
+                        if remaining <= available:
+                            return begin + remaining
+                        remaining -= available
+            first = False
             day += timedelta(days=1)
         raise ValueError(f"no working time left within {MAX_SPAN_DAYS} days of {start.isoformat()}")
 
@@ -74,12 +83,16 @@ class WorkCalendar:
         if end <= start:
             return timedelta(0)
         a, b = start.astimezone(self.tz), end.astimezone(self.tz)
-        total, day = timedelta(0), a.date()
-        while day <= b.date():
-            for opens, closes in self._windows_on(day):
-                lo, hi = max(opens, a), min(closes, b)
-                if hi > lo:
-                    total += hi - lo
+        total, day, last = timedelta(0), a.date(), b.date()
+        while day <= last:
+            if day != a.date() and day != last:
+                if self.is_working_day(day):
+                    total += self._day_length  # a whole working day in between
+            else:
+                for opens, closes in self._windows_on(day):
+                    lo, hi = max(opens, a), min(closes, b)
+                    if hi > lo:
+                        total += hi - lo
             day += timedelta(days=1)
         return total
 

@@ -90,3 +90,31 @@ async def test_editing_the_calendar_changes_the_arithmetic(pool: asyncpg.Pool, c
     assert edited.add_working_days(sh(2026, 12, 30), 1) == sh(2027, 1, 4)  # 31 Dec and 1 Jan off
     async with pool.acquire() as conn:
         assert await seed_years(conn) == {2026: 0, 2027: 0}  # loaded years are not overwritten
+
+
+def test_add_and_between_agree_with_a_minute_by_minute_walk() -> None:
+    import random
+
+    overrides = {}
+    for year in (2026, 2027):
+        for d, kind, _ in load_year_file(CALENDAR_DIR / f"{year}.yaml")["days"]:
+            overrides[d] = kind == "workday"
+    cal = WorkCalendar(overrides=overrides)
+
+    def walk(a: datetime, b: datetime) -> timedelta:
+        total, x, step = timedelta(0), a, timedelta(minutes=1)
+        while x < b:
+            local = x.astimezone(SHANGHAI)
+            if cal.is_working_day(local.date()) and any(o <= local.time() < c for o, c in cal.windows):
+                total += step
+            x += step
+        return total
+
+    rng = random.Random(2026)
+    for i in range(300):
+        start = datetime(2026, 1, 1, tzinfo=SHANGHAI) + timedelta(minutes=rng.randrange(0, 700 * 24 * 60))
+        amount = timedelta(minutes=rng.randrange(0, 20 * 450))
+        assert cal.between(start, cal.add(start, amount)) == amount
+        if i < 25:
+            end = start + timedelta(minutes=rng.randrange(0, 5 * 24 * 60))
+            assert cal.between(start, end) == walk(start, end)
