@@ -51,8 +51,9 @@ def _mobile(rng: random.Random) -> str:
     return f"1{rng.choice('3578')}{rng.randrange(10**9):09d}"
 
 
-async def seed_day(runtime: Runtime, users: dict[str, tuple[int, str]], *, rng: random.Random) -> int:
-    """A day of calls (and tickets for some of them), once per day. Returns calls made."""
+async def seed_day(runtime: Runtime, agents: list[int], *, rng: random.Random) -> int:
+    """A day of calls answered by ``agents`` (and tickets for some of them), once per
+    local day. Returns the number of calls made."""
     pool = runtime.pool
     tz = runtime.settings.tz
     now = datetime.now(tz)
@@ -62,7 +63,6 @@ async def seed_day(runtime: Runtime, users: dict[str, tuple[int, str]], *, rng: 
     start = max(day + timedelta(hours=8), now - timedelta(hours=10))
     if start >= now:
         start = now - timedelta(hours=2)
-    agents = [users[u.username][0] for u in data.USERS if "agent" in u.roles]
     lines = list(data.LINE_WEIGHTS)
     weights = list(data.LINE_WEIGHTS.values())
     callers = [_mobile(rng) for _ in range(60)]
@@ -156,7 +156,8 @@ class DemoService:
     async def start(self) -> None:
         rng = random.Random()
         self.users = await ensure_users(self.runtime.pool)
-        self.seeded = await seed_day(self.runtime, self.users, rng=rng)
+        agents = [self.users[u.username][0] for u in data.USERS if "agent" in u.roles]
+        self.seeded = await seed_day(self.runtime, agents, rng=rng)
         await self._import_knowledge()
         simulated = [self.users[u.username][0] for u in data.USERS if u.simulated]
         agi = self.runtime.settings.agi

@@ -165,9 +165,10 @@ async def test_demo_seeds_users_and_a_day(runtime, pool) -> None:
     assert {"demo-agent", "demo-expert", "demo-liaison", "demo-supervisor", "demo-admin"} <= set(users)
     again = await ensure_users(pool)
     assert again["demo-agent"][1] != users["demo-agent"][1]  # a new password at every start
-    made = await seed_day(runtime, users, rng=random.Random(7))
+    agents = [users[name][0] for name in ("demo-agent", "demo-agent2")]
+    made = await seed_day(runtime, agents, rng=random.Random(7))
     assert made >= 30
-    assert await seed_day(runtime, users, rng=random.Random(7)) == 0  # once per day
+    assert await seed_day(runtime, agents, rng=random.Random(7)) == 0  # once per day
     assert await pool.fetchval("SELECT count(*) FROM calls WHERE agent_id IS NOT NULL") > 0
     assert await seats.get_seat(pool, users["demo-agent"][0])
 

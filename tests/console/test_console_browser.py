@@ -5,6 +5,9 @@ Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -15,12 +18,16 @@ CALLER = "13812345678"
 async def test_sign_in_each_role_lands_on_its_console(pages) -> None:
     expected = {"agent": "agent", "expert": "expert", "liaison": "liaison", "dispatcher": "liaison",
                 "supervisor": "supervisor", "admin": "admin"}
-    for role, page_name in expected.items():
+    async def sign_in(role: str, page_name: str) -> Any:
         extra = {"unit_code": "hrss"} if role == "liaison" else {"hotline_number": "12333"} if role == "expert" else {}
         user = await pages.user(role, **extra)
         page = await pages.sign_in(user, expect=page_name)
         assert user.display_name in await page.inner_text("#who")
         await page.close()
+        return user
+
+    users = await asyncio.gather(*(sign_in(role, name) for role, name in expected.items()))
+    user = users[-1]
     # a wrong password is refused in Chinese
     page = await pages.new_page()
     await page.goto(f"{pages.base}/console/login")
@@ -119,9 +126,10 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
 async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowledge, runtime) -> None:
     import random
 
-    from hotline.demo.service import ensure_users, seed_day
+    from hotline.demo.service import seed_day
 
-    await seed_day(runtime, await ensure_users(runtime.pool), rng=random.Random(12345))  # a day of traffic
+    agents = [(await pages.user("agent", display_name=name)).id for name in ("刘海涛", "孙丽", "周文斌")]
+    await seed_day(runtime, agents, rng=random.Random(12345))  # a day of traffic
     supervisor = await pages.user("supervisor")
     page = await pages.sign_in(supervisor, expect="supervisor")
     offered = int(await page.inner_text("#kpi-offered .v"))
