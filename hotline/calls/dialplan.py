@@ -186,8 +186,11 @@ def generate_queues(registry: Registry, settings: CallSettings) -> str:
     queues = {line.queue for line in registry} - {platform.queue}
     for name in sorted(queues):
         out += [f"[{name}](hotline-defaults)", ""]
+    skills: dict[str, list[str]] = {}
     for line in sorted((h for h in registry if h.mode is Mode.DUAL), key=lambda h: h.number):
-        out += [f"; {line.number} {line.name}: skill {line.skill}", f"[{skill_queue(line)}](hotline-defaults)", ""]
+        skills.setdefault(skill_queue(line), []).append(f"{line.number} {line.name}")
+    for name, lines in skills.items():  # lines sharing a skill share its queue
+        out += [f"; skill queue for {', '.join(lines)}", f"[{name}](hotline-defaults)", ""]
     for line in sorted((h for h in registry if h.expert_pool), key=lambda h: h.number):
         out += [
             f"; {line.number} {line.department}: expert seats (专家座席)",

@@ -135,7 +135,9 @@ def test_transfer_contexts_and_hangup_handler(registry: Registry) -> None:
 def test_queues_file_has_12345_skills_and_expert_pools(registry: Registry) -> None:
     text = generate_queues(registry, CallSettings())
 
-    names = {s.split("(")[0] for s in re.findall(r"^\[([^\]]+)\]", text, re.M)}
+    sections = [s.split("(")[0] for s in re.findall(r"^\[([^\]]+)\]", text, re.M)]
+    assert len(sections) == len(set(sections)), "a queue defined twice"
+    names = set(sections)
     assert "hotline-12345" in names
     for line in registry:
         if line.mode is Mode.DUAL:
