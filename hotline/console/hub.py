@@ -46,12 +46,20 @@ TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter
           "seat.changed", "ticket.changed", "console.expert_returned")
 
 
+WATCHED_CALLS = 20  # calls a page keeps hearing about (the latest ones)
+
+
 @dataclass(eq=False)
 class Client:
     ws: web.WebSocketResponse
     user: User
     token_hash: str
     calls: set[int] = field(default_factory=set)
+
+    def watch(self, call_id: int) -> None:
+        self.calls.add(call_id)
+        if len(self.calls) > WATCHED_CALLS:  # ids grow with time: keep the newest
+            self.calls = set(sorted(self.calls)[-WATCHED_CALLS:])
 
 
 class ConsoleHub:
@@ -187,7 +195,7 @@ class ConsoleHub:
         changed, pop = await asyncio.gather(seats.mark_on_call(self.runtime.pool, user_id, call_id),
                                             screenpop.build(self.runtime, call_id))
         for client in targets:
-            client.calls.add(call_id)
+            client.watch(call_id)
         await self.send_user(user_id, {"type": "screen_pop", **pop})
         if not changed:  # the call flow set the seat itself: tell the page
             seat = await seats.get_seat(self.runtime.pool, user_id)
@@ -215,7 +223,7 @@ class ConsoleHub:
             pop = await screenpop.build(self.runtime, call_id)
             tickets = await screenpop.ticket_summaries(self.runtime, [int(ticket_id)] if ticket_id else [])
             for client in self.by_user[expert_id]:
-                client.calls.add(call_id)
+                client.watch(call_id)
             await self.send_user(expert_id, {"type": "transfer", "outcome": payload.get("outcome"),
                                              "ticket": tickets[0] if tickets else None, **pop})
 
