@@ -72,8 +72,10 @@ def _group(group: str) -> None:
 
 def _bucket(column: str, group: str, tz: str) -> str:
     # column and tz come from this module's constants and the settings, never from a request
-    trunc = {"day": "day", "week": "week", "month": "month"}[group]
-    return f"date_trunc('{trunc}', {column} AT TIME ZONE '{tz}')"
+    if group == "day":  # a cast is much cheaper than date_trunc over millions of rows
+        return f"({column} AT TIME ZONE '{tz}')::date"
+    trunc = {"week": "week", "month": "month"}[group]
+    return f"date_trunc('{trunc}', {column} AT TIME ZONE '{tz}')::date"
 
 
 LABELS = {

@@ -85,6 +85,10 @@ async def test_call_metrics_match_an_independent_computation(pool: asyncpg.Pool,
                 assert abs(r["asa_seconds"] - sum(e["waits"]) / len(e["waits"])) < 0.01
                 assert abs(r["aht_seconds"] - sum(e["handles"]) / len(e["handles"])) < 0.01
     total = (await call_metrics(pool, MARCH, "total"))[0]
+    month = await call_metrics(pool, MARCH, "month")
+    assert [(r["key"], r["offered"]) for r in month] == [("2026-03-01", total["offered"])]
+    weeks = await call_metrics(pool, MARCH, "week")
+    assert weeks[0]["key"] == "2026-02-23" and sum(r["offered"] for r in weeks) == total["offered"]  # Mondays
     assert total["short_abandoned"] > 0 and total["abandoned"] > total["short_abandoned"]
     # the two calls at 00:00 and 23:59 Shanghai inside March count; the two outside do not
     inside = [c for c in calls if MARCH.start <= c["start"] < MARCH.end and c["queued"]]
