@@ -7,6 +7,9 @@ import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import asyncpg
+import pytest
+
 from hotline.ingest.cdr import import_cdr_table
 from hotline.ingest.follower import FileFollower
 
@@ -184,3 +187,25 @@ async def test_follower_node_service(runtime, pool, tmp_path) -> None:
     finally:
         await service.stop()
     assert await pool.fetchval("SELECT count(*) FROM cdr_records") == 2
+
+
+async def test_a_failed_import_leaves_the_offset_where_the_committed_rows_end(pool, tmp_path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(cdr("1.1", "1.1"))
+    follower = FileFollower(pool, str(path), "cdr_csv", TZ)
+    assert (await follower.poll()).imported == 1
+    with path.open("a") as fh:
+        fh.write(cdr("2.1", "2.1") + cdr("3.1", "3.1"))
+    # fault injection: the database refuses the next rows (as if it went away mid-import)
+    await pool.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                          $$ BEGIN RAISE EXCEPTION 'database gone'; END $$""")
+    await pool.execute("CREATE TRIGGER refuse BEFORE INSERT ON cdr_records FOR EACH ROW EXECUTE FUNCTION refuse()")
+    offset = await pool.fetchval('SELECT "offset" FROM ingest_file_offsets')
+    with pytest.raises(asyncpg.RaiseError, match="database gone"):
+        await follower.poll()
+    assert await pool.fetchval('SELECT "offset" FROM ingest_file_offsets') == offset
+    await pool.execute("DROP TRIGGER refuse ON cdr_records")
+    result = await follower.poll()
+    follower.close()
+    assert (result.imported, result.duplicates) == (2, 0)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 3
