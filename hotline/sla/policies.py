@@ -81,7 +81,7 @@ async def create_policy(conn: asyncpg.Connection, body: dict[str, Any], *, user_
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("a policy for this stage, line, category, urgency and kind exists; edit it") from None
-    return dict(row)  # type: ignore[arg-type]
+    return dict(row)
 
 
 async def update_policy(conn: asyncpg.Connection, policy_id: int, body: dict[str, Any], *,
@@ -103,7 +103,7 @@ async def update_policy(conn: asyncpg.Connection, policy_id: int, body: dict[str
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("another policy has this stage, line, category, urgency and kind") from None
-    return dict(row)  # type: ignore[arg-type]
+    return dict(row)
 
 
 async def delete_policy(conn: asyncpg.Connection, policy_id: int) -> None:

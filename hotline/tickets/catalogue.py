@@ -67,7 +67,7 @@ async def category_tree(conn: asyncpg.Connection | asyncpg.Pool, *, include_inac
         include_inactive,
     )
     nodes = {r["code"]: {**dict(r), "children": []} for r in rows}
-    roots = []
+    roots: list[dict[str, Any]] = []
     for node in nodes.values():
         parent = nodes.get(node["parent_code"]) if node["parent_code"] else None
         (parent["children"] if parent else roots).append(node)
@@ -99,7 +99,7 @@ async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any
                 await conn.execute(
                     "INSERT INTO ticket_categories (code, name, parent_code, sort) "
                     "VALUES ($1, $2, $3, (SELECT coalesce(max(sort), 0) + 1 FROM ticket_categories))",
-                    code, name.strip(), parent)
+                    code, str(name).strip(), parent)
             except asyncpg.UniqueViolationError:
                 raise Conflict(f"category {code!r} exists", field="code") from None
             except asyncpg.CheckViolationError:
@@ -114,7 +114,7 @@ async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any
                 raise NotFound(f"no category {code!r}", field="code")
         row = await conn.fetchrow("SELECT code, name, parent_code, active FROM ticket_categories WHERE code = $1",
                                   code)
-        return dict(row)  # type: ignore[arg-type]
+        return dict(row)
 
 
 async def default_unit(conn: asyncpg.Connection, category_code: str | None) -> str | None:
@@ -146,7 +146,7 @@ async def set_catalogue(conn: asyncpg.Connection, category_code: str, unit_code:
                updated_by = EXCLUDED.updated_by, updated_at = now()
            RETURNING category_code, unit_code, note, updated_at""",
         category_code, unit_code, note, user_id)
-    return dict(row)  # type: ignore[arg-type]
+    return dict(row)
 
 
 async def list_catalogue(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict]:

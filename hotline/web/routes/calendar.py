@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
+import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
@@ -47,7 +48,7 @@ async def calendar(request: web.Request) -> web.Response:
     })
 
 
-async def _recompute(request: web.Request, conn) -> int:  # type: ignore[no-untyped-def]
+async def _recompute(request: web.Request, conn: asyncpg.Connection) -> int:
     return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
@@ -37,7 +38,7 @@ async def policies(request: web.Request) -> web.Response:
     return json_response({"items": await list_policies(request.app[RUNTIME].pool)})
 
 
-async def _after_change(request: web.Request, conn, action: str, detail: dict) -> int:  # type: ignore[no-untyped-def]
+async def _after_change(request: web.Request, conn: asyncpg.Connection, action: str, detail: dict) -> int:
     await audit(conn, action, user=current_user(request), object_type="sla_policy", detail=detail)
     return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
 
