@@ -8,6 +8,11 @@ import {
   transferCall, URGENCIES,
 } from '../services.js';
 
+// the page's data is requested while the user is being loaded (GETs: no CSRF token needed)
+const settle = (promise) => promise.then((v) => v, (e) => { console.warn(e); return null; });
+const firstData = Promise.all([
+  settle(get('/api/v1/console/seat')), settle(get('/api/v1/console/meta')), settle(get('/api/v1/console/current')),
+  settle(listCategories()), settle(listUnits())]);
 await boot('agent', '话务台');
 const app = $('#app');
 let seat = null;
@@ -270,10 +275,7 @@ function onPush(msg) {
 }
 
 // -- start --------------------------------------------------------------------------
-const settle = (promise) => promise.then((v) => v, (e) => { console.warn(e); return null; });
-const [seatData, meta, current, cats, unitList] = await Promise.all([
-  settle(get('/api/v1/console/seat')), settle(get('/api/v1/console/meta')), settle(get('/api/v1/console/current')),
-  settle(listCategories()), settle(listUnits())]);
+const [seatData, meta, current, cats, unitList] = await firstData;
 if (!seatData) fail(new Error('无法读取座席状态'));
 setServerTime(seatData?.server_time);
 seat = seatData?.seat ?? { state: 'offline', since: new Date().toISOString() };

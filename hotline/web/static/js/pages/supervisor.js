@@ -8,6 +8,8 @@ import {
   atRisk, items, kbDueForReview, qualityReport, reportExportUrl, slaReport, ticketAction, TICKET_STATES,
 } from '../services.js';
 
+// start the first snapshot while the user is being loaded (a GET: no CSRF token needed)
+const firstBoard = get('/api/v1/console/wallboard').catch((e) => { console.warn(e); return null; });
 await boot('supervisor', '班长监控');
 const app = $('#app');
 let board = null;
@@ -225,7 +227,8 @@ const unitsLoaded = get('/api/v1/console/units')
   .then((d) => { unitNames = Object.fromEntries(items(d).map((u) => [u.code, u.name])); }, (e) => console.warn(e));
 
 // -- start -------------------------------------------------------------------------------
-try { board = await get('/api/v1/console/wallboard'); setServerTime(board.at); } catch (e) { fail(e); }
+board = await firstBoard;
+if (board) setServerTime(board.at); else fail(new Error('无法读取大屏数据'));
 drawBoard();
 connectPush((msg) => {
   if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
