@@ -146,3 +146,12 @@ async def test_two_scheduler_instances_fire_exactly_once(runtime: Runtime, pool:
     overdue_events = await pool.fetchval("SELECT count(*) FROM ticket_events WHERE action = 'overdue'")
     assert overdue_events == clocks
     assert (await scan(pool)).alerts == 0
+
+
+async def test_the_scan_is_an_exclusive_scheduler_job(runtime: Runtime) -> None:
+    from hotline.scheduler import build_scheduler
+
+    jobs = build_scheduler(runtime)
+    assert JOB_ID in jobs.job_ids
+    job = jobs.scheduler.get_job(JOB_ID)
+    assert job is not None and job.max_instances == 1
