@@ -111,11 +111,12 @@ def _due_at(ctx: Ctx) -> datetime | None:
 async def _dispatch_legs(ctx: Ctx) -> None:
     unit = ctx.data.get("unit_code")
     if unit is None:
-        unit = await default_unit(ctx.conn, ctx.ticket["category_code"])
+        unit = await default_unit(ctx.conn, ctx.ticket["category_code"])  # active units only
         if unit is None:
             raise ValidationError("unit_code is required: the ticket's category has no default unit "
                                   "in the dispatch catalogue", field="unit_code")
-    await check_unit(ctx.conn, unit, "unit_code")
+    else:
+        await check_unit(ctx.conn, unit, "unit_code")
     assists = ctx.data.get("assist_units") or []
     if not isinstance(assists, list):
         raise ValidationError("assist_units must be a list of unit codes", field="assist_units")
