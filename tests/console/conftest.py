@@ -178,6 +178,12 @@ class Agi:
         return await simulate_call(self.host, self.port, dialled=dialled, caller=caller,
                                    answer_interface=interface, hangup=hangup)
 
+    async def hangup(self, uid: str) -> None:
+        """The caller hangs up: Asterisk's hangup handler."""
+        from hotline.agi.peer import run_call
+
+        await run_call(self.host, self.port, "hangup", {"agi_uniqueid": uid}, [uid, "", "", "16", ""])
+
 
 @pytest.fixture
 async def agi(runtime: Any) -> AsyncIterator[Agi]:

@@ -242,7 +242,7 @@ async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone,
     page = await pages.sign_in(agent, expect="agent")
     await page.click("button[data-state=ready]")
     await page.wait_for_selector("#seat-state:has-text('空闲')")
-    await agi.call("12333", "13911112222", interface="PJSIP/8002")
+    call = await agi.call("12333", "13911112222", interface="PJSIP/8002")
     await page.wait_for_selector("#pop-line:has-text('12333')")
     await page.fill("#kb-q", "失业保险金 申领")
     await page.click("#kb-panel button[type=submit]")
@@ -265,6 +265,9 @@ async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone,
     detail = await pool.fetchval("SELECT detail FROM ticket_events WHERE ticket_id = $1 AND action = 'close_direct'",
                                  row["id"])
     assert detail["kb_article_id"] == article_id
-    # after the call: after-call work, then ready again
-    await page.click("button[data-state=after_call]")
+    # the caller hangs up: the seat goes to after-call work by itself, then ready again by hand
+    await agi.hangup(call.uid)
+    await page.wait_for_selector("#call-state:has-text('已结束')")
     await page.wait_for_selector("#seat-state:has-text('话后处理')")
+    await page.click("button[data-state=ready]")
+    await page.wait_for_selector("#seat-state:has-text('空闲')")
