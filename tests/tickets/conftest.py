@@ -1,42 +1,16 @@
-"""Fixtures for the tickets area: reference data seeded from config/, a cast of
-users (centre roles and liaisons of two units) and helpers that drive a ticket
-to any state through the real workflow."""
+"""Fixtures for the tickets area: reference data seeded from config/ and a cast of
+users (centre roles and liaisons of two units)."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from tickets_support import ASSIST, LEAD, OTHER, Cast, _hash  # noqa: F401
 
-from hotline.auth import hash_password
 from hotline.auth.model import User
-from hotline.tickets.intake import NewTicket, create_ticket
 from hotline.tickets.seed import seed_reference_data
-from hotline.tickets.workflow import apply
-
-LEAD = "urban-mgmt"
-ASSIST = "dinghai-jiefang"
-OTHER = "public-security"
-
-
-@functools.cache
-def _hash() -> str:
-    return hash_password("password-long-1")
-
-
-@dataclass
-class Cast:
-    agent: User
-    dispatcher: User
-    supervisor: User
-    admin: User
-    liaison: User  # of LEAD
-    assist_liaison: User  # of ASSIST
-    other_liaison: User  # of OTHER
 
 
 @pytest.fixture
@@ -63,64 +37,3 @@ async def cast(pool: asyncpg.Pool, seeded: dict[str, Any]) -> Cast:
         assist_liaison=await user("liaison-assist", "liaison", unit=ASSIST),
         other_liaison=await user("liaison-other", "liaison", unit=OTHER),
     )
-
-
-# the path of (action, who, data) that brings a new ticket to each state
-PATHS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
-    "intake": [],
-    "dispatched": [("dispatch", "agent", {"unit_code": LEAD, "assist_units": [ASSIST]})],
-}
-PATHS["handling"] = PATHS["dispatched"] + [("sign", "liaison", {})]
-PATHS["return_review"] = PATHS["dispatched"] + [("return", "liaison", {"reason": "不属于本单位职责"})]
-PATHS["extension_review"] = PATHS["handling"] + [("request_extension", "liaison", {"days": 5, "reason": "需现场勘查"})]
-PATHS["waiting_citizen"] = PATHS["handling"] + [("await_citizen", "liaison", {"reason": "请市民补充照片"})]
-PATHS["reply_review"] = PATHS["handling"] + [("reply", "liaison", {"reply": "已处理", "basis": "《城市市容和环境卫生管理条例》"})]
-PATHS["callback"] = PATHS["reply_review"] + [("approve_reply", "dispatcher", {})]
-PATHS["closed"] = PATHS["callback"] + [("callback_close", "agent", {"satisfaction": 5})]
-
-SAMPLE_DATA: dict[str, dict[str, Any]] = {
-    "close_direct": {"answer": "依据知识库 kb-12345-001 答复"},
-    "dispatch": {"unit_code": LEAD, "assist_units": [ASSIST]},
-    "return": {"reason": "不属于本单位职责"},
-    "redispatch": {"unit_code": OTHER},
-    "reject_return": {"reason": "属于城管职责"},
-    "request_extension": {"days": 5, "reason": "需现场勘查"},
-    "approve_extension": {},
-    "refuse_extension": {"reason": "理由不充分"},
-    "await_citizen": {"reason": "请市民补充照片"},
-    "resume": {},
-    "reply": {"reply": "已处理", "basis": "《城市市容和环境卫生管理条例》"},
-    "approve_reply": {},
-    "reopen": {"reason": "答复未解决诉求"},
-    "callback_close": {"satisfaction": 4},
-    "callback_reopen": {"satisfaction": 2, "reason": "问题仍存在"},
-    "supervise": {"instruction": "请加快办理"},
-    "urge": {"message": "市民再次来电催促"},
-    "link_call": {},
-    "update": {"changes": {"location": "解放西路"}},
-    "assist_sign": {},
-    "assist_reply": {"reply": "已配合"},
-    "add_assist": {"unit_code": "putuo-shenjiamen"},
-    "merge": {},
-    "sign": {},
-}
-
-
-def who(cast: Cast, name: str) -> User:
-    return getattr(cast, name)
-
-
-async def new_ticket(conn: asyncpg.Connection, cast: Cast, *, at: datetime | None = None, **kw: Any) -> int:
-    fields: dict[str, Any] = {"hotline_number": "12345", "subject": "占道经营", "facts": "商贩占用人行道",
-                              "location": "解放路", "caller_name": "张三", "caller_number": "13800001111",
-                              "category_code": "0201", "kind": "complaint"}
-    fields.update(kw)
-    return await create_ticket(conn, NewTicket(**fields), actor_id=cast.agent.id, actor_name="agent1", at=at)
-
-
-async def drive(conn: asyncpg.Connection, cast: Cast, state: str, **kw: Any) -> int:
-    ticket_id = await new_ticket(conn, cast, **kw)
-    for action, actor, data in PATHS[state]:
-        await apply(conn, ticket_id, action, who(cast, actor), dict(data))
-    assert await conn.fetchval("SELECT state FROM tickets WHERE id = $1", ticket_id) == state
-    return ticket_id

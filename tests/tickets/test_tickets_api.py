@@ -4,7 +4,7 @@ confidentiality and audited unmasked views, 409 bodies, catalogue, calendar."""
 from typing import Any
 
 import asyncpg
-from conftest import ASSIST, LEAD, OTHER
+from tickets_support import ASSIST, LEAD, OTHER
 
 BODY = {"hotline_number": "12345", "subject": "夜间施工噪声", "facts": "工地23点后仍在施工",
         "location": "定海区解放西路", "caller_name": "赵六", "caller_number": "+86 138-0000-9999",

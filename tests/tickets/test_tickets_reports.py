@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from conftest import LEAD, OTHER, Cast, new_ticket
 from openpyxl import load_workbook
+from tickets_support import LEAD, OTHER, Cast, new_ticket
 
 from hotline.calendar.core import SHANGHAI
 from hotline.reports.metrics import Period, call_metrics, ticket_metrics

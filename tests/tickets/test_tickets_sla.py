@@ -6,7 +6,7 @@ import asyncio
 from datetime import date, datetime
 
 import asyncpg
-from conftest import LEAD, Cast, new_ticket
+from tickets_support import LEAD, Cast, new_ticket
 
 from hotline.calendar import load_calendar
 from hotline.calendar.core import SHANGHAI

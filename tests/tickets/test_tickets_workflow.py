@@ -5,7 +5,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from conftest import ASSIST, LEAD, OTHER, PATHS, SAMPLE_DATA, Cast, drive, new_ticket, who
+from tickets_support import ASSIST, LEAD, OTHER, PATHS, SAMPLE_DATA, Cast, drive, new_ticket, who
 
 from hotline.errors import Forbidden, ValidationError
 from hotline.tickets.model import SAME, STATES, TRANSITIONS
