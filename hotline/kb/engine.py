@@ -34,7 +34,6 @@ from hotline.kb.text import fold, query_terms, setup_jieba, snippet
 from hotline.runtime import Runtime
 
 log = logging.getLogger(__name__)
-SEARCH_FIELDS = ("title", "keywords", "category_text", "body")
 BATCH = 2000
 
 
@@ -239,10 +238,11 @@ class KnowledgeBase:
         return time.monotonic() - self.stats.last_sync_at > self.settings.poll_seconds
 
     # -- searching ------------------------------------------------------------------------
-    def parse(self, text: str, *, limit_chars: int | None = None) -> tuple[Query | None, list[str]]:
-        """A whoosh query built from a person's words (never parsed as query syntax:
-        quotes, ``*``, brackets and AND are just characters), with synonyms. Returns the
-        query (``None`` when no meaningful word is left) and the terms to highlight."""
+    def parse(self, text: str, *, limit_chars: int | None = None) -> tuple[list[list[str]], list[str]]:
+        """The words to look for in a person's text (never parsed as query syntax:
+        quotes, ``*``, brackets and AND are just characters), expanded with synonyms.
+        Returns the alternatives, each cut into index words (empty when no meaningful
+        word is left), and the terms to highlight."""
         text = unicodedata.normalize("NFKC", text or "")
         if limit_chars is not None:
             text = text[:limit_chars]
@@ -254,18 +254,7 @@ class KnowledgeBase:
         for group in self.synonyms.phrases_in(folded):
             alternatives.extend(sorted(group))
         alternatives = list(dict.fromkeys(alternatives))
-        if not alternatives:
-            return None, []
-        # one flat OR of field terms (BM25F sums them; flat is what whoosh matches fastest)
-        singles: list[Query] = []
-        multi: list[Query] = []
-        for alt in alternatives:
-            words = query_terms(alt) or [alt]
-            if len(words) == 1:
-                singles.extend(Term(f, words[0]) for f in SEARCH_FIELDS)
-            else:  # a synonym jieba cuts in several words: all of them
-                multi.append(And([Or([Term(f, w) for f in SEARCH_FIELDS]) for w in words]))
-        return Or(singles + multi), alternatives
+        return [query_terms(alt) or [alt] for alt in alternatives], alternatives
 
     @staticmethod
     def _filter(req: SearchRequest) -> Query | None:
@@ -301,19 +290,20 @@ class KnowledgeBase:
             self.kick()
         if req.today is None:
             req.today = dt.datetime.now(self.runtime.settings.tz).date()
-        query, terms = self.parse(req.text)
+        words, terms = self.parse(req.text)
         notice = None
         stripped = fold(unicodedata.normalize("NFKC", req.text or "")).strip()
-        if stripped and query is None:
+        if stripped and not words:
             notice = "没有可检索的词（只有标点或常用虚词），请换个说法"
         elif stripped and len(stripped) == 1:
             notice = "只输入了一个字，结果可能不准确，建议输入两个字以上"
         hits: list[Hit]
-        if stripped and query is None:
+        exact = True
+        if stripped and not words:
             total, hits = 0, []
         else:
-            total, hits = await asyncio.to_thread(
-                self.index.search, query, filter=self._filter(req), page=req.page, pagelen=req.per_page)
+            total, exact, hits = await asyncio.to_thread(
+                self.index.search, words or None, filter=self._filter(req), page=req.page, pagelen=req.per_page)
         items = []
         width = self.settings.snippet_chars
         for hit in hits:
@@ -330,8 +320,8 @@ class KnowledgeBase:
                 "valid_from": _day(f.get("valid_from")), "valid_to": _day(f.get("valid_to")),
                 "score": round(hit.score, 3), "snippet": plain, "highlight": marked,
             })
-        result: dict[str, Any] = {"items": items, "total": total, "page": req.page, "per_page": req.per_page,
-                                  "terms": terms}
+        result: dict[str, Any] = {"items": items, "total": total, "total_exact": exact, "page": req.page,
+                                  "per_page": req.per_page, "terms": terms}
         if notice:
             result["notice"] = notice
         return result

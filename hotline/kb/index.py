@@ -18,7 +18,7 @@ from typing import Any
 from whoosh import index as windex
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.index import LockError
-from whoosh.query import Every, Query, Term
+from whoosh.query import And, Every, Or, Query, Term
 from whoosh.writing import CLEAR
 
 from hotline.kb.text import chinese_analyzer
@@ -26,6 +26,9 @@ from hotline.kb.text import chinese_analyzer
 #: bump when the schema or the analysis changes: nodes rebuild on start
 SCHEMA_VERSION = 1
 META_ID = "__meta__"
+SEARCH_FIELDS = ("title", "keywords", "category_text", "body")
+#: share of bodies above which a word is too common to walk in bodies
+COMMON_SHARE = 0.2
 OPEN_END = 99991231
 _MASK = Term("kind", "meta")
 
@@ -198,21 +201,56 @@ class KbIndex:
             docs = cache[key] = set(query.docs(searcher))
         return docs
 
-    def search(self, query: Query | None, *, filter: Query | None, page: int, pagelen: int,
-               recent_first: bool = False) -> tuple[int, list[Hit]]:
+    @staticmethod
+    def build_query(searcher: Any, alternatives: list[list[str]]) -> Query:
+        """One flat OR of field terms (BM25F sums them; flat is what whoosh matches
+        fastest). A word found in more than :data:`COMMON_SHARE` of the bodies is
+        looked up in titles and keywords only: its long posting list would cost more
+        than its low weight adds (unless every word is that common)."""
+        docs = max(1, searcher.doc_count())
+
+        def common(word: str) -> bool:
+            return bool(searcher.doc_frequency("body", word) > COMMON_SHARE * docs)
+
+        singles = list(dict.fromkeys(a[0] for a in alternatives if len(a) == 1))
+        rare = [w for w in singles if not common(w)]
+        keep_body = set(rare) if rare or any(len(a) > 1 for a in alternatives) else set(singles)
+        clauses: list[Query] = []
+        for word in singles:
+            fields = SEARCH_FIELDS if word in keep_body else SEARCH_FIELDS[:-1]
+            clauses.extend(Term(f, word) for f in fields)
+        for alt in alternatives:
+            if len(alt) > 1:  # a synonym jieba cuts into several words: all of them
+                clauses.append(And([Or([Term(f, w) for f in SEARCH_FIELDS]) for w in alt]))
+        query = Or(clauses)
+        # a tree of union matchers with block-max skipping at every index size (whoosh
+        # preloads arrays for small indexes, which costs more than it saves here)
+        query.matcher_type = Or.DEFAULT_MATCHER
+        return query
+
+    def search(self, alternatives: list[list[str]] | None, *, filter: Query | None, page: int,
+               pagelen: int) -> tuple[int, bool, list[Hit]]:
+        """``(total, total_is_exact, hits)`` of one page. With block-max skipping whoosh
+        does not count every match; the total is then its estimate."""
         searcher = self._searcher()
-        q = query if query is not None else Every()
         allowed = self._docset(searcher, filter)
         if allowed is not None and not allowed:
-            return 0, []  # whoosh would read an empty filter set as "no filter"
-        kwargs: dict[str, Any] = {"filter": allowed, "mask": self._docset(searcher, _MASK)}
-        if query is None or recent_first:
+            return 0, True, []  # whoosh would read an empty filter set as "no filter"
+        kwargs: dict[str, Any] = {"filter": allowed, "mask": self._docset(searcher, _MASK),
+                                  "limit": page * pagelen}
+        if alternatives is None:
+            query: Query = Every()
             kwargs["sortedby"] = "updated"
             kwargs["reverse"] = True
-        results = searcher.search_page(q, page, pagelen=pagelen, **kwargs)
-        total = len(results)
-        hits = [Hit(dict(hit.fields()), float(hit.score or 0.0)) for hit in results]
-        return total, hits
+        else:
+            query = self.build_query(searcher, alternatives)
+        results = searcher.search(query, **kwargs)
+        exact = results.has_exact_length()
+        total = len(results) if exact else results.estimated_length()
+        start = (page - 1) * pagelen
+        hits = [Hit(dict(results[i].fields()), float(results[i].score or 0.0))
+                for i in range(start, min(start + pagelen, results.scored_length()))]
+        return total, exact, hits
 
     def ids(self) -> set[str]:
         searcher = self._searcher()
