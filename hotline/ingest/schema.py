@@ -220,6 +220,9 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
         elif vtype is int and ftype == "int" and value >= minimum:
             clean[name] = value
             continue
+        elif ftype == "number" and (vtype is int or vtype is float) and 0 <= value < 10_000_000:
+            clean[name] = Decimal(value) if vtype is int else Decimal(repr(value))
+            continue
         if _blank(value):
             if required:
                 reasons.append(Reason(name, "required", f"{name} is required"))

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -133,6 +134,11 @@ def _stored_data(item: Item) -> dict[str, Any]:
     return data
 
 
+def _stored_json(item: Item) -> str:
+    data = _stored_data(item)
+    return json.dumps(data, ensure_ascii=False) if data else "{}"
+
+
 async def _ensure_stage(conn: asyncpg.Connection, kind: str) -> None:
     if await conn.fetchval("SELECT to_regclass($1)", f"pg_temp.{STAGES[kind]}") is None:
         await conn.execute(_stage_ddl(kind))
@@ -159,11 +165,8 @@ async def merge_items(
     if best:
         await _ensure_stage(conn, kind)
         columns = _COLUMNS[kind]
-        rows = [
-            (item.index, *(item.clean[field] for _, _, field in columns),  # type: ignore[index]
-             json.dumps(_stored_data(item), ensure_ascii=False))
-            for item in best.values()
-        ]
+        values = itemgetter(*(field for _, _, field in columns))
+        rows = [(item.index, *values(item.clean), _stored_json(item)) for item in best.values()]  # type: ignore[arg-type]
         await conn.copy_records_to_table(
             STAGES[kind], records=rows, columns=["idx", *(c for c, _, _ in columns), "data"]
         )
