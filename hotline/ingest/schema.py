@@ -171,8 +171,14 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
     raise AssertionError(f.type)
 
 
+_MOBILE_SECOND = frozenset("3456789")
+
+
 @functools.lru_cache(maxsize=65536)
 def _normalized(raw: str) -> str:
+    # an already-normalised mobile number is the common case: normalize() returns it unchanged
+    if len(raw) == 11 and raw[0] == "1" and raw[1] in _MOBILE_SECOND and raw.isdigit():
+        return raw
     return normalize(raw).number
 
 
