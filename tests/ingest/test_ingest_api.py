@@ -161,3 +161,15 @@ async def test_concurrent_overlapping_batches_all_land_highest_version_wins(subc
     assert total["accepted"] == 200 and sum(total.values()) == 1200
     assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 200
     assert await pool.fetchval("SELECT min(version) FROM subcenter_calls") == 6
+
+
+def test_caller_numbers_normalise_exactly_like_the_shared_normaliser() -> None:
+    import random
+
+    from hotline.ingest.schema import _normalized
+    from hotline.phone import normalize
+
+    samples = ["13812345678", "12345678901", "+8613812345678", "008613812345678", "05802012345", "2012345",
+               "12345", "anonymous", "138 1234 5678", "1381234567x"]
+    samples += [str(random.Random(7).randint(10**10, 2 * 10**10 - 1) + i * 7919) for i in range(2000)]
+    assert [_normalized(s.strip()) for s in samples] == [normalize(s).number for s in samples]
