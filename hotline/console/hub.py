@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 WALLBOARD_DEBOUNCE = 0.2  # seconds: at most one wallboard push per this interval
 SAFETY_REFRESH = 15.0  # seconds: recompute even without events (events are hints)
 SESSION_CHECK = 30.0  # seconds: close sockets whose session ended (logout everywhere)
+SEND_TIMEOUT = 5.0  # seconds a push may wait for one browser before that socket is closed
 TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter",
           "seat.changed", "ticket.changed", "console.expert_returned")
 
@@ -122,7 +123,12 @@ class ConsoleHub:
             if client.ws.closed:
                 return
             try:
-                await client.ws.send_str(text)
+                await asyncio.wait_for(client.ws.send_str(text), SEND_TIMEOUT)
+            except TimeoutError:
+                # a browser that stopped reading must not hold up everyone else's pushes
+                log.warning("closing the console socket of %s: not reading", client.user.username)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.ws.close(code=1013, message=b"too slow"), 1.0)
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("dropping console socket of %s: %s", client.user.username, exc)
         if targets:
