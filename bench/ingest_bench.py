@@ -151,14 +151,17 @@ async def bench_rowbyrow(url: str, rows: list[tuple], concurrency: int) -> float
             await conn.close()
 
 
-async def bench_api(url: str, bodies: list[bytes], key: str, concurrency: int
+async def bench_api(urls: list[str], bodies: list[bytes], key: str, concurrency: int
                     ) -> tuple[float, list[float], dict]:
     latencies: list[float] = []
     counts = {"accepted": 0, "updated": 0, "duplicate": 0, "rejected": 0}
     path = "/api/v1/ingest/calls"
 
+    turn = iter(range(10**9))
+
     async def work(body: bytes) -> None:
         headers = {**sign_headers("tax-sub", key, "POST", path, body), "Content-Type": "application/json"}
+        url = urls[next(turn) % len(urls)]  # round robin over the web nodes, like a balancer
         t0 = time.perf_counter()
         async with session.post(url + path, data=body, headers=headers) as resp:
             answer = await resp.json()
@@ -172,8 +175,8 @@ async def bench_api(url: str, bodies: list[bytes], key: str, concurrency: int
     return elapsed, latencies, counts
 
 
-async def bench_feed_lag(url: str, key: str, cookie: str, batches: int, size: int, interval: float
-                         ) -> tuple[list[float], list[float]]:
+async def bench_feed_lag(url: str, post_url: str, key: str, cookie: str, batches: int, size: int,
+                         interval: float) -> tuple[list[float], list[float]]:
     sent: dict[int, float] = {}
     answered: dict[int, float] = {}
     lag_sent: list[float] = []
@@ -218,7 +221,7 @@ async def bench_feed_lag(url: str, key: str, cookie: str, batches: int, size: in
                                            for i in range(size)]}).encode()
             headers = {**sign_headers("tax-sub", key, "POST", path, body), "Content-Type": "application/json"}
             sent[b] = time.perf_counter()
-            async with session.post(url + path, data=body, headers=headers) as resp:
+            async with session.post(post_url + path, data=body, headers=headers) as resp:
                 assert resp.status == 200, await resp.text()
                 answered[b] = time.perf_counter()
             await asyncio.sleep(interval)
@@ -233,6 +236,8 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rowbyrow", type=int, default=20_000)
+    parser.add_argument("--servers", type=int, default=1, help="web nodes (processes) the batches are spread over; "
+                        "the feed subscriber sits on the first, the lag batches go to the last")
     parser.add_argument("--lag-batches", type=int, default=200)
     parser.add_argument("--lag-batch", type=int, default=100)
     parser.add_argument("--lag-interval", type=float, default=0.1)
@@ -243,7 +248,7 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     embedded = EmbeddedPostgres(tmp)
     await embedded.start()
-    proc = None
+    procs: list[subprocess.Popen] = []
     try:
         url = await embedded.ensure_database("bench")
         settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(tmp),
@@ -283,44 +288,49 @@ async def main() -> None:
         del rows, chunks
         await reset(conn)
 
-        port = free_port()
         env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(tmp),
                "HOTLINE_SECRET_KEY": "bench-secret", "HOTLINE_LOG_LEVEL": "WARNING"}
-        proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve", "--no-agi", "--no-scheduler",
-                                 "--no-workers", "--web-port", str(port)], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
+        bases = []
+        for _ in range(args.servers):
+            port = free_port()
+            procs.append(subprocess.Popen([sys.executable, "-m", "hotline", "serve", "--no-agi", "--no-scheduler",
+                                           "--no-workers", "--web-port", str(port)], cwd=ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            bases.append(f"http://127.0.0.1:{port}")
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(base + "/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-            async with session.post(base + "/api/v1/auth/login",
+            for base in bases:
+                for _ in range(300):
+                    try:
+                        async with session.get(base + "/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+            async with session.post(bases[0] + "/api/v1/auth/login",
                                     json={"username": "bench-sup", "password": PASSWORD}) as resp:
                 assert resp.status == 200
                 cookie = resp.cookies["hotline_session"].value
 
-        t, lat, counts = await bench_api(base, bodies, key, args.concurrency)
+        t, lat, counts = await bench_api(bases, bodies, key, args.concurrency)
         rate = n / t
-        print(f"HTTP API: {n} records in {t:.1f} s = {rate:,.0f} records/s; "
+        print(f"HTTP API ({args.servers} web node(s)): {n} records in {t:.1f} s = {rate:,.0f} records/s; "
               f"batch latency p50 {pct(lat, 0.5) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms; {counts}")
         print(f"API / raw COPY = {rate / copy_rate:.0%}")
         stored = await conn.fetchval("SELECT count(*) FROM subcenter_calls")
         print(f"stored: {stored} records; change-log rows: {await conn.fetchval('SELECT count(*) FROM change_log')}")
 
-        lag_sent, lag_answered = await bench_feed_lag(base, key, cookie, args.lag_batches, args.lag_batch,
-                                                      args.lag_interval)
-        print(f"feed lag ({args.lag_batches} batches of {args.lag_batch}, one every {args.lag_interval} s), "
+        lag_sent, lag_answered = await bench_feed_lag(bases[0], bases[-1], key, cookie, args.lag_batches,
+                                                      args.lag_batch, args.lag_interval)
+        where = "subscriber and sender on one node" if len(bases) == 1 else "subscriber on node 1, sender on node 2"
+        print(f"feed lag ({args.lag_batches} batches of {args.lag_batch}, one every {args.lag_interval} s; {where}), "
               f"from POST sent: p50 {pct(lag_sent, 0.5) * 1000:.0f} ms, p99 {pct(lag_sent, 0.99) * 1000:.0f} ms; "
               f"from POST answered: p50 {pct(lag_answered, 0.5) * 1000:.0f} ms, "
               f"p99 {pct(lag_answered, 0.99) * 1000:.0f} ms")
         await conn.close()
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
             proc.wait(timeout=30)
         await embedded.stop()
         shutil.rmtree(tmp, ignore_errors=True)
