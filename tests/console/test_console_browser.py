@@ -271,3 +271,26 @@ async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone,
     await page.wait_for_selector("#seat-state:has-text('话后处理')")
     await page.click("button[data-state=ready]")
     await page.wait_for_selector("#seat-state:has-text('空闲')")
+
+
+async def test_agent_page_catches_up_after_a_lost_connection(pages, server, place_call) -> None:
+    """A call that reached the seat while the push channel was down still pops:
+    after reconnecting the page reloads the seat's current call."""
+    from hotline.web.routes.console import HUB
+
+    agent = await pages.user("agent")
+    page = await pages.sign_in(agent, expect="agent")
+    await page.wait_for_selector("#conn.on")
+    hub = server.app[HUB]
+    lost = [c for c in hub.clients if c.user.id == agent.id]
+    for client in lost:
+        hub.remove(client)  # the node forgets the socket: pushes no longer reach it
+    call_id = await place_call("12329", "13600001234", agent_id=agent.id)  # nobody hears this push
+    async with asyncio.timeout(5):
+        while await pages.pool.fetchval("SELECT current_call_id FROM seats WHERE user_id = $1", agent.id) != call_id:
+            await asyncio.sleep(0.05)
+    assert await page.locator("#pop-line").count() == 0
+    for client in lost:
+        await client.ws.close(code=1012, message=b"restart")  # the page reconnects and catches up
+    await page.wait_for_selector("#pop-line:has-text('12329 住房公积金服务热线')")
+    await page.wait_for_selector("#conn.on")

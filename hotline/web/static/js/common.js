@@ -88,13 +88,19 @@ async function logoutAll() {
   try { await post('/api/v1/auth/logout-all'); } finally { location.href = '/console/login'; }
 }
 
-/** The push channel: calls onMessage(msg) for each JSON message; reconnects. */
-export function connectPush(onMessage) {
+/** The push channel: calls onMessage(msg) for each JSON message; reconnects, and
+ *  calls onReconnect() after a reconnection so the page reloads what it may have missed. */
+export function connectPush(onMessage, onReconnect) {
   let delay = 500;
   let timer = null;
+  let opened = false;
   const open = () => {
     const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/console/ws`);
-    ws.onopen = () => { delay = 500; setConn(true); timer = setInterval(() => ws.readyState === 1 && ws.send('ping'), 25000); };
+    ws.onopen = () => {
+      delay = 500; setConn(true); timer = setInterval(() => ws.readyState === 1 && ws.send('ping'), 25000);
+      if (opened && onReconnect) Promise.resolve(onReconnect()).catch((e) => console.warn(e));
+      opened = true;
+    };
     ws.onmessage = (ev) => { try { onMessage(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
     ws.onclose = (ev) => {
       setConn(false); clearInterval(timer);

@@ -284,7 +284,12 @@ pop = current?.pop ?? null;
 categories = cats ? flattenCategories(items(cats)) : [];
 units = unitList ? items(unitList) : [];
 drawSeat(); drawTicketForm(); drawPop(); drawKb();
-connectPush(onPush);
+connectPush(onPush, async () => {
+  // missed pushes while disconnected: the tables are the truth
+  const [seatData, current] = await Promise.all([get('/api/v1/console/seat'), get('/api/v1/console/current')]);
+  seat = seatData.seat; drawSeat();
+  if (current.pop && current.pop.call.id !== pop?.call.id) { pop = current.pop; currentTicketId = null; drawTicketForm(); drawPop(); }
+});
 document.body.dataset.ready = '1';
 
 function flattenCategories(list) {

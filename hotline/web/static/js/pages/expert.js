@@ -117,5 +117,8 @@ connectPush(async (msg) => {
     if (item) select(item);
   } else if (msg.type === 'seat') { seat = msg.seat; drawSeat(); }
   else if (msg.type === 'ticket' && inbox.some((i) => i.ticket_id === msg.ticket_id)) { await loadInbox(); }
+}, async () => {
+  seat = (await get('/api/v1/console/seat')).seat; drawSeat();
+  await loadInbox();
 });
 document.body.dataset.ready = '1';

@@ -138,5 +138,5 @@ let units = [];
 try { units = items(await get('/api/v1/console/units')); } catch (e) { console.warn(e); }
 unitName = (units.find((u) => u.code === user.unit_code) || {}).name || unitName;
 await load();
-connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId); } });
+connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId); } }, load);
 document.body.dataset.ready = '1';

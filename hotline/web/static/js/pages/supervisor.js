@@ -233,7 +233,7 @@ drawBoard();
 connectPush((msg) => {
   if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
   else if (msg.type === 'ticket') { loadRisk(); }
-});
+}, () => loadRisk());  // the wallboard itself comes with every (re)connection
 document.body.dataset.ready = '1';
 // the slower panels fill in after the live wallboard is up
 metaLoaded.then(drawReportControls);
