@@ -24,9 +24,9 @@ from whoosh.writing import CLEAR
 from hotline.kb.text import chinese_analyzer
 
 #: bump when the schema or the analysis changes: nodes rebuild on start
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_ID = "__meta__"
-SEARCH_FIELDS = ("title", "keywords", "category_text", "body")
+SEARCH_FIELDS = ("head", "body")
 #: share of bodies above which a word is too common to walk in bodies
 COMMON_SHARE = 0.2
 OPEN_END = 99991231
@@ -41,9 +41,11 @@ def schema() -> Schema:
     return Schema(
         id=ID(stored=True, unique=True),
         kind=ID(stored=True),
-        title=TEXT(analyzer=zh, stored=True, field_boost=4.0, phrase=False),
-        keywords=TEXT(analyzer=zh, stored=True, field_boost=2.5, phrase=False),
-        category_text=TEXT(analyzer=zh, field_boost=1.5, phrase=False),
+        # title (twice: it weighs more), keywords and category words in one field, so
+        # that a word costs two posting lists (head, body) instead of four
+        head=TEXT(analyzer=zh, field_boost=3.0, phrase=False),
+        title=STORED(),
+        keywords=STORED(),
         body=TEXT(analyzer=zh, stored=True, phrase=False),
         category=STORED(),
         category_path=KEYWORD(commas=True),
@@ -74,7 +76,7 @@ def document(row: Mapping[str, Any]) -> dict[str, Any]:
         "kind": "article",
         "title": row["title"],
         "keywords": " ".join(row["keywords"] or ()),
-        "category_text": " ".join(parts),
+        "head": "\n".join([row["title"], row["title"], " ".join(row["keywords"] or ()), " ".join(parts)]),
         "body": row["body"],
         "category": row["category"],
         "category_path": ",".join("/".join(parts[: i + 1]) for i in range(len(parts))),
@@ -118,16 +120,17 @@ class KbIndex:
         with self._open_lock:
             self.path.mkdir(parents=True, exist_ok=True)
             try:
-                if not windex.exists_in(str(self.path)):
-                    self._ix = windex.create_in(str(self.path), schema())
-                    return None
-                self._ix = windex.open_dir(str(self.path))
-                if set(self._ix.schema.names()) != set(schema().names()):
-                    return None
-                return self.meta()
+                if windex.exists_in(str(self.path)):
+                    self._ix = windex.open_dir(str(self.path))
+                    meta = self.meta()
+                    if meta is not None and set(self._ix.schema.names()) == set(schema().names()):
+                        return meta
             except Exception:  # a damaged index is rebuilt, never trusted
-                self._ix = windex.create_in(str(self.path), schema())
-                return None
+                pass
+            # missing, damaged or of another schema version: start a new, empty one
+            # (whoosh keeps an index's schema, so a rebuild must not reuse the old one)
+            self._ix = windex.create_in(str(self.path), schema())
+            return None
 
     def meta(self) -> IndexMeta | None:
         with self._ix.searcher() as s:
@@ -214,14 +217,18 @@ class KbIndex:
 
         singles = list(dict.fromkeys(a[0] for a in alternatives if len(a) == 1))
         rare = [w for w in singles if not common(w)]
-        keep_body = set(rare) if rare or any(len(a) > 1 for a in alternatives) else set(singles)
+        keep_body = set(rare) if rare else set(sorted(singles, key=lambda w: searcher.doc_frequency("body", w))[:2])
         clauses: list[Query] = []
         for word in singles:
-            fields = SEARCH_FIELDS if word in keep_body else SEARCH_FIELDS[:-1]
+            fields = SEARCH_FIELDS if word in keep_body else ("head",)
             clauses.extend(Term(f, word) for f in fields)
         for alt in alternatives:
-            if len(alt) > 1:  # a synonym jieba cuts into several words: all of them
-                clauses.append(And([Or([Term(f, w) for f in SEARCH_FIELDS]) for w in alt]))
+            # a synonym jieba cuts into several words (住房公积金 → 住房 + 公积金): all of
+            # them (common ones in titles and keywords only); skipped when one of its
+            # words is itself sought
+            if len(alt) > 1 and not set(alt) & set(singles):
+                fields = SEARCH_FIELDS if not any(common(w) for w in alt) else ("head",)
+                clauses.append(And([Or([Term(f, w) for f in fields]) for w in alt]))
         query = Or(clauses)
         # a tree of union matchers with block-max skipping at every index size (whoosh
         # preloads arrays for small indexes, which costs more than it saves here)
