@@ -65,18 +65,29 @@ def ms(values: list[float]) -> str:
 
 
 async def synthesise(pool, total: int, rng: random.Random) -> int:
-    """Synthetic articles made of the seed articles' own sentences, recombined across
-    lines, with unique titles: realistic Chinese text and term statistics."""
+    """Synthetic articles as a large knowledge base has them: variants of each seed
+    matter (per district, year, situation) — the seed article's own sentences
+    shuffled and thinned, plus one to three sentences from other articles — with
+    unique titles. Real Chinese text; every seed topic has ~300 near-duplicates, so
+    the corpus is harder than a real one for both speed (long posting lists) and
+    relevance (look-alike distractors)."""
     seed = await pool.fetch("SELECT title, category, unit_code, material_type, hotlines, keywords, body FROM kb_articles")
-    sentences = [s.strip() for r in seed for s in r["body"].replace("\n", "。").split("。") if len(s.strip()) > 8]
+    split = [[s.strip() for s in r["body"].replace("\n", "。").split("。") if len(s.strip()) > 4] for r in seed]
+    sentences = [s for group in split for s in group if len(s) > 8]
+    places = ["定海区", "普陀区", "岱山县", "嵊泗县", "新城", "本市", "各区县", "海岛乡镇"]
+    situations = ["2024年版", "2025年版", "常见问题", "办理要点", "情形说明", "答复口径", "补充说明", "政策解读"]
     need = total - len(seed)
     if need <= 0:
         return 0
     rows = []
     for i in range(need):
-        base = rng.choice(seed)
-        body = "。".join(rng.sample(sentences, k=min(len(sentences), rng.randint(6, 14)))) + "。"
-        title = f"{base['title'][:40]}（补充说明{i:05d}）"
+        k = rng.randrange(len(seed))
+        base, own = seed[k], split[k]
+        kept = [s for s in own if rng.random() < 0.8] or own[:1]
+        rng.shuffle(kept)
+        kept += rng.sample(sentences, k=rng.randint(1, 3))
+        body = "。".join(kept) + "。"
+        title = f"{base['title'][:40]}（{rng.choice(places)}{rng.choice(situations)}{i:05d}）"
         rows.append((f"kb-syn-{i:05d}", title, base["category"], base["unit_code"], base["material_type"],
                      list(base["hotlines"]), list(base["keywords"])[:3], body))
     async with pool.acquire() as conn, conn.transaction():

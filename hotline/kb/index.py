@@ -29,6 +29,8 @@ META_ID = "__meta__"
 SEARCH_FIELDS = ("head", "body")
 #: share of bodies above which a word is too common to walk in bodies
 COMMON_SHARE = 0.2
+#: body postings one query may walk (whoosh scores every posting in Python)
+BODY_POSTINGS_BUDGET = 12_000
 OPEN_END = 99991231
 _MASK = Term("kind", "meta")
 
@@ -207,17 +209,27 @@ class KbIndex:
     @staticmethod
     def build_query(searcher: Any, alternatives: list[list[str]]) -> Query:
         """One flat OR of field terms (BM25F sums them; flat is what whoosh matches
-        fastest). A word found in more than :data:`COMMON_SHARE` of the bodies is
-        looked up in titles and keywords only: its long posting list would cost more
-        than its low weight adds (unless every word is that common)."""
+        fastest). Every word is looked up in the head (title, keywords, category); in
+        bodies only the rarest words, while they stay under :data:`COMMON_SHARE` of the
+        documents and :data:`BODY_POSTINGS_BUDGET` postings in all: a common word's long
+        posting list costs more than its low weight adds."""
         docs = max(1, searcher.doc_count())
 
         def common(word: str) -> bool:
             return bool(searcher.doc_frequency("body", word) > COMMON_SHARE * docs)
 
         singles = list(dict.fromkeys(a[0] for a in alternatives if len(a) == 1))
-        rare = [w for w in singles if not common(w)]
-        keep_body = set(rare) if rare else set(sorted(singles, key=lambda w: searcher.doc_frequency("body", w))[:2])
+        by_rarity = sorted(singles, key=lambda w: searcher.doc_frequency("body", w))
+        # bodies are searched for the rarest words first, within a posting budget that
+        # bounds the cost of a query on a large index (always at least the rarest word)
+        keep_body: set[str] = set()
+        spent = 0
+        for word in by_rarity:
+            df = searcher.doc_frequency("body", word)
+            if keep_body and (common(word) or spent + df > BODY_POSTINGS_BUDGET):
+                break
+            keep_body.add(word)
+            spent += df
         clauses: list[Query] = []
         for word in singles:
             fields = SEARCH_FIELDS if word in keep_body else ("head",)
