@@ -66,6 +66,27 @@ def schema() -> Schema:
     )
 
 
+#: incremental commits add small segments; they are merged once there are this many
+#: segments below SMALL_SEGMENT_DOCS documents. Big segments are never merged here:
+#: whoosh's default policy merges *all* segments while there are few, i.e. rewrites a
+#: 50,000-article index on every publish.
+MAX_SMALL_SEGMENTS = 8
+SMALL_SEGMENT_DOCS = 2000
+
+
+def _merge_small_only(writer: Any, segments: list[Any]) -> list[Any]:
+    from whoosh.reading import SegmentReader
+
+    small = [s for s in segments if s.doc_count_all() < SMALL_SEGMENT_DOCS]
+    if len(small) < MAX_SMALL_SEGMENTS:
+        return list(segments)
+    for segment in small:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in segments if s not in small]
+
+
 def day_number(value: dt.date | None, default: int = 0) -> int:
     return default if value is None else value.year * 10000 + value.month * 100 + value.day
 
@@ -174,7 +195,7 @@ class KbIndex:
                 writer.commit(mergetype=CLEAR)
             else:
                 writer.update_document(**meta)
-                writer.commit()
+                writer.commit(mergetype=_merge_small_only)
         except BaseException:
             writer.cancel()
             raise
