@@ -49,13 +49,21 @@ function drawList() {
         el('td', { class: `dl-${cls}` }, dueOf(t) ? fmtTime(dueOf(t)) : '—', ' ', el('span', { class: `tag ${cls === 'overdue' ? 'bad' : cls === 'warning' ? 'warn' : 'ok'}` }, name)));
     })));
 }
-async function select(id) {
+const FORM_INPUTS = ['d-text', 'd-basis', 'd-days', 'd-unit', 'd-satisfaction'];
+let shownId = null;
+/** Show a ticket. A refresh pushed while the same ticket is open keeps what the user
+ * has typed or chosen (keepInputs); opening a ticket or finishing an action starts clean. */
+async function select(id, { keepInputs = false } = {}) {
   selectedId = id;
   let t;
   try { const data = await getTicket(id); t = data.ticket || data; } catch (e) { fail(e); return; }
   const [cls, name] = colourOf(t);
   let history = [];
   try { history = items(await ticketHistory(id)); } catch (e) { console.warn(e); }
+  if (id !== selectedId) return; // another ticket was opened meanwhile
+  const kept = keepInputs && shownId === id
+    ? Object.fromEntries(FORM_INPUTS.map((k) => [k, document.getElementById(k)?.value])) : null;
+  shownId = id;
   clear(detailPanel).append(
     el('h2', {}, `工单 #${t.id}`, el('span', { class: 'tag' }, TICKET_STATES[t.state] || t.state)),
     el('div', {}, el('b', { id: 'd-subject' }, t.subject)),
@@ -90,6 +98,12 @@ async function select(id) {
       allowed.has('callback_close') ? el('span', { class: 'shrink' }, satisfaction) : null,
       ...centre.map(button)) : null,
     el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' }));
+  if (kept) {
+    for (const [k, v] of Object.entries(kept)) {
+      const input = document.getElementById(k);
+      if (input && v != null) input.value = v;
+    }
+  }
   if (history.length) {
     detailPanel.append(el('h3', {}, '办理记录'), el('table', { id: 'd-history' },
       ...history.map((h) => el('tr', {}, el('td', {}, fmtTime(h.at)), el('td', {}, h.actor_name || ''), el('td', {}, h.action_name || ACTIONS[h.action] || h.action),
@@ -138,5 +152,5 @@ let units = [];
 try { units = items(await get('/api/v1/console/units')); } catch (e) { console.warn(e); }
 unitName = (units.find((u) => u.code === user.unit_code) || {}).name || unitName;
 await load();
-connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId); } }, load);
+connectPush((msg) => { if (msg.type === 'ticket') { load(); if (msg.ticket_id === selectedId) select(selectedId, { keepInputs: true }); } }, load);
 document.body.dataset.ready = '1';
