@@ -35,8 +35,21 @@ class _Formatter(logging.Formatter):
         return head + (" " + tail if tail else "") + ("\n" + exc if exc else "")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record, so a CLI run
+    in-process (tests) never keeps a stream that was swapped out and closed."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter(as_json=fmt == "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
