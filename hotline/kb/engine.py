@@ -25,7 +25,7 @@ from typing import Any
 
 from whoosh.query import And, NumericRange, Or, Query, Term
 
-from hotline.errors import ValidationError
+from hotline.errors import Unavailable, ValidationError
 from hotline.kb import store
 from hotline.kb.index import Hit, KbIndex, day_number, document
 from hotline.kb.settings import KbSettings, index_dir, synonyms_path
@@ -302,8 +302,12 @@ class KnowledgeBase:
         if stripped and not words:
             total, hits = 0, []
         else:
-            total, exact, hits = await asyncio.to_thread(
-                self.index.search, words or None, filter=self._filter(req), page=req.page, pagelen=req.per_page)
+            try:
+                total, exact, hits = await asyncio.wait_for(asyncio.to_thread(
+                    self.index.search, words or None, filter=self._filter(req), page=req.page,
+                    pagelen=req.per_page), self.settings.search_timeout)
+            except TimeoutError:
+                raise Unavailable("知识库检索超时，请稍后重试或换个说法", field="q") from None
         items = []
         width = self.settings.snippet_chars
         for hit in hits:

@@ -22,6 +22,8 @@ class KbSettings:
     max_query_chars: int = 500
     max_page_size: int = 50
     snippet_chars: int = 120
+    #: a search that takes longer is answered with 503 (the call flow falls back)
+    search_timeout: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KbSettings:
