@@ -16,11 +16,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from hotline.errors import ConfigError
 
+T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "hotline.toml"
 
@@ -121,8 +122,12 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         if kind is Path:
             path = Path(str(value)).expanduser()
             return path if path.is_absolute() else (PROJECT_ROOT / path)
-        if kind is int and isinstance(value, bool):
+        if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
             raise ValueError(value)
+        if kind is tuple:
+            if not isinstance(value, list | tuple):
+                raise ValueError(value)
+            return tuple(value)
         return kind(value)
     except (TypeError, ValueError):
         raise ConfigError(
@@ -130,15 +135,26 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         ) from None
 
 
-def _build_section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
+def _build_section(cls: type[T], raw: Mapping[str, Any], name: str) -> T:
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    defaults = cls()
     values = {}
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"[{name}] has no setting {key!r}", field=f"{name}.{key}")
-        default = getattr(cls(), key)
-        values[key] = _coerce(value, type(default), f"{name}.{key}")
+        default = getattr(defaults, key)
+        kind = Path if isinstance(default, Path) else type(default)
+        values[key] = _coerce(value, kind, f"{name}.{key}")
+        if isinstance(default, tuple) and default and all(isinstance(x, str) for x in default):
+            values[key] = tuple(str(x) for x in values[key])
     return cls(**values)
+
+
+def section_settings(settings: Settings, name: str, cls: type[T]) -> T:
+    """Read the ``[name]`` table into ``cls``, a frozen dataclass whose every field has
+    a default: the one way feature packages read their settings. Unknown keys and
+    values of the wrong type are refused, naming ``name.key``."""
+    return _build_section(cls, settings.section(name), name)
 
 
 def load_settings(
@@ -166,7 +182,7 @@ def load_settings(
             target = sections[section] if section else top
             target[key] = _coerce(env[var], kind, var)
 
-    built = {name: _build_section(cls, sections[name], name) for name, cls in _SECTIONS.items()}
+    built: dict[str, Any] = {name: _build_section(cls, sections[name], name) for name, cls in _SECTIONS.items()}
     base = Settings()
     top_values: dict[str, Any] = {}
     for key, value in top.items():

@@ -47,3 +47,29 @@ def test_unknown_sections_are_kept_for_features(tmp_path: Path) -> None:
     path = tmp_path / "h.toml"
     path.write_text('[kb]\nindex_dir = "idx"\n')
     assert load_settings(path, env={}).section("kb") == {"index_dir": "idx"}
+
+
+def test_feature_sections_are_typed_and_checked(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from hotline.config import section_settings
+
+    @dataclass(frozen=True, slots=True)
+    class Feature:
+        limit: int = 5
+        delay: float = 1.0
+        codes: tuple[str, ...] = ("a",)
+        url: str = ""
+
+    path = tmp_path / "h.toml"
+    path.write_text('[feature]\nlimit = 7\ndelay = 2\ncodes = [330900, "x"]\n')
+    cfg = section_settings(load_settings(path, env={}), "feature", Feature)
+    assert cfg == Feature(limit=7, delay=2.0, codes=("330900", "x"))
+    assert section_settings(load_settings(path, env={}), "absent", Feature) == Feature()
+
+    for body, field in (('limit = "many"', "feature.limit"), ("limit = 2.5", "feature.limit"),
+                        ('codes = "a"', "feature.codes"), ("colour = 1", "feature.colour")):
+        path.write_text(f"[feature]\n{body}\n")
+        with pytest.raises(ConfigError) as err:
+            section_settings(load_settings(path, env={}), "feature", Feature)
+        assert err.value.field == field

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, replace
 
-from hotline.config import Settings
+from hotline.config import Settings, section_settings
 from hotline.errors import ConfigError
 
 EXPERT_FALLBACKS = ("queue", "callback")
@@ -46,22 +45,9 @@ class CallSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallSettings:
-        raw = dict(settings.section("calls"))
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in known:
-                raise ConfigError(f"[calls] has no setting {key!r}", field=f"calls.{key}")
-            kind = type(getattr(cls(), key))
-            try:
-                values[key] = kind(value)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"calls.{key}: expected {kind.__name__}, got {value!r}", field=f"calls.{key}"
-                ) from None
+        result = section_settings(settings, "calls", cls)
         if os.environ.get("HOTLINE_AMI_SECRET"):
-            values["ami_secret"] = os.environ["HOTLINE_AMI_SECRET"]
-        result = cls(**values)
+            result = replace(result, ami_secret=os.environ["HOTLINE_AMI_SECRET"])
         if result.expert_fallback not in EXPERT_FALLBACKS:
             raise ConfigError(
                 f"calls.expert_fallback must be one of {EXPERT_FALLBACKS}, got {result.expert_fallback!r}",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from hotline.config import Settings
-from hotline.errors import ConfigError
+from hotline.config import Settings, section_settings
 
 #: Zhoushan's administrative divisions (GB/T 2260), the default region code table
 DEFAULT_REGIONS = ("330900", "330902", "330903", "330921", "330922")
@@ -37,14 +35,4 @@ class IngestSettings:
 
 
 def ingest_settings(settings: Settings) -> IngestSettings:
-    raw: dict[str, Any] = dict(settings.section("ingest"))
-    known = {f.name for f in fields(IngestSettings)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"[ingest] has no setting {unknown[0]!r}", field=f"ingest.{unknown[0]}")
-    if "regions" in raw:
-        raw["regions"] = tuple(str(r) for r in raw["regions"])
-    try:
-        return IngestSettings(**raw)
-    except TypeError as exc:
-        raise ConfigError(f"[ingest]: {exc}", field="ingest") from None
+    return section_settings(settings, "ingest", IngestSettings)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from hotline.config import Settings
-from hotline.errors import ConfigError
+from hotline.config import Settings, section_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +19,4 @@ class QualitySettings:
 
 
 def quality_settings(settings: Settings) -> QualitySettings:
-    raw: dict[str, Any] = dict(settings.section("quality"))
-    known = {f.name for f in fields(QualitySettings)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"[quality] has no setting {unknown[0]!r}", field=f"quality.{unknown[0]}")
-    try:
-        return QualitySettings(**raw)
-    except TypeError as exc:
-        raise ConfigError(f"[quality]: {exc}", field="quality") from None
+    return section_settings(settings, "quality", QualitySettings)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from hotline.config import Settings
+from hotline.config import Settings, section_settings
 from hotline.errors import ConfigError
 
 
@@ -33,17 +32,7 @@ class UpstreamSettings:
 
 
 def upstream_settings(settings: Settings) -> UpstreamSettings:
-    raw: dict[str, Any] = dict(settings.section("upstream"))
-    known = {f.name for f in fields(UpstreamSettings)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"[upstream] has no setting {unknown[0]!r}", field=f"upstream.{unknown[0]}")
-    if "entities" in raw:
-        raw["entities"] = tuple(raw["entities"])
-    try:
-        cfg = UpstreamSettings(**raw)
-    except TypeError as exc:
-        raise ConfigError(f"[upstream]: {exc}", field="upstream") from None
+    cfg = section_settings(settings, "upstream", UpstreamSettings)
     if cfg.max_attempts < 1 or cfg.batch_size < 1:
         raise ConfigError("[upstream] max_attempts and batch_size must be ≥ 1", field="upstream")
     return cfg
