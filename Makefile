@@ -17,11 +17,15 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(HOTLINE) serve --migrate --demo
+	$(HOTLINE) migrate
+	$(HOTLINE) hotlines sync
+	$(HOTLINE) kb import knowledge_base/
+	$(HOTLINE) serve --demo
 
 migrate: $(STAMP)
 	$(HOTLINE) migrate
 	$(HOTLINE) hotlines sync
+	$(HOTLINE) kb import knowledge_base/
 
 # System packages the browser tests need (Debian's chromium); a no-op when present.
 test-deps:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from hotline.config import PROJECT_ROOT, Settings
-from hotline.errors import ConfigError
+from hotline.config import PROJECT_ROOT, Settings, section_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +26,7 @@ class KbSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KbSettings:
-        raw = dict(settings.section("kb"))
-        known = {f.name: f for f in fields(cls)}
-        values = {}
-        for key, value in raw.items():
-            if key not in known:
-                raise ConfigError(f"[kb] has no setting {key!r}", field=f"kb.{key}")
-            default = getattr(cls(), key)
-            try:
-                values[key] = type(default)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"kb.{key}: expected {type(default).__name__}, got {value!r}",
-                                  field=f"kb.{key}") from None
-        return cls(**values)
+        return section_settings(settings, "kb", cls)
 
 
 def _resolve(path: str) -> Path:
