@@ -198,3 +198,50 @@ def parse_reply_line(line: str) -> AgiReply:
     return AgiReply(
         200, match.group("result"), match.group("data"), int(endpos) if endpos else None, line
     )
+
+
+MAX_USAGE_LINES = 100
+
+
+class ReplyReader:
+    """Turns the lines Asterisk sends after a command into that command's reply, the
+    same way for every transport (FastAGI streams, classic AGI pipes).
+
+    Feed lines one at a time: :meth:`feed` returns the ``200`` reply when it arrives
+    and ``None`` while more lines are needed; it raises :class:`DeadChannel` (511),
+    :class:`AgiInvalidCommand` (510), :class:`AgiUsageError` (520, single or
+    multi-line, at most ``max_usage_lines``) or :class:`AgiProtocolError`. An
+    unsolicited ``HANGUP`` before the reply is noted in :attr:`hangup_seen` and
+    skipped, as is ``100 Trying…`` before a ``GOSUB`` result."""
+
+    def __init__(self, max_usage_lines: int = MAX_USAGE_LINES) -> None:
+        self.max_usage_lines = max_usage_lines
+        self.hangup_seen = False
+        self._usage: list[str] | None = None
+
+    def feed(self, line: str) -> AgiReply | None:
+        line = line.rstrip("\r\n")
+        if self._usage is not None:
+            self._usage.append(line)
+            if line.startswith("520 "):
+                raise AgiUsageError("\n".join(self._usage))
+            if len(self._usage) > self.max_usage_lines:
+                raise AgiProtocolError("520 usage block without its end line")
+            return None
+        if line.strip() == "HANGUP":
+            self.hangup_seen = True  # unsolicited: the real reply follows
+            return None
+        if line.startswith("200"):
+            return parse_reply_line(line)
+        if line.startswith("100") or not line.strip():
+            return None
+        if line.startswith("511"):
+            raise DeadChannel(line)
+        if line.startswith("510"):
+            raise AgiInvalidCommand(line)
+        if line.startswith("520-"):
+            self._usage = [line]
+            return None
+        if line.startswith("520"):
+            raise AgiUsageError(line)
+        raise AgiProtocolError(f"unexpected reply {line[:120]!r}")

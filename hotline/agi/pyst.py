@@ -23,15 +23,13 @@ import sys
 from typing import IO, Any
 
 from hotline.agi.protocol import (
-    AgiInvalidCommand,
     AgiProtocolError,
     AgiReply,
     AgiRequest,
-    AgiUsageError,
     DeadChannel,
+    ReplyReader,
     build_request,
     decode_value,
-    parse_reply_line,
     quote_arg,
 )
 from hotline.calls.channel import ChannelHungUp
@@ -97,38 +95,24 @@ class PystChannel:
             raise ChannelHungUp(str(exc)) from None
 
     def _read_reply(self) -> AgiReply:
-        while True:
-            raw = self.agi.stdin.readline()
-            if raw == "":
-                self._hung_up = True
-                self.end_reason = "connection closed"
-                raise ChannelHungUp("Asterisk closed stdin")
-            line = raw.rstrip("\r\n")
-            if line.strip() == "HANGUP":
-                self._hung_up = True
-                self.end_reason = self.end_reason or "HANGUP"
-                continue
-            if line.startswith("200"):
-                return parse_reply_line(line)
-            if line.startswith("100") or not line.strip():
-                continue
-            if line.startswith("511"):
-                self._hung_up = True
-                self.end_reason = self.end_reason or "511 dead channel"
-                raise DeadChannel(line)
-            if line.startswith("510"):
-                raise AgiInvalidCommand(line)
-            if line.startswith("520-"):
-                usage = [line]
-                while not usage[-1].startswith("520 "):
-                    more = self.agi.stdin.readline()
-                    if more == "":
-                        break
-                    usage.append(more.rstrip("\r\n"))
-                raise AgiUsageError("\n".join(usage))
-            if line.startswith("520"):
-                raise AgiUsageError(line)
-            raise AgiProtocolError(f"unexpected reply {line[:120]!r}")
+        reader = ReplyReader()
+        try:
+            while True:
+                raw = self.agi.stdin.readline()
+                if raw == "":
+                    self._hung_up = True
+                    self.end_reason = "connection closed"
+                    raise ChannelHungUp("Asterisk closed stdin")
+                reply = reader.feed(raw)
+                if reader.hangup_seen:
+                    self._hung_up = True
+                    self.end_reason = self.end_reason or "HANGUP"
+                if reply is not None:
+                    return reply
+        except DeadChannel:
+            self._hung_up = True
+            self.end_reason = self.end_reason or "511 dead channel"
+            raise
 
     async def set_variable(self, name: str, value: str) -> None:
         reply = self.command("SET VARIABLE", name, value)

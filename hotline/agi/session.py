@@ -12,23 +12,21 @@ import asyncio
 import logging
 
 from hotline.agi.protocol import (
-    AgiInvalidCommand,
+    MAX_USAGE_LINES,
     AgiProtocolError,
     AgiReply,
     AgiRequest,
-    AgiUsageError,
     DeadChannel,
+    ReplyReader,
     build_request,
     decode_value,
     encode_command,
     parse_header_line,
-    parse_reply_line,
 )
 from hotline.calls.channel import ChannelHungUp
 
 log = logging.getLogger("hotline.agi")
 MAX_HEADER_LINES = 200
-MAX_USAGE_LINES = 100
 
 
 class CommandTimeout(ChannelHungUp):
@@ -133,38 +131,19 @@ class FastAgiSession:
             raise
 
     async def _read_reply(self) -> AgiReply:
-        while True:
-            line = decode_value(await _readline(self.reader)).rstrip("\r\n")
-            if line.strip() == "HANGUP":
-                # unsolicited: note it, the real reply follows
-                self._hung_up = True
-                self.end_reason = self.end_reason or "HANGUP"
-                continue
-            if line.startswith("200"):
-                return parse_reply_line(line)
-            if line.startswith("100"):
-                continue  # "100 result=0 Trying..." before a GOSUB's result
-            if line.startswith("511"):
-                self._hung_up = True
-                self.end_reason = self.end_reason or "511 dead channel"
-                raise DeadChannel(line)
-            if line.startswith("510"):
-                raise AgiInvalidCommand(line)
-            if line.startswith("520-"):
-                usage = [line]
-                for _ in range(MAX_USAGE_LINES):
-                    more = decode_value(await _readline(self.reader)).rstrip("\r\n")
-                    usage.append(more)
-                    if more.startswith("520 "):
-                        break
-                else:
-                    raise AgiProtocolError("520 usage block without its end line")
-                raise AgiUsageError("\n".join(usage))
-            if line.startswith("520"):
-                raise AgiUsageError(line)
-            if not line.strip():
-                continue
-            raise AgiProtocolError(f"unexpected reply {line[:120]!r}")
+        reader = ReplyReader(MAX_USAGE_LINES)
+        try:
+            while True:
+                reply = reader.feed(decode_value(await _readline(self.reader)))
+                if reader.hangup_seen:
+                    self._hung_up = True
+                    self.end_reason = self.end_reason or "HANGUP"
+                if reply is not None:
+                    return reply
+        except DeadChannel:
+            self._hung_up = True
+            self.end_reason = self.end_reason or "511 dead channel"
+            raise
 
     # -- the Channel interface -------------------------------------------------
 
