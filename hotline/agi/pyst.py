@@ -22,12 +22,11 @@ import re
 import sys
 from typing import IO, Any
 
+from hotline.agi.channel_base import AgiChannelBase
 from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
     AgiRequest,
-    DeadChannel,
-    ReplyReader,
     build_request,
     decode_value,
     quote_arg,
@@ -52,11 +51,12 @@ class DefensiveStdin:
         return decode_value(data)
 
 
-class PystChannel:
+class PystChannel(AgiChannelBase):
     """The Channel interface over a pyst2 ``AGI`` object (synchronous pipes: a
     process serves exactly one call, so blocking here blocks nobody else)."""
 
     def __init__(self, agi: Any) -> None:
+        super().__init__()
         self.agi = agi
         lines, problems = [], []
         for key, value in agi.env.items():
@@ -65,18 +65,12 @@ class PystChannel:
             else:
                 problems.append(f"malformed header line {key[:80]!r}")
         self._request: AgiRequest = build_request(lines, problems)
-        self._hung_up = False
-        self.end_reason: str | None = None
 
     @property
     def request(self) -> AgiRequest:
         return self._request
 
-    @property
-    def hung_up(self) -> bool:
-        return self._hung_up
-
-    def command(self, name: str, *args: object) -> AgiReply:
+    async def command(self, name: str, *args: object) -> AgiReply:
         from asterisk.agi import AGIHangup
 
         if self._hung_up and self.end_reason == "connection closed":
@@ -84,7 +78,7 @@ class PystChannel:
         try:
             self.agi.test_hangup()  # SIGHUP from Asterisk
             self.agi.send_command(name, *(quote_arg(a) for a in args))
-            return self._read_reply()
+            return await self._read_reply()
         except AGIHangup as exc:
             self._hung_up = True
             self.end_reason = self.end_reason or "SIGHUP"
@@ -94,42 +88,13 @@ class PystChannel:
             self.end_reason = "connection closed"
             raise ChannelHungUp(str(exc)) from None
 
-    def _read_reply(self) -> AgiReply:
-        reader = ReplyReader()
-        try:
-            while True:
-                raw = self.agi.stdin.readline()
-                if raw == "":
-                    self._hung_up = True
-                    self.end_reason = "connection closed"
-                    raise ChannelHungUp("Asterisk closed stdin")
-                reply = reader.feed(raw)
-                if reader.hangup_seen:
-                    self._hung_up = True
-                    self.end_reason = self.end_reason or "HANGUP"
-                if reply is not None:
-                    return reply
-        except DeadChannel:
+    async def _next_line(self) -> str:
+        raw = self.agi.stdin.readline()
+        if raw == "":
             self._hung_up = True
-            self.end_reason = self.end_reason or "511 dead channel"
-            raise
-
-    async def set_variable(self, name: str, value: str) -> None:
-        reply = self.command("SET VARIABLE", name, value)
-        if reply.result == "-1":
-            self._hung_up = True
-            raise ChannelHungUp(f"SET VARIABLE {name} failed")
-
-    async def get_variable(self, name: str) -> str | None:
-        reply = self.command("GET VARIABLE", name)
-        return (reply.data or "") if reply.result == "1" else None
-
-    async def verbose(self, message: str, level: int = 3) -> None:
-        try:
-            self.command("VERBOSE", message, level)
-        except ChannelHungUp:
-            pass
-
+            self.end_reason = "connection closed"
+            raise ChannelHungUp("Asterisk closed stdin")
+        return str(raw)
 
 def _file_logging(settings: Any) -> None:
     root = logging.getLogger()

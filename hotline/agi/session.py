@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hotline.agi.channel_base import AgiChannelBase
 from hotline.agi.protocol import (
-    MAX_USAGE_LINES,
     AgiProtocolError,
     AgiReply,
     AgiRequest,
-    DeadChannel,
-    ReplyReader,
     build_request,
     decode_value,
     encode_command,
@@ -71,7 +69,7 @@ async def read_request(reader: asyncio.StreamReader) -> AgiRequest:
     raise AgiProtocolError(f"header block longer than {MAX_HEADER_LINES} lines")
 
 
-class FastAgiSession:
+class FastAgiSession(AgiChannelBase):
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -80,24 +78,18 @@ class FastAgiSession:
         *,
         command_timeout: float = 5.0,
     ) -> None:
+        super().__init__()
         self.reader = reader
         self.writer = writer
         self._request = request
         self.command_timeout = command_timeout
-        self._hung_up = False
         self._closed = False
         self.timed_out = False
-        #: why the channel went away, for the call record (None while it is up)
-        self.end_reason: str | None = None
         self.commands = 0
 
     @property
     def request(self) -> AgiRequest:
         return self._request
-
-    @property
-    def hung_up(self) -> bool:
-        return self._hung_up
 
     async def command(self, name: str, *args: object) -> AgiReply:
         """Send one command and return its ``200`` reply.
@@ -130,40 +122,8 @@ class FastAgiSession:
             self.end_reason = self.end_reason or "connection closed"
             raise
 
-    async def _read_reply(self) -> AgiReply:
-        reader = ReplyReader(MAX_USAGE_LINES)
-        try:
-            while True:
-                reply = reader.feed(decode_value(await _readline(self.reader)))
-                if reader.hangup_seen:
-                    self._hung_up = True
-                    self.end_reason = self.end_reason or "HANGUP"
-                if reply is not None:
-                    return reply
-        except DeadChannel:
-            self._hung_up = True
-            self.end_reason = self.end_reason or "511 dead channel"
-            raise
-
-    # -- the Channel interface -------------------------------------------------
-
-    async def set_variable(self, name: str, value: str) -> None:
-        reply = await self.command("SET VARIABLE", name, value)
-        if reply.result == "-1":
-            self._hung_up = True
-            raise ChannelHungUp(f"SET VARIABLE {name} failed: {reply.text}")
-
-    async def get_variable(self, name: str) -> str | None:
-        reply = await self.command("GET VARIABLE", name)
-        if reply.result == "1":
-            return reply.data or ""
-        return None
-
-    async def verbose(self, message: str, level: int = 3) -> None:
-        try:
-            await self.command("VERBOSE", message, level)
-        except ChannelHungUp:
-            pass
+    async def _next_line(self) -> str:
+        return decode_value(await _readline(self.reader))
 
     def close(self) -> None:
         self._closed = True
