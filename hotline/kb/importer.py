@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from hotline.kb import store
-from hotline.kb.model import CONTENT_FIELDS, ID_RE, STATES, validate_content
+from hotline.kb.model import CONTENT_FIELDS, ID_RE, STATES, shown_value, validate_content
 
 HEADERS = {
     "id": ("id", "编号", "知识编号"),
@@ -67,13 +67,8 @@ class Problem:
     value: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        value = self.value
-        if isinstance(value, str) and len(value) > 80:
-            value = value[:80] + "…"
-        if isinstance(value, dt.date):
-            value = value.isoformat()
         return {"row": self.row, "source": self.source, "field": self.field, "message": self.message,
-                "value": value}
+                "value": shown_value(self.value)}
 
     def __str__(self) -> str:
         shown = "" if self.value in (None, "") else f"（值：{self.to_json()['value']}）"

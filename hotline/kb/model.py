@@ -49,6 +49,15 @@ REVISION_TRANSITIONS: dict[str, Transition] = {
 }
 
 
+def shown_value(value: Any) -> Any:
+    """A bad value as a report shows it: dates as text, long text cut at 80 characters."""
+    if isinstance(value, str) and len(value) > 80:
+        return value[:80] + "…"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
     field: str
@@ -56,10 +65,7 @@ class FieldProblem:
     value: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        value = self.value
-        if isinstance(value, str) and len(value) > 80:
-            value = value[:80] + "…"
-        return {"field": self.field, "message": self.message, "value": value}
+        return {"field": self.field, "message": self.message, "value": shown_value(self.value)}
 
 
 _LIST_SPLIT = re.compile(r"[,，;；、|\s]+")
