@@ -19,6 +19,10 @@ from hotline.calls.settings import CallSettings
 from hotline.registry import Mode, Registry
 
 ROUTES_TO_QUEUE = ("platform", "merged", "fallback", "out_of_hours")
+#: CDR userfield of the citizen's channel: ``hotline:<line>`` (``:fallback`` when the
+#: backend did not route it), so a CDR import knows the call and its line without us
+CDR_TAG = "hotline:"
+CDR_FALLBACK = ":fallback"
 CONTEXTS = (
     "hotline-incoming", "hotline-fallback", "hotline-route", "hotline-queue", "hotline-connect",
     "hotline-hangup", "hotline-transfer", "hotline-xfer",
@@ -28,7 +32,7 @@ CONTEXTS = (
 @dataclass(frozen=True, slots=True)
 class DialplanOptions:
     agi_base: str  # agi://host:port or hagi://name
-    asterisk_major: int = 20
+    asterisk_major: int = 22  # the current LTS; --asterisk for older majors
     queue_timeout: int = 0  # 0: wait in the 12345 queue until answered (7×24)
 
     def agi(self, script: str, *args: str) -> str:
@@ -38,8 +42,12 @@ class DialplanOptions:
 
     def queue(self, queue: str, timeout: str = "") -> str:
         """``Queue()`` with the member gosub that runs ``agent_connect`` on the agent's channel.
+
+        app_queue takes the gosub argument as a *context* (started at ``s,1``) with the
+        subroutine's arguments after a comma, escaped so that Queue() does not split on it;
+        the Dial-style ``context^exten^priority(args)`` is refused on every answered call.
         Asterisk 21 removed the macro argument, which moved gosub from 8th to 7th place."""
-        gosub = "hotline-connect^s^1(${UNIQUEID})"
+        gosub = "hotline-connect\\,${UNIQUEID}"
         # queuename, options, URL, announceoverride, timeout, AGI, [macro,] gosub
         skip = ",,," if self.asterisk_major < 21 else ",,"
         return f"Queue({queue},t,,,{timeout}{skip}{gosub})"
@@ -60,10 +68,12 @@ def generate_extensions(registry: Registry, options: DialplanOptions) -> str:
         out += [
             f"; {line.number} {line.name} ({line.department}) mode={line.mode.value}",
             f"exten => {line.number},1,NoOp(hotline {line.number} {line.mode.value})",
+            "; the line on the call record even when the backend is down (CDR import)",
+            f" same => n,Set(CDR(userfield)={CDR_TAG}{line.number})",
             " same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)",
             " same => n,Set(AGIEXITONHANGUP=yes)",
             f" same => n,Set(__HOTLINE_LINE={line.number})",
-            f" same => n,{options.agi(f'incoming?line={line.number}')}",
+            f" same => n,{options.agi(f'incoming?line={line.number}&linkedid=${{CHANNEL(linkedid)}}')}",
             f' same => n,GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?hotline-fallback,{line.number},1)',
             f' same => n,GotoIf($["${{HOTLINE_ROUTE}}" = ""]?hotline-fallback,{line.number},1)',
             " same => n,Goto(hotline-route,${HOTLINE_ROUTE},1)",
@@ -73,8 +83,9 @@ def generate_extensions(registry: Registry, options: DialplanOptions) -> str:
         "; The backend failed or is unreachable: the call still goes to the 12345 queue,",
         "; tagged with the line it came in on.",
         "[hotline-fallback]",
-        "exten => _X.,1,NoOp(hotline backend unavailable: AGISTATUS=${AGISTATUS}; 12345 queue)",
+        "exten => _X.,1,NoOp(hotline backend unavailable: AGISTATUS=${AGISTATUS} - 12345 queue)",
         " same => n,Set(__HOTLINE_LINE=${EXTEN})",
+        f" same => n,Set(CDR(userfield)={CDR_TAG}${{EXTEN}}{CDR_FALLBACK})",
         f" same => n,Set(HOTLINE_QUEUE={platform.queue})",
         " same => n,Goto(hotline-queue,s,1)",
         "",
@@ -98,6 +109,7 @@ def generate_extensions(registry: Registry, options: DialplanOptions) -> str:
         " same => n,Dial(${HOTLINE_DIAL_TARGET},${HOTLINE_DIAL_TIMEOUT})",
         "; no answer, busy or unreachable: back to 12345 (the 7x24 guarantee)",
         f" same => n,{options.agi('dial_result', '', '${DIALSTATUS}', '${UNIQUEID}')}",
+        ' same => n,ExecIf($["${DIALSTATUS}" = "ANSWER"]?Hangup())',
         " same => n,Goto(hotline-queue,s,1)",
         "exten => blocked,1,Answer()",
         " same => n,Playback(${HOTLINE_ANNOUNCEMENT})",
@@ -146,6 +158,7 @@ def generate_extensions(registry: Registry, options: DialplanOptions) -> str:
         " same => n,Goto(hotline-queue,s,1)",
         " same => n(dial),Dial(${HOTLINE_XFER_TARGET},${HOTLINE_XFER_TIMEOUT})",
         f" same => n,{options.agi('dial_result', '${HOTLINE_XFER_ATTEMPT}', '${DIALSTATUS}', '${UNIQUEID}')}",
+        ' same => n,ExecIf($["${DIALSTATUS}" = "ANSWER"]?Hangup())',
         " same => n,Goto(hotline-queue,s,1)",
         " same => n(pool),Queue(${HOTLINE_XFER_QUEUE},t,,,${HOTLINE_XFER_TIMEOUT})",
         " same => n,Goto(hotline-queue,s,1)",

@@ -175,7 +175,9 @@ def _start_entry(
         "decisions": [*decisions, *route.decisions],
         "state": state,
         "started_at": started.isoformat(),
-        "queued_at": started.isoformat() if state == "queued" else None,
+        # offered (queued_at) only once Asterisk says the call joined a queue: a caller who
+        # hangs up during the announcement never reached one (AMI / queue_log set it)
+        "linkedid": req.param("linkedid")[:150] or None,
         "repeat_ticket_id": repeat_ticket_id,
     }
     return make_entry("start", uid, data)

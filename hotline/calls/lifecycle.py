@@ -112,7 +112,8 @@ async def dial_result(ctx: CallContext, channel: Channel) -> DialResult:
             decision["attempt_not_updated"] = "database unavailable"
     data: dict[str, Any] = {"append": [decision]}
     if fallback:
-        data["set"] = {"state": "queued", "queue": platform.queue, "queued_at": at}
+        # offered again when Asterisk says it joined the queue (AMI / queue_log)
+        data["set"] = {"state": "queued", "queue": platform.queue}
     await ctx.writer.write(make_entry("update", uid, data))
     if fallback:
         await _quiet_set(channel, "HOTLINE_QUEUE", platform.queue)

@@ -161,7 +161,34 @@ async def apply_op(conn: asyncpg.Connection, entry: dict[str, Any], *, live: boo
         return await _answer(conn, uid, data, live=live)
     if op == "end":
         return await _end(conn, uid, data)
+    if op == "queue_join":
+        return await _queue_join(conn, uid, data)
     raise ValueError(f"unknown call operation {op!r}")
+
+
+#: how a ``start`` merges into a record another source (CDR, queue_log) made first: the
+#: AGI's decisions win (line, route, what it dialled), what the record knew is kept
+#: where the AGI knows nothing, and a later state is never set back
+_START_MERGE = {
+    "hotline_number": "EXCLUDED.hotline_number",
+    "dialled": "coalesce(EXCLUDED.dialled, calls.dialled)",
+    "caller_number": "CASE WHEN EXCLUDED.caller_number <> '' THEN EXCLUDED.caller_number ELSE calls.caller_number END",
+    "caller_raw": "coalesce(EXCLUDED.caller_raw, calls.caller_raw)",
+    "caller_kind": "CASE WHEN EXCLUDED.caller_number <> '' THEN EXCLUDED.caller_kind ELSE calls.caller_kind END",
+    "caller_name": "coalesce(EXCLUDED.caller_name, calls.caller_name)",
+    "route": "coalesce(EXCLUDED.route, calls.route)",
+    "queue": "coalesce(calls.queue, EXCLUDED.queue)",
+    "skill": "coalesce(EXCLUDED.skill, calls.skill)",
+    "dial_target": "coalesce(EXCLUDED.dial_target, calls.dial_target)",
+    "decisions": "EXCLUDED.decisions || calls.decisions",
+    "state": "CASE WHEN calls.state = 'ringing' THEN EXCLUDED.state ELSE calls.state END",
+    "started_at": "EXCLUDED.started_at",
+    "queued_at": "coalesce(calls.queued_at, EXCLUDED.queued_at)",
+    "repeat_ticket_id": "coalesce(calls.repeat_ticket_id, EXCLUDED.repeat_ticket_id)",
+    "ticket_id": "coalesce(calls.ticket_id, EXCLUDED.ticket_id)",
+    "channel": "coalesce(EXCLUDED.channel, calls.channel)",
+    "linkedid": "coalesce(calls.linkedid, EXCLUDED.linkedid)",
+}
 
 
 async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int:
@@ -169,12 +196,17 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
     fields["call_uid"] = uid
     columns = list(fields)
     placeholders = ", ".join(f"${i}" for i in range(2, len(columns) + 2))
+    merge = ", ".join(f"{c} = {_START_MERGE[c]}" for c in columns if c in _START_MERGE)
     # one round trip on the hot path: the insert and its call.updated event (same
-    # message shape as hotline.events.publish), atomic as one statement
+    # message shape as hotline.events.publish), atomic as one statement. A record made
+    # first by another source (the CDR import during a database outage) takes the
+    # AGI's facts; a second AGI start of the same call (hagi fail-over, a replay) is a no-op.
     call_id = await conn.fetchval(
         f"""WITH ins AS (
                 INSERT INTO calls ({', '.join(columns)}) VALUES ({placeholders})
-                ON CONFLICT (call_uid) DO NOTHING RETURNING id, state)
+                ON CONFLICT (call_uid) DO UPDATE SET {merge}, source = 'agi', updated_at = now()
+                 WHERE calls.source <> 'agi'
+                RETURNING id, state)
             SELECT id FROM ins
              WHERE pg_notify($1, json_build_object('topic', 'call.updated', 'payload',
                              json_build_object('call_id', id, 'state', state))::text) IS NOT NULL""",  # noqa: S608
@@ -183,6 +215,23 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
     if call_id is None:  # Asterisk retried the request (hagi fail-over) or a replay
         call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
     return int(call_id)
+
+
+async def _queue_join(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
+    """The call entered an Asterisk queue (AMI ``QueueCallerJoin``, queue_log ``ENTERQUEUE``,
+    a simulated queue): *offered* from this moment; the first queue's time is kept, the
+    queue name follows the call (a dual line's overflow into the 12345 queue)."""
+    row = await conn.fetchrow(
+        """UPDATE calls SET queued_at = coalesce(queued_at, $2), queue = coalesce($3, queue),
+                  state = CASE WHEN state IN ('ringing', 'queued', 'transferred') THEN 'queued' ELSE state END,
+                  updated_at = now()
+            WHERE call_uid = $1 RETURNING id, state""",
+        uid, _ts(data["at"]), data.get("queue"),
+    )
+    if row is None:
+        return None
+    await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
+    return int(row["id"])
 
 
 async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
@@ -227,6 +276,7 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
         """UPDATE calls SET state = CASE WHEN state IN ('completed', 'abandoned', 'failed')
                                          THEN state ELSE 'answered' END,
                   answered_at = $2, wait_seconds = $3, agent_id = COALESCE($4, agent_id),
+                  queued_at = coalesce(queued_at, started_at),
                   answered_by = $5, decisions = decisions || $6::jsonb, updated_at = now()
             WHERE id = $1""",
         row["id"], answered_at, wait, data.get("agent_id"), data.get("answered_by"),

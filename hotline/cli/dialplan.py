@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", help="registry file (default: the configured one)")
     p.add_argument("--agi-url", help="FastAGI base URL, e.g. agi://10.0.0.5:4573 or hagi://agi.example.org "
                    "(default: [calls] agi_url, else agi://<agi.host>:<agi.port>)")
-    p.add_argument("--asterisk", type=int, default=20, metavar="MAJOR",
-                   help="Asterisk major version (21+ moved Queue()'s gosub argument; default 20)")
+    p.add_argument("--asterisk", type=int, default=22, metavar="MAJOR",
+                   help="Asterisk major version (default 22, the current LTS; 20 and older take Queue()'s gosub as the 8th argument)")
     p.set_defaults(func=run)
 
 

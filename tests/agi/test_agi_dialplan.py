@@ -66,8 +66,10 @@ def test_every_number_enters_the_agi_and_falls_back_to_12345(registry: Registry)
     for line in registry:
         apps = [app for _, app in incoming[line.number]]
         assert "Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)" in apps
-        agi = apps.index(f"AGI(agi://10.0.0.5:4573/incoming?line={line.number})")
+        agi = apps.index(f"AGI(agi://10.0.0.5:4573/incoming?line={line.number}&linkedid=${{CHANNEL(linkedid)}})")
         assert apps.index("Set(AGIEXITONHANGUP=yes)") < agi
+        # the CDR knows the line even when the backend is down
+        assert apps.index(f"Set(CDR(userfield)=hotline:{line.number})") < agi
         assert apps[agi + 1] == f'GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?hotline-fallback,{line.number},1)'
         assert apps[agi + 2] == f'GotoIf($["${{HOTLINE_ROUTE}}" = ""]?hotline-fallback,{line.number},1)'
         assert apps[agi + 3] == "Goto(hotline-route,${HOTLINE_ROUTE},1)"
@@ -76,9 +78,18 @@ def test_every_number_enters_the_agi_and_falls_back_to_12345(registry: Registry)
         pattern = next(p for p in fallback if _matches(p, line.number))
         steps = [app for _, app in fallback[pattern]]
         assert "Set(HOTLINE_QUEUE=hotline-12345)" in steps and steps[-1] == "Goto(hotline-queue,s,1)"
+        assert "Set(CDR(userfield)=hotline:${EXTEN}:fallback)" in steps
     queue = [app for _, app in plan["hotline-queue"]["s"]]
     assert 'Set(HOTLINE_Q=${IF($["${HOTLINE_QUEUE}" = ""]?hotline-12345:${HOTLINE_QUEUE})})' == queue[0]
-    assert queue[1] == "Queue(${HOTLINE_Q},t,,,,,,hotline-connect^s^1(${UNIQUEID}))"
+    # Asterisk 22 (the default): gosub is Queue()'s 7th argument, a context with its
+    # arguments after an escaped comma (app_queue starts it at s,1)
+    assert queue[1] == "Queue(${HOTLINE_Q},t,,,,,hotline-connect\\,${UNIQUEID})"
+    old = parse(generate_extensions(registry, DialplanOptions("agi://10.0.0.5:4573", asterisk_major=20)))
+    assert old["hotline-queue"]["s"][1][1] == "Queue(${HOTLINE_Q},t,,,,,,hotline-connect\\,${UNIQUEID})"
+    # ';' starts a comment in extensions.conf: no application text may contain one
+    for raw in text.splitlines():
+        if not raw.startswith(";"):
+            assert ";" not in raw, raw
 
 
 def test_every_route_the_backend_chooses_has_a_path(registry: Registry) -> None:
@@ -101,6 +112,7 @@ def test_every_route_the_backend_chooses_has_a_path(registry: Registry) -> None:
     assert sub[sub.index("Dial(${HOTLINE_DIAL_TARGET},${HOTLINE_DIAL_TIMEOUT})") + 1] == \
         "AGI(agi://127.0.0.1:4573/dial_result,,${DIALSTATUS},${UNIQUEID})"
     assert sub[-1] == "Goto(hotline-queue,s,1)"  # no answer / busy / unreachable → 12345
+    assert sub[-2] == 'ExecIf($["${DIALSTATUS}" = "ANSWER"]?Hangup())'  # answered: over, not queued again
     assert routes["blocked"][-1][1] == "Hangup(21)"
 
 
@@ -121,7 +133,7 @@ def test_transfer_contexts_and_hangup_handler(registry: Registry) -> None:
     assert hangup[-1][1] == "Return()"
     assert plan["hotline-connect"]["s"][0][1] == "AGI(hagi://agi.example.org/agent_connect,${ARG1})"
     # Asterisk 21: gosub is Queue()'s 7th argument
-    assert plan["hotline-queue"]["s"][1][1] == "Queue(${HOTLINE_Q},t,,,,,hotline-connect^s^1(${UNIQUEID}))"
+    assert plan["hotline-queue"]["s"][1][1] == "Queue(${HOTLINE_Q},t,,,,,hotline-connect\\,${UNIQUEID})"
     # every literal jump lands on something that exists
     for context, extens in plan.items():
         for exten, steps in extens.items():
