@@ -123,6 +123,7 @@ load = app_verbose.so
 load = app_echo.so
 load = app_milliwatt.so
 load = res_clioriginate.so
+load = res_speech.so
 load = app_cdr.so
 load = func_uri.so
 load = app_transfer.so
