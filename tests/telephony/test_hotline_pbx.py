@@ -1,0 +1,123 @@
+"""Day one of the merged hotline on a real Asterisk 22: a citizen call on each of the
+33 numbers, routed by its mode, answered, popped on the answering agent's console and
+recorded exactly once on the dialled line; the supervisor's figures equal Asterisk's
+queue_log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from conftest import SUBCENTRES, PhoneSystem
+from support import TEST_PASSWORD
+
+from hotline.auth import create_user
+from hotline.calls.routing import skill_queue
+from hotline.registry import Mode
+from hotline.reports.metrics import Period, call_metrics
+
+ANSWERING_SUBCENTRES = {n for n, how in SUBCENTRES.items() if how == "answer"}
+
+
+async def ready_agents(system: PhoneSystem, count: int) -> dict[str, int]:
+    """``count`` agents with a phone, every dual-line skill, and 置闲 (ready).
+    Returns interface → user id."""
+    queues = [system.registry.platform.queue] + sorted(
+        {skill_queue(line) for line in system.registry if line.mode is Mode.DUAL})
+    agents: dict[str, int] = {}
+    for i in range(count):
+        interface = f"Local/{8001 + i}@agents"
+        user = await create_user(system.pool, f"agent-{8001 + i}", TEST_PASSWORD, ("agent",))
+        await system.pool.execute(
+            "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', $2)",
+            user.id, interface)
+        for queue in queues:
+            await system.rx(f"queue add member {interface} to {queue}")
+        agents[interface] = user.id
+    return agents
+
+
+def queue_log_counts(text: str, callids: set[str]) -> dict[str, int]:
+    """Offered / answered / abandoned calls as Asterisk's queue_log tells them."""
+    events: dict[str, set[str]] = {"ENTERQUEUE": set(), "CONNECT": set(), "ABANDON": set()}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) >= 5 and parts[1] in callids and parts[4] in events:
+            events[parts[4]].add(parts[1])
+    return {"offered": len(events["ENTERQUEUE"]), "answered": len(events["CONNECT"]),
+            "abandoned": len(events["ABANDON"] - events["CONNECT"])}
+
+
+async def test_a_call_on_each_of_the_33_numbers(phone_system: PhoneSystem) -> None:
+    system = phone_system
+    await asyncio.to_thread(system.pbx.rx, "dialplan set global TALK 2")
+    agents = await ready_agents(system, 10)
+    offered: list[dict[str, Any]] = []
+    listener = await system.runtime.events()
+    unsubscribe = listener.subscribe("call.offered", lambda _topic, payload: offered.append(payload))  # type: ignore[func-returns-value,arg-type]
+    lines = sorted(line.number for line in system.registry)
+    assert len(lines) == 33
+    callers = {number: f"139{i:08d}" for i, number in enumerate(lines)}
+    try:
+        for number in lines:
+            await system.call(number, callers[number], stay=60)
+
+        async def all_ended() -> list[Any] | None:
+            rows = await system.calls()
+            done = [r for r in rows if r["ended_at"] is not None]
+            return rows if len(rows) >= 33 and len(done) == len(rows) else None
+
+        rows = await system.eventually(all_ended, timeout=120, what="33 calls ended")
+        # the records follower has read every Asterisk row of them
+        await system.eventually(lambda: _cdr_settled(system), timeout=30, what="CDR rows linked")
+        rows = await system.calls()
+    finally:
+        unsubscribe()
+
+    # exactly one record per citizen call, on the dialled line, with its mode's route
+    assert len(rows) == 33, [(r["call_uid"], r["hotline_number"], r["source"]) for r in rows]
+    by_line = {r["hotline_number"]: r for r in rows}
+    assert sorted(by_line) == lines
+    for number, row in by_line.items():
+        line = system.registry.get(number)
+        assert line is not None
+        assert row["caller_number"] == callers[number]
+        assert row["route"] == line.mode.value, (number, row["route"])
+        assert row["state"] == "completed", (number, row["state"], row["decisions"])
+        if number in ANSWERING_SUBCENTRES:
+            assert row["agent_id"] is None and row["answered_by"] == line.dial_target
+            continue
+        # answered by an agent: the agent is on the record and the call popped on their console
+        assert row["agent_id"] in agents.values(), (number, row["answered_by"], row["decisions"])
+        assert agents[row["answered_by"]] == row["agent_id"]
+        assert {"call_id": row["id"], "user_id": row["agent_id"], "hotline_number": number} in offered
+        if line.mode is Mode.SUBCENTER:  # rang out, busy or congested: back to 12345
+            outcome = {"ringout": "no_answer", "busy": "busy", "congest": "unreachable"}[SUBCENTRES[number]]
+            steps = [d for d in row["decisions"] if d.get("step") == "dial_result"]
+            assert [d["outcome"] for d in steps] == [outcome]
+            assert row["queue"] == system.registry.platform.queue
+        elif line.mode is Mode.DUAL:
+            assert row["skill"] == line.skill
+        assert row["queued_at"] is not None and row["answered_at"] >= row["queued_at"]
+
+    # every Asterisk row of the test belongs to one of these calls: legs are never calls
+    unlinked = await system.pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id IS NULL")
+    assert unlinked == 0
+
+    # the supervisor's figures equal what Asterisk's queue_log says for the same calls
+    today = rows[0]["started_at"].astimezone(system.runtime.settings.tz).date()
+    period = Period.parse(str(today - timedelta(days=1)), str(today + timedelta(days=1)), system.runtime.settings.tz)
+    report = await call_metrics(system.pool, period, "total", tz=system.runtime.settings.timezone)
+    expected = queue_log_counts(system.pbx.queue_log.read_text(), {r["call_uid"] for r in rows})
+    assert expected["offered"] == 33 - len(ANSWERING_SUBCENTRES)
+    assert {k: report[0][k] for k in ("offered", "answered", "abandoned")} == expected
+    assert Counter(r["hotline_number"] for r in rows) == Counter(lines)
+
+
+async def _cdr_settled(system: PhoneSystem) -> bool:
+    calls = await system.pool.fetchval("SELECT count(*) FROM calls")
+    linked = await system.pool.fetchval("SELECT count(DISTINCT call_id) FROM cdr_records")
+    pending = system.pbx.cdr_csv.exists() and system.pbx.cdr_csv.stat().st_size > 0
+    return bool(pending and linked == calls)
