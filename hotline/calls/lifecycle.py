@@ -141,7 +141,27 @@ async def hangup(ctx: CallContext, channel: Channel) -> HangupResult:
     }
     before = ctx.writer.journaled
     call_id = await ctx.writer.write(make_entry("end", uid, data))
+    if data["dialstatus"]:
+        await _finish_open_attempts(ctx, uid, DIAL_OUTCOMES.get(data["dialstatus"].upper(), "failed"))
     return HangupResult(uid, call_id, ctx.writer.journaled > before)
+
+
+async def _finish_open_attempts(ctx: CallContext, uid: str, outcome: str) -> None:
+    """A transfer whose ``Dial()`` was answered never reaches ``dial_result``: Dial()
+    hangs the caller up when the bridged callee does (no ``g`` option), so the
+    hangup handler's DIALSTATUS is the only report of how the last Dial() ended."""
+    from hotline.calls.transfer import finish_attempt
+
+    try:
+        async with ctx.store.connection() as conn:
+            async with conn.transaction():
+                for attempt_id in await conn.fetch(
+                    """SELECT a.id FROM transfer_attempts a JOIN calls c ON c.id = a.call_id
+                        WHERE c.call_uid = $1 AND a.finished_at IS NULL
+                          AND a.outcome IN ('connecting', 'dialling')""", uid):
+                    await finish_attempt(conn, attempt_id["id"], outcome)
+    except DatabaseDown:
+        log.warning("call %s: open transfer attempts not finished (database unavailable)", uid)
 
 
 async def _quiet_set(channel: Channel, name: str, value: str) -> None:
