@@ -1,12 +1,23 @@
 """The call record in PostgreSQL, and what a flow does when PostgreSQL is away.
 
 Every change a flow makes to a call record is a small **operation** (``start``,
-``update``, ``answer``, ``end``) with its data, applied by :func:`apply_op`. A
+``update``, ``answer``, ``end``, ``queue_join``; ``record`` for a call only Asterisk's
+records know) with its data, applied by :func:`apply_op`. A
 flow applies it directly when the database answers; otherwise (or while older
 operations still wait in the journal, so that order is kept) it appends it to
 the durable journal (:mod:`hotline.calls.journal`), and the replay applies the
 very same function later. One code path, so a replayed record is the record the
 flow would have written.
+
+This module is the one writer of ``calls``: the AGI flows, the journal replay, the AMI
+service and the import of Asterisk's records (CDR, queue_log: :mod:`hotline.ingest.cdr`)
+all go through :func:`apply_op`, so one set of rules decides which source wins:
+
+* the AGI's decisions (line, route, what it dialled, its decisions) win over a record;
+* a record only fills what is empty; a state never goes back; an ended call stays ended
+  (a later end only adds what the first one did not know);
+* the first answer time is kept; an after-the-fact source (``data["source"]`` set:
+  ``cdr``, ``queue_log``) never replaces who answered.
 """
 
 from __future__ import annotations
@@ -163,6 +174,8 @@ async def apply_op(conn: asyncpg.Connection, entry: dict[str, Any], *, live: boo
         return await _end(conn, uid, data)
     if op == "queue_join":
         return await _queue_join(conn, uid, data)
+    if op == "record":
+        return await _record(conn, uid, data)
     raise ValueError(f"unknown call operation {op!r}")
 
 
@@ -214,6 +227,32 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
     )
     if call_id is None:  # Asterisk retried the request (hagi fail-over) or a replay
         call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
+    return int(call_id)
+
+
+#: columns a ``record`` operation (a call created from Asterisk's records) may write
+RECORD_COLUMNS = (
+    "linkedid", "channel", "source", "hotline_number", "dialled", "caller_number", "caller_raw", "caller_kind",
+    "route", "decisions", "started_at",
+)
+
+
+async def _record(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int:
+    """A call the backend has no record of, made from Asterisk's records (the CDR row
+    tagged with the line): created once; a call that exists already (the AGI's, or an
+    earlier import) is left as it is: the later operations fill it."""
+    fields = {k: _value(k, v) for k, v in data.items() if k in RECORD_COLUMNS}
+    fields["call_uid"] = uid
+    columns = list(fields)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    call_id = await conn.fetchval(
+        f"""INSERT INTO calls ({', '.join(columns)}) VALUES ({placeholders})
+            ON CONFLICT (call_uid) DO NOTHING RETURNING id""",  # noqa: S608 (constant column names)
+        *fields.values(),
+    )
+    if call_id is None:
+        return int(await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid))
+    await publish(conn, "call.updated", {"call_id": call_id, "state": "ringing"})
     return int(call_id)
 
 
@@ -272,17 +311,25 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
     first = row["answered_at"] is None
     answered_at = at if first else row["answered_at"]
     wait = Decimal(str(round(max((answered_at - row["started_at"]).total_seconds(), 0.0), 3)))
+    agent_id = data.get("agent_id")
+    if agent_id is None and data.get("answered_by"):
+        agent_id = await seat_of_interface(conn, data["answered_by"])
+    source = data.get("source")  # None: a live flow (AGI, AMI); else an after-the-fact record
+    decision: dict[str, Any] = {"step": "answer", "by": data.get("answered_by"), "agent_id": agent_id,
+                                "at": data["at"]}
+    if source:
+        decision["source"] = source
     await conn.execute(
         """UPDATE calls SET state = CASE WHEN state IN ('completed', 'abandoned', 'failed')
                                          THEN state ELSE 'answered' END,
                   answered_at = $2, wait_seconds = $3, agent_id = COALESCE($4, agent_id),
                   queued_at = coalesce(queued_at, started_at),
-                  answered_by = $5, decisions = decisions || $6::jsonb, updated_at = now()
+                  answered_by = CASE WHEN $7 AND answered_by IS NOT NULL THEN answered_by
+                                     ELSE coalesce($5, answered_by) END,
+                  decisions = decisions || $6::jsonb, updated_at = now()
             WHERE id = $1""",
-        row["id"], answered_at, wait, data.get("agent_id"), data.get("answered_by"),
-        [{"step": "answer", "by": data.get("answered_by"), "agent_id": data.get("agent_id"), "at": data["at"]}],
+        row["id"], answered_at, wait, agent_id, data.get("answered_by"), [decision], bool(source),
     )
-    agent_id = data.get("agent_id")
     if agent_id is not None and live:
         await conn.execute(
             """UPDATE seats SET state = 'on_call', current_call_id = $2, since = now(), updated_at = now()
@@ -296,6 +343,12 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
     return int(row["id"])
 
 
+async def seat_of_interface(conn: asyncpg.Connection, interface: str) -> int | None:
+    """The user whose seat is this Asterisk interface (``Local/8001@agents``, ``PJSIP/8001``)."""
+    user_id = await conn.fetchval("SELECT user_id FROM seats WHERE interface = $1", interface)
+    return None if user_id is None else int(user_id)
+
+
 def _seconds(value: Any) -> float | None:
     try:
         number = float(value)
@@ -305,18 +358,36 @@ def _seconds(value: Any) -> float | None:
 
 
 async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
-    """Finalise: answered or abandoned, wait and talk durations, disposition, who answered."""
+    """Finalise: answered or abandoned, wait and talk durations, disposition, who answered.
+    The first end wins; a later end from another source (the AGI's hangup replayed after
+    the CDR ended the call, or the reverse) only fills what is empty and adds its decision."""
     row = await conn.fetchrow(
         """SELECT id, state, route, dial_target, started_at, answered_at, ended_at, agent_id,
-                  answered_by, disposition
+                  answered_by, disposition, decisions
              FROM calls WHERE call_uid = $1 FOR UPDATE""",
         uid,
     )
     if row is None:
         log.warning("call %s: end for an unknown call dropped", uid)
         return None
+    source = data.get("source") or "agi"
+    agent_id = data.get("agent_id")
     if row["ended_at"] is not None:
-        return int(row["id"])  # hangup reported twice (handler + retry): first one wins
+        # hangup reported twice (handler + retry): first one wins; another source's end adds
+        # what it knew (its decision, a disposition, the agent) without changing the outcome
+        if not any(isinstance(d, dict) and d.get("step") == "hangup" and d.get("source", "agi") == source
+                   for d in _decisions(row["decisions"])):
+            decision = {"step": "hangup", "source": source, "at": data["at"], "after_end": True}
+            for key in ("cause", "dialstatus", "queuestatus"):
+                if data.get(key):
+                    decision[key] = data[key]
+            await conn.execute(
+                """UPDATE calls SET disposition = coalesce(disposition, $2), agent_id = coalesce(agent_id, $3),
+                          decisions = decisions || $4::jsonb, updated_at = now()
+                    WHERE id = $1""",
+                row["id"], data.get("disposition"), agent_id, [decision],
+            )
+        return int(row["id"])
     ended_at = _ts(data["at"])
     assert ended_at is not None
     answered_at = row["answered_at"]
@@ -343,16 +414,18 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     wait = round(max((wait_end - row["started_at"]).total_seconds(), 0.0), 3)
     talk: float | None = round(max((ended_at - answered_at).total_seconds(), 0.0), 3) if answered_at else None
     decision = {"step": "hangup", "at": data["at"], "state": state, "disposition": disposition}
+    if source != "agi":
+        decision["source"] = source
     for key in ("cause", "dialstatus", "queuestatus"):
         if data.get(key):
             decision[key] = data[key]
     await conn.execute(
         """UPDATE calls SET state = $2, disposition = $3, ended_at = $4, answered_at = $5,
                   answered_by = $6, wait_seconds = $7, talk_seconds = $8,
-                  decisions = decisions || $9::jsonb, updated_at = now()
+                  decisions = decisions || $9::jsonb, agent_id = coalesce(agent_id, $10), updated_at = now()
             WHERE id = $1""",
         row["id"], state, disposition, ended_at, answered_at, answered_by,
-        Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision],
+        Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision], agent_id,
     )
     # whoever was on this call (agent or expert seat) moves on to after-call work
     await conn.execute(
@@ -362,6 +435,14 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     )
     await publish(conn, "call.updated", {"call_id": row["id"], "state": state})
     return int(row["id"])
+
+
+def _decisions(value: Any) -> list[Any]:
+    if isinstance(value, str):  # a connection without the jsonb codec
+        import json
+
+        value = json.loads(value)
+    return value if isinstance(value, list) else []
 
 
 def _delta(seconds: float) -> timedelta:

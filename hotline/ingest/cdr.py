@@ -1,19 +1,27 @@
 """Asterisk's call records: ``Master.csv`` (cdr_csv), ``queue_log``, and the ``cdr``
-table written by cdr_pgsql.
+table written by cdr_pgsql, as facts of exactly one record per citizen call.
 
 Every source row is stored once (keyed by a hash of its content, so reading a file
-again after a lost offset is harmless), rows are grouped into calls by
-``linkedid`` (the inbound channel's uniqueid when Asterisk does not log it), and
-each group is matched to the ``calls`` row our AGI flows wrote
-(``calls.call_uid = linkedid`` or ``calls.linkedid = linkedid``). A matched call is
-completed from the CDR (only empty columns are filled); an unmatched one gets one
-new ``calls`` row with ``source = 'cdr'``. Either way one call is one row: no
-double counting.
+again after a lost offset is harmless). CDR rows are grouped by ``linkedid`` (the
+uniqueid when Asterisk does not log it); in a group, the **citizen's channel** is the
+one whose rows carry the tag the generated dialplan sets, ``CDR(userfield) =
+hotline:<line>`` (``:fallback`` when the backend did not route the call), and its
+uniqueid is ``calls.call_uid``; or the group belongs to the call the AGI recorded
+(``calls.call_uid`` / ``calls.linkedid``). Every other leg (agent, sub-centre,
+transfer, the Local ``;1`` side) is linked to that call (``cdr_records.call_id``) and
+never counts as a call. A group with neither a tag nor a record waits unlinked until
+one arrives (:func:`settle_pending`).
+
+Nothing here writes ``calls`` itself: the facts go through the call operations of
+:mod:`hotline.calls.store` (``record``, ``queue_join``, ``answer``, ``end``), the ones
+the AGI, AMI and journal replay use, so one set of merge rules holds whatever order
+the sources arrive in.
 
 Master.csv columns (cdr.conf ``[csv]``): the 16 classic ones, then ``uniqueid``
 (``loguniqueid=yes``), ``userfield`` (``loguserfield=yes``) and ``peeraccount,
 linkedid, sequence`` (``newcdrcolumns=yes``); the layout is recognised by the
-number of columns. Times are the Asterisk server's local time.
+number of columns. Times are read in ``[ingest] cdr_timezone``; a CDR start that
+disagrees with the AGI's start of the same channel is reported (:func:`_clock_check`).
 """
 
 from __future__ import annotations
@@ -21,17 +29,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from hotline.calls.store import apply_op, make_entry, seat_of_interface
 from hotline.ingest import metrics
 from hotline.phone import normalize
+
+log = logging.getLogger(__name__)
 
 BASE = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
         "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
@@ -44,7 +56,9 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     20: BASE + ("uniqueid",) + NEW,
     21: BASE + ("uniqueid", "userfield") + NEW,
 }
-_OPEN_STATES = ("ringing", "queued", "answered", "transferred")
+#: ``CDR(userfield)`` prefix of the citizen's channel (hotline/calls/dialplan.py)
+TAG_PREFIX = "hotline:"
+DEFAULT_SKEW_TOLERANCE = 90.0
 _CDR_COLUMNS = ("row_hash", "origin", "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel",
                 "lastapp", "lastdata", "start_at", "answer_at", "end_at", "duration", "billsec", "disposition",
                 "amaflags", "uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
@@ -137,7 +151,8 @@ class ImportResult:
 
 
 async def import_cdr_rows(
-    conn: asyncpg.Connection, rows: Sequence[dict[str, Any]], *, default_line: str = "12345", bad: int = 0
+    conn: asyncpg.Connection, rows: Sequence[dict[str, Any]], *, default_line: str = "12345", bad: int = 0,
+    skew_tolerance: float = DEFAULT_SKEW_TOLERANCE, tz_name: str = "",
 ) -> ImportResult:
     """Store CDR rows (inside the caller's transaction) and bring their calls up to date."""
     if not rows:
@@ -154,101 +169,195 @@ async def import_cdr_rows(
         *([r[c] for r in rows] for c in _CDR_COLUMNS),
     )
     groups = sorted({r["grp"] for r in inserted if r["grp"]})
-    matched, created = await _settle_groups(conn, groups, default_line)
+    rules = _Rules(default_line, skew_tolerance, tz_name)
+    matched = created = 0
+    for grp in groups:
+        outcome = await _settle_group(conn, grp, rules)
+        matched += outcome == "matched"
+        created += outcome == "created"
     metrics.ASTERISK_ROWS.labels("cdr", "imported").inc(len(inserted))
     metrics.ASTERISK_ROWS.labels("cdr", "duplicate").inc(len(rows) - len(inserted))
     return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, created)
 
 
-async def _settle_groups(conn: asyncpg.Connection, groups: list[str], default_line: str) -> tuple[int, int]:
-    if not groups:
-        return 0, 0
-    aggs = await conn.fetch(
-        """SELECT grp,
-                  min(start_at) AS started,
-                  min(answer_at) FILTER (WHERE disposition = 'ANSWERED') AS answered,
-                  max(end_at) AS ended,
-                  (array_agg(src ORDER BY (uniqueid = grp) DESC NULLS LAST, start_at, id))[1] AS src,
-                  (array_agg(dst ORDER BY (uniqueid = grp) DESC NULLS LAST, start_at, id))[1] AS dst,
-                  (array_agg(channel ORDER BY (uniqueid = grp) DESC NULLS LAST, start_at, id))[1] AS channel,
-                  (array_agg(dstchannel ORDER BY disposition = 'ANSWERED' DESC, start_at, id))[1] AS answered_by,
-                  array_agg(DISTINCT uniqueid) FILTER (WHERE uniqueid IS NOT NULL) AS uniqueids
-             FROM (SELECT *, coalesce(nullif(linkedid, ''), uniqueid) AS grp FROM cdr_records
-                    WHERE coalesce(nullif(linkedid, ''), uniqueid) = ANY($1)) r
-            GROUP BY grp""",
-        groups,
-    )
-    found = {
-        r["grp"]: r["id"]
-        for r in await conn.fetch(
-            """SELECT DISTINCT ON (g) g AS grp, c.id
-                 FROM unnest($1::text[]) g JOIN calls c ON c.call_uid = g OR c.linkedid = g
-                ORDER BY g, (c.call_uid = g) DESC, c.id""",
-            groups,
-        )
-    }
-    lines = set(await conn.fetchval("SELECT coalesce(array_agg(number), '{}') FROM hotlines WHERE active"))
-    matched = [a for a in aggs if a["grp"] in found]
-    fresh = [a for a in aggs if a["grp"] not in found]
-    if matched:
-        await conn.execute(
-            """UPDATE calls c
-                  SET linkedid = coalesce(c.linkedid, m.grp),
-                      answered_at = coalesce(c.answered_at, m.answered),
-                      ended_at = coalesce(c.ended_at, m.ended),
-                      talk_seconds = coalesce(c.talk_seconds,
-                                              round(extract(epoch FROM m.ended - m.answered)::numeric, 3)),
-                      answered_by = coalesce(c.answered_by, m.answered_by),
-                      state = CASE WHEN c.state = ANY($6::text[]) AND m.ended IS NOT NULL
-                                   THEN CASE WHEN m.answered IS NOT NULL THEN 'completed' ELSE 'abandoned' END
-                                   ELSE c.state END,
-                      updated_at = now()
-                 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
-                      AS m(id, grp, answered, ended, answered_by)
-                WHERE c.id = m.id""",
-            [found[a["grp"]] for a in matched], [a["grp"] for a in matched], [a["answered"] for a in matched],
-            [a["ended"] for a in matched], [a["answered_by"] for a in matched], list(_OPEN_STATES),
-        )
-    created = 0
-    if fresh:
-        numbers = [normalize(a["src"]) for a in fresh]
-        created_rows = await conn.fetch(
-            """INSERT INTO calls (call_uid, linkedid, channel, source, hotline_number, dialled, caller_number,
-                                  caller_raw, caller_kind, started_at, answered_at, ended_at, talk_seconds,
-                                  answered_by, state, disposition)
-               SELECT f.grp, f.grp, f.channel, 'cdr', f.line, f.dst, f.caller, f.raw, f.kind, f.started,
-                      f.answered, f.ended,
-                      round(extract(epoch FROM f.ended - f.answered)::numeric, 3), f.answered_by,
-                      CASE WHEN f.answered IS NOT NULL THEN 'completed' ELSE 'abandoned' END,
-                      CASE WHEN f.answered IS NOT NULL THEN 'answered' ELSE 'no_answer' END
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::text[])
-                      AS f(grp, channel, line, dst, caller, raw, kind, started, answered, ended, answered_by)
-               ON CONFLICT (call_uid) DO NOTHING
-               RETURNING id, call_uid""",
-            [a["grp"] for a in fresh], [a["channel"] for a in fresh],
-            [a["dst"] if a["dst"] in lines else default_line for a in fresh], [a["dst"] for a in fresh],
-            [n.number for n in numbers], [a["src"] for a in fresh], [n.kind.value for n in numbers],
-            [a["started"] for a in fresh], [a["answered"] for a in fresh], [a["ended"] for a in fresh],
-            [a["answered_by"] for a in fresh],
-        )
-        created = len(created_rows)
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """``CDR(userfield)`` the generated dialplan sets on the citizen's channel."""
+
+    line: str
+    fallback: bool  # the backend did not route the call ([hotline-fallback])
+
+
+def parse_tag(userfield: str | None) -> Tag | None:
+    """``hotline:<line>`` or ``hotline:<line>:fallback``; None for any other userfield."""
+    if not userfield or not userfield.startswith(TAG_PREFIX):
+        return None
+    parts = userfield.split(":")
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    return Tag(parts[1], "fallback" in parts[2:])
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    default_line: str
+    skew_tolerance: float
+    tz_name: str
+
+
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]+(;\d+)?$")
+
+
+def interface_of(channel: str | None) -> str | None:
+    """``Local/8001@agents-00000006;1`` → ``Local/8001@agents``; ``PJSIP/8001-0000a1`` → ``PJSIP/8001``."""
+    return _CHANNEL_SUFFIX.sub("", channel) if channel else None
+
+
+def format_offset(seconds: float) -> str:
+    """``+8:00``, ``-0:05``: an offset rounded to the minute, as a time zone would be written."""
+    minutes = round(abs(seconds) / 60)
+    return f"{'-' if seconds < 0 else '+'}{minutes // 60}:{minutes % 60:02d}"
+
+
+async def _settle_group(conn: asyncpg.Connection, grp: str, rules: _Rules) -> str | None:
+    """Bring one linkedid group's call up to date: ``matched`` (the call existed),
+    ``created`` (recorded from the tagged CDR row), None (nobody can say which call
+    these legs belong to yet: they wait unlinked)."""
+    rows = await conn.fetch(
+        """SELECT * FROM cdr_records WHERE coalesce(nullif(linkedid, ''), uniqueid) = $1
+            ORDER BY start_at NULLS LAST, id""", grp)
+    tagged = [r for r in rows if r["uniqueid"] and parse_tag(r["userfield"])]
+    tagged_uids = list(dict.fromkeys(r["uniqueid"] for r in tagged))
+    uids = [r["uniqueid"] for r in rows if r["uniqueid"]]
+    call = await _find_call(conn, grp, tagged_uids, uids)
+    outcome = "matched"
+    if call is None:
+        if not tagged:
+            return None
+        first = tagged[0]
+        data = _record_data(grp, first, [r for r in rows if r["uniqueid"] == first["uniqueid"]])
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM hotlines WHERE number = $1)",
+                                   data["hotline_number"]):
+            data["decisions"].append({"step": "line", "outcome": "unknown_number",
+                                      "tagged": data["hotline_number"], "line": rules.default_line})
+            data["hotline_number"] = rules.default_line
+        await apply_op(conn, make_entry("record", first["uniqueid"], data))
+        call = await _find_call(conn, grp, tagged_uids, uids)
+        assert call is not None
+        outcome = "created"
+    uid = call["call_uid"]
+    citizen = [r for r in rows if r["uniqueid"] == uid]
     await conn.execute(
-        """UPDATE cdr_records r SET call_id = c.id
-             FROM calls c
-            WHERE coalesce(nullif(r.linkedid, ''), r.uniqueid) = ANY($1)
-              AND (c.call_uid = coalesce(nullif(r.linkedid, ''), r.uniqueid)
-                   OR c.linkedid = coalesce(nullif(r.linkedid, ''), r.uniqueid))
-              AND r.call_id IS DISTINCT FROM c.id""",
-        groups,
-    )
-    # queue_log events that arrived before their call existed
-    uids = [u for a in aggs for u in (a["uniqueids"] or [])] + groups
+        """UPDATE cdr_records SET call_id = $2
+            WHERE coalesce(nullif(linkedid, ''), uniqueid) = $1 AND call_id IS DISTINCT FROM $2""",
+        grp, call["id"])
+    # queue_log events that arrived before their call was known, in Asterisk's order
+    callids = sorted({r["uniqueid"] for r in rows if r["uniqueid"]} | {uid, grp})
     pending = await conn.fetch(
-        "SELECT * FROM queue_log_events WHERE call_id IS NULL AND callid = ANY($1) ORDER BY at, id", uids
-    )
+        "SELECT * FROM queue_log_events WHERE call_id IS NULL AND callid = ANY($1) ORDER BY at, id", callids)
     await _apply_queue_events(conn, pending)
-    return len(matched), created
+    if citizen:
+        shift = await _clock_check(conn, call, citizen, rules) if call["source"] == "agi" else timedelta(0)
+        await _end_from_cdr(conn, uid, citizen, shift)
+    return outcome
+
+
+async def _find_call(conn: asyncpg.Connection, grp: str, tagged_uids: list[str], uids: list[str]
+                     ) -> asyncpg.Record | None:
+    """The citizen call a group belongs to: the tagged channel's record, else the record
+    of one of the group's channels (the AGI's call_uid) or whose linkedid is the group's."""
+    return await conn.fetchrow(
+        """SELECT id, call_uid, source, started_at FROM calls
+            WHERE call_uid = ANY($1::text[]) OR call_uid = ANY($3::text[]) OR call_uid = $2 OR linkedid = $2
+            ORDER BY (call_uid = ANY($1::text[])) DESC, (call_uid = ANY($3::text[])) DESC, (source = 'agi') DESC,
+                     id
+            LIMIT 1""", tagged_uids, grp, uids)
+
+
+def _record_data(grp: str, first: asyncpg.Record, citizen: list[asyncpg.Record]) -> dict[str, Any]:
+    tag = parse_tag(first["userfield"])
+    assert tag is not None
+    src = first["src"] or ""
+    number = normalize(src)
+    decision: dict[str, Any] = {"step": "cdr", "outcome": "recorded_from_cdr", "line": tag.line}
+    if tag.fallback:
+        decision["reason"] = "the backend did not route the call: Asterisk's fallback queued it"
+    else:
+        decision["reason"] = "no record from the backend yet (journaled or lost): made from the CDR"
+    started = min((r["start_at"] for r in citizen if r["start_at"]), default=None) or first["start_at"]
+    return {
+        "linkedid": grp, "channel": first["channel"], "source": "cdr", "hotline_number": tag.line,
+        "dialled": first["dst"], "caller_number": number.number, "caller_raw": src or None,
+        "caller_kind": number.kind.value, "route": "fallback" if tag.fallback else None,
+        "decisions": [decision], "started_at": started.isoformat() if started else None,
+    }
+
+
+async def _clock_check(conn: asyncpg.Connection, call: asyncpg.Record, citizen: list[asyncpg.Record],
+                       rules: _Rules) -> timedelta:
+    """The citizen's CDR start against the AGI's start of the same channel: beyond the
+    tolerance the configured zone (or the PBX clock) is wrong: reported, stored on the
+    rows, and the CDR's times are re-anchored on the AGI's (their differences hold)."""
+    starts = [r["start_at"] for r in citizen if r["start_at"]]
+    if not starts:
+        return timedelta(0)
+    skew = (min(starts) - call["started_at"]).total_seconds()
+    metrics.CDR_CLOCK_SKEW.set(round(skew))
+    if abs(skew) <= rules.skew_tolerance:
+        return timedelta(0)
+    metrics.CDR_CLOCK_SKEWED.inc()
+    await conn.execute("UPDATE cdr_records SET clock_skew_seconds = $2 WHERE id = ANY($1::bigint[])",
+                       [r["id"] for r in citizen], round(skew))
+    log.warning("CDR of call %s starts %s from the AGI's record (%s s; cdr_timezone = %r): is cdr_timezone "
+                "right? (cdr.conf usegmtime = yes and cdr_timezone = \"UTC\" is the safe pair); its times "
+                "are taken relative to the AGI's start", call["call_uid"], format_offset(skew), round(skew),
+                rules.tz_name)
+    return timedelta(seconds=skew)
+
+
+async def _end_from_cdr(conn: asyncpg.Connection, uid: str, citizen: list[asyncpg.Record], shift: timedelta
+                        ) -> None:
+    """Asterisk writes a channel's CDR rows when it hangs up: the citizen's rows end the
+    call (end semantics: a call already ended keeps its outcome)."""
+    ends = [r["end_at"] for r in citizen if r["end_at"]]
+    if not ends:
+        return
+    data: dict[str, Any] = {"at": (max(ends) - shift).isoformat(), "source": "cdr"}
+    answered = next((r for r in citizen if r["disposition"] == "ANSWERED" and r["dstchannel"]
+                     and (r["billsec"] or 0) > 0), None)
+    if answered is not None:
+        interface = interface_of(answered["dstchannel"])
+        data.update(dialstatus="ANSWER", answeredtime=answered["billsec"], dial_target=interface)
+        if interface:
+            data["agent_id"] = await seat_of_interface(conn, interface)
+    else:
+        data["dialstatus"] = (citizen[-1]["disposition"] or "").replace(" ", "") or None
+    await apply_op(conn, make_entry("end", uid, data), live=False)
+
+
+async def settle_pending(
+    conn: asyncpg.Connection, *, within: timedelta = timedelta(days=1), default_line: str = "12345",
+    skew_tolerance: float = DEFAULT_SKEW_TOLERANCE, tz_name: str = "",
+) -> int:
+    """Legs and queue events imported before their call existed, whose call now exists
+    (the journal replayed the AGI's record, a tagged row came in a later batch): link
+    and apply them. Returns how many groups and events were settled."""
+    groups = [r["grp"] for r in await conn.fetch(
+        """SELECT DISTINCT coalesce(nullif(r.linkedid, ''), r.uniqueid) AS grp
+             FROM cdr_records r
+            WHERE r.call_id IS NULL AND r.imported_at > now() - $1::interval
+              AND EXISTS (SELECT 1 FROM calls c
+                           WHERE c.call_uid = r.uniqueid
+                              OR c.linkedid = coalesce(nullif(r.linkedid, ''), r.uniqueid))""", within)]
+    settled = 0
+    for grp in groups:
+        settled += await _settle_group(conn, grp, _Rules(default_line, skew_tolerance, tz_name)) is not None
+    events = await conn.fetch(
+        """SELECT e.* FROM queue_log_events e
+            WHERE e.call_id IS NULL AND e.imported_at > now() - $1::interval
+              AND EXISTS (SELECT 1 FROM calls c WHERE c.call_uid = e.callid OR c.linkedid = e.callid)
+            ORDER BY e.at, e.id""", within)
+    return settled + await _apply_queue_events(conn, events)
 
 
 # ---- queue_log --------------------------------------------------------------------
@@ -267,13 +376,6 @@ def parse_queue_log_line(line: str, origin: str) -> dict[str, Any] | None:
     return {"row_hash": _hash(line.rstrip("\r\n")), "origin": origin, "at": at, "callid": parts[1],
             "queuename": parts[2] or None, "agent": parts[3] if parts[3] not in ("", "NONE") else None,
             "event": parts[4], "data": parts[5:]}
-
-
-def _num(data: Sequence[str], index: int) -> Decimal | None:
-    try:
-        return Decimal(data[index]) if len(data) > index and data[index] else None
-    except ArithmeticError:
-        return None
 
 
 async def import_queue_log_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]], *, bad: int = 0
@@ -298,41 +400,37 @@ async def import_queue_log_rows(conn: asyncpg.Connection, rows: Sequence[dict[st
 
 
 async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg.Record]) -> int:
-    """Fill the matching calls from queue events (only empty columns; a final state only
-    on a call still open). Returns how many events found their call."""
+    """Apply queue events to their calls through the call operations, like the AGI and
+    AMI do: ENTERQUEUE → ``queue_join`` (offered), CONNECT → ``answer`` (the member
+    interface names the seat), COMPLETE*/ABANDON → ``end``. EXITWITHTIMEOUT, EXITEMPTY and
+    EXITWITHKEY only leave a queue (a dual line's skill queue overflows into the 12345
+    queue): noted, the end comes from the hangup (AGI, CDR). Returns how many events
+    found their call; the others wait (``call_id`` NULL) for it."""
     matched = 0
     for ev in events:
-        call_id = await conn.fetchval(
-            """SELECT id FROM calls WHERE call_uid = $1 OR linkedid = $1
+        uid = await conn.fetchval(
+            """SELECT call_uid FROM calls WHERE call_uid = $1 OR linkedid = $1
                 ORDER BY (call_uid = $1) DESC, id LIMIT 1""", ev["callid"])
-        if call_id is None:
+        if uid is None:
             continue
         matched += 1
-        data, kind = list(ev["data"] or []), ev["event"]
+        kind, at = ev["event"], ev["at"].isoformat()
+        entry: dict[str, Any] | None = None
         if kind == "ENTERQUEUE":
-            await conn.execute(
-                """UPDATE calls SET queued_at = coalesce(queued_at, $2), queue = coalesce(queue, $3),
-                          state = CASE WHEN state = 'ringing' THEN 'queued' ELSE state END, updated_at = now()
-                    WHERE id = $1""", call_id, ev["at"], ev["queuename"])
+            entry = make_entry("queue_join", uid, {"at": at, "queue": ev["queuename"]})
         elif kind == "CONNECT":
-            await conn.execute(
-                """UPDATE calls SET answered_at = coalesce(answered_at, $2), wait_seconds = coalesce(wait_seconds, $3),
-                          answered_by = coalesce(answered_by, $4),
-                          state = CASE WHEN state IN ('ringing', 'queued') THEN 'answered' ELSE state END,
-                          updated_at = now()
-                    WHERE id = $1""", call_id, ev["at"], _num(data, 0), ev["agent"])
+            entry = make_entry("answer", uid, {"at": at, "answered_by": ev["agent"], "source": "queue_log"})
         elif kind in ("COMPLETECALLER", "COMPLETEAGENT"):
-            await conn.execute(
-                """UPDATE calls SET talk_seconds = coalesce(talk_seconds, $2), ended_at = coalesce(ended_at, $3),
-                          state = CASE WHEN state = ANY($4::text[]) THEN 'completed' ELSE state END,
-                          updated_at = now()
-                    WHERE id = $1""", call_id, _num(data, 1), ev["at"], list(_OPEN_STATES))
-        elif kind in ("ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"):
-            await conn.execute(
-                """UPDATE calls SET wait_seconds = coalesce(wait_seconds, $2), ended_at = coalesce(ended_at, $3),
-                          state = CASE WHEN state IN ('ringing', 'queued') THEN 'abandoned' ELSE state END,
-                          disposition = coalesce(disposition, lower($4)), updated_at = now()
-                    WHERE id = $1""", call_id, _num(data, 2), ev["at"], kind)
+            entry = make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind})
+        elif kind == "ABANDON":
+            entry = make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind,
+                                            "disposition": "abandoned"})
+        elif kind in ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"):
+            entry = make_entry("update", uid, {"append": [
+                {"step": "queue_exit", "source": "queue_log", "queue": ev["queuename"], "event": kind, "at": at}]})
+        call_id = await apply_op(conn, entry, live=False) if entry is not None else None
+        if call_id is None:
+            call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
         await conn.execute("UPDATE queue_log_events SET call_id = $2 WHERE id = $1", ev["id"], call_id)
     return matched
 
@@ -341,7 +439,7 @@ async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg
 
 async def import_lines(
     conn: asyncpg.Connection, kind: str, lines: Sequence[str], *, origin: str, tz: ZoneInfo,
-    default_line: str = "12345",
+    default_line: str = "12345", skew_tolerance: float = DEFAULT_SKEW_TOLERANCE,
 ) -> ImportResult:
     """Parse and import complete lines of a Master.csv or queue_log (caller's transaction)."""
     parsed: list[dict[str, Any]] = []
@@ -358,13 +456,15 @@ async def import_lines(
         if row is not None:
             parsed.append(row)
     if kind == "cdr_csv":
-        return await import_cdr_rows(conn, parsed, default_line=default_line, bad=bad)
+        return await import_cdr_rows(conn, parsed, default_line=default_line, bad=bad,
+                                     skew_tolerance=skew_tolerance, tz_name=str(tz))
     return await import_queue_log_rows(conn, parsed, bad=bad)
 
 
 async def import_cdr_table(
     source: asyncpg.Connection, target: asyncpg.Pool, *, table: str = "cdr", since: datetime | None = None,
     tz: ZoneInfo, default_line: str = "12345", chunk: int = 1000,
+    skew_tolerance: float = DEFAULT_SKEW_TOLERANCE,
 ) -> ImportResult:
     """Import a cdr_pgsql table (from any database), in chunks, each in one transaction."""
     ident = await source.fetchval("SELECT quote_ident($1)", table)
@@ -376,13 +476,15 @@ async def import_cdr_table(
         async for record in cursor:
             batch.append(cdr_row_from_table(dict(record), tz, f"table:{table}"))
             if len(batch) >= chunk:
-                total += await _import_chunk(target, batch, default_line)
+                total += await _import_chunk(target, batch, default_line, skew_tolerance, str(tz))
                 batch = []
         if batch:
-            total += await _import_chunk(target, batch, default_line)
+            total += await _import_chunk(target, batch, default_line, skew_tolerance, str(tz))
     return total
 
 
-async def _import_chunk(pool: asyncpg.Pool, rows: list[dict[str, Any]], default_line: str) -> ImportResult:
+async def _import_chunk(pool: asyncpg.Pool, rows: list[dict[str, Any]], default_line: str,
+                        skew_tolerance: float, tz_name: str) -> ImportResult:
     async with pool.acquire() as conn, conn.transaction():
-        return await import_cdr_rows(conn, rows, default_line=default_line)
+        return await import_cdr_rows(conn, rows, default_line=default_line, skew_tolerance=skew_tolerance,
+                                     tz_name=tz_name)

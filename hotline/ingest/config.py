@@ -26,11 +26,17 @@ class IngestSettings:
     cdr_csv: str = ""
     #: Asterisk queue_log to follow (empty: none)
     queue_log: str = ""
-    #: time zone of the timestamps Asterisk writes in Master.csv (empty: the node's)
-    cdr_timezone: str = ""
+    #: time zone of the timestamps Asterisk writes in Master.csv and cdr_pgsql's calldate:
+    #: UTC, with ``usegmtime = yes`` in cdr.conf (docs/INGEST.md §3); empty: the node's zone
+    cdr_timezone: str = "UTC"
+    #: seconds a matched CDR start may differ from the AGI's start before the zone is
+    #: reported as wrong (and the CDR's times are re-anchored on the AGI's)
+    cdr_skew_tolerance: float = 90.0
+    #: minutes after which a CDR leg no call claimed counts as unlinked in the quality report
+    cdr_unlinked_minutes: int = 10
     #: seconds between polls of a followed file that did not grow
     follow_interval: float = 1.0
-    #: the line a CDR-only call is attributed to when its dst is not a known number
+    #: the line a CDR-recorded call is put on when its tag names no known line
     cdr_default_line: str = "12345"
 
 

@@ -33,6 +33,8 @@ class FileFollower:
     kind: str  # cdr_csv | queue_log
     tz: ZoneInfo
     default_line: str = "12345"
+    #: seconds a matched CDR start may differ from the AGI's ([ingest] cdr_skew_tolerance)
+    skew_tolerance: float = 90.0
     _fh: IO[bytes] | None = field(default=None, repr=False)
     _inode: int | None = None
     #: the last bytes consumed: if the file no longer holds them just before our offset,
@@ -116,7 +118,7 @@ class FileFollower:
     async def _commit(self, lines: list[str], offset: int) -> ImportResult:
         async with self.pool.acquire() as conn, conn.transaction():
             result = await import_lines(conn, self.kind, lines, origin=self.path, tz=self.tz,
-                                        default_line=self.default_line)
+                                        default_line=self.default_line, skew_tolerance=self.skew_tolerance)
             await conn.execute(
                 """INSERT INTO ingest_file_offsets (path, kind, inode, "offset", updated_at)
                    VALUES ($1, $2, $3, $4, now())

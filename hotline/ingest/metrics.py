@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 REQUESTS = Counter(
     "hotline_ingest_requests_total", "Signed ingest requests by outcome", ["source", "outcome"]
@@ -12,4 +12,11 @@ RECORDS = Counter(
 )
 ASTERISK_ROWS = Counter(
     "hotline_ingest_asterisk_rows_total", "Asterisk CDR / queue_log rows imported", ["kind", "outcome"]
+)
+CDR_CLOCK_SKEW = Gauge(
+    "hotline_ingest_cdr_clock_skew_seconds",
+    "CDR start minus the AGI's start of the last matched call (a multiple of 3600: cdr_timezone is wrong)",
+)
+CDR_CLOCK_SKEWED = Counter(
+    "hotline_ingest_cdr_clock_skewed_total", "Matched calls whose CDR start is off the AGI's by more than the tolerance"
 )

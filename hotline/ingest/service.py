@@ -1,6 +1,7 @@
 """Followers of Asterisk's Master.csv and queue_log as a node service (role
 "workers"), when ``[ingest] cdr_csv`` or ``queue_log`` is configured. Run it on the
-node that sees Asterisk's log directory."""
+node that sees Asterisk's log directory. After each round it settles what waited for
+its call (legs and queue events imported before the AGI's record was replayed)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import logging
 from zoneinfo import ZoneInfo
 
+from hotline.ingest.cdr import settle_pending
 from hotline.ingest.config import IngestSettings, ingest_settings
 from hotline.ingest.follower import FileFollower
 from hotline.runtime import Runtime
@@ -25,9 +27,9 @@ class AsteriskRecordsService:
     def __init__(self, runtime: Runtime, cfg: IngestSettings) -> None:
         self.runtime = runtime
         self.cfg = cfg
-        tz = ZoneInfo(cfg.cdr_timezone or runtime.settings.timezone)
+        self.tz = ZoneInfo(cfg.cdr_timezone or runtime.settings.timezone)
         self.followers = [
-            FileFollower(runtime.pool, path, kind, tz, cfg.cdr_default_line)
+            FileFollower(runtime.pool, path, kind, self.tz, cfg.cdr_default_line, cfg.cdr_skew_tolerance)
             for path, kind in ((cfg.cdr_csv, "cdr_csv"), (cfg.queue_log, "queue_log")) if path
         ]
         self.stopping = asyncio.Event()
@@ -43,9 +45,18 @@ class AsteriskRecordsService:
                     await follower.poll()
                 except Exception as exc:  # the database or the file may be away for a while
                     log.warning("following %s failed (will retry): %s", follower.path, exc)
+            try:
+                await self.settle()
+            except Exception as exc:
+                log.warning("settling Asterisk records waiting for their call failed (will retry): %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.cfg.follow_interval):
                     await self.stopping.wait()
+
+    async def settle(self) -> int:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            return await settle_pending(conn, default_line=self.cfg.cdr_default_line,
+                                        skew_tolerance=self.cfg.cdr_skew_tolerance, tz_name=str(self.tz))
 
     async def stop(self) -> None:
         self.stopping.set()

@@ -1,5 +1,7 @@
 """Asterisk records: Master.csv and queue_log followed like tail -F, cdr_pgsql rows,
-grouped by linkedid and matched to our AGI calls without double counting."""
+grouped by linkedid and matched to our AGI calls without double counting: a call is
+the citizen's channel (the row the dialplan tags ``hotline:<line>``, or the AGI's
+record); every other leg is linked to it and never counted as a call."""
 
 from __future__ import annotations
 
@@ -18,18 +20,23 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 def cdr(uniqueid: str, linkedid: str, *, src: str = "13812345678", dst: str = "12345", start: str = "09:00:00",
         answer: str = "09:00:10", end: str = "09:03:10", disposition: str = "ANSWERED",
-        channel: str = "PJSIP/trunk-0001", dstchannel: str = "PJSIP/8001-0002", seq: int = 1) -> str:
+        channel: str = "PJSIP/trunk-0001", dstchannel: str = "PJSIP/8001-0002", seq: int = 1,
+        userfield: str | None = None, billsec: int = 180, lastapp: str = "Queue") -> str:
+    """One 21-column Master.csv line; the citizen's channel is tagged ``hotline:<dst>``
+    unless ``userfield`` says otherwise ("" for a leg)."""
     day = "2026-11-27"
-    cells = ["", src, dst, "from-pstn", f'"" <{src}>', channel, dstchannel, "Queue", "hotline-12345",
-             f"{day} {start}", f"{day} {answer}" if answer else "", f"{day} {end}", "190", "180",
-             disposition, "DOCUMENTATION", uniqueid, "", "", linkedid, str(seq)]
+    tag = f"hotline:{dst}" if userfield is None else userfield
+    cells = ["", src, dst, "from-pstn", f'"" <{src}>', channel, dstchannel, lastapp, "hotline-12345",
+             f"{day} {start}", f"{day} {answer}" if answer else "", f"{day} {end}", "190", str(billsec),
+             disposition, "DOCUMENTATION", uniqueid, tag, "", linkedid, str(seq)]
     return ",".join(f'"{c}"' if not c.isdigit() else c for c in cells) + "\n"
 
 
-async def _agi_call(pool, uid: str, state: str = "answered") -> int:
+async def _agi_call(pool, uid: str, state: str = "answered", started: str = "09:00:00") -> int:
     return await pool.fetchval(
         """INSERT INTO calls (call_uid, linkedid, hotline_number, caller_number, state, started_at)
-           VALUES ($1, $1, '12345', '13812345678', $2, '2026-11-27 09:00:00+08') RETURNING id""", uid, state)
+           VALUES ($1, $1, '12345', '13812345678', $2, ('2026-11-27 ' || $3 || '+08')::timestamptz)
+           RETURNING id""", uid, state, started)
 
 
 async def test_master_csv_grouped_by_linkedid_matched_without_double_counting(pool, tmp_path) -> None:
@@ -37,8 +44,9 @@ async def test_master_csv_grouped_by_linkedid_matched_without_double_counting(po
     path = tmp_path / "Master.csv"
     path.write_text(
         cdr("1700000000.1", "1700000000.1")  # the inbound leg of our AGI call
-        + cdr("1700000000.2", "1700000000.1", channel="Local/8001@agents-0001;2", seq=2)  # a second leg
-        + cdr("1700000100.5", "1700000100.5", answer="", disposition="NO ANSWER", dst="12366")  # CDR only
+        + cdr("1700000000.2", "1700000000.1", channel="Local/8001@agents-0001;2", seq=2, userfield="")  # a leg
+        + cdr("1700000100.5", "1700000100.5", answer="", disposition="NO ANSWER", dst="12366",
+              billsec=0)  # CDR only: the backend never saw it
     )
     follower = FileFollower(pool, str(path), "cdr_csv", TZ)
     result = await follower.poll()
@@ -107,14 +115,14 @@ async def test_follower_handles_rotation_and_truncation(pool, tmp_path) -> None:
 
 
 async def test_queue_log_fills_wait_and_talk_of_our_call(pool, tmp_path) -> None:
-    call_id = await _agi_call(pool, "1700000200.7", state="queued")
+    call_id = await _agi_call(pool, "1700000200.7", state="ringing")  # started 2026-11-27 01:00:00 UTC
     path = tmp_path / "queue_log"
     path.write_text(
-        "1764205200|NONE|NONE|NONE|QUEUESTART|\n"
-        "1764205201|1700000200.7|hotline-12345|NONE|ENTERQUEUE||13812345678|1\n"
-        "1764205213|1700000200.7|hotline-12345|PJSIP/8001|CONNECT|12|1700000200.8|3\n"
-        "1764205400|1700000200.7|hotline-12345|PJSIP/8001|COMPLETECALLER|12|187|1\n"
-        "1764205500|1700000300.1|hotline-12345|NONE|ABANDON|1|1|9\n"
+        "1795741200|NONE|NONE|NONE|QUEUESTART|\n"
+        "1795741201|1700000200.7|hotline-12345|NONE|ENTERQUEUE||13812345678|1\n"
+        "1795741213|1700000200.7|hotline-12345|PJSIP/8001|CONNECT|12|1700000200.8|3\n"
+        "1795741400|1700000200.7|hotline-12345|PJSIP/8001|COMPLETECALLER|12|187|1\n"
+        "1795741390|1700000300.1|hotline-12345|NONE|ABANDON|1|1|190\n"
         "garbage\n"
     )
     follower = FileFollower(pool, str(path), "queue_log", TZ)
@@ -123,20 +131,24 @@ async def test_queue_log_fills_wait_and_talk_of_our_call(pool, tmp_path) -> None
     assert (result.imported, result.calls_matched, result.bad) == (4, 3, 1)
     call = await pool.fetchrow("SELECT * FROM calls WHERE id = $1", call_id)
     assert call["state"] == "completed" and call["answered_by"] == "PJSIP/8001"
-    assert float(call["wait_seconds"]) == 12 and float(call["talk_seconds"]) == 187
+    # the same semantics as the AGI's operations: offered when it entered the queue, the
+    # wait measured from the call's start (13 s: 1 s before it joined the queue), talk to the end
+    assert call["queued_at"] == datetime(2026, 11, 27, 9, 0, 1, tzinfo=TZ)
+    assert float(call["wait_seconds"]) == 13 and float(call["talk_seconds"]) == 187
     # the abandoned call's CDR arrives later: its call row is created once and takes the queue event
     cdr_path = tmp_path / "Master.csv"
-    cdr_path.write_text(cdr("1700000300.1", "1700000300.1", answer="", disposition="NO ANSWER"))
+    cdr_path.write_text(cdr("1700000300.1", "1700000300.1", answer="", disposition="NO ANSWER", billsec=0))
     follower = FileFollower(pool, str(cdr_path), "cdr_csv", TZ)
     await follower.poll()
     follower.close()
     late = await pool.fetchrow("SELECT * FROM calls WHERE call_uid = '1700000300.1'")
-    assert late["state"] == "abandoned" and float(late["wait_seconds"]) == 9
+    assert late["state"] == "abandoned" and late["disposition"] == "abandoned"
+    assert late["ended_at"] == datetime(2026, 11, 27, 9, 3, 10, tzinfo=TZ) and float(late["wait_seconds"]) == 190
     assert await pool.fetchval("SELECT count(*) FROM queue_log_events WHERE call_id IS NULL") == 0
 
 
 async def test_cdr_pgsql_table_import(pool, db_url) -> None:
-    await _agi_call(pool, "1700000400.1")
+    await _agi_call(pool, "1700000400.1", started="10:00:00")
     await pool.execute(
         """CREATE TABLE cdr (calldate timestamp NOT NULL, clid text, src text, dst text, dcontext text,
                              channel text, dstchannel text, lastapp text, lastdata text, duration int,
@@ -149,8 +161,10 @@ async def test_cdr_pgsql_table_import(pool, db_url) -> None:
     ]
     for calldate, uid, linked, duration, billsec, disposition in rows:
         await pool.execute(
-            """INSERT INTO cdr (calldate, src, dst, channel, duration, billsec, disposition, uniqueid, linkedid)
-               VALUES ($1::text::timestamp, '13900000000', '12345', 'PJSIP/trunk', $2, $3, $4, $5, $6)""",
+            """INSERT INTO cdr (calldate, src, dst, channel, dstchannel, duration, billsec, disposition, uniqueid,
+                                linkedid, userfield)
+               VALUES ($1::text::timestamp, '13900000000', '12345', 'PJSIP/trunk', 'PJSIP/8001-00a1', $2, $3, $4,
+                       $5, $6, CASE WHEN $5 = $6 THEN 'hotline:12345' END)""",  # the leg (.2) is untagged
             calldate, duration, billsec, disposition, uid, linked)
     async with pool.acquire() as source:
         result = await import_cdr_table(source, pool, tz=TZ)
