@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from hotline.auth import audit, create_user, update_user
+from hotline.calls.store import apply_op, make_entry
 from hotline.demo import data
 from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
 from hotline.runtime import Runtime
@@ -78,20 +79,24 @@ async def seed_day(runtime: Runtime, agents: list[int], *, rng: random.Random) -
             abandoned = rng.random() < 0.05
             talk = rng.randrange(60, 420)
             agent = rng.choice(agents)
-            hl = runtime.registry.get(line)
-            call_id = await conn.fetchval(
-                """INSERT INTO calls (call_uid, source, hotline_number, caller_number, caller_kind, route, queue,
-                                      skill, state, disposition, started_at, queued_at, answered_at, ended_at,
-                                      wait_seconds, talk_seconds, agent_id)
-                   VALUES ($1, 'simulate', $2, $3, 'mobile', $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
-                   RETURNING id""",
-                f"demo-day-{uuid.uuid4().hex}", line, caller, hl.mode.value if hl else "platform",
-                hl.queue if hl else "hotline-12345", hl.skill if hl else "general",
-                "abandoned" if abandoned else "completed", "abandoned" if abandoned else "answered",
-                started, None if abandoned else started + timedelta(seconds=wait),
-                started + timedelta(seconds=wait + (0 if abandoned else talk)), wait,
-                None if abandoned else talk, None if abandoned else agent,
-            )
+            hl = runtime.registry.get(line) or runtime.registry.platform
+            uid = f"demo-day-{uuid.uuid4().hex}"
+            answered = started + timedelta(seconds=wait)
+            ops: list[tuple[str, dict[str, Any]]] = [
+                ("start", {"source": "simulate", "hotline_number": hl.number, "caller_number": caller,
+                           "caller_kind": "mobile", "route": hl.mode.value, "queue": hl.queue, "skill": hl.skill,
+                           "state": "queued", "started_at": started.isoformat(),
+                           "decisions": [{"step": "demo", "note": "seeded call"}]}),
+                ("queue_join", {"at": started.isoformat(), "queue": hl.queue}),
+            ]
+            if not abandoned:
+                ops.append(("answer", {"at": answered.isoformat(), "agent_id": agent,
+                                       "answered_by": f"demo/{agent}"}))
+            ops.append(("end", {"at": (answered + timedelta(seconds=talk) if not abandoned else answered).isoformat(),
+                                "cause": "16"}))
+            async with conn.transaction():
+                for op, op_data in ops:  # the call store's operations, as the flows write them
+                    call_id = await apply_op(conn, make_entry(op, uid, op_data), live=False)
             made += 1
             if not abandoned and ticket_maker is not None and rng.random() < 0.35:
                 matters = [m for m in data.MATTERS if m[0] == line] or list(data.MATTERS)
@@ -117,8 +122,7 @@ def _ticket_maker() -> Any:
         ticket_id = await create_ticket(conn, NewTicket(
             hotline_number=line, subject=subject, facts=facts, location=rng.choice(data.LOCATIONS),
             caller_name=rng.choice(data.NAMES), caller_number=caller, kind=kind, call_ids=[call_id],
-        ), actor_id=agent_id)
-        await conn.execute("UPDATE calls SET ticket_id = $2 WHERE id = $1", call_id, ticket_id)
+        ), actor_id=agent_id)  # links the call (calls.ticket_id) itself
         if apply_action is None:
             return
         with contextlib.suppress(Exception):

@@ -2,8 +2,9 @@
 answered by a ready seat (the visitor's demo agent first), talk, hang up; some
 give up. The simulated agents cycle through after-call work and breaks.
 
-A driver carries each step to the call records. :class:`DirectDriver` writes them
-as the call flow's store does (same columns, same events)."""
+A driver carries each step to the call records: :class:`AgiDriver` through the
+node's FastAGI server, :class:`DirectDriver` through the call store's operations;
+neither writes a record of its own."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from hotline.calls.store import apply_op, make_entry, now
 from hotline.console import seats
 from hotline.demo import data
-from hotline.events import publish
 from hotline.runtime import Runtime
 
 log = logging.getLogger("hotline.demo")
@@ -31,67 +32,41 @@ class Driver(Protocol):
     async def hangup(self, uid: str) -> None: ...
 
 
+async def _apply(runtime: Runtime, op: str, uid: str, data: dict[str, Any], *, live: bool = True) -> int | None:
+    """One call-record operation through the call store, as the flows and the AMI
+    follower write them (the demo plays Asterisk; it has no record code of its own)."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        return await apply_op(conn, make_entry(op, uid, data), live=live)
+
+
 class DirectDriver:
-    """Writes the call's life straight into ``calls``/``seats`` with the events the
-    call flow publishes (used when no FastAGI server runs on this node)."""
+    """Plays the call's life through the call store's operations (``start``,
+    ``queue_join``, ``answer``, ``end``): used when no FastAGI server runs on this node."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     async def incoming(self, line: str, caller: str) -> str:
         uid = f"demo-live-{uuid.uuid4().hex}"
-        hl = self.runtime.registry.get(line)
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            call_id = await conn.fetchval(
-                """INSERT INTO calls (call_uid, source, hotline_number, dialled, caller_number, caller_raw,
-                                      caller_kind, route, queue, skill, state, queued_at, decisions)
-                   VALUES ($1, 'simulate', $2, $2, $3, $3, 'mobile', $4, $5, $6, 'queued', now(), $7)
-                   RETURNING id""",
-                uid, line, caller, hl.mode.value if hl else "platform", hl.queue if hl else "hotline-12345",
-                hl.skill if hl else "general", [{"step": "demo", "note": "simulated call"}],
-            )
-            await publish(conn, "call.updated", {"call_id": call_id, "state": "queued"})
+        hl = self.runtime.registry.get(line) or self.runtime.registry.platform
+        await _apply(self.runtime, "start", uid, {
+            "source": "simulate", "hotline_number": hl.number, "dialled": line, "caller_number": caller,
+            "caller_raw": caller, "caller_kind": "mobile", "route": hl.mode.value, "queue": hl.queue,
+            "skill": hl.skill, "state": "queued", "started_at": now().isoformat(),
+            "decisions": [{"step": "demo", "note": "simulated call"}],
+        })
+        await _apply(self.runtime, "queue_join", uid, {"at": now().isoformat(), "queue": hl.queue})
         return uid
 
     async def connect(self, uid: str, user_id: int, interface: str) -> int | None:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE calls SET state = 'answered', answered_at = now(), agent_id = $2, answered_by = $3,
-                          wait_seconds = extract(epoch FROM now() - started_at), updated_at = now()
-                    WHERE call_uid = $1 AND state = 'queued' RETURNING id, hotline_number""",
-                uid, user_id, interface,
-            )
-            if row is None:
-                return None
-            await conn.execute(
-                """UPDATE seats SET state = 'on_call', reason = NULL, current_call_id = $2, since = now(),
-                          updated_at = now() WHERE user_id = $1""",
-                user_id, row["id"],
-            )
-            await publish(conn, "call.offered", {"call_id": row["id"], "user_id": user_id,
-                                                 "hotline_number": row["hotline_number"]})
-            await publish(conn, "call.updated", {"call_id": row["id"], "state": "answered"})
-        return int(row["id"])
+        state = await self.runtime.pool.fetchval("SELECT state FROM calls WHERE call_uid = $1", uid)
+        if state != "queued":
+            return None
+        return await _apply(self.runtime, "answer", uid, {"at": now().isoformat(), "agent_id": user_id,
+                                                          "answered_by": interface})
 
     async def hangup(self, uid: str) -> None:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE calls SET state = CASE WHEN answered_at IS NULL THEN 'abandoned' ELSE 'completed' END,
-                          disposition = CASE WHEN answered_at IS NULL THEN 'abandoned' ELSE 'answered' END,
-                          ended_at = now(),
-                          wait_seconds = coalesce(wait_seconds, extract(epoch FROM now() - started_at)),
-                          talk_seconds = extract(epoch FROM now() - answered_at), updated_at = now()
-                    WHERE call_uid = $1 AND ended_at IS NULL RETURNING id, state""",
-                uid,
-            )
-            if row is None:
-                return
-            await conn.execute(
-                """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
-                    WHERE current_call_id = $1""",
-                row["id"],
-            )
-            await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
+        await _apply(self.runtime, "end", uid, {"at": now().isoformat(), "cause": "16"})
 
 
 class AgiDriver:
@@ -107,6 +82,9 @@ class AgiDriver:
 
         uid = f"demo-live-{uuid.uuid4().hex}"
         await simulate_call(self.host, self.port, dialled=line, caller=caller, hangup=False, uniqueid=uid)
+        # what Asterisk's AMI would report next: the caller joined the queue
+        hl = self.runtime.registry.get(line) or self.runtime.registry.platform
+        await _apply(self.runtime, "queue_join", uid, {"at": now().isoformat(), "queue": hl.queue})
         return uid
 
     async def connect(self, uid: str, user_id: int, interface: str) -> int | None:
