@@ -1,7 +1,8 @@
 """The supervisor's wallboard (大屏), computed from ``calls`` and ``seats``.
 
 Denominators follow the norms: offered = calls that reached the queue today
-(``queued_at`` set), connection rate = answered / offered, service level =
+(``queued_at`` set when Asterisk reports the caller joined a queue: AMI
+``QueueCallerJoin`` live, queue_log ``ENTERQUEUE`` after the fact), connection rate = answered / offered, service level =
 answered within 15 s / offered (not / answered).
 """
 
@@ -21,9 +22,11 @@ SERVICE_LEVEL_SECONDS = 15
 async def snapshot(conn: asyncpg.Connection | asyncpg.Pool, registry: Registry, timezone: str) -> dict[str, Any]:
     """One consistent picture of now: queues, lines, seats and today's figures."""
     waiting = await conn.fetch(
+        # waiting = in an Asterisk queue now (joined, not yet answered or gone): a caller
+        # still hearing the announcement is not waiting in a queue yet
         """SELECT coalesce(queue, '') AS queue, hotline_number, count(*) AS waiting,
-                  min(coalesce(queued_at, started_at)) AS oldest
-             FROM calls WHERE state = 'queued'
+                  min(queued_at) AS oldest
+             FROM calls WHERE state = 'queued' AND queued_at IS NOT NULL
             GROUP BY 1, 2 ORDER BY 3 DESC, 2"""
     )
     seats = await conn.fetch(

@@ -79,7 +79,11 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
                           'id', c.id, 'leg_id', c.leg_id, 'stage', c.stage, 'unit_code', c.unit_code,
                           'started_at', c.started_at, 'deadline', c.deadline, 'overdue', c.overdue,
                           'fired', c.fired, 'natural_time', c.natural_time,
-                          'budget_hours', extract(epoch FROM c.budget) / 3600) ORDER BY c.id), '[]')
+                          'budget_hours', extract(epoch FROM c.budget) / 3600,
+                          -- the instant the clock turns 临期: its highest alert level under 100 %,
+                          -- reached in working time on the calendar (the console never guesses it)
+                          'warn_at', (SELECT x.m FROM unnest(c.levels, c.marks) AS x(l, m)
+                                       WHERE x.l < 100 ORDER BY x.l DESC LIMIT 1)) ORDER BY c.id), '[]')
                      FROM sla_clocks c WHERE c.ticket_id = t.id AND c.stopped_at IS NULL) AS clocks,
                   ARRAY(SELECT call_id FROM ticket_calls WHERE ticket_id = t.id ORDER BY linked_at) AS call_ids,
                   ARRAY(SELECT id FROM tickets m WHERE m.master_id = t.id ORDER BY id) AS merged_ids,

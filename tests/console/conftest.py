@@ -175,8 +175,20 @@ class Agi:
     async def call(self, dialled: str, caller: str, *, interface: str | None = None, hangup: bool = False) -> Any:
         from hotline.agi.peer import simulate_call
 
-        return await simulate_call(self.host, self.port, dialled=dialled, caller=caller,
-                                   answer_interface=interface, hangup=hangup)
+        result = await simulate_call(self.host, self.port, dialled=dialled, caller=caller,
+                                     answer_interface=interface, hangup=hangup)
+        if interface is None and not hangup:
+            await self.joins_queue(result.uid)
+        return result
+
+    async def joins_queue(self, uid: str) -> None:
+        """What a real Asterisk reports next over AMI (QueueCallerJoin): the caller is in
+        the queue, offered from now (the live-state follower applies the same operation)."""
+        from hotline.calls.store import apply_op, make_entry, now
+
+        ctx = self.server.ctx
+        async with ctx.store.connection() as conn, conn.transaction():
+            await apply_op(conn, make_entry("queue_join", uid, {"at": now().isoformat(), "queue": None}))
 
     async def hangup(self, uid: str) -> None:
         """The caller hangs up: Asterisk's hangup handler."""

@@ -1,6 +1,7 @@
 """The tickets API end to end: intake + dispatch, liaison visibility,
 confidentiality and audited unmasked views, 409 bodies, catalogue, calendar."""
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,10 @@ async def test_intake_dispatch_and_liaison_visibility(api_as: Any, pool: asyncpg
     assert t["state"] == "dispatched" and t["caller"]["number"] == "138****9999"
     assert {c["stage"] for c in t["clocks"]} == {"sign", "handle"}
     tid = t["id"]
+    # each running clock says when it turns 临期: its 80 % mark in working time, as stored
+    marks = {r["id"]: r["marks"][list(r["levels"]).index(80)]
+             for r in await pool.fetch("SELECT id, levels, marks FROM sla_clocks WHERE ticket_id = $1", tid)}
+    assert {c["id"]: datetime.fromisoformat(c["warn_at"]) for c in t["clocks"]} == marks
     # the lead and assisting units see it, with the caller withheld; another unit does not
     for api in (lead, assist):
         view = await _json(await api.get(f"/api/v1/tickets/{tid}"), 200)

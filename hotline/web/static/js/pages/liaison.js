@@ -13,15 +13,15 @@ let tickets = [];
 let selectedId = null;
 let filter = 'open';
 
-/** Deadline colour: overdue (red), warning (amber: under 24 h left, or 80 % of a
- *  running clock used), on time (green). */
+/** Deadline colour from the server's SLA clocks: overdue (red), warning (amber: a
+ *  running clock has passed its warning level, computed in working time on the
+ *  calendar), on time (green). Wall-clock guesses would call every ticket dispatched
+ *  at night 临期. */
 function colourOf(t) {
   const due = dueOf(t);
   if (t.overdue || (due && new Date(due).getTime() < Date.now())) return ['overdue', '已超期'];
-  if (due && new Date(due).getTime() - Date.now() < 24 * 3600 * 1000) return ['warning', '临期'];
   for (const c of t.clocks || []) {
-    const used = (Date.now() - new Date(c.started_at).getTime()) / 3600000;
-    if (c.budget_hours && used / c.budget_hours >= 0.8) return ['warning', '临期'];
+    if (c.warn_at && new Date(c.warn_at).getTime() <= Date.now()) return ['warning', '临期'];
   }
   return due ? ['ontime', '正常'] : ['ontime', '—'];
 }

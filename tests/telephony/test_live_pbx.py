@@ -1,0 +1,85 @@
+"""Live call state from Asterisk's AMI events on a real Asterisk 22: the wallboard's
+waiting calls and agents on calls are what Asterisk says, and a call whose AGI hangup
+report never arrives still ends."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from conftest import PhoneSystem, start_phone_system, stop_phone_system
+from support import TEST_PASSWORD
+
+from hotline.auth import create_user
+from hotline.console.wallboard import snapshot
+
+
+async def asterisk_waiting(system: PhoneSystem, queue: str) -> int:
+    out = await system.rx(f"queue show {queue}")
+    found = re.search(r"has (\d+) calls?", out)
+    assert found, out
+    return int(found.group(1))
+
+
+async def test_waiting_and_talking_on_the_wallboard_are_what_asterisk_says(phone_system: PhoneSystem) -> None:
+    system = phone_system
+    queue = system.registry.platform.queue
+    for caller in ("13800000001", "13800000002", "13800000003"):
+        await system.call("12345", caller, stay=60)
+
+    async def three_waiting() -> Any:
+        board = await snapshot(system.pool, system.registry, system.runtime.settings.timezone)
+        return board if board["waiting_total"] == 3 else None
+
+    board = await system.eventually(three_waiting, what="three callers waiting on the wallboard")
+    assert await asterisk_waiting(system, queue) == 3
+    assert board["queues"] == [{"queue": queue, "waiting": 3, "oldest": board["oldest_queued_at"]}]
+
+    # an agent takes one: Asterisk has two waiting, the wallboard too, and one agent on a call
+    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
+    await system.pool.execute(
+        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
+    await system.rx("dialplan set global TALK 30")
+    await system.rx(f"queue add member Local/8001@agents to {queue}")
+
+    async def one_taken() -> Any:
+        board = await snapshot(system.pool, system.registry, system.runtime.settings.timezone)
+        return board if board["waiting_total"] == 2 and board["agents"]["on_call"] == 1 else None
+
+    await system.eventually(one_taken, what="one call answered on the wallboard")
+    assert await asterisk_waiting(system, queue) == 2
+
+
+async def test_a_call_whose_agi_hangup_never_arrives_still_ends(
+    settings: Any, pbx_registry: Any, db_url: str, pbx: Any,
+) -> None:
+    # no records follower: only the AMI stream can end the call
+    system = await start_phone_system(settings, pbx_registry, db_url, pbx, services=("agi", "telephony"))
+    try:
+        await _ends_without_the_agi(system)
+    finally:
+        await stop_phone_system(system)
+
+
+async def _ends_without_the_agi(system: PhoneSystem) -> None:
+    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
+    await system.pool.execute(
+        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
+    await system.rx("dialplan set global TALK 4")
+    await system.rx(f"queue add member Local/8001@agents to {system.registry.platform.queue}")
+    await system.call("12345", "13800000009", stay=60)
+
+    async def talking() -> Any:
+        return await system.pool.fetchrow("SELECT * FROM calls WHERE state = 'answered'")
+
+    call = await system.eventually(talking, what="the agent answering")
+    # the FastAGI node goes away: the hangup handler's AGI cannot report the end
+    await system.stop_services(("agi",))
+
+    async def ended() -> Any:
+        return await system.pool.fetchrow("SELECT * FROM calls WHERE id = $1 AND ended_at IS NOT NULL", call["id"])
+
+    record = await system.eventually(ended, timeout=40, what="the call ended from the AMI hang-up")
+    assert record["state"] == "completed"
+    assert record["agent_id"] == agent.id
+    assert record["ended_at"] > record["answered_at"]
