@@ -312,11 +312,13 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
     answered_at = at if first else row["answered_at"]
     wait = Decimal(str(round(max((answered_at - row["started_at"]).total_seconds(), 0.0), 3)))
     agent_id = data.get("agent_id")
-    if agent_id is None and data.get("answered_by"):
-        agent_id = await seat_of_interface(conn, data["answered_by"])
+    answered_by = data.get("answered_by")
+    if agent_id is None and answered_by:
+        seat = await seat_of_member(conn, answered_by)
+        if seat is not None:
+            agent_id, answered_by = seat
     source = data.get("source")  # None: a live flow (AGI, AMI); else an after-the-fact record
-    decision: dict[str, Any] = {"step": "answer", "by": data.get("answered_by"), "agent_id": agent_id,
-                                "at": data["at"]}
+    decision: dict[str, Any] = {"step": "answer", "by": answered_by, "agent_id": agent_id, "at": data["at"]}
     if source:
         decision["source"] = source
     await conn.execute(
@@ -328,7 +330,7 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
                                      ELSE coalesce($5, answered_by) END,
                   decisions = decisions || $6::jsonb, updated_at = now()
             WHERE id = $1""",
-        row["id"], answered_at, wait, agent_id, data.get("answered_by"), [decision], bool(source),
+        row["id"], answered_at, wait, agent_id, answered_by, [decision], bool(source),
     )
     if agent_id is not None and live:
         await conn.execute(
@@ -343,10 +345,17 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
     return int(row["id"])
 
 
-async def seat_of_interface(conn: asyncpg.Connection, interface: str) -> int | None:
-    """The user whose seat is this Asterisk interface (``Local/8001@agents``, ``PJSIP/8001``)."""
-    user_id = await conn.fetchval("SELECT user_id FROM seats WHERE interface = $1", interface)
-    return None if user_id is None else int(user_id)
+async def seat_of_member(conn: asyncpg.Connection, member: str) -> tuple[int, str] | None:
+    """``(user_id, interface)`` of a queue member as Asterisk names it: the interface, or
+    the member name the seat was added with (``hotline.calls.members``: the display name,
+    else the username; queue_log's agent field). An ambiguous name names nobody."""
+    rows = await conn.fetch(
+        """SELECT s.user_id, s.interface, s.interface = $1 AS exact FROM seats s JOIN users u ON u.id = s.user_id
+            WHERE s.interface = $1 OR u.username = $1 OR u.display_name = $1
+            ORDER BY (s.interface = $1) DESC, (u.username = $1) DESC LIMIT 2""", member)
+    if not rows or (len(rows) > 1 and not rows[0]["exact"]):
+        return None
+    return int(rows[0]["user_id"]), rows[0]["interface"] or member
 
 
 def _seconds(value: Any) -> float | None:

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from hotline.calls.store import apply_op, make_entry, seat_of_interface
+from hotline.calls.store import apply_op, make_entry, seat_of_member
 from hotline.ingest import metrics
 from hotline.phone import normalize
 
@@ -59,6 +59,10 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
 #: ``CDR(userfield)`` prefix of the citizen's channel (hotline/calls/dialplan.py)
 TAG_PREFIX = "hotline:"
 DEFAULT_SKEW_TOLERANCE = 90.0
+#: queue_log events about members, never about a call (their callid is NONE or MANAGER, or a
+#: channel's when paused from the dialplan)
+_MEMBER_EVENTS = frozenset({"ADDMEMBER", "REMOVEMEMBER", "PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL",
+                            "PENALTY", "QUEUESTART", "CONFIGRELOAD"})
 _CDR_COLUMNS = ("row_hash", "origin", "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel",
                 "lastapp", "lastdata", "start_at", "answer_at", "end_at", "duration", "billsec", "disposition",
                 "amaflags", "uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
@@ -328,8 +332,9 @@ async def _end_from_cdr(conn: asyncpg.Connection, uid: str, citizen: list[asyncp
     if answered is not None:
         interface = interface_of(answered["dstchannel"])
         data.update(dialstatus="ANSWER", answeredtime=answered["billsec"], dial_target=interface)
-        if interface:
-            data["agent_id"] = await seat_of_interface(conn, interface)
+        seat = await seat_of_member(conn, interface) if interface else None
+        if seat is not None:
+            data["agent_id"] = seat[0]
     else:
         data["dialstatus"] = (citizen[-1]["disposition"] or "").replace(" ", "") or None
     await apply_op(conn, make_entry("end", uid, data), live=False)
@@ -371,8 +376,8 @@ def parse_queue_log_line(line: str, origin: str) -> dict[str, Any] | None:
         at = datetime.fromtimestamp(float(parts[0]), ZoneInfo("UTC"))
     except ValueError:
         raise BadRow(f"bad time {parts[0]!r}") from None
-    if parts[1] in ("", "NONE"):
-        return None
+    if parts[1] in ("", "NONE", "MANAGER") or parts[4] in _MEMBER_EVENTS:
+        return None  # about a queue or a member (added by AMI, paused), not a call
     return {"row_hash": _hash(line.rstrip("\r\n")), "origin": origin, "at": at, "callid": parts[1],
             "queuename": parts[2] or None, "agent": parts[3] if parts[3] not in ("", "NONE") else None,
             "event": parts[4], "data": parts[5:]}

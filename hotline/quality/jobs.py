@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 async def generate(runtime: Runtime, day: date, sources: list[str] | None = None) -> list[dict[str, Any]]:
     """Build and store the reports of ``day`` (idempotent: a rerun replaces them)."""
     cfg = quality_settings(runtime.settings)
-    regions = ingest_settings(runtime.settings).regions
+    ingest = ingest_settings(runtime.settings)
+    regions = ingest.regions
     if sources is None:
         sources = [r["code"] for r in await runtime.pool.fetch(
             "SELECT code FROM ingest_sources WHERE active ORDER BY code")]
@@ -27,7 +28,7 @@ async def generate(runtime: Runtime, day: date, sources: list[str] | None = None
         for source in sources:
             report = await build_report(conn, source, day, tz=runtime.settings.tz,
                                         late_threshold=cfg.late_threshold_seconds, regions=regions,
-                                        examples=cfg.examples)
+                                        examples=cfg.examples, unlinked_minutes=ingest.cdr_unlinked_minutes)
             await store_report(conn, report)
             reports.append(report)
     return reports

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from hotline.ingest.cdr import format_offset
 from hotline.ingest.schema import QUALITY_MANDATORY
 
 #: (name, SQL condition on subcenter_tickets t) — a ticket whose timestamps contradict its lifecycle
@@ -58,7 +59,7 @@ def _share(part: int, whole: int) -> float | None:
 
 async def build_report(
     conn: asyncpg.Connection | asyncpg.Pool, source: str, day: date, *, tz: ZoneInfo,
-    late_threshold: int = 300, regions: tuple[str, ...] = (), examples: int = 5,
+    late_threshold: int = 300, regions: tuple[str, ...] = (), examples: int = 5, unlinked_minutes: int = 10,
 ) -> dict[str, Any]:
     start, end = day_bounds(day, tz)
     src = await conn.fetchrow("SELECT code, name, hotline_numbers FROM ingest_sources WHERE code = $1", source)
@@ -73,7 +74,40 @@ async def build_report(
         "SELECT count(*) FROM ingest_replays WHERE source = $1 AND at >= $2 AND at < $3", source, start, end)
     report["cross_check"] = await _cross_check(conn, source, list(src["hotline_numbers"]) if src else [],
                                                start, end, examples)
+    report["asterisk"] = await asterisk_records(conn, start, end, examples, unlinked_minutes)
     return report
+
+
+async def asterisk_records(conn: Any, start: datetime, end: datetime, examples: int = 5,
+                           unlinked_minutes: int = 10) -> dict[str, Any]:
+    """The PBX's own records imported that day (the same section in every source's
+    report): CDR legs no call claimed after ``unlinked_minutes`` (no tag and no AGI
+    record: newcdrcolumns off, or a call the dialplan did not tag), calls only the CDR
+    recorded, and CDR starts off the AGI's by more than ``[ingest] cdr_skew_tolerance``
+    (``cdr_timezone`` wrong or the PBX clock off), with the offset seen most often."""
+    unlinked = await conn.fetchrow(
+        """SELECT count(*) AS n, (array_agg(uniqueid ORDER BY id))[1:$4] AS ex FROM cdr_records
+            WHERE call_id IS NULL AND imported_at >= $1 AND imported_at < $2
+              AND imported_at < now() - make_interval(mins => $3)""", start, end, unlinked_minutes, examples)
+    skew = await conn.fetchrow(
+        """SELECT count(*) AS n, mode() WITHIN GROUP (ORDER BY clock_skew_seconds) AS typical,
+                  (array_agg(DISTINCT c.call_uid))[1:$3] AS ex
+             FROM cdr_records r LEFT JOIN calls c ON c.id = r.call_id
+            WHERE r.clock_skew_seconds IS NOT NULL AND r.imported_at >= $1 AND r.imported_at < $2""",
+        start, end, examples)
+    from_cdr = await conn.fetchval(
+        """SELECT count(DISTINCT r.call_id) FROM cdr_records r JOIN calls c ON c.id = r.call_id
+            WHERE r.imported_at >= $1 AND r.imported_at < $2
+              AND c.decisions @> '[{"step": "cdr", "outcome": "recorded_from_cdr"}]'""", start, end)
+    typical = skew["typical"]
+    return {
+        "unlinked_legs": unlinked["n"], "unlinked_examples": list(unlinked["ex"] or []),
+        "calls_recorded_from_cdr": from_cdr,
+        "clock_skewed_rows": skew["n"], "clock_skew_seconds": typical,
+        "clock_skew": None if typical is None else format_offset(typical),
+        "clock_skew_examples": [e for e in (skew["ex"] or []) if e],
+    }
+
 
 
 async def _kind_report(conn: Any, source: str, kind: str, start: datetime, end: datetime, late: int,
@@ -282,6 +316,8 @@ def flatten(report: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
     walk("", "replays", "replays", report["replays"])
     for key, value in report["cross_check"].items():
         walk("calls", "cross_check", key, value)
+    for key, value in (report.get("asterisk") or {}).items():  # reports stored before it had the section
+        walk("calls", "asterisk", key, value)
     return rows
 
 
