@@ -223,3 +223,33 @@ async def test_a_failed_import_leaves_the_offset_where_the_committed_rows_end(po
     follower.close()
     assert (result.imported, result.duplicates) == (2, 0)
     assert await pool.fetchval("SELECT count(*) FROM calls") == 3
+
+
+async def test_untagged_legs_are_no_call_until_their_tagged_row_arrives(pool, tmp_path) -> None:
+    path = tmp_path / "Master.csv"
+    # the agent's leg and the Local ;1 caller side are written first (they hang up first)
+    path.write_text(
+        cdr("1796060429.13", "1796060429.8", channel="Local/8001@agents-00000006;2", dstchannel="", dst="8001",
+            userfield="")
+        + cdr("1796060429.8", "1796060429.8", channel="Local/12366@test-tag-00000004;1", dstchannel="",
+              userfield="", lastapp="Wait"))
+    follower = FileFollower(pool, str(path), "cdr_csv", TZ)
+    result = await follower.poll()
+    assert (result.imported, result.calls_matched, result.calls_created) == (2, 0, 0)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+    assert await pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id IS NULL") == 2
+    with path.open("a") as fh:  # the citizen's rows: a busy sub-centre, then the 12345 queue
+        fh.write(cdr("1796060429.9", "1796060429.8", dst="12366", channel="Local/12366@test-tag-00000004;2",
+                     dstchannel="Local/busy@subcenters-00000005;1", disposition="BUSY", billsec=0, lastapp="Dial",
+                     userfield="hotline:12366:fallback")
+                 + cdr("1796060429.9", "1796060429.8", dst="12366", channel="Local/12366@test-tag-00000004;2",
+                       dstchannel="Local/8001@agents-00000006;1", userfield="hotline:12366:fallback", seq=2))
+    result = await follower.poll()
+    follower.close()
+    assert (result.imported, result.calls_created) == (2, 1)
+    (call,) = await pool.fetch("SELECT * FROM calls")
+    assert call["call_uid"] == "1796060429.9" and call["linkedid"] == "1796060429.8"
+    assert call["hotline_number"] == "12366" and call["route"] == "fallback" and call["source"] == "cdr"
+    assert call["state"] == "completed" and call["answered_by"] == "Local/8001@agents"
+    assert call["decisions"][0]["outcome"] == "recorded_from_cdr"
+    assert await pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id = $1", call["id"]) == 4
