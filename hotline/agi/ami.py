@@ -1,14 +1,18 @@
-"""A small Asterisk Manager Interface client, for the one thing the backend asks
-of the PBX outside an AGI session: move a live caller channel when an agent
-clicks "transfer" on the console (``Setvar`` the decision, then ``Redirect`` the
-channel into the generated ``hotline-transfer`` context).
+"""Asterisk Manager Interface clients, for what the backend asks of the PBX outside
+an AGI session: move a live caller channel when an agent clicks "transfer" on the
+console (:class:`AmiClient`: ``Setvar`` the decision, then ``Redirect`` the channel
+into the generated ``hotline-transfer`` context), and drive queue membership of
+seats and follow events (:class:`AmiConnection`, kept open by the telephony service).
 
 The AMI protocol: a banner line (``Asterisk Call Manager/x.y``), then blocks of
 ``Key: Value`` lines ended by a blank line, CRLF-separated. Actions carry an
 ``ActionID``; responses echo it; events (``Event:``) may arrive in between and
 are skipped. Values are stripped of CR/LF so a value can never start a second
 action. One short connection per transfer: transfers are rare, and a connection
-that is not kept cannot go stale.
+that is not kept cannot go stale. :class:`AmiConnection` multiplexes any number of
+concurrent actions on one connection (responses matched by ``ActionID``, list
+actions collected up to their ``...Complete`` event) and hands every other event to
+a callback.
 
 :class:`AmiTestPeer` is Asterisk's side of the same protocol, for tests and
 demos (it records actions and answers Success, or Error for unknown channels).
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _CONTROL = re.compile(r"[\r\n\x00]")
@@ -117,6 +122,169 @@ class AmiClient:
             if block.get("Response") not in expect:
                 raise AmiError(f"{action} refused: {block.get('Message') or block.get('Response')}")
             return block
+
+
+EventCallback = Callable[[dict[str, str]], None]
+
+
+class AmiRefused(AmiError):
+    """The PBX answered ``Response: Error`` to an action (it was reachable)."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"{action} refused: {message}")
+        self.action = action
+        self.reason = message
+
+
+class AmiConnection:
+    """One AMI session that stays open: logs in, then multiplexes actions.
+
+    :meth:`action` sends an action and returns its response block (raises
+    :class:`AmiRefused` on ``Response: Error``); :meth:`action_list` also collects the
+    events the action produces (those carrying its ``ActionID``) up to the one with
+    ``EventList: Complete``. Every other event goes to ``on_event`` (called in the
+    reader task: it must not block). :attr:`closed` is set when the connection ends
+    (Asterisk stopped, the socket dropped, :meth:`close`); pending actions then fail
+    with :class:`AmiError`. Reconnecting is the owner's decision."""
+
+    def __init__(self, config: AmiConfig, *, events: bool = False,
+                 on_event: EventCallback | None = None) -> None:
+        self.config = config
+        self.events = events
+        self.on_event = on_event
+        self.closed = asyncio.Event()
+        self.banner = ""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[str, tuple[asyncio.Future[list[dict[str, str]]], list[dict[str, str]], bool]] = {}
+        self._error: AmiError | None = None
+
+    @property
+    def where(self) -> str:
+        return f"AMI at {self.config.host}:{self.config.port}"
+
+    async def connect(self) -> None:
+        """Open the socket, check the banner, log in. Raises :class:`AmiError`."""
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                self._reader, self._writer = await asyncio.open_connection(self.config.host, self.config.port)
+                banner = await self._reader.readline()
+        except TimeoutError:
+            await self.close()
+            raise AmiError(f"{self.where} did not answer in time") from None
+        except (ConnectionError, OSError) as exc:
+            await self.close()
+            raise AmiError(f"{self.where} unreachable: {exc}") from None
+        if not banner.startswith(b"Asterisk Call Manager"):
+            await self.close()
+            raise AmiError(f"not an AMI server: {banner[:60]!r}")
+        self.banner = banner.decode("utf-8", "replace").strip()
+        self._task = asyncio.create_task(self._read_loop(), name="ami-reader")
+        try:
+            await self.action("Login", {"Username": self.config.username, "Secret": self.config.secret,
+                                        "Events": "on" if self.events else "off"})
+        except AmiError:
+            await self.close()
+            raise
+
+    async def __aenter__(self) -> AmiConnection:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def action(self, name: str, fields: dict[str, object] | None = None) -> dict[str, str]:
+        """Send one action; its response block. Raises :class:`AmiRefused` when the PBX
+        answers Error, :class:`AmiError` when it cannot be reached or does not answer."""
+        return (await self._send(name, fields or {}, listing=False))[0]
+
+    async def action_list(self, name: str, fields: dict[str, object] | None = None) -> list[dict[str, str]]:
+        """Send a list action (``QueueStatus``, ``CoreShowChannels``...); the events it
+        produced, up to and without the closing ``...Complete`` event."""
+        return (await self._send(name, fields or {}, listing=True))[1:]
+
+    async def _send(self, name: str, fields: dict[str, object], *, listing: bool) -> list[dict[str, str]]:
+        if self._writer is None or self.closed.is_set():
+            raise self._error or AmiError(f"{self.where}: not connected")
+        action_id, data = encode_action(name, fields)
+        future: asyncio.Future[list[dict[str, str]]] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = (future, [], listing)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                self._writer.write(data)
+                await self._writer.drain()
+                blocks = await future
+        except TimeoutError:
+            raise AmiError(f"{self.where} did not answer {name} in time") from None
+        except (ConnectionError, OSError) as exc:
+            raise AmiError(f"{self.where}: {name} failed: {exc}") from None
+        finally:
+            self._pending.pop(action_id, None)
+        response = blocks[0]
+        if response.get("Response") not in ("Success", "Goodbye"):
+            raise AmiRefused(name, response.get("Message") or response.get("Response") or "no response")
+        return blocks
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                block = await read_block(self._reader)
+                self._dispatch(block)
+        except AmiError:
+            self._error = AmiError(f"{self.where}: connection closed")
+        except (ConnectionError, OSError) as exc:
+            self._error = AmiError(f"{self.where}: connection lost: {exc}")
+        finally:
+            self.closed.set()
+            error = self._error or AmiError(f"{self.where}: connection closed")
+            for future, _, _ in self._pending.values():
+                if not future.done():
+                    future.set_exception(error)
+
+    def _dispatch(self, block: dict[str, str]) -> None:
+        pending = self._pending.get(block.get("ActionID", ""))
+        if pending is not None:
+            future, blocks, listing = pending
+            if future.done():
+                return
+            blocks.append(block)
+            if "Response" in block:
+                if not listing or block.get("Response") != "Success" or block.get("EventList") != "start":
+                    future.set_result(blocks)
+            elif block.get("EventList", "").lower() == "complete":
+                blocks.pop()
+                future.set_result(blocks)
+            return
+        if "Event" in block and self.on_event is not None:
+            self.on_event(block)
+
+    async def close(self) -> None:
+        """Log off (politely, briefly) and close the socket."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            if not self.closed.is_set():
+                try:
+                    _, data = encode_action("Logoff", {})
+                    writer.write(data)
+                except (ConnectionError, OSError):
+                    pass
+            writer.close()
+            try:
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+            except (TimeoutError, ConnectionError, OSError):
+                pass
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - closing anyway
+                pass
+            self._task = None
+        self.closed.set()
 
 
 @dataclass

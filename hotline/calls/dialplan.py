@@ -181,7 +181,7 @@ def generate_queues(registry: Registry, settings: CallSettings) -> str:
         "strategy = leastrecent",
         "timeout = 15",
         "retry = 2",
-        "wrapuptime = 5",
+        f"wrapuptime = {settings.wrapup_seconds}",
         "servicelevel = 15",
         "joinempty = yes",
         "leavewhenempty = no",

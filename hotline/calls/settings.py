@@ -42,6 +42,11 @@ class CallSettings:
     ami_username: str = ""
     ami_secret: str = ""  # prefer HOTLINE_AMI_SECRET
     ami_timeout: float = 3.0
+    #: seconds of after-call work (话后处理): the queues' wrapuptime, and when the
+    #: telephony service returns a seat from after_call to ready
+    wrapup_seconds: int = 10
+    #: how often the telephony service makes queue members agree with seat states
+    reconcile_interval: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallSettings:
@@ -53,6 +58,12 @@ class CallSettings:
                 f"calls.expert_fallback must be one of {EXPERT_FALLBACKS}, got {result.expert_fallback!r}",
                 field="calls.expert_fallback",
             )
+        if result.wrapup_seconds < 0:
+            raise ConfigError(f"calls.wrapup_seconds must be >= 0, got {result.wrapup_seconds}",
+                              field="calls.wrapup_seconds")
+        if result.reconcile_interval <= 0:
+            raise ConfigError(f"calls.reconcile_interval must be > 0, got {result.reconcile_interval}",
+                              field="calls.reconcile_interval")
         return result
 
     def agi_base(self, settings: Settings) -> str:

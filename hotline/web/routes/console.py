@@ -18,6 +18,7 @@ from hotline.auth.model import ROLE_NAMES_ZH
 from hotline.console import screenpop, seats
 from hotline.console.hub import Client, ConsoleHub
 from hotline.errors import Forbidden, NotFound, ValidationError
+from hotline.telephony.pbx import seat_pbx
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
 from hotline.web.util import dumps, json_response, read_json
@@ -120,16 +121,21 @@ async def seat_get(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, body={"type": "object", "required": ["state"], "properties": {
     "state": {"enum": ["ready", "after_call", "break", "offline"]},
     "reason": {"type": "string", "description": "break reason (用餐, 休息, 培训, 会议, 其他)"}}},
-    responses={200: "the new seat", 409: "change not allowed from the current state"})
+    responses={200: "the new seat; pbx_updated false and a note when going offline could not reach Asterisk",
+               409: "change not allowed from the current state",
+               502: "Asterisk refused the queue membership change (pbx_refused): state unchanged",
+               503: "Asterisk unreachable (pbx_unreachable): state unchanged"})
 async def seat_put(request: web.Request) -> web.Response:
-    """Change my seat state (ready, after-call work, break with a reason, offline)."""
+    """Change my seat state (ready, after-call work, break with a reason, offline); with
+    a PBX configured, my phone's queue membership follows in Asterisk."""
     body = await read_json(request)
     state = body.get("state")
     if not isinstance(state, str):
         raise ValidationError("请提供座席状态", field="state")
-    seat = await seats.set_state(request.app[RUNTIME].pool, current_user(request).id, state,
-                                 reason=body.get("reason"))
-    return json_response({"seat": seat})
+    runtime = request.app[RUNTIME]
+    change = await seats.change_state(runtime.pool, current_user(request).id, state,
+                                      reason=body.get("reason"), pbx=seat_pbx(runtime))
+    return json_response(change)
 
 
 @requires("supervisor")

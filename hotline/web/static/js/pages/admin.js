@@ -1,12 +1,13 @@
-// 用户管理: users, roles, units and lines for liaisons and expert seats (admins only).
-import { $, boot, clear, el, fail, field, get, patch, post, ROLES, toast } from '../common.js';
+// 用户管理: users, roles, units and lines for liaisons and expert seats; seat phones and skills (admins only).
+import { $, boot, clear, el, fail, field, get, patch, post, put, ROLES, SEAT_STATES, toast } from '../common.js';
 
 await boot('admin', '用户管理');
 const app = $('#app');
 const listPanel = el('section', { class: 'panel', id: 'users' });
 const formPanel = el('section', { class: 'panel', id: 'user-form' });
+const phonePanel = el('section', { class: 'panel', id: 'seat-phones' });
 const auditPanel = el('section', { class: 'panel', id: 'audit' });
-app.append(formPanel, listPanel, auditPanel);
+app.append(formPanel, listPanel, phonePanel, auditPanel);
 let units = [];
 let lines = [];
 
@@ -60,11 +61,36 @@ async function resetPassword(u) {
   const pw = prompt(`为 ${u.username} 设置新密码（至少10位，保存后其登录会话全部结束）`);
   if (pw) save(u.id, { password: pw });
 }
+// 座席电话与技能: the Asterisk interface of each seat's phone and its skills; the seat's
+// queues in Asterisk follow when it is signed on (PUT /api/v1/seats/{id}/phone).
+async function loadPhones() {
+  const data = await get('/api/v1/seats/phones');
+  const skillName = (s) => `${s.skill}（${s.lines.map((l) => l.number).join('/')}${s.queue ? '，技能队列' : ''}）`;
+  clear(phonePanel).append(el('h2', {}, '座席电话与技能'),
+    el('p', { class: 'muted' }, '座席电话为 Asterisk 接口，如 PJSIP/8001；置闲时加入 12345 队列及所选技能的技能队列，专家座席加入其线路的专家队列。'),
+    el('table', { id: 'phone-table' },
+      el('tr', {}, el('th', {}, '用户名'), el('th', {}, '姓名'), el('th', {}, '状态'), el('th', {}, '座席电话'), el('th', {}, '技能'), el('th', {}, '队列'), el('th', {}, '操作')),
+      ...data.items.map((s) => {
+        const phone = el('input', { value: s.interface || '', placeholder: 'PJSIP/8001', 'aria-label': '座席电话', maxlength: 80 });
+        const skills = el('select', { multiple: true, 'aria-label': '技能', size: 3 },
+          ...data.skills.map((k) => el('option', { value: k.skill, selected: s.skills.includes(k.skill) }, skillName(k))));
+        const saveIt = async () => {
+          try {
+            const r = await put(`/api/v1/seats/${s.user_id}/phone`, { interface: phone.value.trim() || null,
+              skills: [...skills.selectedOptions].map((o) => o.value) });
+            toast(r.pbx_updated === false ? r.note : '座席电话已保存'); loadPhones(); loadAudit();
+          } catch (e) { fail(e); }
+        };
+        return el('tr', { 'data-seat': s.username }, el('td', {}, s.username), el('td', {}, s.display_name || ''),
+          el('td', {}, SEAT_STATES[s.state] + (s.reason ? `（${s.reason}）` : '')), el('td', {}, phone), el('td', {}, skills),
+          el('td', {}, s.queues.join('、') || '—'), el('td', {}, el('button', { class: 'small', onclick: saveIt }, '保存')));
+      })));
+}
 async function loadAudit() {
   try {
     const rows = (await get('/api/v1/audit?limit=30')).items;
     const ACTIONS = { sign_in: '登录', sign_in_failed: '登录失败', sign_out: '退出', sign_out_everywhere: '全部退出',
-      user_created: '创建用户', user_updated: '修改用户', view_caller_number: '查看完整号码', sign_in_throttled: '登录限流' };
+      user_created: '创建用户', user_updated: '修改用户', seat_phone_updated: '修改座席电话', view_caller_number: '查看完整号码', sign_in_throttled: '登录限流' };
     clear(auditPanel).append(el('h2', {}, '审计日志（最近30条）'), el('table', { id: 'audit-table' },
       el('tr', {}, el('th', {}, '时间'), el('th', {}, '用户'), el('th', {}, '操作'), el('th', {}, '对象'), el('th', {}, '地址')),
       ...rows.map((r) => el('tr', {}, el('td', {}, new Date(r.at).toLocaleString('zh-CN')), el('td', {}, r.username || ''),
@@ -78,5 +104,6 @@ try { units = (await get('/api/v1/units')).items || []; } catch {
 }
 drawForm();
 await loadUsers();
+try { await loadPhones(); } catch (e) { fail(e); }
 await loadAudit();
 document.body.dataset.ready = '1';

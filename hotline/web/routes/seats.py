@@ -1,0 +1,71 @@
+"""Seat phones and skills (座席电话、技能): admins give each agent and expert seat the
+Asterisk interface of their phone and their skills; the seat's queue membership in
+Asterisk follows (docs/TELEPHONY.md, "Seats and queue membership")."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hotline.calls.members import SeatFacts, seat_queues
+from hotline.calls.routing import skill_queue
+from hotline.console import seats
+from hotline.errors import ValidationError
+from hotline.registry import Mode
+from hotline.telephony.pbx import seat_pbx
+from hotline.web.access import api_doc, current_user, requires
+from hotline.web.keys import RUNTIME
+from hotline.web.util import json_response, read_json
+
+TAGS = ["seats"]
+
+
+@requires("admin", "supervisor")
+@api_doc(tags=TAGS)
+async def phones(request: web.Request) -> web.Response:
+    """Every agent and expert seat with its phone, skills, state and the queues it joins
+    when ready; and the skills the registry knows (with the skill queue a dual line gives)."""
+    runtime = request.app[RUNTIME]
+    registry = runtime.registry
+    items = []
+    for row in await seats.list_phones(runtime.pool):
+        facts = SeatFacts(row["user_id"], row["username"], row["display_name"], frozenset(row["roles"]),
+                                row["hotline_number"], row["state"], row["reason"], row["interface"],
+                                tuple(row["skills"]))
+        items.append(row | {"queues": list(seat_queues(facts, registry)) if row["interface"] else []})
+    skills: dict[str, dict[str, object]] = {}
+    for line in registry:
+        entry = skills.setdefault(line.skill, {"skill": line.skill, "lines": [], "queue": None})
+        entry["lines"].append({"number": line.number, "name": line.name})  # type: ignore[attr-defined]
+        if line.mode is Mode.DUAL:
+            entry["queue"] = skill_queue(line)
+    return json_response({"items": items, "skills": sorted(skills.values(), key=lambda s: str(s["skill"]))})
+
+
+@requires("admin")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["interface"], "properties": {
+    "interface": {"type": ["string", "null"], "description": "Asterisk dial string TECH/resource, e.g. PJSIP/8001 "
+                  "or Local/8001@agents (unique across seats; null takes the phone away)"},
+    "skills": {"type": "array", "items": {"type": "string"}, "description": "skills of registry lines (hrss, ...)"}}},
+    responses={200: "the seat's phone and skills, and whether Asterisk followed (pbx_updated, note)",
+               400: "bad interface or unknown skill (field, value)", 404: "no such user",
+               409: "the interface belongs to another seat"})
+async def phone_put(request: web.Request) -> web.Response:
+    """Give an agent or expert seat its phone and skills (audited)."""
+    raw = request.match_info["user_id"]
+    try:
+        user_id = int(raw)
+    except ValueError:
+        raise ValidationError(f"user_id 必须是数字，收到 {raw!r}", field="user_id", value=raw) from None
+    body = await read_json(request)
+    if "interface" not in body:
+        raise ValidationError("请提供座席电话 interface（如 PJSIP/8001；null 表示收回）", field="interface")
+    runtime = request.app[RUNTIME]
+    change = await seats.set_phone(runtime.pool, runtime.registry, user_id, interface=body["interface"],
+                                   skills=body.get("skills", []), by=current_user(request),
+                                   remote_addr=request.remote, pbx=seat_pbx(runtime))
+    return json_response(change)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/seats/phones", phones)
+    app.router.add_put("/api/v1/seats/{user_id}/phone", phone_put)
