@@ -76,6 +76,17 @@ def find_asterisk() -> AsteriskInstall:
     return found
 
 
+def host_timezone() -> str:
+    """The IANA name of this host's zone (/etc/localtime's target, /etc/timezone), else UTC."""
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        return target.split("/zoneinfo/", 1)[1]
+    try:
+        return Path("/etc/timezone").read_text().strip() or "UTC"
+    except OSError:
+        return "UTC"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,10 +177,14 @@ class AsteriskSandbox:
     ami_port: int = field(default_factory=free_port)
     ami_username: str = "hotline"
     ami_secret: str = field(default_factory=lambda: secrets.token_hex(12))
-    #: the PBX host's time zone (CDR times are its local time)
-    tz: str = "UTC"
     talk_seconds: int = 5
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def tz(self) -> str:
+        """The zone Master.csv times are written in (``usegmtime = no``): the host's.
+        Asterisk reads /etc/localtime and ignores ``TZ`` in its environment."""
+        return host_timezone()
 
     @property
     def etc(self) -> Path:
@@ -234,10 +249,9 @@ class AsteriskSandbox:
         return [str(self.install.binary), "-C", str(self.etc / "asterisk.conf"), *args]
 
     def start(self, timeout: float = 15.0) -> None:
-        env = dict(os.environ, TZ=self.tz)
         log = (self.root / "log" / "console.log").open("ab")
         self._proc = subprocess.Popen(self._cmd("-f", "-n"), stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from conftest import SUBCENTRES, PhoneSystem
+from phone_support import SUBCENTRES, PhoneSystem
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conftest import PhoneSystem, start_phone_system, stop_phone_system
+from phone_support import PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user

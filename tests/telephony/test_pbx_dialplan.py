@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import PhoneSystem
+from phone_support import PhoneSystem
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user

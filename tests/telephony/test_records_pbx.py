@@ -6,10 +6,8 @@ down, a database outage, and a PBX whose CDR zone is configured wrong."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 from asterisk_sandbox import AsteriskSandbox
+from phone_support import PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user
@@ -31,28 +30,6 @@ from hotline.ingest.service import create_service as create_records_service
 from hotline.quality.report import asterisk_records
 from hotline.registry import Registry
 from hotline.services import NodeOptions
-
-
-def _phone_conftest() -> Any:
-    """tests/telephony/conftest.py as a module: ``from conftest import …`` gets whichever
-    directory's conftest pytest loaded first when tests/agi and tests/ingest run along."""
-    here = Path(__file__).with_name("conftest.py")
-    loaded = next((m for m in list(sys.modules.values())
-                   if getattr(m, "__file__", None) and Path(m.__file__).resolve() == here.resolve()), None)
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location("telephony_conftest", here)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-_phone = _phone_conftest()
-PhoneSystem = _phone.PhoneSystem
-start_phone_system = _phone.start_phone_system
-stop_phone_system = _phone.stop_phone_system
 
 
 async def add_agent(system: PhoneSystem, ext: str) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import PhoneSystem
+from phone_support import PhoneSystem
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user

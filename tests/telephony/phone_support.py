@@ -1,0 +1,131 @@
+"""The whole phone system in a test (helpers; the fixtures are in conftest.py): a real Asterisk 22 (``tests/asterisk_sandbox.py``)
+running the dialplan and queues ``hotline dialplan`` generates, and the backend's real
+node services (FastAGI, the Asterisk records followers, the AMI telephony service)
+over the test database.
+
+The registry is the shipped one with the five sub-centres dialled as Local channels
+that answer, ring out, are busy or are congested (Asterisk here has no SIP)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import asyncpg
+from asterisk_sandbox import AsteriskSandbox
+
+from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
+from hotline.calls.settings import CallSettings
+from hotline.config import Settings
+from hotline.db import Database
+from hotline.db.pool import create_pool
+from hotline.registry import Registry, sync_registry
+from hotline.runtime import Runtime
+from hotline.services import NodeOptions, Service, create_services
+
+#: how each sub-centre behaves in the sandbox (a context in tests/asterisk_sandbox.py)
+SUBCENTRES = {"12367": "answer", "12366": "ringout", "12360": "busy", "12378": "congest", "12386": "answer"}
+#: seconds a sub-centre rings before the call comes back (the registry's minimum)
+SUBCENTRE_TIMEOUT = 5
+#: node services a phone-system test runs (not the web, the scheduler or the demo)
+SERVICES = ("agi", "asterisk-records", "telephony")
+
+
+
+
+
+
+
+
+@dataclass
+class PhoneSystem:
+    """The backend's services and a real Asterisk, wired together."""
+
+    runtime: Runtime
+    pbx: AsteriskSandbox
+    registry: Registry
+    services: list[Service] = field(default_factory=list)
+    agi_port: int = 0
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.runtime.pool
+
+    def service(self, name: str) -> Any:
+        return next(s for s in self.services if s.name == name)
+
+    async def rx(self, command: str) -> str:
+        return await asyncio.to_thread(self.pbx.rx, command)
+
+    async def call(self, line: str, caller: str = "13800138000", *, stay: float = 20) -> None:
+        await asyncio.to_thread(self.pbx.call, line, caller, stay=stay)
+
+    async def eventually(self, check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0,
+                         what: str = "condition") -> Any:
+        """Poll ``check`` until it returns something truthy (Asterisk works in real time)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: Any = None
+        while asyncio.get_running_loop().time() < deadline:
+            last = await check()
+            if last:
+                return last
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+    async def calls(self) -> list[asyncpg.Record]:
+        return await self.pool.fetch("SELECT * FROM calls ORDER BY id")
+
+    async def stop_services(self, names: tuple[str, ...] | None = None) -> None:
+        for service in reversed(list(self.services)):
+            if names is None or service.name in names:
+                await service.stop()
+                self.services.remove(service)
+
+
+def phone_settings(settings: Settings, pbx: AsteriskSandbox, **overrides: dict[str, Any]) -> Settings:
+    extra = {k: dict(v) for k, v in settings.extra.items()}
+    extra.setdefault("calls", {}).update(
+        ami_host="127.0.0.1", ami_port=pbx.ami_port, ami_username=pbx.ami_username, ami_secret=pbx.ami_secret)
+    extra.setdefault("ingest", {}).update(
+        cdr_csv=str(pbx.cdr_csv), queue_log=str(pbx.queue_log), cdr_timezone=pbx.tz, follow_interval=0.2)
+    for section, values in overrides.items():
+        extra.setdefault(section, {}).update(values)
+    return replace(settings, extra=extra)
+
+
+async def start_phone_system(
+    settings: Settings, registry: Registry, db_url: str, pbx: AsteriskSandbox, *,
+    services: tuple[str, ...] = SERVICES, **overrides: dict[str, Any],
+) -> PhoneSystem:
+    settings = phone_settings(settings, pbx, **overrides)
+    pool = await create_pool(db_url, settings, min_size=1, max_size=10)
+    async with pool.acquire() as conn:
+        await sync_registry(conn, registry)
+    runtime = Runtime(settings, registry, Database(pool=pool, url=db_url))
+    system = PhoneSystem(runtime, pbx, registry)
+    found = [s for s in create_services(runtime, NodeOptions(web=False, scheduler=False)) if s.name in services]
+    agi = [s for s in found if s.name == "agi"]
+    for service in agi:  # FastAGI first: the dialplan needs its port
+        await service.start()
+        system.services.append(service)
+        system.agi_port = service.server.port  # type: ignore[attr-defined]
+    options = DialplanOptions(f"agi://127.0.0.1:{system.agi_port or 9}")
+    pbx.write_hotline(generate_extensions(registry, options), generate_queues(registry, CallSettings.from_settings(settings)))
+    await asyncio.to_thread(pbx.start)
+    for service in found:
+        if service not in agi:
+            await service.start()
+            system.services.append(service)
+    return system
+
+
+async def stop_phone_system(system: PhoneSystem) -> None:
+    try:
+        await system.stop_services()
+    finally:
+        await asyncio.to_thread(system.pbx.stop)
+        await system.runtime.close()
+        await system.runtime.pool.close()
+
