@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from hotline.agi.ami import AmiClient, AmiConfig, AmiError
+from hotline.calls import store
 from hotline.calls.context import CallContext
 from hotline.calls.transfer import (
     TransferOutcome,
@@ -18,7 +19,6 @@ from hotline.calls.transfer import (
     transfer_subcenter,
 )
 from hotline.errors import ValidationError
-from hotline.events import publish
 
 log = logging.getLogger("hotline.agi.transfer")
 TRANSFER_CONTEXT = "hotline-transfer"
@@ -64,13 +64,10 @@ async def transfer_live_call(
         async with ctx.store.connection() as conn:
             async with conn.transaction():
                 await release_attempt(conn, result.attempt_id, f"channel not moved: {exc}"[:300])
-                await conn.execute(
-                    """UPDATE calls SET state = 'answered', decisions = decisions || $2::jsonb, updated_at = now()
-                        WHERE id = $1 AND state IN ('transferred', 'queued')""",
-                    result.call_id, [{"step": f"transfer_{kind}", "attempt_id": result.attempt_id,
-                                      "outcome": "failed", "reason": f"AMI: {exc}"[:200]}],
-                )
-                await publish(conn, "call.updated", {"call_id": result.call_id, "state": "answered"})
+                # the citizen is still with the agent: the call is answered again
+                await store.note_on_call(conn, result.call_id, [{
+                    "step": f"transfer_{kind}", "attempt_id": result.attempt_id, "outcome": "failed",
+                    "reason": f"AMI: {exc}"[:200]}], state="answered", only_from=("transferred", "queued"))
         body.update(outcome="failed", channel_moved=False, reason=f"channel not moved: {exc}")
         return body
     async with ctx.store.connection() as conn:

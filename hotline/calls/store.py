@@ -300,7 +300,8 @@ async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
 async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, live: bool) -> int | None:
     """An agent's seat picked the call up from the queue (``agent_connect``)."""
     row = await conn.fetchrow(
-        "SELECT id, state, hotline_number, started_at, answered_at FROM calls WHERE call_uid = $1 FOR UPDATE",
+        """SELECT id, state, hotline_number, started_at, answered_at, agent_id
+             FROM calls WHERE call_uid = $1 FOR UPDATE""",
         uid,
     )
     if row is None:
@@ -317,6 +318,10 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
         seat = await seat_of_member(conn, answered_by)
         if seat is not None:
             agent_id, answered_by = seat
+    if not first and agent_id in (None, row["agent_id"]):
+        # the same answer told again by another source (the member's gosub, AMI's
+        # AgentConnect, queue_log's CONNECT): nothing new, and no second screen-pop
+        return int(row["id"])
     source = data.get("source")  # None: a live flow (AGI, AMI); else an after-the-fact record
     decision: dict[str, Any] = {"step": "answer", "by": answered_by, "agent_id": agent_id, "at": data["at"]}
     if source:
@@ -333,11 +338,7 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
         row["id"], answered_at, wait, agent_id, answered_by, [decision], bool(source),
     )
     if agent_id is not None and live:
-        await conn.execute(
-            """UPDATE seats SET state = 'on_call', current_call_id = $2, since = now(), updated_at = now()
-                WHERE user_id = $1""",
-            agent_id, row["id"],
-        )
+        await seat_on_call(conn, agent_id, row["id"])
         await publish(conn, "call.offered", {
             "call_id": row["id"], "user_id": agent_id, "hotline_number": row["hotline_number"],
         })
@@ -437,11 +438,7 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
         Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision], agent_id,
     )
     # whoever was on this call (agent or expert seat) moves on to after-call work
-    await conn.execute(
-        """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
-            WHERE current_call_id = $1""",
-        row["id"],
-    )
+    await seats_leave_call(conn, row["id"])
     await publish(conn, "call.updated", {"call_id": row["id"], "state": state})
     return int(row["id"])
 
@@ -456,3 +453,143 @@ def _decisions(value: Any) -> list[Any]:
 
 def _delta(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
+
+
+# ---- small facts other modules record on a call ---------------------------------------
+
+async def link_ticket(conn: asyncpg.Connection, call_id: int, ticket_id: int) -> bool:
+    """The ticket opened on (or linked to) this call; the first ticket stays the call's."""
+    done = await conn.fetchval(
+        "UPDATE calls SET ticket_id = $2, updated_at = now() WHERE id = $1 AND ticket_id IS NULL RETURNING 1",
+        call_id, ticket_id)
+    return bool(done)
+
+
+async def note_on_call(
+    conn: asyncpg.Connection, call_id: int, decisions: list[dict[str, Any]], *, state: str | None = None,
+    only_from: tuple[str, ...] | None = None,
+) -> str | None:
+    """Append ``decisions`` (a transfer's steps) and, with ``state``, move the call there
+    (only from ``only_from`` states when given; never out of a final state). Publishes
+    ``call.updated`` when the state changed; returns the state the call is in after."""
+    row = await conn.fetchrow(
+        """WITH old AS (SELECT id, state FROM calls WHERE id = $1 FOR UPDATE)
+           UPDATE calls c SET decisions = c.decisions || $2::jsonb, updated_at = now(),
+                  state = CASE WHEN $3::text IS NULL OR c.state IN ('completed', 'abandoned', 'failed')
+                                    OR ($4::text[] IS NOT NULL AND NOT c.state = ANY($4::text[]))
+                               THEN c.state ELSE $3 END
+             FROM old WHERE c.id = old.id
+           RETURNING c.state, old.state AS before""",
+        call_id, decisions, state, list(only_from) if only_from is not None else None,
+    )
+    if row is None:
+        return None
+    if row["state"] != row["before"]:
+        await publish(conn, "call.updated", {"call_id": call_id, "state": row["state"]})
+    return str(row["state"])
+
+
+async def set_answered_by(conn: asyncpg.Connection, call_id: int, answered_by: str) -> None:
+    """Who took the call, when nobody is on record yet (an expert reached by Dial())."""
+    await conn.execute(
+        "UPDATE calls SET answered_by = coalesce(answered_by, $2), updated_at = now() WHERE id = $1",
+        call_id, answered_by)
+
+
+# ---- seats: each agent's and expert's live state and phone ------------------------------
+# Every write to ``seats`` is here; every change of state publishes ``seat.changed``.
+
+SEAT_COLUMNS = "user_id, state, reason, since, current_call_id, interface, skills"
+
+
+async def _seat_changed(conn: asyncpg.Connection, user_ids: Any, state: str) -> None:
+    for user_id in user_ids:
+        await publish(conn, "seat.changed", {"user_id": user_id, "state": state})
+
+
+async def ensure_seat(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
+    """The person's seat row; a first visit creates it ``offline``."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO seats (user_id) VALUES ($1)
+            ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
+            RETURNING {SEAT_COLUMNS}""",  # noqa: S608 (constant column names)
+        user_id,
+    )
+    assert row is not None
+    return row
+
+
+async def set_seat_state(conn: asyncpg.Connection, user_id: int, state: str, reason: str | None) -> asyncpg.Record:
+    """A state the person chose (the console's transition table decided it may)."""
+    row = await conn.fetchrow(
+        f"""UPDATE seats SET state = $2, reason = $3, since = now(), updated_at = now(),
+                   current_call_id = CASE WHEN $2 = 'after_call' THEN current_call_id END
+             WHERE user_id = $1 RETURNING {SEAT_COLUMNS}""",  # noqa: S608
+        user_id, state, reason,
+    )
+    await _seat_changed(conn, [user_id], state)
+    return row
+
+
+async def seat_on_call(conn: asyncpg.Connection, user_id: int, call_id: int) -> bool:
+    """The seat is on ``call_id`` (a queue member answered, an expert was chosen).
+    Idempotent; True when this changed the row."""
+    row = await conn.fetchrow(
+        """INSERT INTO seats (user_id, state, since, current_call_id)
+           VALUES ($1, 'on_call', now(), $2)
+           ON CONFLICT (user_id) DO UPDATE
+                 SET state = 'on_call', reason = NULL, since = now(), updated_at = now(),
+                     current_call_id = EXCLUDED.current_call_id
+               WHERE seats.current_call_id IS DISTINCT FROM EXCLUDED.current_call_id
+                  OR seats.state <> 'on_call'
+           RETURNING user_id""",
+        user_id, call_id,
+    )
+    if row is not None:
+        await _seat_changed(conn, [user_id], "on_call")
+    return row is not None
+
+
+async def seats_leave_call(conn: asyncpg.Connection, call_id: int, *, except_user: int | None = None) -> list[int]:
+    """Whoever is on ``call_id`` (but ``except_user``) moves on to after-call work."""
+    rows = await conn.fetch(
+        """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
+            WHERE current_call_id = $1 AND user_id IS DISTINCT FROM $2 RETURNING user_id""",
+        call_id, except_user,
+    )
+    users = [r["user_id"] for r in rows]
+    await _seat_changed(conn, users, "after_call")
+    return users
+
+
+async def free_seat(conn: asyncpg.Connection, user_id: int, call_id: int) -> bool:
+    """An expert chosen for ``call_id`` who never picked up is ready again."""
+    done = await conn.fetchval(
+        """UPDATE seats SET state = 'ready', current_call_id = NULL, since = now(), updated_at = now()
+            WHERE user_id = $1 AND current_call_id = $2 RETURNING 1""",
+        user_id, call_id,
+    )
+    if done:
+        await _seat_changed(conn, [user_id], "ready")
+    return bool(done)
+
+
+async def finish_wrapups(conn: asyncpg.Connection, wrapup_seconds: float) -> list[int]:
+    """Seats in after-call work for ``wrapup_seconds`` are ready again."""
+    rows = await conn.fetch(
+        """UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
+            WHERE state = 'after_call' AND since <= now() - make_interval(secs => $1)
+        RETURNING user_id""",
+        float(wrapup_seconds),
+    )
+    users = [r["user_id"] for r in rows]
+    await _seat_changed(conn, users, "ready")
+    return users
+
+
+async def set_seat_phone(conn: asyncpg.Connection, user_id: int, interface: str | None, skills: list[str]) -> None:
+    """The seat's phone (unique across seats: raises ``UniqueViolationError``) and skills."""
+    await ensure_seat(conn, user_id)
+    await conn.execute(
+        """UPDATE seats SET interface = $2, skills = $3, phone_updated_at = now(), updated_at = now()
+            WHERE user_id = $1""", user_id, interface, skills)

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.calls import store
 from hotline.calls.context import CallContext
 from hotline.calls.settings import EXPERT_FALLBACKS
 from hotline.calls.store import OPEN_STATES, make_entry, now
@@ -114,11 +115,7 @@ async def transfer_expert(
             expert_id = None
             if expert is not None:
                 expert_id = expert["user_id"]
-                await conn.execute(
-                    """UPDATE seats SET state = 'on_call', current_call_id = $2, since = now(), updated_at = now()
-                        WHERE user_id = $1""",
-                    expert_id, call["id"],
-                )
+                await store.seat_on_call(conn, expert_id, call["id"])
                 outcome = "connecting"
                 # the seat's phone; without one, the pool queue (the expert is logged in there)
                 target_str = expert["interface"] or line.expert_pool
@@ -163,8 +160,7 @@ async def _callback(
         return "queued", ticket_id, f"no expert seat free; callback ticket failed ({exc.sqlstate}); queued"
     if created is None:
         return "queued", ticket_id, f"no expert seat free; callback tickets unavailable ({ctx.tickets.name}); queued"
-    if call["ticket_id"] is None:
-        await conn.execute("UPDATE calls SET ticket_id = $2, updated_at = now() WHERE id = $1", call["id"], created)
+    await store.link_ticket(conn, call["id"], created)
     return "callback_ticket", created, "no expert seat free; callback ticket created"
 
 
@@ -224,21 +220,11 @@ async def _record_attempt(
     if reason:
         decision["reason"] = reason
     state = "transferred" if outcome in ("connecting", "dialling") else (
-        "queued" if outcome == "queued" else call["state"])
-    await conn.execute(
-        """UPDATE calls SET decisions = decisions || $2::jsonb, state = $3, updated_at = now()
-            WHERE id = $1""",
-        call["id"], [decision], state,
-    )
-    if state != call["state"]:
-        await publish(conn, "call.updated", {"call_id": call["id"], "state": state})
+        "queued" if outcome == "queued" else None)
+    await store.note_on_call(conn, call["id"], [decision], state=state)
     if outcome in ("connecting", "dialling", "queued", "callback_ticket"):
         # the transferring agent's seat is free of this call
-        await conn.execute(
-            """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
-                WHERE current_call_id = $1 AND user_id IS DISTINCT FROM $2""",
-            call["id"], expert_user_id,
-        )
+        await store.seats_leave_call(conn, call["id"], except_user=expert_user_id)
     return int(attempt_id)
 
 
@@ -255,16 +241,9 @@ async def finish_attempt(conn: asyncpg.Connection, attempt_id: int, outcome: str
     if row["kind"] == "expert":
         if outcome != "answered" and row["expert_user_id"] is not None:
             # the expert did not pick up: the seat is free again
-            await conn.execute(
-                """UPDATE seats SET state = 'ready', current_call_id = NULL, since = now(), updated_at = now()
-                    WHERE user_id = $1 AND current_call_id = $2""",
-                row["expert_user_id"], row["call_id"],
-            )
+            await store.free_seat(conn, row["expert_user_id"], row["call_id"])
         elif outcome == "answered":
-            await conn.execute(
-                "UPDATE calls SET answered_by = COALESCE(answered_by, $2), updated_at = now() WHERE id = $1",
-                row["call_id"], f"expert:{row['expert_user_id']}",
-            )
+            await store.set_answered_by(conn, row["call_id"], f"expert:{row['expert_user_id']}")
         await publish(conn, "transfer.expert", {
             "call_id": row["call_id"], "expert_user_id": row["expert_user_id"],
             "ticket_id": row["ticket_id"], "outcome": outcome,

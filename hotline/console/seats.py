@@ -21,6 +21,7 @@ import asyncpg
 
 from hotline.auth import audit
 from hotline.auth.model import User
+from hotline.calls import store
 from hotline.calls.members import (
     PbxRefused,
     PbxUnreachable,
@@ -105,14 +106,7 @@ def _seat(row: Any) -> Seat:
 
 async def get_seat(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> Seat:
     """The person's seat; a first visit creates it as ``offline``."""
-    row = await conn.fetchrow(
-        f"""INSERT INTO seats (user_id) VALUES ($1)
-            ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
-            RETURNING {_COLS}""",  # noqa: S608
-        user_id,
-    )
-    assert row is not None
-    return _seat(row)
+    return _seat(await store.ensure_seat(conn, user_id))
 
 
 async def set_state(
@@ -152,14 +146,8 @@ async def change_state(
                 f"座席状态不能从「{STATE_NAMES_ZH[current.state]}」手动切换为「{STATE_NAMES_ZH[state]}」",
                 field="state", current=current.state,
             )
-        row = await conn.fetchrow(
-            f"""UPDATE seats SET state = $2, reason = $3, since = now(), updated_at = now(),
-                       current_call_id = CASE WHEN $2 = 'after_call' THEN current_call_id END
-                 WHERE user_id = $1 RETURNING {_COLS}""",  # noqa: S608
-            user_id, state, reason,
-        )
+        row = await store.set_seat_state(conn, user_id, state, reason)
         pbx_updated, note = await _tell_pbx(conn, pbx, user_id, state)
-        await publish(conn, "seat.changed", {"user_id": user_id, "state": state})
     return SeatChange(_seat(row), pbx_updated, note)
 
 
@@ -186,20 +174,7 @@ async def mark_on_call(pool: asyncpg.Pool, user_id: int, call_id: int) -> bool:
     """Put the seat on the call that reached it. Idempotent (every web node hears the
     same ``call.offered``); returns True when this call changed the row."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """INSERT INTO seats (user_id, state, since, current_call_id)
-               VALUES ($1, 'on_call', now(), $2)
-               ON CONFLICT (user_id) DO UPDATE
-                     SET state = 'on_call', reason = NULL, since = now(), updated_at = now(),
-                         current_call_id = EXCLUDED.current_call_id
-                   WHERE seats.current_call_id IS DISTINCT FROM EXCLUDED.current_call_id
-                      OR seats.state <> 'on_call'
-               RETURNING user_id""",
-            user_id, call_id,
-        )
-        if row is not None:
-            await publish(conn, "seat.changed", {"user_id": user_id, "state": "on_call"})
-    return row is not None
+        return await store.seat_on_call(conn, user_id, call_id)
 
 
 async def list_seats(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
@@ -219,15 +194,7 @@ async def finish_wrapups(pool: asyncpg.Pool, wrapup_seconds: float) -> list[int]
     ``wrapuptime`` kept calls away meanwhile; membership does not change). Publishes
     ``seat.changed`` for each; returns their user ids."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
-                WHERE state = 'after_call' AND since <= now() - make_interval(secs => $1)
-            RETURNING user_id""",
-            float(wrapup_seconds),
-        )
-        for r in rows:
-            await publish(conn, "seat.changed", {"user_id": r["user_id"], "state": "ready"})
-    return [r["user_id"] for r in rows]
+        return await store.finish_wrapups(conn, wrapup_seconds)
 
 
 _FACTS = """SELECT u.id AS user_id, u.username, u.display_name, u.roles, u.hotline_number, u.active,
@@ -298,9 +265,7 @@ async def set_phone(
         await get_seat(conn, user_id)
         old = await conn.fetchrow("SELECT interface, skills FROM seats WHERE user_id = $1 FOR UPDATE", user_id)
         try:
-            await conn.execute(
-                """UPDATE seats SET interface = $2, skills = $3, phone_updated_at = now(), updated_at = now()
-                    WHERE user_id = $1""", user_id, phone, list(chosen))
+            await store.set_seat_phone(conn, user_id, phone, list(chosen))
         except asyncpg.UniqueViolationError:
             raise Conflict(f"座席电话 {phone} 已分配给其他座席", field="interface", value=phone) from None
         await audit(conn, "seat_phone_updated", user=by, username=by_name, object_type="user", object_id=user_id,

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from hotline.auth import audit, create_user, update_user
+from hotline.calls import store
 from hotline.calls.store import apply_op, make_entry
 from hotline.demo import data
 from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
@@ -38,11 +39,9 @@ async def ensure_users(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
         else:
             await update_user(pool, user_id, {"password": password, "active": True, "roles": list(u.roles)})
         if u.interface:
-            await pool.execute(
-                """INSERT INTO seats (user_id, interface) VALUES ($1, $2)
-                   ON CONFLICT (user_id) DO UPDATE SET interface = EXCLUDED.interface""",
-                user_id, u.interface,
-            )
+            async with pool.acquire() as conn, conn.transaction():
+                skills = await conn.fetchval("SELECT skills FROM seats WHERE user_id = $1", user_id)
+                await store.set_seat_phone(conn, user_id, u.interface, list(skills or ()))
         out[u.username] = (user_id, password)
     await audit(pool, "demo_users_reset", username="demo", detail={"users": sorted(out)})
     return out

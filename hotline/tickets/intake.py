@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.calls import store
 from hotline.errors import ValidationError
 from hotline.phone import normalize
 from hotline.tickets.history import append_event, transaction
@@ -115,5 +116,4 @@ async def link_call(conn: asyncpg.Connection, ticket_id: int, call_id: int) -> N
         "INSERT INTO ticket_calls (ticket_id, call_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         ticket_id, call_id,
     )
-    await conn.execute("UPDATE calls SET ticket_id = $1, updated_at = now() WHERE id = $2 AND ticket_id IS NULL",
-                       ticket_id, call_id)
+    await store.link_ticket(conn, call_id, ticket_id)
