@@ -46,6 +46,11 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: command names we ever send (a typo becomes a ValueError here, not a 510 in production)
 _COMMAND_RE = re.compile(r"^[A-Z][A-Z ]{1,40}$")
 MAX_ARG_CHARS = 4000
+#: header keys and command names already checked against the patterns above (the same
+#: few dozen come in every session; the regex runs once per distinct string, bounded)
+_GOOD_KEYS: set[str] = set()
+_GOOD_COMMANDS: set[str] = set()
+_MAX_REMEMBERED = 512
 
 
 class AgiError(Exception):
@@ -87,9 +92,14 @@ def parse_header_line(raw: bytes) -> tuple[str, str] | None:
     """``agi_key: value`` → (key, value); None when the line is not a header line."""
     text = decode_value(raw.rstrip(b"\r\n"))
     key, sep, value = text.partition(":")
-    key = key.strip()
-    if not sep or not _KEY_RE.match(key):
+    if not sep:
         return None
+    key = key.strip()
+    if key not in _GOOD_KEYS:
+        if not _KEY_RE.match(key):
+            return None
+        if len(_GOOD_KEYS) < _MAX_REMEMBERED:
+            _GOOD_KEYS.add(key)
     return key, value.strip()
 
 
@@ -140,7 +150,7 @@ def build_request(lines: list[tuple[str, str]], problems: list[str] | None = Non
             request.problems.append(f"duplicate header {key}")
             continue
         request.env[key] = value
-        match = _ARG_RE.match(key)
+        match = _ARG_RE.match(key) if key.startswith("agi_arg_") else None
         if match:
             numbered[int(match.group(1))] = value
     # agi_arg_N are positional; a gap (arg_1, arg_3) is kept as an empty arg_2
@@ -158,15 +168,22 @@ def quote_arg(value: object) -> str:
     text = "" if value is None else str(value)
     if len(text) > MAX_ARG_CHARS:
         text = text[:MAX_ARG_CHARS]
-    text = _CONTROL_RE.sub(" ", text)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if not text.isprintable():  # every character _CONTROL_RE matches is non-printable
+        text = _CONTROL_RE.sub(" ", text)
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text + '"'
 
 
 def encode_command(command: str, *args: object) -> bytes:
-    if not _COMMAND_RE.match(command):
-        raise ValueError(f"not an AGI command name: {command!r}")
-    parts = [command, *(quote_arg(a) for a in args)]
-    return (" ".join(parts) + "\n").encode("utf-8")
+    if command not in _GOOD_COMMANDS:
+        if not _COMMAND_RE.match(command):
+            raise ValueError(f"not an AGI command name: {command!r}")
+        if len(_GOOD_COMMANDS) < _MAX_REMEMBERED:
+            _GOOD_COMMANDS.add(command)
+    if not args:
+        return (command + "\n").encode("utf-8")
+    return (command + " " + " ".join([quote_arg(a) for a in args]) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +245,11 @@ class ReplyReader:
             if len(self._usage) > self.max_usage_lines:
                 raise AgiProtocolError("520 usage block without its end line")
             return None
+        if line.startswith("200"):  # the usual case first (a "200" line is never HANGUP)
+            return parse_reply_line(line)
         if line.strip() == "HANGUP":
             self.hangup_seen = True  # unsolicited: the real reply follows
             return None
-        if line.startswith("200"):
-            return parse_reply_line(line)
         if line.startswith("100") or not line.strip():
             return None
         if line.startswith("511"):

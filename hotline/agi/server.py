@@ -36,6 +36,18 @@ SESSION_SECONDS = Histogram(
 )
 ACTIVE = Gauge("hotline_agi_sessions_active", "FastAGI sessions in progress")
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered (``labels()`` takes a lock and builds its
+    key on every call; a node sees a handful of script/outcome pairs)."""
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
 
 class FastAgiServer:
     def __init__(
@@ -93,7 +105,8 @@ class FastAgiServer:
             self._sessions.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):  # (no extra task, unlike wait_for)
+                    await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         started = time.perf_counter()
@@ -101,10 +114,15 @@ class FastAgiServer:
         outcome = "ok"
         peer = writer.get_extra_info("peername")
         session: FastAgiSession | None = None
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.settings.session_timeout):
-                async with asyncio.timeout(self.settings.command_timeout):
-                    request = await read_request(reader)
+            # one timer for the session: the header block's limit first, then the session's
+            session_deadline = loop.time() + self.settings.session_timeout
+            async with asyncio.timeout_at(
+                min(loop.time() + self.settings.command_timeout, session_deadline)
+            ) as limit:
+                request = await read_request(reader)
+                limit.reschedule(session_deadline)
                 script = request.script or "-"
                 handler = self.handlers.get(request.script)
                 if handler is None:
@@ -146,5 +164,5 @@ class FastAgiServer:
             if session is not None:
                 session.close()
             self.outcomes[outcome] += 1
-            SESSIONS.labels(script, outcome).inc()
-            SESSION_SECONDS.labels(script).observe(time.perf_counter() - started)
+            _child(SESSIONS, script, outcome).inc()
+            _child(SESSION_SECONDS, script).observe(time.perf_counter() - started)
