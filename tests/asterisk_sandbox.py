@@ -227,7 +227,7 @@ class AsteriskSandbox:
             "[general]\nenable = yes\n[csv]\nusegmtime = no\nloguniqueid = yes\nloguserfield = yes\n"
             "accountlogs = no\nnewcdrcolumns = yes\n")
         (self.etc / "manager.conf").write_text(
-            f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\n\n"
+            f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\ntimestampevents = yes\n\n"
             f"[{self.ami_username}]\nsecret = {self.ami_secret}\ndeny = 0.0.0.0/0.0.0.0\n"
             "permit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n")
         # members are the backend's to add: after a restart Asterisk starts with none

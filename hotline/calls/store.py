@@ -330,7 +330,9 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
         """UPDATE calls SET state = CASE WHEN state IN ('completed', 'abandoned', 'failed')
                                          THEN state ELSE 'answered' END,
                   answered_at = $2, wait_seconds = $3, agent_id = COALESCE($4, agent_id),
-                  queued_at = coalesce(queued_at, started_at),
+                  -- answered from a queue: in it at the latest when answered (AMI's join and
+                  -- the member's gosub race; neither may make the wait negative)
+                  queued_at = least(coalesce(queued_at, started_at), $2),
                   answered_by = CASE WHEN $7 AND answered_by IS NOT NULL THEN answered_by
                                      ELSE coalesce($5, answered_by) END,
                   decisions = decisions || $6::jsonb, updated_at = now()

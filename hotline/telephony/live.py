@@ -8,7 +8,7 @@ writer as the AGI flows (:class:`hotline.calls.journal.CallWriter`):
 - ``QueueCallerJoin`` → ``queue_join``: the call is offered (``queued_at``) and waits
   in that queue (a dual line's overflow moves it to the 12345 queue);
 - ``AgentConnect`` → ``answer`` with the member interface: the agent is on the call
-  (a no-op when the queue member's gosub already reported it through the AGI);
+  (the store ignores it when the queue member's gosub already reported it);
 - ``Hangup`` of a citizen's channel → ``end``, after a grace period: the AGI hangup
   handler normally reports the end with Asterisk's DIALSTATUS and ANSWEREDTIME, which
   only it knows; when it never arrives (the FastAGI node was down, the handler's
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from hotline.calls.context import CallContext
@@ -36,6 +37,18 @@ _CITIZEN_CONTEXTS = ("hotline-",)
 Listener = Callable[[dict[str, str]], Awaitable[None]]
 
 
+def event_time(event: dict[str, str]) -> str:
+    """When Asterisk says it happened (``Timestamp``, manager.conf ``timestampevents = yes``),
+    else when we heard of it."""
+    stamp = event.get("Timestamp")
+    if stamp:
+        try:
+            return datetime.fromtimestamp(float(stamp), UTC).isoformat()
+        except (ValueError, OverflowError, OSError):
+            pass
+    return now().isoformat()
+
+
 class LiveCalls:
     def __init__(self, ctx: CallContext, *, hangup_grace: float = HANGUP_GRACE) -> None:
         self.ctx = ctx
@@ -46,14 +59,14 @@ class LiveCalls:
     async def __call__(self, event: dict[str, str]) -> None:
         kind = event.get("Event", "")
         if kind == "QueueCallerJoin":
-            await self._write("queue_join", event.get("Uniqueid", ""), {"at": now().isoformat(),
+            await self._write("queue_join", event.get("Uniqueid", ""), {"at": event_time(event),
                                                                         "queue": event.get("Queue") or None})
         elif kind == "AgentConnect":
             await self._agent_connect(event)
         elif kind == "Hangup" and event.get("Context", "").startswith(_CITIZEN_CONTEXTS):
             uid = event.get("Uniqueid", "")
             if uid:
-                task = asyncio.ensure_future(self._late_end(uid, event, now().isoformat()))
+                task = asyncio.ensure_future(self._late_end(uid, event, event_time(event)))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
 
@@ -64,21 +77,10 @@ class LiveCalls:
         self.handled += 1
 
     async def _agent_connect(self, event: dict[str, str]) -> None:
-        uid = event.get("Uniqueid", "")
-        interface = event.get("Interface") or event.get("MemberName") or ""
-        if not uid:
-            return
-        agent_id = None
-        try:
-            async with self.ctx.store.connection() as conn:
-                row = await conn.fetchrow("SELECT answered_at FROM calls WHERE call_uid = $1", uid)
-                if row is not None and row["answered_at"] is not None:
-                    return  # the member's gosub (agent_connect) was first: nothing new
-                agent_id = await conn.fetchval("SELECT user_id FROM seats WHERE interface = $1", interface)
-        except DatabaseDown:
-            pass
-        await self._write("answer", uid, {"at": now().isoformat(), "agent_id": agent_id,
-                                          "answered_by": interface, "via": "ami"})
+        # the store resolves the member to its seat and ignores an answer it already has
+        # (the member's gosub usually reports it first, through the AGI)
+        member = event.get("Interface") or event.get("MemberName") or ""
+        await self._write("answer", event.get("Uniqueid", ""), {"at": event_time(event), "answered_by": member or None})
 
     async def _late_end(self, uid: str, event: dict[str, str], at: str) -> None:
         await asyncio.sleep(self.hangup_grace)
