@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hotline.config import Settings
 from hotline.db import open_database
@@ -20,6 +21,9 @@ from hotline.db.migrations import migrate
 from hotline.registry import load_registry, sync_registry
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions, Service, create_services
+
+if TYPE_CHECKING:
+    from hotline.telephony.sandbox import AsteriskSandbox
 
 log = logging.getLogger("hotline.node")
 POOL_CLOSE_TIMEOUT = 10.0
@@ -42,7 +46,16 @@ async def run_node(
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
 
-    db = await open_database(settings)
+    pbx: AsteriskSandbox | None = None
+    if options.demo:  # the demo's own telephone exchange, when an Asterisk is at hand
+        from hotline.demo.pbx import start_demo_pbx
+
+        settings, registry, pbx = await start_demo_pbx(settings, registry)
+    try:
+        db = await open_database(settings)
+    except BaseException:
+        await _stop_demo_pbx(pbx)
+        raise
     started: list[Service] = []
     runtime = Runtime(settings, registry, db)
     try:
@@ -76,9 +89,17 @@ async def run_node(
             db.pool.terminate()
         if db.embedded is not None:
             await db.embedded.stop()
+        await _stop_demo_pbx(pbx)
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):
                 pass
         log.info("stopped")
+
+
+async def _stop_demo_pbx(pbx: AsteriskSandbox | None) -> None:
+    if pbx is not None:
+        from hotline.demo.pbx import stop_demo_pbx
+
+        await stop_demo_pbx(pbx)

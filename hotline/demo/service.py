@@ -11,24 +11,35 @@ import logging
 import random
 import secrets
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from hotline.auth import audit, create_user, update_user
-from hotline.calls import store
+from hotline.calls.members import SeatPbx
 from hotline.calls.store import apply_op, make_entry
+from hotline.console import seats
 from hotline.demo import data
+from hotline.demo.pbx import PbxTraffic, attached_pbx, phone_of
 from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
+from hotline.registry import Mode, Registry
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
+from hotline.telephony.pbx import seat_pbx
 
 log = logging.getLogger("hotline.demo")
 
 
-async def ensure_users(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    """Create or reset the demo users; returns username → (id, new password)."""
+async def ensure_users(
+    pool: asyncpg.Pool, registry: Registry, *, phone: Callable[[str], str] | None = None,
+    agent_skills: Sequence[str] = (), pbx: SeatPbx | None = None,
+) -> dict[str, tuple[int, str]]:
+    """Create or reset the demo users; returns username → (id, new password). Seats get
+    their phones the way an admin gives them (``set_phone``: validated, audited, and with
+    ``pbx`` the membership of a signed-on seat follows); ``phone`` maps a demo seat's
+    interface to the phone it really has (the sandbox PBX's)."""
     out: dict[str, tuple[int, str]] = {}
     for u in data.USERS:
         password = secrets.token_urlsafe(9)
@@ -39,9 +50,11 @@ async def ensure_users(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
         else:
             await update_user(pool, user_id, {"password": password, "active": True, "roles": list(u.roles)})
         if u.interface:
-            async with pool.acquire() as conn, conn.transaction():
-                skills = await conn.fetchval("SELECT skills FROM seats WHERE user_id = $1", user_id)
-                await store.set_seat_phone(conn, user_id, u.interface, list(skills or ()))
+            skills = set(await pool.fetchval("SELECT skills FROM seats WHERE user_id = $1", user_id) or ())
+            if "agent" in u.roles:  # the demo's agents answer these lines' skills
+                skills |= set(agent_skills)
+            await seats.set_phone(pool, registry, user_id, interface=phone(u.interface) if phone else u.interface,
+                                  skills=sorted(skills), by_name="demo", pbx=pbx)
         out[u.username] = (user_id, password)
     await audit(pool, "demo_users_reset", username="demo", detail={"users": sorted(out)})
     return out
@@ -152,23 +165,33 @@ class DemoService:
         self.use_agi = use_agi
         self.driver_name = "direct"
         self.task: asyncio.Task[None] | None = None
-        self.traffic: Traffic | None = None
+        self.traffic: Traffic | PbxTraffic | None = None
         self.users: dict[str, tuple[int, str]] = {}
         self.seeded = 0
 
     async def start(self) -> None:
         rng = random.Random()
-        self.users = await ensure_users(self.runtime.pool)
+        pbx = attached_pbx(self.runtime.settings) if self.use_agi else None
+        dual_skills = sorted({line.skill for line in self.runtime.registry if line.mode is Mode.DUAL})
+        self.users = await ensure_users(
+            self.runtime.pool, self.runtime.registry, phone=phone_of if pbx is not None else None,
+            agent_skills=dual_skills if pbx is not None else (), pbx=seat_pbx(self.runtime) if pbx else None)
         agents = [self.users[u.username][0] for u in data.USERS if "agent" in u.roles]
         self.seeded = await seed_day(self.runtime, agents, rng=rng)
         await self._import_knowledge()
         simulated = [self.users[u.username][0] for u in data.USERS if u.simulated]
         agi = self.runtime.settings.agi
-        driver: Driver = DirectDriver(self.runtime)
-        if self.use_agi and await agi_reachable(agi.host, agi.port):
-            driver, self.driver_name = AgiDriver(self.runtime, agi.host, agi.port), f"FastAGI {agi.host}:{agi.port}"
-        self.traffic = Traffic(self.runtime, driver, simulated_agents=simulated, rng=rng)
-        self.task = asyncio.create_task(self.traffic.run(), name="demo-traffic")
+        if pbx is not None:  # a real Asterisk routes the demo's calls
+            traffic: Traffic | PbxTraffic = PbxTraffic(self.runtime, pbx, simulated_agents=simulated, rng=rng)
+            self.driver_name = f"a real Asterisk ({pbx.root}, AMI 127.0.0.1:{pbx.ami_port})"
+        else:
+            driver: Driver = DirectDriver(self.runtime)
+            if self.use_agi and await agi_reachable(agi.host, agi.port):
+                driver = AgiDriver(self.runtime, agi.host, agi.port)
+                self.driver_name = f"FastAGI {agi.host}:{agi.port}"
+            traffic = Traffic(self.runtime, driver, simulated_agents=simulated, rng=rng)
+        self.traffic = traffic
+        self.task = asyncio.create_task(traffic.run(), name="demo-traffic")
         print("演示模式 / demo mode — demo users (passwords are new at every start):", flush=True)
         for u in data.USERS:
             print(f"  {u.username:<16} {self.users[u.username][1]:<14} {'/'.join(u.roles):<11} {u.display_name}",
@@ -197,7 +220,7 @@ class DemoService:
 
     def describe(self) -> str:
         return (f"demo: {len(self.users)} demo users, {self.seeded} calls seeded today, "
-                f"simulated calls every ~20 s via {self.driver_name}")
+                f"a citizen's call every ~20 s via {self.driver_name}")
 
 
 def create_service(runtime: Runtime, options: NodeOptions) -> DemoService | None:

@@ -170,9 +170,9 @@ async def test_demo_mode_only_with_the_flag(runtime) -> None:
 async def test_demo_seeds_users_and_a_day(runtime, pool) -> None:
     import random
 
-    users = await ensure_users(pool)
+    users = await ensure_users(pool, runtime.registry)
     assert {"demo-agent", "demo-expert", "demo-liaison", "demo-supervisor", "demo-admin"} <= set(users)
-    again = await ensure_users(pool)
+    again = await ensure_users(pool, runtime.registry)
     assert again["demo-agent"][1] != users["demo-agent"][1]  # a new password at every start
     agents = [users[name][0] for name in ("demo-agent", "demo-agent2")]
     made = await seed_day(runtime, agents, rng=random.Random(7))
@@ -189,7 +189,7 @@ async def test_demo_traffic_goes_through_fastagi(runtime, pool, agi, api_as) -> 
 
     from hotline.demo.traffic import AgiDriver, Traffic
 
-    users = await ensure_users(pool)
+    users = await ensure_users(pool, runtime.registry)
     agent_id = users["demo-agent"][0]
     await seats.set_state(pool, agent_id, "ready")
     traffic = Traffic(runtime, AgiDriver(runtime, agi.host, agi.port), simulated_agents=[],
