@@ -39,6 +39,7 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver
 
+            await asyncio.to_thread(_forget_dead_handles, self.pgdata)
             self._server = await asyncio.to_thread(
                 pgserver.get_server, self.pgdata, cleanup_mode="stop"
             )
@@ -67,3 +68,33 @@ class EmbeddedPostgres:
         if server is not None:
             await asyncio.to_thread(server.cleanup)
             log.info("embedded PostgreSQL released (%s)", self.pgdata)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops the server when the last process using it lets go, counting them
+    in ``.handle_pids.json``; a killed process never takes itself off that list, so the
+    server would outlive every later run. Processes that no longer exist are dropped."""
+    import json
+
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _exists(pid)]
+        if alive != pids:
+            log.info("embedded PostgreSQL: forgetting %d process(es) that were killed", len(pids) - len(alive))
+            path.write_text(json.dumps(alive))
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
