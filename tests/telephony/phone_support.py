@@ -83,6 +83,14 @@ class PhoneSystem:
                 await service.stop()
                 self.services.remove(service)
 
+    async def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
+        """Start (again) the named node services, as a restarted backend node would
+        (FastAGI comes back on its configured port, so set one for a restart test)."""
+        for service in create_services(self.runtime, NodeOptions(web=False, scheduler=False)):
+            if service.name in names:
+                await service.start()
+                self.services.append(service)
+
 
 def phone_settings(settings: Settings, pbx: AsteriskSandbox, **overrides: dict[str, Any]) -> Settings:
     extra = {k: dict(v) for k, v in settings.extra.items()}

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from phone_support import SUBCENTRES, PhoneSystem
+from asterisk_sandbox import free_port
+from phone_support import SUBCENTRES, PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user
 from hotline.calls.routing import skill_queue
+from hotline.console import seats
 from hotline.registry import Mode
 from hotline.reports.metrics import Period, call_metrics
+from hotline.telephony.pbx import seat_pbx
 
 ANSWERING_SUBCENTRES = {n for n, how in SUBCENTRES.items() if how == "answer"}
 
@@ -121,3 +125,55 @@ async def _cdr_settled(system: PhoneSystem) -> bool:
     linked = await system.pool.fetchval("SELECT count(DISTINCT call_id) FROM cdr_records")
     pending = system.pbx.cdr_csv.exists() and system.pbx.cdr_csv.stat().st_size > 0
     return bool(pending and linked == calls)
+
+
+async def test_a_backend_restart_loses_no_call_and_doubles_none(
+    settings: Any, pbx_registry: Any, db_url: str, pbx: Any,
+) -> None:
+    """Agents signed on through the console keep answering while the whole backend is
+    down (FastAGI, records, AMI); after it restarts each of those calls is recorded
+    once, on the line the citizen dialled; the next call is routed by the AGI again."""
+    fixed = replace(settings, agi=replace(settings.agi, port=free_port()))  # a restarted node's own port
+    system = await start_phone_system(fixed, pbx_registry, db_url, pbx)
+    try:
+        agents = {}
+        for ext in ("8001", "8002"):
+            user = await create_user(system.pool, f"agent-{ext}", TEST_PASSWORD, ("agent",))
+            await seats.set_phone(system.pool, system.registry, user.id, interface=f"Local/{ext}@agents",
+                                  skills=["hrss"], by_name="test")
+            await seats.change_state(system.pool, user.id, "ready", pbx=seat_pbx(system.runtime))
+            agents[f"Local/{ext}@agents"] = user.id
+
+        await system.stop_services()  # the backend is down: FastAGI, records follower, AMI
+        lines = {"12345": "13900000001", "12333": "13900000002", "12366": "13900000003"}
+        for line, caller in lines.items():
+            await system.call(line, caller, stay=30)
+
+        async def all_answered_and_over() -> bool:
+            text = system.pbx.queue_log.read_text() if system.pbx.queue_log.exists() else ""
+            return text.count("|CONNECT|") == 3 and text.count("|COMPLETE") == 3
+
+        await system.eventually(all_answered_and_over, timeout=60, what="three calls answered by agents")
+        assert await system.pool.fetchval("SELECT count(*) FROM calls") == 0  # nobody recorded them yet
+
+        await system.start_services()  # the backend is back
+        await system.call("12345", "13900000009", stay=3)  # and routes the next call itself
+
+        async def recorded() -> list[Any] | None:
+            rows = await system.calls()
+            done = [r for r in rows if r["ended_at"] is not None and r["agent_id"] is not None]
+            return rows if len(rows) == 4 and len(done) == 4 else None
+
+        rows = await system.eventually(recorded, timeout=60, what="four calls recorded")
+        by_caller = {r["caller_number"]: r for r in rows}
+        for line, caller in lines.items():
+            row = by_caller[caller]
+            assert row["hotline_number"] == line and row["route"] == "fallback", dict(row)
+            assert row["agent_id"] == agents[row["answered_by"]]
+        assert by_caller["13900000009"]["route"] == "platform"
+        assert by_caller["13900000009"]["source"] == "agi"
+        # the agents are still members: the restarted reconcile kept the signed-on seats
+        members = await asyncio.to_thread(system.pbx.queue_members, system.registry.platform.queue)
+        assert set(agents) <= set(members)
+    finally:
+        await stop_phone_system(system)
