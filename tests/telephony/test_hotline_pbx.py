@@ -26,20 +26,21 @@ ANSWERING_SUBCENTRES = {n for n, how in SUBCENTRES.items() if how == "answer"}
 
 
 async def ready_agents(system: PhoneSystem, count: int) -> dict[str, int]:
-    """``count`` agents with a phone, every dual-line skill, and 置闲 (ready).
-    Returns interface → user id."""
-    queues = [system.registry.platform.queue] + sorted(
-        {skill_queue(line) for line in system.registry if line.mode is Mode.DUAL})
+    """``count`` agents given a phone and every dual line's skill by the admin, who then
+    click 置闲 (ready): the backend makes their phones members of the 12345 and skill
+    queues. Returns interface → user id."""
+    skills = sorted({line.skill for line in system.registry if line.mode is Mode.DUAL})
     agents: dict[str, int] = {}
     for i in range(count):
         interface = f"Local/{8001 + i}@agents"
         user = await create_user(system.pool, f"agent-{8001 + i}", TEST_PASSWORD, ("agent",))
-        await system.pool.execute(
-            "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', $2)",
-            user.id, interface)
-        for queue in queues:
-            await system.rx(f"queue add member {interface} to {queue}")
+        await seats.set_phone(system.pool, system.registry, user.id, interface=interface, skills=skills,
+                              by_name="admin")
+        await seats.change_state(system.pool, user.id, "ready", pbx=seat_pbx(system.runtime))
         agents[interface] = user.id
+    for queue in [system.registry.platform.queue, *sorted({skill_queue(line) for line in system.registry
+                                                           if line.mode is Mode.DUAL})]:
+        assert set(agents) <= set(await asyncio.to_thread(system.pbx.queue_members, queue)), queue
     return agents
 
 
