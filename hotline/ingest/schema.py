@@ -10,6 +10,7 @@ not hold back an otherwise good record.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ TICKET_STATES = (
 )
 SATISFACTION = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 _LINE_RE = re.compile(r"^[0-9]{3,8}$")
+#: what PostgreSQL cannot store in text or jsonb: NUL, and half a surrogate pair (JSON's
+#: ``\ud800`` escape decodes to one; it has no UTF-8 form)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,8 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
             return bad("type", f"{f.name} must be an integer, got {value!r}")
         if value < (1 if f.name == "version" else 0):
             return bad("range", f"{f.name} must be ≥ {1 if f.name == 'version' else 0}, got {value}")
+        if value > INT64_MAX:
+            return bad("range", f"{f.name} must be at most {INT64_MAX}, got {value}")
         return value, None
     if f.type == "number":
         try:
@@ -198,12 +205,15 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
     through :func:`_coerce`, which names the fault."""
     if not isinstance(record, Mapping):
         return None, [Reason(None, "type", f"a record must be a JSON object, got {type(record).__name__}")]
-    reasons: list[Reason] = []
+    reasons = unstorable(record)
+    poisoned = {r.field for r in reasons}
     if record.get("_csv_error"):
         reasons.append(Reason(None, "csv_row", str(record["_csv_error"])))
     clean: dict[str, Any] = {}
     get = record.get
     for name, ftype, required, max_length, choices, minimum, f in _SPECS[kind]:
+        if name in poisoned:
+            continue
         value: Any = get(name)
         vtype = type(value)
         if vtype is str:
@@ -223,7 +233,7 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
             elif ftype == "phone" and value and len(value) <= max_length:
                 clean[name] = _normalized(value.strip())
                 continue
-        elif vtype is int and ftype == "int" and value >= minimum:
+        elif vtype is int and ftype == "int" and minimum <= value <= INT64_MAX:
             clean[name] = value
             continue
         elif ftype == "number" and (vtype is int or vtype is float) and 0 <= value < 10_000_000:
@@ -253,6 +263,69 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
     extra = {k: v for k, v in record.items() if k not in clean and not k.startswith("_")}
     clean["_extra"] = extra
     return clean, []
+
+
+def unstorable(record: Mapping[str, Any]) -> list[Reason]:
+    """A reason for every value PostgreSQL would refuse to store whatever its field:
+    a NUL character or a lone surrogate in any text (names included), NaN or
+    Infinity in any number (Python's JSON reader accepts them, the ``jsonb`` cast does
+    not). Nested values are named by their path (``extra.deep[1]``). Top-level names
+    starting with ``_`` are not stored and not checked."""
+    reasons: list[Reason] = []
+    stack: list[tuple[str, Any]] = []
+    for key, value in reversed(list(record.items())):
+        if isinstance(key, str) and key.startswith("_"):
+            continue
+        if isinstance(key, str) and _UNSTORABLE.search(key):
+            reasons.append(Reason(printable(key), "character",
+                                  f"a field name contains a NUL character or a lone surrogate: {key!r}"))
+        stack.append((str(key), value))
+    while stack:
+        path, value = stack.pop()
+        vtype = type(value)
+        if vtype is str:
+            if _UNSTORABLE.search(value):
+                reasons.append(Reason(printable(path), "character",
+                                      f"{printable(path)} contains a NUL character or a lone surrogate: "
+                                      f"{_shown(value)}"))
+        elif vtype is float:
+            if not math.isfinite(value):
+                reasons.append(Reason(printable(path), "type",
+                                      f"{printable(path)} must be a finite number, got {value!r}"))
+        elif vtype is dict:
+            for k, v in reversed(value.items()):
+                if isinstance(k, str) and _UNSTORABLE.search(k):
+                    reasons.append(Reason(printable(f"{path}.{k}"), "character",
+                                          f"a field name contains a NUL character or a lone surrogate: {k!r}"))
+                stack.append((f"{path}.{k}", v))
+        elif vtype is list:
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return reasons
+
+
+def printable(text: str) -> str:
+    """``text`` with every character PostgreSQL cannot store written as its escape."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def storable(value: Any) -> Any:
+    """A copy of a received value that ``jsonb`` accepts (quarantine keeps records as
+    received): NUL and lone surrogates become U+FFFD, NaN and Infinity their names."""
+    vtype = type(value)
+    if vtype is str:
+        return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+    if vtype is float and not math.isfinite(value):
+        return repr(value)
+    if vtype is dict:
+        return {storable(k): storable(v) for k, v in value.items()}
+    if vtype is list:
+        return [storable(v) for v in value]
+    return value
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def event_time(kind: str, clean: Mapping[str, Any]) -> datetime | None:

@@ -26,7 +26,15 @@ import asyncpg
 from hotline.errors import Conflict, NotFound, ValidationError
 from hotline.ingest import metrics
 from hotline.ingest.keys import Source
-from hotline.ingest.schema import Context, Reason, event_time, validate
+from hotline.ingest.schema import (
+    INT64_MAX,
+    Context,
+    Reason,
+    event_time,
+    printable,
+    storable,
+    validate,
+)
 
 #: (target column, staging type, record field)
 _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -50,6 +58,15 @@ _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("closed_at", "timestamptz", "closed_at"), ("satisfaction", "text", "satisfaction"),
     ),
 }
+#: what a record the database cannot store raises (the value's fault, not the server's):
+#: PostgreSQL's data and constraint errors, and asyncpg's refusals while encoding
+#: (a lone surrogate, an integer beyond int64). Anything else (deadlock, lost
+#: connection) still fails the batch as a whole.
+_RECORD_FAULTS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,  # asyncpg's own "invalid input" (not exported under another name)
+    UnicodeError, OverflowError,
+)
 TABLES = {"calls": "subcenter_calls", "tickets": "subcenter_tickets"}
 STAGES = {"calls": "ingest_stage_calls", "tickets": "ingest_stage_tickets"}
 
@@ -90,7 +107,7 @@ class Item:
         if self.clean is not None:
             return str(self.clean["source_id"])
         value = self.raw.get("source_id") if isinstance(self.raw, dict) else None
-        return str(value) if value is not None else None
+        return printable(str(value)) if value is not None else None
 
     @property
     def version(self) -> int | None:
@@ -98,9 +115,10 @@ class Item:
             return int(self.clean["version"])
         value = self.raw.get("version") if isinstance(self.raw, dict) else None
         try:
-            return int(value) if value is not None else None
-        except (TypeError, ValueError):
+            number = int(value) if value is not None else None
+        except (TypeError, ValueError, OverflowError):
             return None
+        return number if number is None or abs(number) <= INT64_MAX else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status,
@@ -120,7 +138,7 @@ async def validation_context(conn: asyncpg.Connection | asyncpg.Pool, source: So
 
 
 def _json_safe(raw: Any) -> Any:
-    return raw if isinstance(raw, dict) else {"_value": raw}
+    return storable(raw if isinstance(raw, dict) else {"_value": raw})
 
 
 def _stored_data(item: Item) -> dict[str, Any]:
@@ -145,10 +163,13 @@ async def _ensure_stage(conn: asyncpg.Connection, kind: str) -> None:
 
 
 async def merge_items(
-    conn: asyncpg.Connection, source: Source, kind: str, items: Sequence[Item], batch_id: int, received_at: datetime
+    conn: asyncpg.Connection, source: Source, kind: str, items: Sequence[Item], batch_id: int, received_at: datetime,
+    *, quarantine: bool = True,
 ) -> None:
     """Inside the caller's transaction: merge the valid items, record receipts and
-    quarantine the rest. Sets ``status`` (and ``quarantine_id``) on every item."""
+    quarantine the rest (unless ``quarantine`` is false: the caller keeps them). Sets
+    ``status`` (and ``quarantine_id``) on every item; a record the database refused
+    is ``rejected`` with the database's reason."""
     good = [i for i in items if i.clean is not None]
     # Inside one batch the highest version of a source_id wins; the others change nothing.
     best: dict[str, Item] = {}
@@ -164,14 +185,11 @@ async def merge_items(
 
     if best:
         await _ensure_stage(conn, kind)
-        columns = _COLUMNS[kind]
-        values = itemgetter(*(field for _, _, field in columns))
-        rows = [(item.index, *values(item.clean), _stored_json(item)) for item in best.values()]  # type: ignore[arg-type]
-        await conn.copy_records_to_table(
-            STAGES[kind], records=rows, columns=["idx", *(c for c, _, _ in columns), "data"]
-        )
-        merged = await conn.fetch(_merge_sql(kind), source.code, batch_id, received_at)
-        outcome = {r["source_id"]: ("accepted" if r["inserted"] else "updated") for r in merged}
+        try:
+            async with conn.transaction():  # a savepoint: one poison record must not fail the batch
+                outcome = await _merge(conn, source, kind, list(best.values()), batch_id, received_at)
+        except _RECORD_FAULTS:
+            outcome = await _merge_one_by_one(conn, source, kind, best, batch_id, received_at)
         stored_versions: dict[str, int] = {}
         missing = [sid for sid in best if sid not in outcome]
         if missing:
@@ -205,9 +223,9 @@ async def merge_items(
         await conn.copy_records_to_table(
             "ingest_receipts",
             records=[
-                (batch_id, source.code, kind, it.clean["source_id"], it.clean["version"], it.clean["seq"],  # type: ignore[index]
-                 event_time(kind, it.clean), received_at, it.status)  # type: ignore[arg-type]
-                for it in good
+                (batch_id, source.code, kind, it.clean["source_id"], it.clean["version"], it.clean["seq"],
+                 event_time(kind, it.clean), received_at, it.status)
+                for it in good if it.clean is not None  # not the records the database refused
             ],
             columns=["batch_id", "source", "kind", "source_id", "version", "seq", "event_at", "received_at",
                      "outcome"],
@@ -216,7 +234,7 @@ async def merge_items(
     bad = [i for i in items if i.clean is None]
     for item in bad:
         item.status = "rejected"
-    if bad:
+    if bad and quarantine:
         ids = await conn.fetch(
             """INSERT INTO ingest_quarantine (source, kind, batch_id, record_index, source_id, version,
                                               record, reasons, received_at)
@@ -233,6 +251,40 @@ async def merge_items(
         by_index = {r["record_index"]: r["id"] for r in ids}
         for item in bad:
             item.quarantine_id = by_index.get(item.index)
+
+
+async def _merge(
+    conn: asyncpg.Connection, source: Source, kind: str, items: Sequence[Item], batch_id: int, received_at: datetime
+) -> dict[str, str]:
+    """COPY ``items`` into the staging table and merge them: ``{source_id: accepted|updated}``
+    for the records written (a record not newer than the stored one is absent)."""
+    columns = _COLUMNS[kind]
+    values = itemgetter(*(field for _, _, field in columns))
+    rows = [(item.index, *values(item.clean), _stored_json(item)) for item in items]  # type: ignore[arg-type]
+    await conn.copy_records_to_table(STAGES[kind], records=rows, columns=["idx", *(c for c, _, _ in columns), "data"])
+    merged = await conn.fetch(_merge_sql(kind), source.code, batch_id, received_at)
+    return {r["source_id"]: ("accepted" if r["inserted"] else "updated") for r in merged}
+
+
+async def _merge_one_by_one(
+    conn: asyncpg.Connection, source: Source, kind: str, best: dict[str, Item], batch_id: int, received_at: datetime
+) -> dict[str, str]:
+    """After the batch's merge failed on a value: each record in its own savepoint.
+    A record the database refuses leaves ``best`` and becomes a rejected item with the
+    database's reason (it is quarantined with the batch's other rejected records)."""
+    outcome: dict[str, str] = {}
+    for sid in sorted(best):  # the bulk merge's lock order
+        item = best[sid]
+        try:
+            async with conn.transaction():
+                outcome.update(await _merge(conn, source, kind, [item], batch_id, received_at))
+                await conn.execute(f"DELETE FROM {STAGES[kind]}")  # noqa: S608 (a constant)
+        except _RECORD_FAULTS as exc:
+            del best[sid]
+            item.clean = None
+            item.reasons = [Reason(None, "database", f"the database refused the record: "
+                                   f"{type(exc).__name__}: {printable(str(exc))}")]
+    return outcome
 
 
 def _counts(items: Sequence[Item]) -> dict[str, int]:
@@ -369,8 +421,15 @@ async def reprocess(
             source.code, kind, f"reprocess:{quarantine_id}:{uuid.uuid4().hex}",
         )
         item = Item(entry["record_index"] or 0, raw, clean, [])
-        await merge_items(conn, source, kind, [item], batch["id"], batch["received_at"])
+        await merge_items(conn, source, kind, [item], batch["id"], batch["received_at"], quarantine=False)
         counts = _counts([item])
+        if item.status == "rejected":  # the database refused it: the entry stays open with that reason
+            await conn.execute("UPDATE ingest_batches SET rejected = 1, response = $2 WHERE id = $1",
+                               batch["id"], {"batch_id": batch["id"], "results": [item.to_json()], "counts": counts})
+            await conn.execute("UPDATE ingest_quarantine SET reasons = $2 WHERE id = $1",
+                               quarantine_id, [r.to_json() for r in item.reasons])
+            return {"id": quarantine_id, "status": "open", "outcome": "rejected",
+                    "reasons": [r.to_json() for r in item.reasons]}
         await conn.execute(
             """UPDATE ingest_batches SET accepted = $2, updated = $3, duplicate = $4, response = $5
                 WHERE id = $1""",
