@@ -55,7 +55,7 @@ class AgiService:
         assert self.ctx is not None
         while True:
             try:
-                if self.ctx.journal.has_pending():
+                if self.ctx.journal.needs_replay():
                     await self.ctx.journal.replay(self.ctx.store)
             except DatabaseDown as exc:
                 log.info("journal replay postponed: database still unavailable (%s)", exc)

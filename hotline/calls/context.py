@@ -47,7 +47,7 @@ class CallContext:
     ) -> CallContext:
         calls = CallSettings.from_settings(settings)
         store = CallStore(pool, timeout=calls.db_timeout, retry_after=calls.db_retry_seconds)
-        journal = Journal(settings.data_dir / "journal")
+        journal = Journal(settings.data_dir / "journal", max_wait=calls.journal_wait_seconds)
         tz = settings.tz
         return cls(
             settings=settings, registry=registry, calls=calls, store=store, journal=journal,

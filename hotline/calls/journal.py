@@ -14,6 +14,17 @@ everything is in. A replay interrupted at any point is simply run again: applied
 operations are skipped, so nothing is lost and nothing is doubled. Inserts are
 idempotent on their own too (``calls.call_uid`` is UNIQUE).
 
+An operation whose call is not in the database yet (its start is in another
+node's journal, not replayed yet) is not dropped: it waits in ``waiting.jsonl``
+and is tried again by every later replay, until its call is there or it has
+waited :attr:`Journal.max_wait` seconds; then it is kept in ``rejected.jsonl``
+with the reason. Waiting entries do not hold back the live flows.
+
+Every append starts on a line boundary: a line torn by a crash is completed with
+a newline before the next entry, so it is rejected alone and never swallows the
+entry written after it. ``rejected.jsonl`` holds callers' numbers: it is created
+(and kept) with mode 0600.
+
 Order is kept across the outage, per call: while operations wait in the
 journal, a call's later operations (answer, update, end) also go to the journal
 (see :meth:`CallWriter.write`), so a hangup never reaches the database before
@@ -28,7 +39,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,26 +54,38 @@ log = logging.getLogger("hotline.calls.journal")
 LIVE_NAME = "calls.jsonl"
 REPLAY_SUFFIX = ".replaying"
 REJECTED_NAME = "rejected.jsonl"
+WAITING_NAME = "waiting.jsonl"
+RETRY_SUFFIX = ".retrying"
+#: default bound of how long an operation waits for its call (seconds since it first waited)
+MAX_WAIT_SECONDS = 3600.0
+
+
+class _CallNotThere(Exception):
+    """Raised inside a replayed operation's transaction to undo its applied-mark."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     applied: int = 0
     skipped: int = 0  # already applied by an earlier (interrupted) replay
-    unknown: int = 0  # operations whose call was never started
-    rejected: int = 0  # unreadable lines (a torn write at a crash), kept in rejected.jsonl
+    waiting: int = 0  # operations whose call is not in the database yet: kept in waiting.jsonl
+    rejected: int = 0  # unreadable lines, refused operations, waits past the bound: in rejected.jsonl
     files: int = 0
 
     def __add__(self, other: ReplayResult) -> ReplayResult:
         return ReplayResult(
             self.applied + other.applied, self.skipped + other.skipped,
-            self.unknown + other.unknown, self.rejected + other.rejected, self.files + other.files,
+            self.waiting + other.waiting, self.rejected + other.rejected, self.files + other.files,
         )
 
 
 @dataclass(slots=True)
 class Journal:
     directory: Path
+    #: how long an operation may wait for its call (seconds since it first waited)
+    max_wait: float = MAX_WAIT_SECONDS
+    #: the clock of waiting bounds (an input, for tests)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     #: lines waiting for the next group commit, with the futures of their writers
     _queued: list[tuple[bytes, asyncio.Future[None]]] = field(default_factory=list, repr=False)
@@ -95,6 +120,11 @@ class Journal:
             return os.stat(self.live_path).st_size > 0
         except FileNotFoundError:
             return False
+
+    def needs_replay(self) -> bool:
+        """Something to replay: pending operations, or operations waiting for their call."""
+        return (self.has_pending() or (self.directory / WAITING_NAME).exists()
+                or (self.directory / (WAITING_NAME + RETRY_SUFFIX)).exists())
 
     @staticmethod
     def encode(entry: dict[str, Any]) -> bytes:
@@ -131,9 +161,10 @@ class Journal:
                         future.set_result(None)
 
     def _write(self, line: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.live_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # read-write: the last byte is checked for a line boundary
+            fd = os.open(self.live_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 # a replay may have renamed the file between our open and our lock:
@@ -144,6 +175,10 @@ class Journal:
                     same = False
                 if not same:
                     continue
+                # start on a line boundary: a line torn by a crash must not swallow this one
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view):]
@@ -174,6 +209,7 @@ class Journal:
         async with self._lock:
             self._aside = True  # set-aside files exist from here until they are all applied
             total = ReplayResult()
+            retrying = self._take_waiting()  # what waited before this replay, tried after it
             # keep going until the live file stays empty: flows keep journaling while
             # older entries are pending, so order holds across the switch-back
             for _ in range(100):
@@ -184,15 +220,30 @@ class Journal:
                     break
                 for path in files:
                     total = total + await self._replay_file(store, path)
+            # then what waited for its call: the files above may have brought the start
+            if retrying is not None:
+                total = total + await self._replay_file(store, retrying)
             if total.files:
                 log.info(
-                    "journal replayed: %d applied, %d already in, %d unknown calls, %d unreadable, %d file(s)",
-                    total.applied, total.skipped, total.unknown, total.rejected, total.files,
+                    "journal replayed: %d applied, %d already in, %d waiting for their call, %d rejected, %d file(s)",
+                    total.applied, total.skipped, total.waiting, total.rejected, total.files,
                 )
             return total
 
+    def _take_waiting(self) -> Path | None:
+        """Set the waiting operations aside for this replay (new waits go to a new file)."""
+        waiting = self.directory / WAITING_NAME
+        retrying = self.directory / (WAITING_NAME + RETRY_SUFFIX)
+        if retrying.exists():  # a retry interrupted by a crash: finish it first
+            return retrying
+        if not waiting.exists():
+            return None
+        os.rename(waiting, retrying)
+        _fsync_dir(self.directory)
+        return retrying
+
     async def _replay_file(self, store: CallStore, path: Path) -> ReplayResult:
-        applied = skipped = unknown = rejected = 0
+        applied = skipped = waiting = rejected = 0
         with path.open("rb") as fh:
             raw_lines = fh.read().splitlines()
         for raw in raw_lines:
@@ -218,29 +269,65 @@ class Journal:
                         if not fresh:
                             skipped += 1
                             continue
-                        call_id = await apply_op(conn, entry, live=False)
-                        if call_id is None:
-                            unknown += 1
-                        else:
-                            applied += 1
+                        if await apply_op(conn, entry, live=False) is None:
+                            raise _CallNotThere  # undo the applied-mark: it is tried again later
+                        applied += 1
+            except _CallNotThere:
+                if self._wait(entry):
+                    waiting += 1
+                else:
+                    rejected += 1
             except DatabaseDown:
                 raise  # keep the file; the next replay continues from here
             except Exception as exc:
                 # a poison entry (bad data, a bug) must not block every record behind it
                 log.exception("journal: entry %s (%s %s) cannot be applied", entry["id"], entry["op"], entry["uid"])
                 rejected += 1
-                self._reject(raw, f"{type(exc).__name__}: {exc}")
+                self._reject(raw, f"{type(exc).__name__}: {exc}", entry)
         path.unlink()  # noqa: ASYNC240 (a local file, like the fsync'd appends)
         _fsync_dir(self.directory)
         store.mark_up()
-        return ReplayResult(applied, skipped, unknown, rejected, 1)
+        return ReplayResult(applied, skipped, waiting, rejected, 1)
 
-    def _reject(self, raw: bytes, reason: str = "unreadable") -> None:
-        log.error("journal: %s line kept in %s: %r", reason, REJECTED_NAME, raw[:200])
-        with (self.directory / REJECTED_NAME).open("ab") as fh:
-            fh.write(raw + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+    def _wait(self, entry: dict[str, Any]) -> bool:
+        """Keep an operation whose call is not in the database for a later replay;
+        False (and kept in rejected.jsonl) once it has waited longer than ``max_wait``."""
+        now = self.clock()
+        since = entry.get("waiting_since")
+        try:
+            first = datetime.fromisoformat(since) if isinstance(since, str) else now
+        except ValueError:
+            first = now
+        waited = (now - first).total_seconds()
+        if waited > self.max_wait:
+            self._reject(self.encode(entry).rstrip(b"\n"),
+                         f"its call {entry['uid']} is not in the database after waiting {waited:.0f} s "
+                         f"(bound {self.max_wait:.0f} s)", entry)
+            return False
+        self._append_private(WAITING_NAME, self.encode({**entry, "waiting_since": first.isoformat()}))
+        return True
+
+    def _reject(self, raw: bytes, reason: str = "unreadable", entry: dict[str, Any] | None = None) -> None:
+        """Keep a line that cannot be applied: as it was when unreadable, else the entry
+        with ``rejected: {reason, at}`` (still replayable by moving it back)."""
+        log.error("journal: %s; line kept in %s: %r", reason, REJECTED_NAME, raw[:200])
+        if entry is not None:
+            raw = self.encode({**entry, "rejected": {"reason": reason, "at": self.clock().isoformat()}})
+        self._append_private(REJECTED_NAME, raw if raw.endswith(b"\n") else raw + b"\n")
+
+    def _append_private(self, name: str, line: bytes) -> None:
+        """Append durably to a file of this directory readable by its owner only (the
+        entries hold callers' numbers), tightening one an older version left open."""
+        fd = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _parse_ts(value: Any) -> Any:

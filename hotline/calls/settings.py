@@ -30,6 +30,9 @@ class CallSettings:
     pool_max: int = 20
     #: how often the FastAGI node tries to replay the journal
     journal_replay_interval: float = 5.0
+    #: how long a replayed operation whose call is not in the database yet (its start in
+    #: another node's journal) waits for it before it is kept in rejected.jsonl
+    journal_wait_seconds: float = 3600.0
     #: sound files the dialplan plays (without extension)
     blocked_sound: str = "hotline/blocked"
     closed_sound_prefix: str = "hotline/closed-"

@@ -75,7 +75,7 @@ async def test_database_down_then_back(agi, pool: asyncpg.Pool, cluster, db_url:
     shutil.copy(agi.ctx.journal.live_path, saved)
 
     result = await agi.ctx.journal.replay(agi.ctx.store)
-    assert (result.applied, result.skipped, result.unknown, result.rejected) == (8, 0, 0, 0)
+    assert (result.applied, result.skipped, result.waiting, result.rejected) == (8, 0, 0, 0)
     assert not agi.ctx.journal.has_pending()
 
     uids = ["down-12349", "down-12315", "down-12366", during.uid, before.uid]
