@@ -10,6 +10,7 @@ it is not configured (see :func:`hotline.config.load_settings`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -37,6 +38,13 @@ class WebSettings:
     session_absolute_hours: int = 12
     #: set the Secure flag on cookies (on behind TLS; off for plain-HTTP loopback demos)
     secure_cookies: bool = False
+    #: addresses or networks of reverse proxies whose X-Forwarded-For is believed;
+    #: empty: the peer address is the client (nobody can claim another address)
+    trusted_proxies: tuple[str, ...] = ()
+    #: password verifications (argon2, in threads) running at once, and waiting beyond
+    #: them; a sign-in past both is answered 503 at once instead of queueing
+    signin_concurrency: int = 4
+    signin_backlog: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +217,23 @@ def _validate(settings: Settings) -> None:
     for name, port in (("web.port", settings.web.port), ("agi.port", settings.agi.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be 0..65535, got {port}", field=name)
+    _validate_web(settings.web)
+
+
+def _validate_web(web: WebSettings) -> None:
+    for proxy in web.trusted_proxies:
+        try:
+            ipaddress.ip_network(str(proxy), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"web.trusted_proxies: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)",
+                field="web.trusted_proxies",
+            ) from None
+    for name in ("signin_concurrency", "signin_backlog"):
+        value = getattr(web, name)
+        if not 0 <= value <= 1024 or (name == "signin_concurrency" and value == 0):
+            raise ConfigError(f"web.{name} must be within {int(name == 'signin_concurrency')}..1024, got {value}",
+                              field=f"web.{name}")
 
 
 def secret_key(settings: Settings) -> str:

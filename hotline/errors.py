@@ -75,6 +75,13 @@ class PayloadTooLarge(HotlineError):
     status = 413
 
 
+class UnsupportedMediaType(HotlineError):
+    """The body is not in a format the route accepts (names the expected type)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class Unavailable(HotlineError):
     """A dependency (the database, an upstream) is not answering."""
 

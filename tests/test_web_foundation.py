@@ -52,7 +52,7 @@ async def test_errors_are_json_with_code_and_message(client: TestClient) -> None
     resp = await client.get("/api/v1/does-not-exist")
     assert resp.status == 404
     assert (await resp.json())["error"]["code"] == "not_found"
-    resp = await client.post("/api/v1/auth/login", data="{not json")
+    resp = await client.post("/api/v1/auth/login", data="{not json", headers={"Content-Type": "application/json"})
     assert resp.status == 400
     error = (await resp.json())["error"]
     assert error["code"] == "invalid" and error["field"] == "body"

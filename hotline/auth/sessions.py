@@ -98,6 +98,32 @@ async def record_failure(
     )
 
 
+async def record_attempt(
+    conn: asyncpg.Connection | asyncpg.Pool, username: str, remote_addr: str | None
+) -> tuple[int, bool]:
+    """Count a sign-in attempt as a failure *before* its password is checked, then say
+    whether it is over the limit: ``(failure id, throttled)``. Recorded first, parallel
+    attempts cannot all pass the throttle (each counts the others that committed before
+    it); a successful sign-in clears the user's failures, a refused one forgets its own
+    (throttled or not checked) with :func:`forget_attempt`."""
+    attempt_id = await conn.fetchval(
+        "INSERT INTO login_failures (username, remote_addr) VALUES ($1, $2) RETURNING id", username, remote_addr
+    )
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE username = $1 AND id <> $4) AS by_user,
+                  count(*) FILTER (WHERE remote_addr = $2 AND id <> $4) AS by_addr
+             FROM login_failures WHERE at > now() - $3::interval""",
+        username, remote_addr, FAILURE_WINDOW, attempt_id,
+    )
+    assert row is not None
+    throttled = row["by_user"] >= MAX_FAILURES_PER_USER or row["by_addr"] >= MAX_FAILURES_PER_ADDR
+    return int(attempt_id), throttled
+
+
+async def forget_attempt(conn: asyncpg.Connection | asyncpg.Pool, attempt_id: int) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE id = $1", attempt_id)
+
+
 async def clear_failures(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> None:
     await conn.execute("DELETE FROM login_failures WHERE username = $1", username)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -10,12 +12,54 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from hotline.auth.model import ROLES, User
-from hotline.errors import Conflict, NotFound, ValidationError
+from hotline.errors import Conflict, NotFound, Unavailable, ValidationError
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD_LENGTH = 10
+#: longest username (the users table's check) and password a sign-in may present
+MAX_USERNAME_LENGTH = 64
+MAX_PASSWORD_LENGTH = 1024
+
+
+class SignInBusy(Unavailable):
+    code = "sign_in_busy"
+
+
+class PasswordChecker:
+    """Verifies password hashes in worker threads, never on the event loop that also
+    routes calls: ``concurrency`` at once, ``backlog`` waiting; past both a sign-in is
+    refused at once (:class:`SignInBusy`) rather than queued without bound."""
+
+    def __init__(self, concurrency: int = 4, backlog: int = 16) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._capacity = concurrency + backlog
+        self._admitted = 0
+
+    async def verify(self, digest: str, password: str) -> bool:
+        if self._admitted >= self._capacity:
+            raise SignInBusy("登录请求过多，请稍后再试 (too many sign-ins in progress; retry shortly)",
+                             retry_after=1)
+        self._admitted += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, _verify, digest, password)
+        finally:
+            self._admitted -= 1
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _hasher.hash, password)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _verify(digest: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(digest, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 _COLUMNS = "id, username, display_name, roles, unit_code, hotline_number, active"
 
 
@@ -79,22 +123,25 @@ async def create_user(
 
 
 async def authenticate(
-    conn: asyncpg.Connection | asyncpg.Pool, username: str, password: str
+    conn: asyncpg.Connection | asyncpg.Pool, username: str, password: str, *, checker: PasswordChecker | None = None
 ) -> User | None:
+    """The user when the password is right (hash verified by ``checker``, off the event
+    loop; without one, in the default executor). Raises :class:`SignInBusy` when the
+    checker is full."""
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = $1",  # noqa: S608
         username,
     )
-    try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return None
-    if row is None or not row["active"]:
+    digest = row["password_hash"] if row else _DUMMY_HASH
+    if checker is not None:
+        ok = await checker.verify(digest, password)
+    else:
+        ok = await asyncio.to_thread(_verify, digest, password)
+    if not ok or row is None or not row["active"]:
         return None
     if _hasher.check_needs_rehash(row["password_hash"]):
-        await conn.execute(
-            "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], _hasher.hash(password)
-        )
+        new_hash = await checker.hash(password) if checker else await asyncio.to_thread(_hasher.hash, password)
+        await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
     return User.from_row(row)
 
 

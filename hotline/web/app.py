@@ -20,6 +20,7 @@ from hotline.web import routes as routes_pkg
 from hotline.web.keys import RUNTIME
 from hotline.web.middlewares import (
     access_middleware,
+    client_address_middleware,
     error_middleware,
     request_log_middleware,
     security_headers,
@@ -43,7 +44,7 @@ def create_app(
     """Compose the app. With ``runtime`` the caller owns the database (``hotline
     serve``, tests); without, the app opens and closes its own pool."""
     app = web.Application(
-        middlewares=[request_log_middleware, error_middleware, access_middleware],
+        middlewares=[client_address_middleware, request_log_middleware, error_middleware, access_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app.on_response_prepare.append(security_headers)

@@ -1,11 +1,14 @@
-"""Middlewares, outermost first: request log + metrics, error mapping, access control."""
+"""Middlewares, outermost first: client address, request log + metrics, error mapping,
+access control."""
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -23,6 +26,51 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: methods that get their own metrics label; any other is counted as "other"
+LABELLED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: Sequence[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, proxies: Sequence[str]) -> str | None:
+    """The client's address: the peer, unless the peer is a trusted proxy; then the
+    right-most X-Forwarded-For entry that is not itself a trusted proxy (entries to
+    its left were written by the client and prove nothing)."""
+    networks = _networks(tuple(proxies))
+    if not networks or not forwarded_for or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a malformed hop: do not believe anything further left
+    return hops[0] if hops else peer
+
+
+@web.middleware
+async def client_address_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Puts the client's address in ``request.remote`` (X-Forwarded-For believed only
+    from ``[web] trusted_proxies``), so throttling and the audit log see the client."""
+    proxies = request.app[RUNTIME].settings.web.trusted_proxies
+    if proxies:
+        remote = client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
+        if remote is not None and remote != request.remote:
+            request = request.clone(remote=remote)
+    return await handler(request)
 
 
 class CsrfRejected(Forbidden):
@@ -53,8 +101,9 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     finally:
         metrics.HTTP_IN_FLIGHT.dec()
         elapsed = time.perf_counter() - started
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-        metrics.HTTP_DURATION.labels(request.method, route).observe(elapsed)
+        method = request.method if request.method in LABELLED_METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
         user = request.get(USER)
         log.info(
             "%s %s %s",

@@ -13,7 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.errors import ValidationError
+from hotline.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+
+#: the most a list route returns in one page unless it says otherwise
+MAX_PAGE = 1000
 
 
 def _default(value: Any) -> Any:
@@ -41,10 +44,23 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
     return web.json_response(data, status=status, headers=headers, dumps=dumps)
 
 
-async def read_json(request: web.Request, *, expect: type = dict) -> Any:
-    """The request body as JSON of the expected top-level type, or a 400 that says why."""
+async def read_json(
+    request: web.Request, *, expect: type = dict, max_bytes: int | None = None, strict_type: bool = False
+) -> Any:
+    """The request body as JSON of the expected top-level type, or a 400 that says why.
+
+    With ``max_bytes`` a longer body is refused (413) before it is read whole; with
+    ``strict_type`` a body not declared ``application/json`` is refused (415)."""
+    if strict_type and request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"the body must be application/json, got {request.content_type or 'none'!r}", field="Content-Type"
+        )
     try:
-        body = await request.json(loads=json.loads)
+        if max_bytes is None:
+            raw = await request.read()
+        else:
+            raw = await read_capped(request, max_bytes)
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from None
     if not isinstance(body, expect):
@@ -53,3 +69,32 @@ async def read_json(request: web.Request, *, expect: type = dict) -> Any:
             field="body",
         )
     return body
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit)
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes", field="body", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def query_int(request: web.Request, name: str, default: int | None, *, low: int = 1, high: int = MAX_PAGE) -> int | None:
+    """An integer query parameter within ``low..high`` (a page's ``limit``, ``offset``, an
+    id cursor), or ``default`` when absent; anything else is a 400 naming it and the value."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number, got {raw!r}", field=name, value=raw) from None
+    if not low <= value <= high:
+        raise ValidationError(f"{name} must be within {low}..{high}, got {value}", field=name, value=raw)
+    return value

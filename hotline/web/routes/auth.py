@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
@@ -13,15 +14,25 @@ from hotline.auth.sessions import (
     create_session,
     end_all_sessions,
     end_session,
-    is_throttled,
-    record_failure,
+    forget_attempt,
+    record_attempt,
 )
-from hotline.auth.users import authenticate
+from hotline.auth.users import (
+    MAX_PASSWORD_LENGTH,
+    MAX_USERNAME_LENGTH,
+    PasswordChecker,
+    SignInBusy,
+    authenticate,
+)
 from hotline.errors import TooManyRequests, Unauthenticated, ValidationError
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
 from hotline.web.middlewares import SESSION_COOKIE
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
+
+#: a sign-in body is two short strings; anything longer is refused before parsing
+MAX_LOGIN_BODY = 4096
+CHECKER = web.AppKey("password_checker", PasswordChecker)
 
 
 def _text(body: dict, field: str, *, required: bool = True) -> str | None:
@@ -53,22 +64,36 @@ _USER_BODY = {
 
 
 @public  # signing in cannot require being signed in; throttled per user and address
-@api_doc(tags=["auth"], body=_LOGIN_BODY, responses={200: "signed in", 401: "wrong username or password", 429: "throttled"})
+@api_doc(tags=["auth"], body=_LOGIN_BODY, responses={
+    200: "signed in", 400: "username or password missing or too long", 401: "wrong username or password",
+    413: "body too large", 415: "body not application/json", 429: "throttled",
+    503: "too many sign-ins in progress (retry shortly)"})
 async def login(request: web.Request) -> web.Response:
     """Sign in with username and password; sets the session cookie, returns the CSRF token."""
     runtime = request.app[RUNTIME]
-    body = await read_json(request)
+    body = await read_json(request, max_bytes=MAX_LOGIN_BODY, strict_type=True)
     username = _text(body, "username")
     password = _text(body, "password")
     assert username is not None and password is not None
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise ValidationError(f"username is longer than {MAX_USERNAME_LENGTH} characters", field="username")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"password is longer than {MAX_PASSWORD_LENGTH} characters", field="password")
     pool = runtime.pool
-    if await is_throttled(pool, username, request.remote):
+    # counted before the password is checked, so parallel guesses cannot all pass
+    attempt, throttled = await record_attempt(pool, username, request.remote)
+    if throttled:
+        await forget_attempt(pool, attempt)
         metrics.SIGN_INS.labels("throttled").inc()
         await audit(pool, "sign_in_throttled", username=username, remote_addr=request.remote)
         raise TooManyRequests("too many failed sign-ins; try again in 15 minutes")
-    user = await authenticate(pool, username, password)
+    try:
+        user = await authenticate(pool, username, password, checker=request.app[CHECKER])
+    except SignInBusy:
+        await forget_attempt(pool, attempt)
+        metrics.SIGN_INS.labels("busy").inc()
+        raise
     if user is None:
-        await record_failure(pool, username, request.remote)
         await audit(pool, "sign_in_failed", username=username, remote_addr=request.remote)
         metrics.SIGN_INS.labels("failed").inc()
         raise Unauthenticated("wrong username or password")
@@ -174,10 +199,7 @@ async def users_update(request: web.Request) -> web.Response:
 @requires("admin")
 async def audit_list(request: web.Request) -> web.Response:
     """Read the audit log, newest first (admin)."""
-    try:
-        limit = min(int(request.query.get("limit", "100")), 1000)
-    except ValueError:
-        raise ValidationError("limit must be a number", field="limit") from None
+    limit = query_int(request, "limit", 100)
     rows = await request.app[RUNTIME].pool.fetch(
         """SELECT id, at, user_id, username, action, object_type, object_id, detail, remote_addr
              FROM audit_log
@@ -189,7 +211,15 @@ async def audit_list(request: web.Request) -> web.Response:
     return json_response({"items": [dict(r) for r in rows]})
 
 
+async def _checker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[RUNTIME].settings.web
+    app[CHECKER] = PasswordChecker(settings.signin_concurrency, settings.signin_backlog)
+    yield
+    app[CHECKER].close()
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_checker_ctx)
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_post("/api/v1/auth/logout-all", logout_everywhere)
