@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+#: the source label of a request whose signature did not hold (its claimed name is never a label)
+UNVERIFIED = "unknown"
 REQUESTS = Counter(
     "hotline_ingest_requests_total", "Signed ingest requests by outcome", ["source", "outcome"]
 )

@@ -33,7 +33,7 @@ from hotline.ingest.signing import SIGNATURE_HEADER, SOURCE_HEADER, TIMESTAMP_HE
 from hotline.ingest.store import discard, ingest_batch, list_quarantine, reprocess, reprocess_open
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_capped, read_json
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +64,14 @@ class StaleTimestamp(Unauthenticated):
     code = "stale_timestamp"
 
 
-class UnknownSource(Unauthenticated):
-    code = "unknown_source"
+#: verified against when the source or its key is unknown, so that case costs the same
+_NO_KEY = "no-key:" + "0" * 43
 
 
-async def _read_capped(request: web.Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit)
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes", field="body", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _refuse(source: str, outcome: str, exc: Exception) -> Exception:
-    metrics.REQUESTS.labels(source, outcome).inc()
+def _refuse(outcome: str, exc: Exception, verified_source: str | None = None) -> Exception:
+    """Count a refusal: labelled with the source only once its signature held (a label
+    per claimed name would let anyone grow the metrics without bound)."""
+    metrics.REQUESTS.labels(verified_source or metrics.UNVERIFIED, outcome).inc()
     return exc
 
 
@@ -96,7 +81,8 @@ def _refuse(source: str, outcome: str, exc: Exception) -> Exception:
     body={"type": "object", "properties": {"records": {"type": "array", "maxItems": 5000}},
           "description": "or text/csv with a header row; see docs/INGEST.md"},
     responses={200: "per-record results: accepted / updated / duplicate / rejected",
-               400: "malformed body", 401: "bad signature, stale timestamp or unknown source",
+               400: "malformed body", 401: "not signed by a registered source with its key (one message "
+               "whichever it is), or a stale timestamp",
                413: "body or batch too large", 429: "rate limited"},
 )
 async def ingest(request: web.Request) -> web.Response:
@@ -111,34 +97,36 @@ async def ingest(request: web.Request) -> web.Response:
     stamp = request.headers.get(TIMESTAMP_HEADER, "")
     sent = request.headers.get(SIGNATURE_HEADER, "")
     if not code or not stamp or not sent:
-        raise _refuse(code or "-", "unsigned", BadSignature(
+        raise _refuse("unsigned", BadSignature(
             f"signed requests need the {SOURCE_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"))
+    body = await read_capped(request, cfg.max_body_bytes)
+    # The signature is checked first: until it holds, the source is only a claim, so
+    # it names no metric and uses up no quota, and every refusal reads the same.
     source = await get_source(runtime.pool, code)
     key = load_key(runtime.settings, code) if source is not None and source.active else None
-    if source is None or key is None:
-        raise _refuse("-", "unknown_source", UnknownSource(f"unknown or inactive source {code!r}",
-                                                           field=SOURCE_HEADER))
-    if source.key_fingerprint and fingerprint(key) != source.key_fingerprint:
+    if source is not None and key is not None and source.key_fingerprint \
+            and fingerprint(key) != source.key_fingerprint:
         log.error("ingest key of source %s on this node does not match its registered fingerprint", code)
-        raise _refuse(code, "key_mismatch", UnknownSource(f"source {code!r} has no current key on this node"))
+        key = None
+    signed_ok = verify(key or _NO_KEY, request.method, request.path_qs, stamp, body, sent)
+    if source is None or key is None or not signed_ok:
+        raise _refuse("bad_signature", BadSignature(
+            "the request is not signed by a registered source with its current key", field=SIGNATURE_HEADER))
     try:
         signed = int(stamp)
     except ValueError:
-        raise _refuse(code, "bad_timestamp", StaleTimestamp(
-            f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp!r}", field=TIMESTAMP_HEADER)) from None
+        raise _refuse("bad_timestamp", StaleTimestamp(
+            f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp!r}", field=TIMESTAMP_HEADER), code) from None
     skew = time.time() - signed
     if math.fabs(skew) > cfg.replay_window:
-        raise _refuse(code, "stale_timestamp", StaleTimestamp(
+        raise _refuse("stale_timestamp", StaleTimestamp(
             f"timestamp is {skew:+.0f} s away from the server clock; the window is ±{cfg.replay_window} s",
-            field=TIMESTAMP_HEADER))
+            field=TIMESTAMP_HEADER), code)
     wait = limiter.take(code, source.rate_per_minute)
     if wait > 0:
         metrics.REQUESTS.labels(code, "rate_limited").inc()
         raise TooManyRequests(f"source {code} is over its rate of {source.rate_per_minute} requests per minute",
                               retry_after=math.ceil(wait))
-    body = await _read_capped(request, cfg.max_body_bytes)
-    if not verify(key, request.method, request.path_qs, stamp, body, sent):
-        raise _refuse(code, "bad_signature", BadSignature("the signature does not match", field=SIGNATURE_HEADER))
     try:
         fmt, records = parse_body(body, request.headers.get("Content-Type", ""),
                                   max_records=cfg.max_batch_records)
@@ -169,16 +157,6 @@ async def sources(request: web.Request) -> web.Response:
     return json_response({"items": [s.to_json() for s in await list_sources(request.app[RUNTIME].pool)]})
 
 
-def _int(request: web.Request, name: str, default: int | None, *, high: int = 1000) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return max(1, min(int(raw), high))
-    except ValueError:
-        raise ValidationError(f"{name} must be a number, got {raw!r}", field=name) from None
-
-
 @requires("supervisor", "admin")
 @api_doc(
     tags=["ingest"],
@@ -192,8 +170,8 @@ async def quarantine_list(request: web.Request) -> web.Response:
     pool = request.app[RUNTIME].pool
     items = await list_quarantine(
         pool, source=request.query.get("source"), kind=request.query.get("kind"),
-        status=request.query.get("status", "open"), limit=_int(request, "limit", 100) or 100,
-        before=_int(request, "before", None, high=2**62),
+        status=request.query.get("status", "open"), limit=query_int(request, "limit", 100) or 100,
+        before=query_int(request, "before", None, high=2**62),
     )
     await audit(pool, "quarantine_viewed", user=current_user(request), object_type="ingest_quarantine",
                 detail={"count": len(items), "source": request.query.get("source")}, remote_addr=request.remote)
