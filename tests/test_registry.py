@@ -108,3 +108,36 @@ async def test_bad_file_leaves_database_untouched(pool: asyncpg.Pool, tmp_path: 
     with pytest.raises(RegistryInvalid):
         load_registry(bad)
     assert await pool.fetch("SELECT * FROM hotlines ORDER BY number") == before
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "fragment"),
+    [
+        # a line break ends the dialplan comment that names the line: the rest becomes dialplan
+        ({"name": "测试热线\nexten => 999,1,System(id)"}, "name", "line break or control character"),
+        ({"department": "测试局\r\n[evil]"}, "department", "line break or control character"),
+        ({"name": "测试热线\u2028same => n,Hangup()"}, "name", "line break or control character"),
+        ({"name": "测试,热线"}, "name", "','"),
+        ({"department": "测试局;x"}, "department", "';'"),
+        ({"name": "测试&热线"}, "name", "'&'"),
+        # Playback(${HOTLINE_ANNOUNCEMENT}): ',' adds options, '&' plays several files
+        ({"announcement": "hotline/welcome,noanswer"}, "announcement", "sound file"),
+        ({"announcement": "hotline/a&/etc/passwd"}, "announcement", "sound file"),
+        ({"announcement": "../../../etc/shadow"}, "announcement", "sound file"),
+        ({"announcement": "hotline/welcome)"}, "announcement", "sound file"),
+        # Dial(${HOTLINE_DIAL_TARGET},…): a ',' or '(' in the target reaches Dial's options
+        ({"mode": "subcenter", "dial_target": "PJSIP/1@x,,U(evil)"}, "dial_target", "dial string"),
+        ({"mode": "subcenter", "dial_target": "PJSIP/1@x)(evil"}, "dial_target", "dial string"),
+        ({"mode": "subcenter", "dial_target": "PJSIP/${SHELL(id)}"}, "dial_target", "dial string"),
+        ({"mode": "subcenter", "dial_target": "PJSIP/1@x;evil"}, "dial_target", "dial string"),
+        ({"mode": "subcenter", "dial_target": "PJSIP/1@x\nsame"}, "dial_target", "line break or control"),
+    ],
+)
+def test_free_text_that_would_reach_the_dialplan_is_refused(patch: dict, field: str, fragment: str) -> None:
+    test_each_kind_of_mistake_names_entry_and_field(patch, field, fragment)
+
+
+def test_shipped_names_with_parentheses_stay_valid(registry: Registry) -> None:
+    """Names only reach dialplan comments; the reference data writes some with ASCII
+    parentheses, which a comment holds safely."""
+    assert registry.get("12330").department == "市场监督管理局(知识产权局)"

@@ -30,7 +30,18 @@ _NUMBER_RE = re.compile(r"^[0-9]{3,8}$")
 _UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 # An Asterisk dial string: TECH/resource, optionally several joined by '&'.
-_DIAL_RE = re.compile(r"^[A-Za-z0-9_]+/[^\s&,|]+(&[A-Za-z0-9_]+/[^\s&,|]+)*$")
+# The resource is limited to what dial strings use, so nothing in it can reach Dial()'s
+# argument parser (',' options, '(' ')' option arguments, '${' expressions, quotes).
+_DIAL_RE = re.compile(r"^[A-Za-z0-9_]+/[A-Za-z0-9_.@:+*#/=-]+(&[A-Za-z0-9_]+/[A-Za-z0-9_.@:+*#/=-]+)*$")
+# A sound file as Playback() takes it: no ',' (options), '&' (several files), no '..'.
+_SOUND_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$")
+# Line breaks and control characters (C0, DEL, C1, Unicode line/paragraph separators):
+# refused in every field; the generated dialplan writes names into comments.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Free text (names) reaches the dialplan only in comments; the characters the dialplan
+# gives a meaning elsewhere are refused anyway, so a name can never become syntax.
+_PROSE_FORBIDDEN = ",;&|$\"\\[]{}`"
+_PROSE_FIELDS = ("name", "department")
 _HHMM_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
 _KNOWN_FIELDS = {
     "number", "name", "department", "unit", "mode", "mode_basis", "queue", "skill",
@@ -137,7 +148,17 @@ def _parse_line(
         if not isinstance(value, str | int):
             bad(field, f"expected text, got {value!r}")
             return None
-        return str(value).strip()
+        result = str(value).strip()
+        if _CONTROL_RE.search(result):
+            bad(field, f"{result!r} contains a line break or control character")
+            return None
+        if field in _PROSE_FIELDS:
+            forbidden = sorted({c for c in result if c in _PROSE_FORBIDDEN})
+            if forbidden:
+                bad(field, f"{result!r} contains {', '.join(repr(c) for c in forbidden)}, which the dialplan "
+                    "gives a meaning (use the full-width form, e.g. '，')")
+                return None
+        return result
 
     number = text("number")
     if number is not None and not _NUMBER_RE.match(number):
@@ -159,6 +180,9 @@ def _parse_line(
         if value is not None and not _NAME_RE.match(value):
             bad(field, f"{value!r} is not a valid name (letters, digits, '.', '_', '-')")
     announcement = text("announcement", required=False)
+    if announcement is not None and not _SOUND_RE.match(announcement):
+        bad("announcement", f"{announcement!r} is not a sound file name (letters, digits, '_', '-', '.', '/'; "
+            "no '..')")
 
     expert_pool = text("expert_pool", required=False)
     dial_target = text("dial_target", required=False)

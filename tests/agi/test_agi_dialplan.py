@@ -121,7 +121,10 @@ def test_transfer_contexts_and_hangup_handler(registry: Registry) -> None:
     transfer = plan["hotline-transfer"]
     assert {"expert", "subcenter", "decided", "81", "82", "_81XXX.", "_82XXX."} <= set(transfer)
     assert transfer["expert"][0][1] == "AGI(hagi://agi.example.org/transfer_expert)"
-    assert transfer["_82XXX."][0][1] == "AGI(hagi://agi.example.org/transfer_subcenter?target=${EXTEN:2})"
+    # the dialled digits only: '&', '?' or '=' after 81/82 cannot add a parameter to the AGI URL
+    assert transfer["_81XXX."][0][1] == "AGI(hagi://agi.example.org/transfer_expert?target=${FILTER(0-9,${EXTEN:2})})"
+    assert transfer["_82XXX."][0][1] == (
+        "AGI(hagi://agi.example.org/transfer_subcenter?target=${FILTER(0-9,${EXTEN:2})})")
     xfer = dict((label, app) for label, app in plan["hotline-xfer"]["s"] if label)
     assert xfer == {"dial": "Dial(${HOTLINE_XFER_TARGET},${HOTLINE_XFER_TIMEOUT})",
                     "pool": "Queue(${HOTLINE_XFER_QUEUE},t,,,${HOTLINE_XFER_TIMEOUT})",
