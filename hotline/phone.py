@@ -84,3 +84,16 @@ def mask(number: str | None) -> str:
     keep_head = 3 if len(number) >= 11 else 2
     keep_tail = 4 if len(number) >= 11 else 2
     return number[:keep_head] + "*" * (len(number) - keep_head - keep_tail) + number[-keep_tail:]
+
+
+_MASKED_RE = re.compile(r"^[0-9]+\*+[0-9]+$")
+
+
+def masked_pattern(text: str | None) -> str | None:
+    """The SQL ``LIKE`` pattern of every number :func:`mask` shows as ``text`` (e.g.
+    ``138****5678`` → ``138____5678``), or None when ``text`` is not a masked number.
+    Searching by it tells nothing the masked number did not already show."""
+    text = (text or "").strip()
+    if not _MASKED_RE.match(text) or mask(text.replace("*", "0")) != text:
+        return None
+    return text.replace("*", "_")

@@ -46,16 +46,32 @@ async def list_calls(
     conn: asyncpg.Connection | asyncpg.Pool, *, hotline_number: str | None = None, state: str | None = None,
     route: str | None = None, agent_id: int | None = None, caller_number: str | None = None,
     since: datetime | None = None, until: datetime | None = None, limit: int = 50, offset: int = 0,
+    caller_pattern: str | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
+    """``caller_number`` matches exactly; ``caller_pattern`` is a LIKE pattern (a masked number)."""
     where = """($1::text IS NULL OR hotline_number = $1) AND ($2::text IS NULL OR state = $2)
                AND ($3::text IS NULL OR route = $3) AND ($4::bigint IS NULL OR agent_id = $4)
                AND ($5::text IS NULL OR caller_number = $5)
-               AND ($6::timestamptz IS NULL OR started_at >= $6) AND ($7::timestamptz IS NULL OR started_at < $7)"""
-    args = (hotline_number, state, route, agent_id, caller_number, since, until)
+               AND ($6::timestamptz IS NULL OR started_at >= $6) AND ($7::timestamptz IS NULL OR started_at < $7)
+               AND ($8::text IS NULL OR caller_number LIKE $8)"""
+    args = (hotline_number, state, route, agent_id, caller_number, since, until, caller_pattern)
     rows = await conn.fetch(
         f"SELECT {_LIST_COLUMNS} FROM calls WHERE {where} ORDER BY started_at DESC, id DESC "  # noqa: S608
-        "LIMIT $8 OFFSET $9",
+        "LIMIT $9 OFFSET $10",
         *args, limit, offset,
     )
     total = await conn.fetchval(f"SELECT count(*) FROM calls WHERE {where}", *args)  # noqa: S608
     return list(rows), int(total)
+
+
+async def is_on_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: int, user_id: int) -> bool | None:
+    """Whether the user is on the call: the agent who answered it, the seat it is on,
+    or an expert it was transferred to. None when there is no such call."""
+    return await conn.fetchval(
+        """SELECT c.agent_id IS NOT DISTINCT FROM $2
+               OR EXISTS (SELECT 1 FROM seats s WHERE s.user_id = $2 AND s.current_call_id = c.id)
+               OR EXISTS (SELECT 1 FROM transfer_attempts t WHERE t.call_id = c.id AND t.expert_user_id = $2)
+               OR EXISTS (SELECT 1 FROM console_inbox i WHERE i.call_id = c.id AND i.user_id = $2)
+             FROM calls c WHERE c.id = $1""",
+        call_id, user_id,
+    )

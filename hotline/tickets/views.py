@@ -115,10 +115,12 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
                        open_only: bool = False, unit_code: str | None = None, hotline_number: str | None = None,
                        caller_number: str | None = None, overdue: bool | None = None,
                        created_from: datetime | None = None, created_to: datetime | None = None,
-                       before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+                       before_id: int | None = None, limit: int = 50,
+                       caller_pattern: str | None = None) -> list[dict[str, Any]]:
+    """``caller_number`` matches exactly; ``caller_pattern`` is a LIKE pattern (a masked number)."""
     if state is not None and state not in STATE_NAMES_ZH:
         raise ValidationError(f"unknown state {state!r}; states are {list(STATE_NAMES_ZH)}", field="state")
-    if caller_number and is_unit_only(user):
+    if (caller_number or caller_pattern) and is_unit_only(user):
         raise Forbidden("handling units cannot search tickets by caller number")
     scope_unit = user.unit_code if is_unit_only(user) else None
     rows = await conn.fetch(
@@ -137,9 +139,10 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
               AND ($9::timestamptz IS NULL OR t.created_at >= $9)
               AND ($10::timestamptz IS NULL OR t.created_at < $10)
               AND ($11::bigint IS NULL OR t.id < $11)
+              AND ($13::text IS NULL OR t.caller_number LIKE $13)
             ORDER BY t.id DESC LIMIT $12""",
         state, open_only, sorted(OPEN_STATES), scope_unit, unit_code, hotline_number, caller_number, overdue,
-        created_from, created_to, before_id, limit)
+        created_from, created_to, before_id, limit, caller_pattern)
     return [summary(r, user) for r in rows]
 
 

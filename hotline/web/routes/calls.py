@@ -18,13 +18,13 @@ from hotline.agi.live_transfer import KINDS, transfer_live_call
 from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.calls.context import CallContext
-from hotline.calls.queries import call_json, get_call, list_calls, transfer_attempts
+from hotline.calls.queries import call_json, get_call, is_on_call, list_calls, transfer_attempts
 from hotline.calls.settings import EXPERT_FALLBACKS
 from hotline.errors import Forbidden, NotFound, ValidationError
-from hotline.phone import normalize
 from hotline.web.access import api_doc, current_user, requires
+from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
 
 TAGS = ["calls"]
 READERS = ("agent", "expert", "dispatcher", "supervisor", "admin")
@@ -48,18 +48,6 @@ def _dt(value: str | None, field: str) -> datetime | None:
         raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
 
 
-def _int(value: str | None, field: str, default: int, low: int, high: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationError(f"{field} must be a whole number, got {value!r}", field=field) from None
-    if not low <= number <= high:
-        raise ValidationError(f"{field} must be within {low}..{high}, got {number}", field=field)
-    return number
-
-
 @requires(*READERS)
 @api_doc(
     tags=TAGS,
@@ -68,7 +56,8 @@ def _int(value: str | None, field: str, default: int, low: int, high: int) -> in
         "state": {"enum": list(STATES)},
         "route": {"type": "string", "description": "platform, merged, dual, subcenter, blocked, out_of_hours, fallback"},
         "agent_id": {"type": "integer"},
-        "caller": {"type": "string", "description": "caller number in any form (normalised)"},
+        "caller": {"type": "string", "description": "masked caller number (138****5678); a full number "
+                   "(any form, normalised) for supervisors and admins only, audited"},
         "since": {"type": "string", "format": "date-time"},
         "until": {"type": "string", "format": "date-time"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
@@ -82,13 +71,14 @@ async def calls_list(request: web.Request) -> web.Response:
     state = q.get("state") or None
     if state is not None and state not in STATES:
         raise ValidationError(f"unknown state {state!r}; states are {list(STATES)}", field="state")
-    caller = normalize(q["caller"]).number if q.get("caller") else None
-    limit = _int(q.get("limit"), "limit", 50, 1, 500)
-    offset = _int(q.get("offset"), "offset", 0, 0, 10_000_000)
-    agent_id = _int(q.get("agent_id"), "agent_id", 0, 0, 2**62) or None
+    limit = query_int(request, "limit", 50, high=500)
+    offset = query_int(request, "offset", 0, low=0, high=10_000_000)
+    agent_id = query_int(request, "agent_id", None, high=2**62)
+    caller = await caller_filter(request, audit_action="calls.search_by_caller")
     rows, total = await list_calls(
         request.app[RUNTIME].pool, hotline_number=q.get("hotline_number") or None, state=state,
-        route=q.get("route") or None, agent_id=agent_id, caller_number=caller,
+        route=q.get("route") or None, agent_id=agent_id, caller_number=caller.number,
+        caller_pattern=caller.pattern,
         since=_dt(q.get("since"), "since"), until=_dt(q.get("until"), "until"), limit=limit, offset=offset,
     )
     return json_response({"items": [call_json(r) for r in rows], "total": total, "limit": limit, "offset": offset})
@@ -97,12 +87,7 @@ async def calls_list(request: web.Request) -> web.Response:
 async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
     if user.has_role("supervisor", "admin"):
         return True
-    if call["agent_id"] == user.id:
-        return True
-    if user.has_role("expert"):
-        return bool(await request.app[RUNTIME].pool.fetchval(
-            "SELECT 1 FROM transfer_attempts WHERE call_id = $1 AND expert_user_id = $2", call["id"], user.id))
-    return False
+    return bool(await is_on_call(request.app[RUNTIME].pool, call["id"], user.id))
 
 
 @requires(*READERS)
@@ -151,7 +136,8 @@ async def call_detail(request: web.Request) -> web.Response:
     responses={
         200: {"description": "{call_id, kind, outcome (connecting|dialling|queued|callback_ticket|failed), "
                              "attempt_id, expert_user_id, ticket_id, target, reason, channel_moved, note}"},
-        400: "bad kind/target", 404: "no such call", 409: "the call is not live",
+        400: "bad kind/target", 403: "not on this call (only its agent, an expert it was transferred to "
+        "or a supervisor may transfer it)", 404: "no such call", 409: "the call is not live",
     },
 )
 async def call_transfer(request: web.Request) -> web.Response:
@@ -169,6 +155,12 @@ async def call_transfer(request: web.Request) -> web.Response:
     if fallback is not None and (kind != "expert" or fallback not in EXPERT_FALLBACKS):
         raise ValidationError(f"fallback applies to expert transfers: one of {list(EXPERT_FALLBACKS)}",
                               field="fallback")
+    if not user.has_role("supervisor"):
+        on_call = await is_on_call(request.app[RUNTIME].pool, call_id, user.id)
+        if on_call is None:
+            raise NotFound(f"call {call_id} not found", field="id")
+        if not on_call:
+            raise Forbidden("只有正在接听该来电的话务员、被转接的专家座席或班长可以转接这通来电", field="id")
     ctx = CallContext.for_runtime(request.app[RUNTIME])
     result = await transfer_live_call(ctx, call_id=call_id, kind=kind, target=target or None,
                                       fallback=fallback, requested_by=user.id)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from hotline.auth.model import ROLE_NAMES_ZH
+from hotline.calls.queries import is_on_call
 from hotline.console import screenpop, seats
 from hotline.console.hub import Client, ConsoleHub
 from hotline.errors import Forbidden, NotFound, ValidationError
@@ -149,9 +150,24 @@ async def seats_list(request: web.Request) -> web.Response:
 @requires("agent", "expert", "supervisor")
 @api_doc(tags=TAGS, query={"text": {"type": "string", "description": "words for knowledge suggestions"}})
 async def call_pop(request: web.Request) -> web.Response:
-    """Screen-pop of a call: line and mode, masked caller, history, open tickets, suggestions."""
+    """Screen-pop of a call: line and mode, masked caller, history, open tickets, suggestions
+    (for the agent it was offered to or is on it, an expert it was transferred to, supervisors)."""
     text = request.query.get("text") or None
-    return json_response(await screenpop.build(request.app[RUNTIME], _int(request, "id"), text=text))
+    call_id = _int(request, "id")
+    await _require_on_call(request, call_id, "查看这通来电的弹屏")
+    return json_response(await screenpop.build(request.app[RUNTIME], call_id, text=text))
+
+
+async def _require_on_call(request: web.Request, call_id: int, doing: str) -> None:
+    """Refuses (403) a user who is not on the call and not a supervisor; 404 without the call."""
+    user = current_user(request)
+    if user.has_role("supervisor"):
+        return
+    on_call = await is_on_call(request.app[RUNTIME].pool, call_id, user.id)
+    if on_call is None:
+        raise NotFound(f"来电 {call_id} 不存在", field="id")
+    if not on_call:
+        raise Forbidden(f"只有接听该来电的话务员、转接到的专家座席或班长可以{doing}", field="id")
 
 
 @requires("agent", "expert", "supervisor")
@@ -184,7 +200,8 @@ OPEN_TICKET_BODY = {"type": "object", "required": ["subject"], "properties": {
 
 
 @requires("agent", "expert", "dispatcher", "supervisor")
-@api_doc(tags=TAGS, body=OPEN_TICKET_BODY, responses={201: "the ticket (tickets API view)"})
+@api_doc(tags=TAGS, body=OPEN_TICKET_BODY, responses={201: "the ticket (tickets API view)",
+                                                      403: "not on this call (its agent, expert or a supervisor)"})
 async def call_ticket(request: web.Request) -> web.Response:
     """Open a ticket on a call: line, caller number and call link come from the call.
 
@@ -215,6 +232,9 @@ async def call_ticket(request: web.Request) -> web.Response:
         except ValueError:
             raise ValidationError("发生时间格式不正确（ISO 8601）", field="occurred_at") from None
     pool = request.app[RUNTIME].pool
+    # the ticket carries the caller's full number (revealable on the ticket): only
+    # those who may see it on the call may open one from it
+    await _require_on_call(request, call_id, "为这通来电登记工单")
     call = await pool.fetchrow("SELECT hotline_number, caller_number FROM calls WHERE id = $1", call_id)
     if call is None:
         raise NotFound(f"来电 {call_id} 不存在", field="id")

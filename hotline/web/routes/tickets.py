@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.errors import NotFound, ValidationError
+from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.tickets import views
 from hotline.tickets.catalogue import category_tree, save_category
 from hotline.tickets.intake import NewTicket, create_ticket
@@ -20,10 +20,12 @@ from hotline.tickets.model import (
     TRANSITIONS,
     URGENCIES,
 )
+from hotline.tickets.views import is_unit_only
 from hotline.tickets.workflow import apply
 from hotline.web.access import api_doc, current_user, requires
+from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
 
 FRONT = ("agent", "expert", "dispatcher", "supervisor", "admin")
 TAGS = ["tickets"]
@@ -133,28 +135,24 @@ async def create(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, query={
     "state": {"type": "string", "enum": list(STATE_NAMES_ZH)}, "open": {"type": "boolean"},
     "unit": {"type": "string", "description": "tickets with a leg at this unit"},
-    "line": {"type": "string"}, "caller": {"type": "string", "description": "caller number (centre roles)"},
+    "line": {"type": "string"}, "caller": {"type": "string", "description": "masked caller number (centre roles); a full "
+                                       "number for supervisors and admins only, audited"},
     "overdue": {"type": "boolean"}, "from": {"type": "string", "format": "date-time"},
     "to": {"type": "string", "format": "date-time"}, "before_id": {"type": "integer"},
     "limit": {"type": "integer", "maximum": 500}}, responses={200: "tickets, newest first"})
 async def list_(request: web.Request) -> web.Response:
     """List tickets visible to you (a unit liaison sees only its unit's tickets); numbers masked."""
     q = request.query
-    try:
-        limit = min(int(q.get("limit", "50")), 500)
-        before = int(q["before_id"]) if q.get("before_id") else None
-    except ValueError:
-        raise ValidationError("limit and before_id must be numbers", field="limit") from None
+    limit = query_int(request, "limit", 50, high=500)
+    before = query_int(request, "before_id", None, high=2**62)
     overdue = {"true": True, "1": True, "false": False, "0": False}.get(q.get("overdue", ""), None)
-    caller = None
-    if q.get("caller"):
-        from hotline.phone import normalize
-
-        caller = normalize(q["caller"]).number
+    if q.get("caller") and is_unit_only(current_user(request)):
+        raise Forbidden("handling units cannot search tickets by caller number", field="caller")
+    caller = await caller_filter(request, audit_action="tickets.search_by_caller")
     items = await views.list_tickets(
         request.app[RUNTIME].pool, current_user(request), state=q.get("state"),
         open_only=q.get("open") in ("1", "true"), unit_code=q.get("unit"), hotline_number=q.get("line"),
-        caller_number=caller, overdue=overdue, created_from=_dt(q.get("from"), "from"),
+        caller_number=caller.number, caller_pattern=caller.pattern, overdue=overdue, created_from=_dt(q.get("from"), "from"),
         created_to=_dt(q.get("to"), "to"), before_id=before, limit=limit)
     return json_response({"items": items, "next_before_id": items[-1]["id"] if len(items) == limit else None})
 
