@@ -3,12 +3,14 @@ deadlines are recomputed after every edit), and do the arithmetic."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+import math
+from datetime import date, datetime, time, timedelta
 
 import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
+from hotline.calendar.core import MAX_SPAN_DAYS
 from hotline.calendar.store import load_calendar, set_day, set_hours
 from hotline.errors import ValidationError
 from hotline.sla.clocks import recompute_all
@@ -113,19 +115,38 @@ async def compute(request: web.Request) -> web.Response:
             raise ValidationError(f"{key} must be an ISO 8601 date-time", field=key) from None
         return value if value.tzinfo else value.replace(tzinfo=cal.tz)
 
+    def amount(key: str, most: float) -> float:
+        try:
+            value = float(q[key])
+        except ValueError:
+            raise ValidationError(f"{key} must be a number, got {q[key]!r}", field=key) from None
+        if not math.isfinite(value) or abs(value) > most:
+            raise ValidationError(f"{key} must be within ±{most:g}, got {q[key]!r}", field=key)
+        return value
+
     start = instant("start")
     if "end" in q:
-        spent = cal.between(start, instant("end"))
+        end = instant("end")
+        # a span of centuries would walk every day on the event loop: bounded like a deadline
+        try:
+            too_long = abs(end - start) > timedelta(days=MAX_SPAN_DAYS)
+        except OverflowError:
+            too_long = True
+        if too_long:
+            raise ValidationError(f"end {q['end']!r} is more than {MAX_SPAN_DAYS} days from start {q['start']!r}",
+                                  field="end")
+        spent = cal.between(start, end)
         return json_response({"working_hours": spent.total_seconds() / 3600, "working_days": spent / cal.day_length})
+    key = "working_days" if "working_days" in q else "working_hours"
     try:
         if "working_days" in q:
-            result = cal.add_working_days(start, float(q["working_days"]))
+            result = cal.add_working_days(start, amount("working_days", MAX_SPAN_DAYS))
         elif "working_hours" in q:
-            result = cal.add_working_hours(start, float(q["working_hours"]))
+            result = cal.add_working_hours(start, amount("working_hours", MAX_SPAN_DAYS * 24))
         else:
             raise ValidationError("give working_days, working_hours or end", field="working_days")
-    except ValueError as exc:
-        raise ValidationError(str(exc), field="working_days") from None
+    except (ValueError, OverflowError) as exc:
+        raise ValidationError(f"{key} {q[key]!r} from {q['start']!r}: {exc}", field=key) from None
     return json_response({"start": start.astimezone(cal.tz), "deadline": result.astimezone(cal.tz)})
 
 
