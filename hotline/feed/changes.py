@@ -74,14 +74,22 @@ class Change:
 
 
 def mask_data(data: dict[str, Any]) -> dict[str, Any]:
-    out = dict(data)
-    for key, value in data.items():
-        if isinstance(value, str) and value:
-            if key in _PHONE_KEYS or key.endswith("_phone"):
-                out[key] = mask(value)
-            elif key in _NAME_KEYS:
-                out[key] = value[:1] + "*" * (len(value) - 1)
-    return out
+    """The change with callers' numbers and names masked at any depth (nested objects
+    and lists, as in a ticket's callers or a merged record)."""
+    return {key: _masked(key, value) for key, value in data.items()}
+
+
+def _masked(key: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return mask_data(value)
+    if isinstance(value, list):
+        return [_masked(key, item) for item in value]
+    if isinstance(value, str) and value:
+        if key in _PHONE_KEYS or key.endswith(("_phone", "_number")) and key != "hotline_number":
+            return mask(value)
+        if key in _NAME_KEYS:
+            return value[:1] + "*" * (len(value) - 1)
+    return value
 
 
 def parse_entities(text: str | None) -> list[str] | None:

@@ -26,6 +26,19 @@ HEADINGS_ZH = {
 }
 
 
+#: a text cell starting with one of these is a formula to Excel, LibreOffice and WPS
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """The value as a spreadsheet must show it: text that would start a formula (citizen
+    text, unit names) gets a leading apostrophe so it is shown, never evaluated
+    (OWASP CSV injection); numbers are left as numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(rows[0].keys()) if rows else ["key", "label"]
 
@@ -35,9 +48,9 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> bytes:
     cols = columns(rows)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow([HEADINGS_ZH.get(c, c) for c in cols])
+    writer.writerow([safe_cell(HEADINGS_ZH.get(c, c)) for c in cols])
     for r in rows:
-        writer.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+        writer.writerow(["" if r.get(c) is None else safe_cell(r.get(c)) for c in cols])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -46,9 +59,9 @@ def to_xlsx(rows: Sequence[dict[str, Any]], *, title: str, notes: Sequence[str] 
     wb = Workbook()
     ws = wb.active
     ws.title = title[:31]
-    ws.append([HEADINGS_ZH.get(c, c) for c in cols])
+    ws.append([safe_cell(HEADINGS_ZH.get(c, c)) for c in cols])
     for r in rows:
-        ws.append([r.get(c) for c in cols])
+        ws.append([safe_cell(r.get(c)) for c in cols])
     if notes:
         info = wb.create_sheet("口径说明")
         for line in notes:

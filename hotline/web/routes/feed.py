@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from hotline.errors import Forbidden
 from hotline.feed.changes import Cursor, check_cursor, fetch_after, head, parse_entities
 from hotline.feed.hub import DELIVERED, SUBSCRIBERS, FeedHub
 from hotline.web.access import api_doc, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import dumps, json_response
+from hotline.web.util import dumps, json_response, query_int
 
 HUB = web.AppKey("feed_hub", FeedHub)
 BATCH = 500
@@ -71,24 +73,34 @@ async def feed(request: web.Request) -> web.StreamResponse:
     Each change carries its cursor; reconnecting with the last cursor received
     delivers everything after it, in order, with no gap and no duplicate.
     Callers' numbers are masked."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        _check_origin(request)
     cursor, entities, hub = await _start(request)
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request, hub, cursor, entities)
     if "text/event-stream" in request.headers.get("Accept", ""):
         return await _sse(request, hub, cursor, entities)
+    limit = query_int(request, "limit", BATCH, high=BATCH)
     try:
         wait = max(0.0, min(float(request.query.get("wait", "0")), 25.0))
-        limit = max(1, min(int(request.query.get("limit", str(BATCH))), BATCH))
     except ValueError:
         from hotline.errors import ValidationError
 
-        raise ValidationError("wait and limit must be numbers", field="wait") from None
+        raise ValidationError("wait must be a number", field="wait") from None
     changes = (await _next_batch(request, hub, cursor, entities, wait))[:limit]
     DELIVERED.labels("json").inc(len(changes))
     return json_response({
         "items": [c.to_json() for c in changes],
         "cursor": str(changes[-1].cursor if changes else cursor),
     })
+
+
+def _check_origin(request: web.Request) -> None:
+    """A browser page of another site must not ride a supervisor's session cookie into
+    the feed (cross-site WebSocket hijacking); clients that send no Origin are not browsers."""
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise Forbidden("拒绝来自其他站点的 WebSocket 连接 (cross-site WebSocket refused)", field="Origin")
 
 
 async def _sse(request: web.Request, hub: FeedHub, cursor: Cursor, entities: list[str] | None) -> web.StreamResponse:

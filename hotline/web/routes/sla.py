@@ -13,7 +13,7 @@ from hotline.sla.policies import create_policy, delete_policy, list_policies, up
 from hotline.tickets.views import is_unit_only
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
 
 TAGS = ["sla"]
 POLICY_BODY = {"type": "object", "properties": {
@@ -87,10 +87,7 @@ async def alerts(request: web.Request) -> web.Response:
     kind = request.query.get("kind")
     if kind not in (None, "warning", "overdue", "escalation"):
         raise ValidationError(f"unknown kind {kind!r}", field="kind")
-    try:
-        limit = min(int(request.query.get("limit", "100")), 1000)
-    except ValueError:
-        raise ValidationError("limit must be a number", field="limit") from None
+    limit = query_int(request, "limit", 100)
     rows = await request.app[RUNTIME].pool.fetch(
         """SELECT a.id, a.ticket_id, a.stage, a.unit_code, a.level_pct, a.kind, a.deadline, a.at,
                   a.acknowledged_by, a.acknowledged_at, t.subject, t.state

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from hotline.auth import audit
-from hotline.errors import Conflict, NotFound, ValidationError
+from hotline.errors import Conflict, NotFound
 from hotline.upstream.config import upstream_settings
 from hotline.upstream.worker import status
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
 
 
 @requires("supervisor", "admin")
@@ -27,10 +27,7 @@ async def upstream_status(request: web.Request) -> web.Response:
          responses={200: "dead letters with their last error"})
 async def dead_letters(request: web.Request) -> web.Response:
     """List the changes the upstream platform refused (dead-letter)."""
-    try:
-        limit = max(1, min(int(request.query.get("limit", "100")), 1000))
-    except ValueError:
-        raise ValidationError("limit must be a number", field="limit") from None
+    limit = query_int(request, "limit", 100)
     rows = await request.app[RUNTIME].pool.fetch(
         """SELECT id, change_id, change_txid::text AS change_txid, entity, entity_id, op, changed_at, attempts,
                   last_error, status, dead_at, resolved_at
