@@ -432,6 +432,13 @@ async def run(args: argparse.Namespace) -> int:
         if stats["answered"] != args.calls:
             print(f"WARNING: {args.calls - stats['answered']} calls not answered", flush=True)
         return 0
+    except BaseException:
+        log_text = (tmp / "serve.log").read_text(errors="replace") if (tmp / "serve.log").exists() else ""
+        alive = server is not None and server.poll() is None
+        print(f"FAILED; backend {'running' if alive else 'exited'}; "
+              f"postmaster {'running' if postmaster_pid and _stat(postmaster_pid) else 'gone'}; "
+              f"last backend log lines:\n{log_text[-3000:]}", file=sys.stderr, flush=True)
+        raise
     finally:
         if ami is not None:
             try:
