@@ -58,7 +58,7 @@ if "--tree" in sys.argv:  # measure a frozen copy of the code (see --tree); must
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from asterisk_sandbox import AsteriskSandbox, free_port  # noqa: E402
+from asterisk_sandbox import AsteriskSandbox, find_asterisk, free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent
@@ -205,9 +205,10 @@ async def run(args: argparse.Namespace) -> int:
     from hotline.config import load_settings
     from hotline.registry import load_registry
 
+    install = find_asterisk()  # before the temporary directory: a missing Asterisk leaves nothing behind
     tmp = Path(tempfile.mkdtemp(prefix="pbx-bench-"))
     data_dir = tmp / "data"
-    sandbox = AsteriskSandbox(tmp / "pbx", talk_seconds=args.talk)
+    sandbox = AsteriskSandbox(tmp / "pbx", install, talk_seconds=args.talk)
     sandbox.init()
     agi_port, web_port = free_port(), free_port()
     config = tmp / "hotline.toml"
