@@ -43,7 +43,7 @@ class WebSettings:
     trusted_proxies: tuple[str, ...] = ()
     #: password verifications (argon2, in threads) running at once, and waiting beyond
     #: them; a sign-in past both is answered 503 at once instead of queueing
-    signin_concurrency: int = 4
+    signin_concurrency: int = 2
     signin_backlog: int = 16
 
 
@@ -57,6 +57,9 @@ class AgiSettings:
     session_timeout: float = 30.0
     #: longest header/reply line accepted, in bytes
     max_line_bytes: int = 8192
+    #: hosts allowed to open FastAGI sessions (addresses, networks, names); empty:
+    #: loopback plus ``[calls] ami_host`` (hotline/agi/allow.py)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: command names we ever send (a typo becomes a ValueError here, not a 510 in production)
 _COMMAND_RE = re.compile(r"^[A-Z][A-Z ]{1,40}$")
 MAX_ARG_CHARS = 4000
+#: res_agi reads a command into a buffer of AGI_BUF_LEN (2048) bytes; a longer line is
+#: cut there and its tail read as the next command. Every line we send (newline
+#: included) stays below it, with a margin.
+MAX_COMMAND_BYTES = 2000
 #: header keys and command names already checked against the patterns above (the same
 #: few dozen come in every session; the regex runs once per distinct string, bounded)
 _GOOD_KEYS: set[str] = set()
@@ -175,7 +179,10 @@ def quote_arg(value: object) -> str:
     return '"' + text + '"'
 
 
-def encode_command(command: str, *args: object) -> bytes:
+def encode_command(command: str, *args: object, notes: list[str] | None = None) -> bytes:
+    """One command line, at most :data:`MAX_COMMAND_BYTES`: when the arguments do not
+    fit, the longest are cut (on a character boundary, so never inside a UTF-8
+    sequence or an escape) and a note saying so is appended to ``notes``."""
     if command not in _GOOD_COMMANDS:
         if not _COMMAND_RE.match(command):
             raise ValueError(f"not an AGI command name: {command!r}")
@@ -183,7 +190,40 @@ def encode_command(command: str, *args: object) -> bytes:
             _GOOD_COMMANDS.add(command)
     if not args:
         return (command + "\n").encode("utf-8")
-    return (command + " " + " ".join([quote_arg(a) for a in args]) + "\n").encode("utf-8")
+    quoted = [quote_arg(a) for a in args]
+    line = (command + " " + " ".join(quoted) + "\n").encode("utf-8")
+    if len(line) <= MAX_COMMAND_BYTES:
+        return line
+    sizes = [len(q.encode("utf-8")) for q in quoted]
+    excess = len(line) - MAX_COMMAND_BYTES
+    while excess > 0:
+        i = max(range(len(sizes)), key=sizes.__getitem__)  # the longest argument gives way first
+        budget = max(2, sizes[i] - excess)
+        quoted[i] = _cut_quoted(quoted[i], budget)
+        cut = len(quoted[i].encode("utf-8"))
+        if notes is not None:
+            notes.append(f"{command} argument {i + 1} cut from {sizes[i]} to {cut} bytes "
+                         f"(Asterisk reads at most {MAX_COMMAND_BYTES} bytes per command)")
+        excess -= sizes[i] - cut
+        sizes[i] = cut
+    return (command + " " + " ".join(quoted) + "\n").encode("utf-8")
+
+
+def _cut_quoted(quoted: str, max_bytes: int) -> str:
+    """The longest prefix of an argument quoted by :func:`quote_arg` that fits in
+    ``max_bytes`` with its quotes, cut between characters (an escape pair is kept
+    whole)."""
+    body = quoted[1:-1]
+    used, end, i = 2, 0, 0
+    while i < len(body):
+        step = 2 if body[i] == "\\" else 1  # "\\x" is one escaped character
+        size = len(body[i:i + step].encode("utf-8"))
+        if used + size > max_bytes:
+            break
+        used += size
+        i += step
+        end = i
+    return '"' + body[:end] + '"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from hotline.agi.allow import AllowList
 from hotline.agi.handlers import Handler, load_handlers
 from hotline.agi.protocol import AgiError, AgiProtocolError
 from hotline.agi.session import CommandTimeout, FastAgiSession, read_request
@@ -51,11 +52,15 @@ def _child(metric: Any, *labels: str) -> Any:
 
 class FastAgiServer:
     def __init__(
-        self, ctx: CallContext, settings: AgiSettings, handlers: dict[str, Handler] | None = None
+        self, ctx: CallContext, settings: AgiSettings, handlers: dict[str, Handler] | None = None,
+        allow: AllowList | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.handlers = handlers if handlers is not None else load_handlers()
+        #: only the PBX may open sessions (FastAGI has no authentication)
+        self.allow = allow if allow is not None else AllowList.from_settings(
+            settings.allowed_hosts, ctx.calls.ami_host)
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
         self.outcomes: Counter[str] = Counter()
@@ -72,7 +77,8 @@ class FastAgiServer:
             backlog=1024,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("FastAGI listening on %s:%s (%d entry points)", self.host, self.port, len(self.handlers))
+        log.info("FastAGI listening on %s:%s (%d entry points; sessions from %s)", self.host, self.port,
+                 len(self.handlers), ", ".join(str(n) for n in self.allow.networks) or "nowhere")
 
     @property
     def active(self) -> int:
@@ -94,6 +100,12 @@ class FastAgiServer:
             self._server = None
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not self.allow.allows(peer[0] if isinstance(peer, tuple) and peer else ""):
+            self.allow.refuse(str(peer[0] if isinstance(peer, tuple) and peer else peer))
+            self.outcomes["refused"] += 1
+            writer.transport.abort()  # closed at once: nothing read, nothing answered
+            return
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
@@ -135,6 +147,8 @@ class FastAgiServer:
                     return
                 session = FastAgiSession(reader, writer, request, command_timeout=self.settings.command_timeout)
                 await handler(self.ctx, session)
+                if session.truncated:
+                    log.warning("FastAGI %s from %s: %s", script, peer, "; ".join(session.truncated[:3]))
                 if session.timed_out:
                     outcome = "timeout"
                     log.warning("FastAGI %s from %s: a command went unanswered; session ended", script, peer)

@@ -95,6 +95,8 @@ class FastAgiSession(AgiChannelBase):
         self._closed = False
         self.timed_out = False
         self.commands = 0
+        #: values cut to fit Asterisk's command buffer, for the call record
+        self.truncated: list[str] = []
 
     @property
     def request(self) -> AgiRequest:
@@ -108,7 +110,7 @@ class FastAgiSession(AgiChannelBase):
         (510), :class:`AgiUsageError` (520) or :class:`AgiProtocolError`."""
         if self._closed:
             raise ConnectionClosed("session already ended")
-        data = encode_command(name, *args)
+        data = encode_command(name, *args, notes=self.truncated)
         self.commands += 1
         try:
             async with asyncio.timeout(self.command_timeout):

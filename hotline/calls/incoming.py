@@ -96,6 +96,10 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
     }
     variables = {k: v for k, v in variables.items() if v != ""}
     count, hung_up = await set_variables(channel, variables)
+    truncated = getattr(channel, "truncated", None)  # values cut to fit Asterisk's command buffer
+    if truncated:
+        await ctx.writer.write(make_entry("update", uid, {"append": [{
+            "step": "agi", "outcome": "value truncated", "detail": truncated[:5]}]}))
     if hung_up:
         await ctx.writer.write(make_entry("update", uid, {"append": [{
             "step": "agi", "outcome": "channel gone during the routing answer",
