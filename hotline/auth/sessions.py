@@ -109,11 +109,14 @@ async def record_attempt(
     attempt_id = await conn.fetchval(
         "INSERT INTO login_failures (username, remote_addr) VALUES ($1, $2) RETURNING id", username, remote_addr
     )
+    # each count stops at its limit and walks its own index: a storm of failures from
+    # many addresses must not make every attempt scan the whole window
     row = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE username = $1 AND id <> $4) AS by_user,
-                  count(*) FILTER (WHERE remote_addr = $2 AND id <> $4) AS by_addr
-             FROM login_failures WHERE at > now() - $3::interval""",
-        username, remote_addr, FAILURE_WINDOW, attempt_id,
+        """SELECT (SELECT count(*) FROM (SELECT 1 FROM login_failures
+                    WHERE username = $1 AND at > now() - $3::interval AND id <> $4 LIMIT $5) u) AS by_user,
+                  (SELECT count(*) FROM (SELECT 1 FROM login_failures
+                    WHERE remote_addr = $2 AND at > now() - $3::interval AND id <> $4 LIMIT $6) a) AS by_addr""",
+        username, remote_addr, FAILURE_WINDOW, attempt_id, MAX_FAILURES_PER_USER, MAX_FAILURES_PER_ADDR,
     )
     assert row is not None
     throttled = row["by_user"] >= MAX_FAILURES_PER_USER or row["by_addr"] >= MAX_FAILURES_PER_ADDR

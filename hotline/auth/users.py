@@ -37,8 +37,13 @@ class PasswordChecker:
         self._capacity = concurrency + backlog
         self._admitted = 0
 
+    @property
+    def full(self) -> bool:
+        """No room for another verification now (a sign-in can be refused before any work)."""
+        return self._admitted >= self._capacity
+
     async def verify(self, digest: str, password: str) -> bool:
-        if self._admitted >= self._capacity:
+        if self.full:
             raise SignInBusy("登录请求过多，请稍后再试 (too many sign-ins in progress; retry shortly)",
                              retry_after=1)
         self._admitted += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -33,6 +34,8 @@ from hotline.web.util import json_response, query_int, read_json
 #: a sign-in body is two short strings; anything longer is refused before parsing
 MAX_LOGIN_BODY = 4096
 CHECKER = web.AppKey("password_checker", PasswordChecker)
+#: seconds a sign-in refused as busy waits before its 503 (sleeping costs no CPU)
+BUSY_DELAY = 0.5
 
 
 def _text(body: dict, field: str, *, required: bool = True) -> str | None:
@@ -80,6 +83,13 @@ async def login(request: web.Request) -> web.Response:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise ValidationError(f"password is longer than {MAX_PASSWORD_LENGTH} characters", field="password")
     pool = runtime.pool
+    checker = request.app[CHECKER]
+    if checker.full:  # refused before any database work: a storm must stay cheap
+        metrics.SIGN_INS.labels("busy").inc()
+        # held a moment first: answered at once, a storm's clients would only ask faster,
+        # and parsing their requests would take the event loop from call routing
+        await asyncio.sleep(BUSY_DELAY)
+        raise SignInBusy("登录请求过多，请稍后再试 (too many sign-ins in progress; retry shortly)", retry_after=1)
     # counted before the password is checked, so parallel guesses cannot all pass
     attempt, throttled = await record_attempt(pool, username, request.remote)
     if throttled:
@@ -88,7 +98,7 @@ async def login(request: web.Request) -> web.Response:
         await audit(pool, "sign_in_throttled", username=username, remote_addr=request.remote)
         raise TooManyRequests("too many failed sign-ins; try again in 15 minutes")
     try:
-        user = await authenticate(pool, username, password, checker=request.app[CHECKER])
+        user = await authenticate(pool, username, password, checker=checker)
     except SignInBusy:
         await forget_attempt(pool, attempt)
         metrics.SIGN_INS.labels("busy").inc()
