@@ -9,7 +9,7 @@ import functools
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -85,6 +85,10 @@ async def read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@overload
+def query_int(request: web.Request, name: str, default: int, *, low: int = 1, high: int = MAX_PAGE) -> int: ...
+@overload
+def query_int(request: web.Request, name: str, default: None, *, low: int = 1, high: int = MAX_PAGE) -> int | None: ...
 def query_int(request: web.Request, name: str, default: int | None, *, low: int = 1, high: int = MAX_PAGE) -> int | None:
     """An integer query parameter within ``low..high`` (a page's ``limit``, ``offset``, an
     id cursor), or ``default`` when absent; anything else is a 400 naming it and the value."""
