@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import leftovers
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support import TEST_PASSWORD  # noqa: E402  (re-exported for older imports)
@@ -25,6 +26,35 @@ from hotline.db.pool import connect, create_pool
 from hotline.registry import Registry, load_registry, sync_registry
 from hotline.runtime import Runtime
 from hotline.web import create_app
+
+_SESSION_MARKER = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # every process this session starts carries the marker (see tests/leftovers.py)
+    config.stash[_SESSION_MARKER] = leftovers.mark_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``make test`` leaves no process behind: fail the run naming any that this session
+    started and that still runs (PostgreSQL, Asterisk, Chromium, ``hotline serve`` ...)."""
+    marker = session.config.stash.get(_SESSION_MARKER, None)
+    if marker is None:
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    temp = factory.getbasetemp() if factory is not None and factory._basetemp is not None else None
+    found = leftovers.wait_for_none(marker, temp)
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["processes started by this test session are still running:", *(f"  {p}" for p in found)]
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _with_database(url: str, name: str) -> str:
