@@ -34,6 +34,20 @@ async def publish(conn: asyncpg.Connection | asyncpg.Pool, topic: str, payload: 
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, message)
 
 
+async def publish_many(conn: asyncpg.Connection | asyncpg.Pool, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """:func:`publish` for several events in one round trip (same order, same delivery)."""
+    if not events:
+        return
+    messages = []
+    for topic, payload in events:
+        message = json.dumps({"topic": topic, "payload": payload}, ensure_ascii=False, default=str)
+        if len(message.encode()) > 7900:
+            raise ValueError(f"event {topic} is too large for NOTIFY ({len(message)} chars): send ids")
+        messages.append(message)
+    await conn.execute("SELECT pg_notify($1, m) FROM unnest($2::text[]) WITH ORDINALITY AS t(m, i) ORDER BY i",
+                       CHANNEL, messages)
+
+
 class EventListener:
     """One LISTEN connection per node, fanning events out to in-process handlers.
     Reconnects after a lost connection; callers that need completeness after a gap

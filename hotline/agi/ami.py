@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+log = logging.getLogger("hotline.agi.ami")
+#: the largest AMI block read at once (list responses arrive one block per entry)
+STREAM_LIMIT = 1024 * 1024
 _CONTROL = re.compile(r"[\r\n\x00]")
 _ids = itertools.count(1)
 
@@ -46,18 +50,21 @@ def encode_action(action: str, fields: dict[str, object]) -> tuple[str, bytes]:
 
 
 async def read_block(reader: asyncio.StreamReader) -> dict[str, str]:
-    block: dict[str, str] = {}
+    """The next ``Key: Value`` block (one read up to the blank line that ends it)."""
     while True:
-        raw = await reader.readline()
-        if not raw:
-            raise AmiError("AMI connection closed")
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            if block:
-                return block
-            continue
-        key, _, value = line.partition(":")
-        block.setdefault(key.strip(), value.strip())
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            raise AmiError("AMI connection closed") from None
+        except asyncio.LimitOverrunError:
+            raise AmiError("AMI block larger than the stream limit") from None
+        block: dict[str, str] = {}
+        for line in raw.decode("utf-8", "replace").split("\r\n"):
+            if line:
+                key, _, value = line.partition(":")
+                block.setdefault(key.strip(), value.strip())
+        if block:
+            return block
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +154,11 @@ class AmiConnection:
     (Asterisk stopped, the socket dropped, :meth:`close`); pending actions then fail
     with :class:`AmiError`. Reconnecting is the owner's decision."""
 
-    def __init__(self, config: AmiConfig, *, events: bool = False,
+    def __init__(self, config: AmiConfig, *, events: bool | Sequence[str] = False,
                  on_event: EventCallback | None = None) -> None:
+        """``events``: False (none), True (all), or the names of the events wanted: the
+        session then asks Asterisk (``Filter``) to send only those, which spares both
+        sides the ~190 events a queued call otherwise produces (VarSet, Newexten...)."""
         self.config = config
         self.events = events
         self.on_event = on_event
@@ -168,7 +178,8 @@ class AmiConnection:
         """Open the socket, check the banner, log in. Raises :class:`AmiError`."""
         try:
             async with asyncio.timeout(self.config.timeout):
-                self._reader, self._writer = await asyncio.open_connection(self.config.host, self.config.port)
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.config.host, self.config.port, limit=STREAM_LIMIT)
                 banner = await self._reader.readline()
         except TimeoutError:
             await self.close()
@@ -184,9 +195,22 @@ class AmiConnection:
         try:
             await self.action("Login", {"Username": self.config.username, "Secret": self.config.secret,
                                         "Events": "on" if self.events else "off"})
+            if self.events and self.events is not True:
+                await self._filter(list(self.events))
         except AmiError:
             await self.close()
             raise
+
+    async def _filter(self, names: list[str]) -> None:
+        """Only these events on this session (AMI ``Filter``; needs ``system`` write).
+        Refused: every event still arrives and the listeners pick (``eventfilter`` in
+        manager.conf does the same on the Asterisk side)."""
+        for name in names:
+            try:
+                await self.action("Filter", {"Operation": "Add", "Filter": f"Event: {name}"})
+            except AmiRefused as exc:
+                log.info("%s: event filter refused (%s); receiving every event", self.where, exc)
+                return
 
     async def __aenter__(self) -> AmiConnection:
         await self.connect()

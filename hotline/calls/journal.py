@@ -47,7 +47,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.calls.store import CallStore, DatabaseDown, apply_op
+from hotline.calls.store import SINGLE_STATEMENT_OPS, CallStore, DatabaseDown, apply_op
 
 log = logging.getLogger("hotline.calls.journal")
 
@@ -362,6 +362,8 @@ class CallWriter:
         if self.store.believed_up and not behind:
             try:
                 async with self.store.connection() as c:
+                    if entry["op"] in SINGLE_STATEMENT_OPS:  # atomic on its own: no BEGIN/COMMIT
+                        return await apply_op(c, entry)
                     async with c.transaction():
                         return await apply_op(c, entry)
             except DatabaseDown:

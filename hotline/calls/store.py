@@ -36,7 +36,7 @@ import asyncpg
 
 from hotline.errors import Unavailable
 from hotline.events import CHANNEL as EVENTS_CHANNEL
-from hotline.events import publish
+from hotline.events import publish, publish_many
 
 log = logging.getLogger("hotline.calls")
 
@@ -259,18 +259,28 @@ async def _record(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
 async def _queue_join(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
     """The call entered an Asterisk queue (AMI ``QueueCallerJoin``, queue_log ``ENTERQUEUE``,
     a simulated queue): *offered* from this moment; the first queue's time is kept, the
-    queue name follows the call (a dual line's overflow into the 12345 queue)."""
+    queue name follows the call (a dual line's overflow into the 12345 queue). One
+    statement; ``call.updated`` only when something changed (the same join told again
+    by queue_log after AMI costs one round trip and wakes nobody)."""
     row = await conn.fetchrow(
-        """UPDATE calls SET queued_at = coalesce(queued_at, $2), queue = coalesce($3, queue),
-                  state = CASE WHEN state IN ('ringing', 'queued', 'transferred') THEN 'queued' ELSE state END,
-                  updated_at = now()
-            WHERE call_uid = $1 RETURNING id, state""",
-        uid, _ts(data["at"]), data.get("queue"),
+        """WITH up AS (
+               UPDATE calls SET queued_at = coalesce(queued_at, $2), queue = coalesce($3, queue),
+                      state = CASE WHEN state IN ('ringing', 'queued', 'transferred') THEN 'queued' ELSE state END,
+                      updated_at = now()
+                WHERE call_uid = $1
+                  AND (queued_at IS NULL OR queue IS DISTINCT FROM coalesce($3, queue)
+                       OR state IN ('ringing', 'transferred'))
+                RETURNING id, state)
+           SELECT coalesce((SELECT id FROM up), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
+                  (SELECT pg_notify($4, json_build_object('topic', 'call.updated', 'payload',
+                          json_build_object('call_id', id, 'state', state))::text) FROM up) AS notified""",
+        uid, _ts(data["at"]), data.get("queue"), EVENTS_CHANNEL,
     )
-    if row is None:
-        return None
-    await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
-    return int(row["id"])
+    return None if row is None or row["id"] is None else int(row["id"])
+
+
+#: operations that are one statement: applied without a transaction around them
+SINGLE_STATEMENT_OPS = frozenset({"start", "queue_join"})
 
 
 async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
@@ -339,12 +349,15 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
             WHERE id = $1""",
         row["id"], answered_at, wait, agent_id, answered_by, [decision], bool(source),
     )
+    events: list[tuple[str, dict[str, Any]]] = []
     if agent_id is not None and live:
-        await seat_on_call(conn, agent_id, row["id"])
-        await publish(conn, "call.offered", {
+        if await seat_on_call(conn, agent_id, row["id"], notify=False):
+            events.append(("seat.changed", {"user_id": agent_id, "state": "on_call"}))
+        events.append(("call.offered", {
             "call_id": row["id"], "user_id": agent_id, "hotline_number": row["hotline_number"],
-        })
-    await publish(conn, "call.updated", {"call_id": row["id"], "state": "answered"})
+        }))
+    events.append(("call.updated", {"call_id": row["id"], "state": "answered"}))
+    await publish_many(conn, events)  # one round trip for all of them
     return int(row["id"])
 
 
@@ -440,8 +453,9 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
         Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision], agent_id,
     )
     # whoever was on this call (agent or expert seat) moves on to after-call work
-    await seats_leave_call(conn, row["id"])
-    await publish(conn, "call.updated", {"call_id": row["id"], "state": state})
+    left = await seats_leave_call(conn, row["id"], notify=False)
+    await publish_many(conn, [("call.updated", {"call_id": row["id"], "state": state}),
+                              *(("seat.changed", {"user_id": u, "state": "after_call"}) for u in left)])
     return int(row["id"])
 
 
@@ -505,8 +519,7 @@ SEAT_COLUMNS = "user_id, state, reason, since, current_call_id, interface, skill
 
 
 async def _seat_changed(conn: asyncpg.Connection, user_ids: Any, state: str) -> None:
-    for user_id in user_ids:
-        await publish(conn, "seat.changed", {"user_id": user_id, "state": state})
+    await publish_many(conn, [("seat.changed", {"user_id": u, "state": state}) for u in user_ids])
 
 
 async def ensure_seat(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
@@ -533,7 +546,7 @@ async def set_seat_state(conn: asyncpg.Connection, user_id: int, state: str, rea
     return row
 
 
-async def seat_on_call(conn: asyncpg.Connection, user_id: int, call_id: int) -> bool:
+async def seat_on_call(conn: asyncpg.Connection, user_id: int, call_id: int, *, notify: bool = True) -> bool:
     """The seat is on ``call_id`` (a queue member answered, an expert was chosen).
     Idempotent; True when this changed the row."""
     row = await conn.fetchrow(
@@ -547,20 +560,23 @@ async def seat_on_call(conn: asyncpg.Connection, user_id: int, call_id: int) -> 
            RETURNING user_id""",
         user_id, call_id,
     )
-    if row is not None:
+    if row is not None and notify:
         await _seat_changed(conn, [user_id], "on_call")
     return row is not None
 
 
-async def seats_leave_call(conn: asyncpg.Connection, call_id: int, *, except_user: int | None = None) -> list[int]:
-    """Whoever is on ``call_id`` (but ``except_user``) moves on to after-call work."""
+async def seats_leave_call(conn: asyncpg.Connection, call_id: int, *, except_user: int | None = None,
+                           notify: bool = True) -> list[int]:
+    """Whoever is on ``call_id`` (but ``except_user``) moves on to after-call work
+    (``notify=False``: the caller publishes ``seat.changed`` with its own events)."""
     rows = await conn.fetch(
         """UPDATE seats SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
             WHERE current_call_id = $1 AND user_id IS DISTINCT FROM $2 RETURNING user_id""",
         call_id, except_user,
     )
     users = [r["user_id"] for r in rows]
-    await _seat_changed(conn, users, "after_call")
+    if notify:
+        await _seat_changed(conn, users, "after_call")
     return users
 
 

@@ -50,6 +50,9 @@ def event_time(event: dict[str, str]) -> str:
 
 
 class LiveCalls:
+    #: the AMI events this listener uses (the telephony service asks Asterisk for no others)
+    events = ("QueueCallerJoin", "AgentConnect", "Hangup")
+
     def __init__(self, ctx: CallContext, *, hangup_grace: float = HANGUP_GRACE) -> None:
         self.ctx = ctx
         self.hangup_grace = hangup_grace

@@ -71,6 +71,17 @@ class TelephonyService:
         if self._tasks:  # already running
             self._workers.append(asyncio.create_task(self._deliver(callback, queue), name="ami-listener"))
 
+    def wanted_events(self) -> bool | list[str]:
+        """The events this node's listeners use (``events`` on each), plus FullyBooted
+        (reconcile after Asterisk restarts); True when a listener does not say."""
+        names = {"FullyBooted"}
+        for callback, _ in self._listeners:
+            wanted = getattr(callback, "events", None)
+            if wanted is None:
+                return True
+            names.update(wanted)
+        return sorted(names)
+
     def _on_event(self, event: dict[str, str]) -> None:
         if event.get("Event") == "FullyBooted":
             self._wake.set()
@@ -128,7 +139,7 @@ class TelephonyService:
         backoff = BACKOFF_FIRST
         down_logged = False
         while not self._stopping.is_set():
-            conn = AmiConnection(self.ami, events=True, on_event=self._on_event)
+            conn = AmiConnection(self.ami, events=self.wanted_events(), on_event=self._on_event)
             try:
                 await conn.connect()
             except AmiError as exc:
