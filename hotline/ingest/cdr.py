@@ -411,14 +411,19 @@ async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg
     EXITWITHKEY only leave a queue (a dual line's skill queue overflows into the 12345
     queue): noted, the end comes from the hangup (AGI, CDR). Returns how many events
     found their call; the others wait (``call_id`` NULL) for it."""
-    matched = 0
+    events = list(events)
+    if not events:
+        return 0
+    # every event's call in one round trip (its channel's record, else the one it is linked to)
+    found = {r["callid"]: r["call_uid"] for r in await conn.fetch(
+        """SELECT DISTINCT ON (e) e AS callid, c.call_uid
+             FROM unnest($1::text[]) AS e JOIN calls c ON c.call_uid = e OR c.linkedid = e
+            ORDER BY e, (c.call_uid = e) DESC, c.id""", sorted({ev["callid"] for ev in events}))}
+    linked: list[tuple[int, int]] = []
     for ev in events:
-        uid = await conn.fetchval(
-            """SELECT call_uid FROM calls WHERE call_uid = $1 OR linkedid = $1
-                ORDER BY (call_uid = $1) DESC, id LIMIT 1""", ev["callid"])
+        uid = found.get(ev["callid"])
         if uid is None:
             continue
-        matched += 1
         kind, at = ev["event"], ev["at"].isoformat()
         entry: dict[str, Any] | None = None
         if kind == "ENTERQUEUE":
@@ -436,8 +441,13 @@ async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg
         call_id = await apply_op(conn, entry, live=False) if entry is not None else None
         if call_id is None:
             call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
-        await conn.execute("UPDATE queue_log_events SET call_id = $2 WHERE id = $1", ev["id"], call_id)
-    return matched
+        linked.append((ev["id"], call_id))
+    if linked:  # the events now belong to their calls, in one statement
+        await conn.execute(
+            """UPDATE queue_log_events q SET call_id = l.call_id
+                 FROM unnest($1::bigint[], $2::bigint[]) AS l(id, call_id) WHERE q.id = l.id""",
+            [i for i, _ in linked], [c for _, c in linked])
+    return len(linked)
 
 
 # ---- lines and tables -------------------------------------------------------------
