@@ -7,7 +7,7 @@ side in one run.
 
 What runs (everything a production node does per call):
 
-* a private real Asterisk 22 (``tests/asterisk_sandbox.py``) with the dialplan and
+* a private real Asterisk 22 (``hotline/telephony/sandbox.py``) with the dialplan and
   queues ``hotline dialplan`` generates, citizens and agent phones simulated with
   Local channels (no SIP, no RTP: see "what is not measured" in docs/bench/pbx.md);
 * the real backend as its own process, ``hotline serve`` (all roles: FastAGI, the
@@ -56,9 +56,8 @@ if "--tree" in sys.argv:  # measure a frozen copy of the code (see --tree); must
         os.environ["HOTLINE_ASTERISK"] = str(ROOT.parent / "shared" / "asterisk")
     ROOT = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from asterisk_sandbox import AsteriskSandbox, find_asterisk, free_port  # noqa: E402
+from hotline.telephony.sandbox import AsteriskSandbox, find_asterisk, free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from asterisk_sandbox import AsteriskMissing, AsteriskSandbox, find_asterisk
 from phone_support import (
     SUBCENTRE_TIMEOUT,
     SUBCENTRES,
@@ -22,6 +21,7 @@ from phone_support import (
 
 from hotline.config import PROJECT_ROOT, Settings
 from hotline.registry import Registry, load_registry
+from hotline.telephony.sandbox import AsteriskMissing, AsteriskSandbox, find_asterisk
 
 
 @pytest.fixture(scope="session")

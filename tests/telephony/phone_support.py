@@ -1,4 +1,4 @@
-"""The whole phone system in a test (helpers; the fixtures are in conftest.py): a real Asterisk 22 (``tests/asterisk_sandbox.py``)
+"""The whole phone system in a test (helpers; the fixtures are in conftest.py): a real Asterisk 22 (``hotline/telephony/sandbox.py``)
 running the dialplan and queues ``hotline dialplan`` generates, and the backend's real
 node services (FastAGI, the Asterisk records followers, the AMI telephony service)
 over the test database.
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
-from asterisk_sandbox import AsteriskSandbox
 
 from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
 from hotline.calls.settings import CallSettings
@@ -24,8 +23,9 @@ from hotline.db.pool import create_pool
 from hotline.registry import Registry, sync_registry
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions, Service, create_services
+from hotline.telephony.sandbox import AsteriskSandbox
 
-#: how each sub-centre behaves in the sandbox (a context in tests/asterisk_sandbox.py)
+#: how each sub-centre behaves in the sandbox (a context in hotline/telephony/sandbox.py)
 SUBCENTRES = {"12367": "answer", "12366": "ringout", "12360": "busy", "12378": "congest", "12386": "answer"}
 #: seconds a sub-centre rings before the call comes back (the registry's minimum)
 SUBCENTRE_TIMEOUT = 5

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from asterisk_sandbox import free_port
 from phone_support import SUBCENTRES, PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
@@ -21,6 +20,7 @@ from hotline.console import seats
 from hotline.registry import Mode
 from hotline.reports.metrics import Period, call_metrics
 from hotline.telephony.pbx import seat_pbx
+from hotline.telephony.sandbox import free_port
 
 ANSWERING_SUBCENTRES = {n for n, how in SUBCENTRES.items() if how == "answer"}
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-from asterisk_sandbox import AsteriskSandbox
 from phone_support import PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
@@ -30,6 +29,7 @@ from hotline.ingest.service import create_service as create_records_service
 from hotline.quality.report import asterisk_records
 from hotline.registry import Registry
 from hotline.services import NodeOptions
+from hotline.telephony.sandbox import AsteriskSandbox
 
 
 async def add_agent(system: PhoneSystem, ext: str) -> int:
