@@ -37,7 +37,8 @@ test: $(STAMP) test-deps
 # The suite at any hour: the time-sensitive tests with the clock shifted (Debian's
 # faketime, LD_PRELOAD: the embedded PostgreSQL started by the tests runs shifted too)
 # to a Saturday 02:30 and 23:50 Asia/Shanghai (18:30 and 15:50 UTC). The clock advances
-# from there; monotonic time is left alone (asyncio's timers). SHIFTED_AT and
+# from there (monotonic time is shifted too: libfaketime 0.9.10 fails time.sleep with
+# EINVAL when only the wall clock is). SHIFTED_AT and
 # SHIFTED_TESTS choose other moments and tests.
 SHIFTED_AT ?= 2026-11-27T18:30:00 2026-11-28T15:50:00
 SHIFTED_TESTS ?= tests/tickets tests/console tests/agi/test_agi_rules.py tests/agi/test_agi_modes.py
@@ -45,7 +46,7 @@ test-shifted: $(STAMP) test-deps
 	@command -v faketime >/dev/null || { echo "test-shifted needs faketime (apt-get install faketime)"; exit 1; }
 	@for at in $(SHIFTED_AT); do \
 	  echo "== clock shifted to $$at UTC"; \
-	  TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "@$$(echo $$at | tr T ' ')" \
+	  TZ=UTC faketime -f "@$$(echo $$at | tr T ' ')" \
 	    $(BIN)/python -m pytest -q -p no:cacheprovider $(SHIFTED_TESTS) $(PYTEST_ARGS) || exit 1; \
 	done
 

@@ -141,3 +141,23 @@ async def test_record_the_database_refuses_is_quarantined_with_its_reason(
     # receipts only for what landed; the feed saw the good ones
     assert await pool.fetchval("SELECT count(*) FROM ingest_receipts") == 2
     assert await pool.fetchval("SELECT count(*) FROM change_log WHERE entity = 'subcenter_call'") == 2
+
+
+async def test_reprocessing_a_record_the_database_still_refuses_keeps_it_open(subcentre, pool, monkeypatch) -> None:
+    real_validate = ingest_store.validate
+
+    def leaky_validate(kind, record, ctx):
+        clean, reasons = real_validate(kind, {k: v for k, v in record.items() if k != "agent"}, ctx)
+        if clean is not None and "agent" in record:
+            clean["agent"] = record["agent"].replace("\ufffd", "\x00")  # the stored form back to poison
+        return clean, reasons
+
+    monkeypatch.setattr(ingest_store, "validate", leaky_validate)
+    body = await (await subcentre.send("calls", [call_record("p1", agent="a\x00b")])).json()
+    qid = body["results"][0]["quarantine_id"]
+    again = await ingest_store.reprocess(pool, qid)
+    assert (again["status"], again["outcome"]) == ("open", "rejected")
+    assert again["reasons"][0]["code"] == "database"
+    assert await pool.fetchval("SELECT count(*) FROM ingest_quarantine") == 1  # no second entry
+    assert await pool.fetchval("SELECT status FROM ingest_quarantine WHERE id = $1", qid) == "open"
+    assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 0
