@@ -388,7 +388,7 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     the CDR ended the call, or the reverse) only fills what is empty and adds its decision."""
     row = await conn.fetchrow(
         """SELECT id, state, route, dial_target, started_at, answered_at, ended_at, agent_id,
-                  answered_by, disposition, decisions
+                  answered_by, disposition
              FROM calls WHERE call_uid = $1 FOR UPDATE""",
         uid,
     )
@@ -398,10 +398,14 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     source = data.get("source") or "agi"
     agent_id = data.get("agent_id")
     if row["ended_at"] is not None:
-        # hangup reported twice (handler + retry): first one wins; another source's end adds
-        # what it knew (its decision, a disposition, the agent) without changing the outcome
-        if not any(isinstance(d, dict) and d.get("step") == "hangup" and d.get("source", "agi") == source
-                   for d in _decisions(row["decisions"])):
+        # hangup reported twice (handler + retry, AMI, queue_log, CDR): the first one wins;
+        # a later one is noted only when it brings a fact the record lacks (a disposition,
+        # the agent). Which sources reported the call stays visible anyway: their rows are
+        # linked to it (cdr_records.call_id, queue_log_events.call_id).
+        fills = (row["disposition"] is None and data.get("disposition")) or (row["agent_id"] is None and agent_id)
+        if fills and not await conn.fetchval(
+                """SELECT decisions @> jsonb_build_array(jsonb_build_object('step', 'hangup', 'source', $2::text))
+                     FROM calls WHERE id = $1""", row["id"], source):
             decision = {"step": "hangup", "source": source, "at": data["at"], "after_end": True}
             for key in ("cause", "dialstatus", "queuestatus"):
                 if data.get(key):
@@ -457,14 +461,6 @@ async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int 
     await publish_many(conn, [("call.updated", {"call_id": row["id"], "state": state}),
                               *(("seat.changed", {"user_id": u, "state": "after_call"}) for u in left)])
     return int(row["id"])
-
-
-def _decisions(value: Any) -> list[Any]:
-    if isinstance(value, str):  # a connection without the jsonb codec
-        import json
-
-        value = json.loads(value)
-    return value if isinstance(value, list) else []
 
 
 def _delta(seconds: float) -> timedelta:
