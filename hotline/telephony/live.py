@@ -80,10 +80,18 @@ class LiveCalls:
         self.handled += 1
 
     async def _agent_connect(self, event: dict[str, str]) -> None:
-        # the store resolves the member to its seat and ignores an answer it already has
-        # (the member's gosub usually reports it first, through the AGI)
+        # the member's gosub nearly always reported this answer already (through the AGI):
+        # one cheap look saves the answer operation's transaction; the store would ignore
+        # it anyway, and resolves the member to its seat when it is new
+        uid = event.get("Uniqueid", "")
+        try:
+            async with self.ctx.store.connection() as conn:
+                if await conn.fetchval("SELECT answered_at IS NOT NULL FROM calls WHERE call_uid = $1", uid):
+                    return
+        except DatabaseDown:
+            pass  # unknown: journal it, as any record operation during an outage
         member = event.get("Interface") or event.get("MemberName") or ""
-        await self._write("answer", event.get("Uniqueid", ""), {"at": event_time(event), "answered_by": member or None})
+        await self._write("answer", uid, {"at": event_time(event), "answered_by": member or None})
 
     async def _late_end(self, uid: str, event: dict[str, str], at: str) -> None:
         await asyncio.sleep(self.hangup_grace)
