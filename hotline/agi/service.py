@@ -13,22 +13,16 @@ from hotline.calls.context import CallContext
 from hotline.calls.settings import CallSettings
 from hotline.calls.store import DatabaseDown
 from hotline.config import Settings
-from hotline.db.pool import create_pool
+from hotline.db.pool import create_work_pool
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 
 log = logging.getLogger("hotline.agi")
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release without the reset query: call flows never change session state
-    (no LISTEN, SET, advisory locks or cursors), and asyncpg still rolls back an open
-    transaction before this runs. Saves a round trip per call."""
-
-
 async def create_call_pool(url: str, settings: Settings, calls: CallSettings) -> asyncpg.Pool:
     """The FastAGI node's own pool: web load can never starve call routing."""
-    return await create_pool(url, settings, min_size=calls.pool_min, max_size=calls.pool_max, reset=_keep_session)
+    return await create_work_pool(url, settings, min_size=calls.pool_min, max_size=calls.pool_max)
 
 
 class AgiService:

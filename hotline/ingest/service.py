@@ -10,6 +10,9 @@ import contextlib
 import logging
 from zoneinfo import ZoneInfo
 
+import asyncpg
+
+from hotline.db.pool import create_work_pool
 from hotline.ingest.cdr import settle_pending
 from hotline.ingest.config import IngestSettings, ingest_settings
 from hotline.ingest.follower import FileFollower
@@ -28,14 +31,19 @@ class AsteriskRecordsService:
         self.runtime = runtime
         self.cfg = cfg
         self.tz = ZoneInfo(cfg.cdr_timezone or runtime.settings.timezone)
-        self.followers = [
-            FileFollower(runtime.pool, path, kind, self.tz, cfg.cdr_default_line, cfg.cdr_skew_tolerance)
-            for path, kind in ((cfg.cdr_csv, "cdr_csv"), (cfg.queue_log, "queue_log")) if path
-        ]
+        self.paths = [(path, kind) for path, kind in ((cfg.cdr_csv, "cdr_csv"), (cfg.queue_log, "queue_log")) if path]
+        self.followers: list[FileFollower] = []
+        self.pool: asyncpg.Pool | None = None
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # a pool of its own: the followers keep no session state (no reset query per release)
+        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, min_size=1, max_size=2)
+        self.followers = [
+            FileFollower(self.pool, path, kind, self.tz, self.cfg.cdr_default_line, self.cfg.cdr_skew_tolerance)
+            for path, kind in self.paths
+        ]
         self.task = asyncio.create_task(self._run(), name="asterisk-records")
 
     async def _run(self) -> None:
@@ -54,7 +62,7 @@ class AsteriskRecordsService:
                     await self.stopping.wait()
 
     async def settle(self) -> int:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
+        async with (self.pool or self.runtime.pool).acquire() as conn, conn.transaction():
             return await settle_pending(conn, default_line=self.cfg.cdr_default_line,
                                         skew_tolerance=self.cfg.cdr_skew_tolerance, tz_name=str(self.tz))
 
@@ -65,9 +73,12 @@ class AsteriskRecordsService:
                 await self.task
         for follower in self.followers:
             follower.close()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
     def describe(self) -> str:
-        return "following Asterisk records: " + ", ".join(f.path for f in self.followers)
+        return "following Asterisk records: " + ", ".join(path for path, _ in self.paths)
 
 
 def create_service(runtime: Runtime, options: NodeOptions) -> AsteriskRecordsService | None:

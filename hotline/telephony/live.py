@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from hotline.calls.context import CallContext
 from hotline.calls.store import DatabaseDown, make_entry, now
 from hotline.runtime import Runtime
@@ -117,6 +119,7 @@ class LiveCalls:
                 pass
 
 
-def listener(runtime: Runtime) -> LiveCalls:
-    """The AMI event listener the telephony service subscribes (one per node)."""
-    return LiveCalls(CallContext.for_runtime(runtime))
+def listener(runtime: Runtime, pool: asyncpg.Pool | None = None) -> LiveCalls:
+    """The AMI event listener the telephony service subscribes (one per node), over
+    ``pool`` (the service's own) or the runtime's."""
+    return LiveCalls(CallContext.for_runtime(runtime, pool=pool))

@@ -23,10 +23,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+
 from hotline.agi.ami import AmiConfig, AmiConnection, AmiError
 from hotline.calls.members import MemberChange, PbxUnreachable
 from hotline.calls.settings import CallSettings
 from hotline.console import seats
+from hotline.db.pool import create_work_pool
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 from hotline.telephony.pbx import AmiSeatPbx, ami_config, reconcile
@@ -61,6 +64,7 @@ class TelephonyService:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.pool: asyncpg.Pool | None = None
 
     # -- listeners -------------------------------------------------------------------
     def add_listener(self, callback: Listener) -> None:
@@ -128,7 +132,9 @@ class TelephonyService:
     async def start(self) -> None:
         from hotline.telephony import live
 
-        live_calls = live.listener(self.runtime)
+        # the live call state writes on a pool of its own (no reset query per release)
+        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, min_size=1, max_size=4)
+        live_calls = live.listener(self.runtime, self.pool)
         self.add_listener(live_calls)
         self._closers.append(live_calls.close)
         self._workers = [asyncio.create_task(self._deliver(cb, q), name="ami-listener") for cb, q in self._listeners]
@@ -210,6 +216,9 @@ class TelephonyService:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
     def describe(self) -> str:
         return (f"AMI {self.ami.host}:{self.ami.port}: queue members follow seat states "
