@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
 import uuid
@@ -24,6 +25,7 @@ from hotline.console import seats
 from hotline.demo import data
 from hotline.demo.pbx import PbxTraffic, attached_pbx, phone_of
 from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
+from hotline.errors import ConfigError
 from hotline.registry import Mode, Registry
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
@@ -58,6 +60,34 @@ async def ensure_users(
         out[u.username] = (user_id, password)
     await audit(pool, "demo_users_reset", username="demo", detail={"users": sorted(out)})
     return out
+
+
+#: set to run the demo against a database that has other users (never in production)
+FORCE_ENV = "HOTLINE_DEMO_FORCE"
+
+
+async def refuse_real_users(pool: asyncpg.Pool) -> None:
+    """Demo mode resets the demo users' passwords, seeds calls and tickets and simulates
+    traffic: it refuses a database that has anyone but the demo's people in it."""
+    if os.environ.get(FORCE_ENV, "").lower() in ("1", "true", "yes"):
+        return
+    names = [u.username for u in data.USERS]
+    others = await pool.fetchval("SELECT count(*) FROM users WHERE NOT (username = ANY($1::text[]))", names)
+    if others:
+        raise ConfigError(
+            f"演示模式拒绝在有 {others} 个真实用户的数据库上运行：demo mode seeds users, calls and tickets; "
+            f"run it on its own data directory (HOTLINE_DATA_DIR), or set {FORCE_ENV}=1 if this database is "
+            "a disposable copy", field="demo")
+
+
+async def deactivate_users(pool: asyncpg.Pool) -> None:
+    """When the demo stops its accounts are deactivated (their sessions end); the next
+    demo start activates them again with new passwords."""
+    for u in data.USERS:
+        user_id = await pool.fetchval("SELECT id FROM users WHERE username = $1 AND active", u.username)
+        if user_id is not None:
+            await update_user(pool, user_id, {"active": False})
+    await audit(pool, "demo_users_deactivated", username="demo", detail={"users": [u.username for u in data.USERS]})
 
 
 def _mobile(rng: random.Random) -> str:
@@ -170,6 +200,7 @@ class DemoService:
         self.seeded = 0
 
     async def start(self) -> None:
+        await refuse_real_users(self.runtime.pool)
         rng = random.Random()
         pbx = attached_pbx(self.runtime.settings) if self.use_agi else None
         dual_skills = sorted({line.skill for line in self.runtime.registry if line.mode is Mode.DUAL})
@@ -217,6 +248,8 @@ class DemoService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
+        if self.users:  # demo accounts (an admin among them) do not outlive the demo
+            await deactivate_users(self.runtime.pool)
 
     def describe(self) -> str:
         return (f"demo: {len(self.users)} demo users, {self.seeded} calls seeded today, "
