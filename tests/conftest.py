@@ -227,3 +227,17 @@ async def api_as(server: TestServer, pool: asyncpg.Pool) -> AsyncIterator[ApiFac
     finally:
         for c in clients:
             await c.close()
+
+
+@pytest.fixture(scope="session")
+def asterisk_install() -> Any:
+    """The real Asterisk the telephony tests run (hotline.telephony.sandbox.find_asterisk);
+    under CI=true a missing one fails the run instead of skipping."""
+    from hotline.telephony.sandbox import AsteriskMissing, find_asterisk
+
+    try:
+        return find_asterisk()
+    except AsteriskMissing as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs a real Asterisk: {exc}")
+        pytest.skip(str(exc))

@@ -1,5 +1,12 @@
 """Shared test helpers (importable from any test module: ``from support import ...``)."""
 
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
 from hotline.config import PROJECT_ROOT
 
 TEST_PASSWORD = "correct-horse-battery"
@@ -14,3 +21,58 @@ def three_mistakes() -> str:
     text = text.replace('number: "12336"', 'number: "12349"', 1)
     text = text.replace("    dial_target: PJSIP/12366@subcenter-tax\n", "", 1)
     return text
+
+
+#: a bound on waiting for ``hotline serve`` to start, not a performance assertion
+STARTUP_LIMIT = 120
+
+
+class Node:
+    """A ``hotline serve`` process started by a test, with what it printed."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
+        self.proc, self.port, self.output = proc, port, output
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def stop(self) -> str:
+        """SIGTERM, and what it printed until it ended (killed when it does not within 60 s)."""
+        if self.proc.returncode is not None:
+            return self.text
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = await asyncio.wait_for(self.proc.communicate(), 60)
+        except TimeoutError:
+            self.proc.kill()
+            rest, _ = await self.proc.communicate()
+        return self.text + rest.decode()
+
+
+async def start_node(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Node:
+    """``hotline serve --migrate [args]`` on ``data_dir`` (embedded PostgreSQL), web and
+    FastAGI on free ports unless ``env`` says otherwise; returns once it is serving."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    environ.update(HOTLINE_DATA_DIR=str(data_dir), HOTLINE_WEB_PORT="0", HOTLINE_AGI_PORT="0")
+    environ.update(env or {})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hotline", "serve", "--migrate", *args, cwd=PROJECT_ROOT, env=environ,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    output: list[str] = []
+    port = None
+    async with asyncio.timeout(STARTUP_LIMIT):
+        while line := (await proc.stdout.readline()).decode():
+            output.append(line)
+            if match := re.search(r"web console and API: http://[\d.]+:(\d+)/", line):
+                port = int(match.group(1))
+            if port and "stop with Ctrl-C" in line:
+                return Node(proc, port, output)
+    proc.kill()
+    await proc.wait()
+    raise AssertionError("server did not start:\n" + "".join(output))

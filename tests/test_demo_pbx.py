@@ -8,62 +8,30 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
+from support import start_node
 
-from hotline.config import PROJECT_ROOT
-from hotline.telephony.sandbox import AsteriskMissing, AsteriskSandbox, find_asterisk, free_port
-
-STARTUP_LIMIT = 120  # a bound on waiting, not a performance assertion
+from hotline.telephony.sandbox import AsteriskSandbox, free_port
 
 
-@pytest.fixture
-def asterisk() -> object:
-    try:
-        return find_asterisk()
-    except AsteriskMissing as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI needs a real Asterisk: {exc}")
-        pytest.skip(str(exc))
-
-
-async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path, asterisk: object) -> None:
+async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path, asterisk_install: object) -> None:
     data_dir = tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_DATA_DIR=str(data_dir), HOTLINE_WEB_PORT="0", HOTLINE_AGI_PORT=str(free_port()))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hotline", "serve", "--migrate", "--demo", cwd=PROJECT_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-    )
-    assert proc.stdout is not None
-    output: list[str] = []
     pbx_root = data_dir / "pbx"
+    node = await start_node(data_dir, "--demo", env={"HOTLINE_AGI_PORT": str(free_port())})
     try:
-        port = None
-        async with asyncio.timeout(STARTUP_LIMIT):
-            while line := (await proc.stdout.readline()).decode():
-                output.append(line)
-                if match := re.search(r"web console and API: http://[\d.]+:(\d+)/", line):
-                    port = int(match.group(1))
-                if port and "stop with Ctrl-C" in line:
-                    break
-        text = "".join(output)
-        assert port is not None, text
-        assert "via a real Asterisk" in text, text
-        password = re.search(r"^\s+demo-agent\s+(\S+)\s", text, re.M)
-        assert password is not None, text
+        assert "via a real Asterisk" in node.text, node.text
+        password = re.search(r"^\s+demo-agent\s+(\S+)\s", node.text, re.M)
+        assert password is not None, node.text
         pbx = AsteriskSandbox(pbx_root)  # a handle on the demo's exchange (its control socket)
-        base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            resp = await http.post(f"{base}/api/v1/auth/login",
+            resp = await http.post(node.url("/api/v1/auth/login"),
                                    json={"username": "demo-agent", "password": password.group(1)})
             csrf = (await resp.json())["csrf_token"]
-            resp = await http.put(f"{base}/api/v1/console/seat", json={"state": "ready"},
+            resp = await http.put(node.url("/api/v1/console/seat"), json={"state": "ready"},
                                   headers={"X-CSRF-Token": csrf})
             body = await resp.json()
             assert resp.status == 200 and body["pbx_updated"] is True, body
@@ -88,12 +56,8 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
         assert row["route"] == "platform" and row["queued_at"] is not None
         assert row["answered_by"].startswith("Local/80")
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except TimeoutError:
-                os.killpg(proc.pid, signal.SIGKILL)
+        out = await node.stop()
+    assert node.proc.returncode == 0, out
     # the node stopped its exchange with itself
     pid_file = pbx_root / "run" / "asterisk.pid"
     if pid_file.exists():

@@ -3,52 +3,12 @@ are in flight: they complete, PostgreSQL stops cleanly, and the next start needs
 manual cleanup."""
 
 import asyncio
-import os
-import re
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-
-from hotline.config import PROJECT_ROOT
-
-STARTUP_LIMIT = 90  # a bound on waiting, not a performance assertion
-
-
-class Node:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
-        self.proc, self.port, self.output = proc, port, output
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(self.proc.communicate(), 60)
-        return "".join(self.output) + rest.decode()
-
-
-async def start_node(data_dir: Path) -> Node:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_DATA_DIR=str(data_dir), HOTLINE_WEB_PORT="0", HOTLINE_AGI_PORT="0")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hotline", "serve", "--migrate", cwd=PROJECT_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    output: list[str] = []
-    port = None
-    async with asyncio.timeout(STARTUP_LIMIT):
-        while line := (await proc.stdout.readline()).decode():
-            output.append(line)
-            if match := re.search(r"web console and API: http://[\d.]+:(\d+)/", line):
-                port = int(match.group(1))
-            if port and "stop with Ctrl-C" in line:
-                return Node(proc, port, output)
-    proc.kill()
-    raise AssertionError("server did not start:\n" + "".join(output))
+from support import start_node
 
 
 async def test_sigterm_finishes_in_flight_requests_and_restarts_cleanly(tmp_path: Path) -> None:

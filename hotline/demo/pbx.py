@@ -21,6 +21,7 @@ from typing import Any
 from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
 from hotline.calls.settings import CallSettings
 from hotline.config import Settings
+from hotline.demo.traffic import Callers
 from hotline.registry import Registry
 from hotline.telephony.sandbox import AsteriskMissing, AsteriskSandbox, find_asterisk
 
@@ -113,14 +114,7 @@ class PbxTraffic:
         self.simulated = simulated_agents
         self.rng = rng or random.Random()
         self.mean_gap = mean_gap
-        self.callers: list[str] = []
-
-    def _caller(self) -> str:
-        if self.callers and self.rng.random() < 0.25:
-            return self.rng.choice(self.callers)
-        number = f"1{self.rng.choice('3578')}{self.rng.randrange(10**9):09d}"
-        self.callers = (self.callers + [number])[-50:]
-        return number
+        self.callers = Callers(self.rng)
 
     async def run(self) -> None:
         from hotline.console import seats
@@ -147,7 +141,7 @@ class PbxTraffic:
                 await asyncio.sleep(self.rng.expovariate(1 / self.mean_gap))
                 line = self.rng.choices(lines, weights)[0]
                 stay = self.rng.randrange(60, 300)  # how long the citizen stays on the line at most
-                await asyncio.to_thread(self.pbx.call, line, self._caller(), stay=stay)
+                await asyncio.to_thread(self.pbx.call, line, self.callers.next(), stay=stay)
         finally:
             breaks.cancel()
 

@@ -115,6 +115,22 @@ async def agi_reachable(host: str, port: int) -> bool:
     return True
 
 
+class Callers:
+    """The demo's citizens: mostly new mobile numbers, a quarter of calls from someone
+    who called recently (repeat callers, with their open tickets)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.recent: list[str] = []
+
+    def next(self) -> str:
+        if self.recent and self.rng.random() < 0.25:
+            return self.rng.choice(self.recent)
+        number = f"1{self.rng.choice('3578')}{self.rng.randrange(10**9):09d}"
+        self.recent = (self.recent + [number])[-50:]
+        return number
+
+
 class Traffic:
     def __init__(self, runtime: Runtime, driver: Driver, *, simulated_agents: list[int],
                  rng: random.Random | None = None, mean_gap: float = 20.0, pace: float = 1.0) -> None:
@@ -125,7 +141,7 @@ class Traffic:
         self.mean_gap = mean_gap
         self.pace = pace  # multiplies every wait (tests run the same script faster)
         self.give_up = 0.04  # share of callers who hang up while waiting
-        self.callers: list[str] = []
+        self.callers = Callers(self.rng)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -146,11 +162,7 @@ class Traffic:
                 task.cancel()
 
     def _caller(self) -> str:
-        if self.callers and self.rng.random() < 0.25:
-            return self.rng.choice(self.callers)
-        number = f"1{self.rng.choice('3578')}{self.rng.randrange(10**9):09d}"
-        self.callers = (self.callers + [number])[-50:]
-        return number
+        return self.callers.next()
 
     async def _ready_seat(self) -> tuple[int, str] | None:
         """A ready demo seat, the visitor's own agent first, then the longest idle."""

@@ -4,7 +4,6 @@ never ``from conftest``: several test folders have a conftest module)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from phone_support import (
 
 from hotline.config import PROJECT_ROOT, Settings
 from hotline.registry import Registry, load_registry
-from hotline.telephony.sandbox import AsteriskMissing, AsteriskSandbox, find_asterisk
+from hotline.telephony.sandbox import AsteriskSandbox
 
 
 @pytest.fixture(scope="session")
@@ -34,16 +33,6 @@ def pbx_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     path = tmp_path_factory.mktemp("registry") / "hotlines.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return load_registry(path)
-
-
-@pytest.fixture(scope="session")
-def asterisk_install() -> Any:
-    try:
-        return find_asterisk()
-    except AsteriskMissing as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI needs a real Asterisk: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
