@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,13 +29,27 @@ class SignInBusy(Unavailable):
     code = "sign_in_busy"
 
 
+#: scheduling priority of the password-hashing threads (Linux nice, per thread): a storm
+#: of sign-ins takes the CPU the event loop routing calls does not need, not more
+HASHING_NICE = 19
+
+
+def _yield_to_calls() -> None:
+    """Lower this worker thread's priority (Linux schedules threads one by one)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: the bound still holds
+        pass
+
+
 class PasswordChecker:
     """Verifies password hashes in worker threads, never on the event loop that also
     routes calls: ``concurrency`` at once, ``backlog`` waiting; past both a sign-in is
     refused at once (:class:`SignInBusy`) rather than queued without bound."""
 
     def __init__(self, concurrency: int = 4, backlog: int = 16) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2",
+                                            initializer=_yield_to_calls)
         self._capacity = concurrency + backlog
         self._admitted = 0
 

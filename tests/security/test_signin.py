@@ -4,6 +4,7 @@ argon2 on the event loop, forwarded addresses)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -114,3 +115,18 @@ def test_trusted_proxies_must_be_addresses_or_networks(tmp_path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(cfg, env={})
     assert err.value.field == "web.trusted_proxies" and "proxy.example" in err.value.message
+
+
+async def test_password_hashing_threads_yield_the_cpu_to_call_routing() -> None:
+    """argon2 runs in threads at the lowest scheduling priority: a sign-in storm gets the
+    CPU the event loop (FastAGI call routing) does not need, not a fair share of it."""
+    from hotline.auth.users import HASHING_NICE, PasswordChecker
+
+    checker = PasswordChecker(concurrency=1, backlog=0)
+    try:
+        seen = await asyncio.get_running_loop().run_in_executor(
+            checker._executor, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert seen == HASHING_NICE == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0  # the loop's thread keeps its own
+    finally:
+        checker.close()
