@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--rate", type=int, default=600, help="signed requests per minute (default 600)")
     a.set_defaults(func=add_source_cmd)
 
-    r = actions.add_parser("rotate-key", help="give a source a new key (the old one stops working)")
+    r = actions.add_parser("rotate-key", help="give a source a new key (the old one still signs for [ingest] key_overlap_minutes)")
     r.add_argument("code")
     r.set_defaults(func=rotate_key_cmd)
 
@@ -123,7 +123,8 @@ async def rotate_key_cmd(args: argparse.Namespace) -> int:
     async with _db(args) as db:
         key = await rotate_key(db.pool, args.settings, args.code)
     print(f"new key for {args.code} (shown once): {key}")
-    print(f"update the other web nodes ({env_var(args.code)} or the key file) and the sub-centre now")
+    print(f"update the other web nodes ({env_var(args.code)} and {env_var(args.code)}_PREVIOUS, or both key "
+          "files) and the sub-centre: the old key still signs for [ingest] key_overlap_minutes")
     return 0
 
 

@@ -38,6 +38,8 @@ class IngestSettings:
     follow_interval: float = 1.0
     #: the line a CDR-recorded call is put on when its tag names no known line
     cdr_default_line: str = "12345"
+    #: minutes after ``hotline ingest rotate-key`` during which the previous key still signs
+    key_overlap_minutes: int = 60
 
 
 def ingest_settings(settings: Settings) -> IngestSettings:

@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -33,14 +34,19 @@ class Source:
     key_fingerprint: str | None
     rate_per_minute: int
     active: bool
+    key_rotated_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping) -> Source:
         return cls(
             code=row["code"], name=row["name"], hotline_numbers=tuple(row["hotline_numbers"]),
             key_fingerprint=row["key_fingerprint"], rate_per_minute=row["rate_per_minute"],
-            active=row["active"],
+            active=row["active"], key_rotated_at=row["key_rotated_at"],
         )
+
+    def in_overlap(self, minutes: float, now: datetime) -> bool:
+        """Still within ``minutes`` of the last key rotation (the previous key is accepted)."""
+        return self.key_rotated_at is not None and now - self.key_rotated_at <= timedelta(minutes=minutes)
 
     def to_json(self) -> dict:
         return {
@@ -74,10 +80,23 @@ def load_key(settings: Settings, code: str, env: Mapping[str, str] | None = None
         return None
 
 
-def _write_key(settings: Settings, code: str, key: str) -> Path:
+def load_previous_key(settings: Settings, code: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The key a source had before its last rotation (``HOTLINE_INGEST_KEY_<CODE>_PREVIOUS``
+    or ``<code>.previous.key``): accepted during the overlap, so a sub-centre has time to
+    switch without a refused batch."""
+    env = os.environ if env is None else env
+    if env.get(env_var(code) + "_PREVIOUS"):
+        return env[env_var(code) + "_PREVIOUS"]
+    try:
+        return (key_dir(settings) / f"{code}.previous.key").read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write_key(settings: Settings, code: str, key: str, *, name: str | None = None) -> Path:
     directory = key_dir(settings)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / f"{code}.key"
+    path = directory / (name or f"{code}.key")
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -122,8 +141,10 @@ async def add_source(
 
 
 async def rotate_key(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, code: str) -> str:
-    """A new key for a source; the old one stops working at once on this node (copy the
-    file or set the environment variable on the other web nodes)."""
+    """A new key for a source. The old one is kept as the previous key and still accepted
+    for ``[ingest] key_overlap_minutes`` after the rotation (copy both files, or set both
+    environment variables, on the other web nodes)."""
+    old = load_key(settings, code)
     key = secrets.token_urlsafe(32)
     done = await conn.fetchval(
         """UPDATE ingest_sources SET key_fingerprint = $2, key_rotated_at = now(), updated_at = now()
@@ -132,6 +153,8 @@ async def rotate_key(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings
     )
     if done is None:
         raise NotFound(f"no source {code!r}", field="code")
+    if old:
+        _write_key(settings, code, old, name=f"{code}.previous.key")
     _write_key(settings, code, key)
     return key
 

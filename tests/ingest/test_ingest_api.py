@@ -173,3 +173,23 @@ def test_caller_numbers_normalise_exactly_like_the_shared_normaliser() -> None:
                "12345", "anonymous", "138 1234 5678", "1381234567x"]
     samples += [str(random.Random(7).randint(10**10, 2 * 10**10 - 1) + i * 7919) for i in range(2000)]
     assert [_normalized(s.strip()) for s in samples] == [normalize(s).number for s in samples]
+
+
+async def test_a_rotated_key_overlaps_then_stops(subcentre, runtime, pool) -> None:
+    """After ``rotate-key`` the sub-centre's old key still signs during the overlap (no
+    refused batch while it switches), then only the new one does."""
+    from hotline.ingest.keys import rotate_key
+
+    old = subcentre.key
+    new = await rotate_key(pool, runtime.settings, subcentre.code)
+    resp = await subcentre.send("calls", [], key=old)
+    assert resp.status != 401, await resp.text()
+    resp = await subcentre.send("calls", [], key=new)
+    assert resp.status != 401, await resp.text()
+    # the overlap ([ingest] key_overlap_minutes, 60) is over
+    await pool.execute("UPDATE ingest_sources SET key_rotated_at = now() - interval '61 minutes' WHERE code = $1",
+                       subcentre.code)
+    resp = await subcentre.send("calls", [], key=old)
+    assert resp.status == 401
+    resp = await subcentre.send("calls", [], key=new)
+    assert resp.status != 401, await resp.text()

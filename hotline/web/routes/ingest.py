@@ -26,7 +26,7 @@ from hotline.errors import (
 from hotline.ingest import metrics
 from hotline.ingest.config import IngestSettings, ingest_settings
 from hotline.ingest.formats import parse_body
-from hotline.ingest.keys import fingerprint, get_source, list_sources, load_key
+from hotline.ingest.keys import fingerprint, get_source, list_sources, load_key, load_previous_key
 from hotline.ingest.ratelimit import RateLimiter
 from hotline.ingest.schema import KINDS, schema_document
 from hotline.ingest.signing import SIGNATURE_HEADER, SOURCE_HEADER, TIMESTAMP_HEADER, verify
@@ -109,6 +109,12 @@ async def ingest(request: web.Request) -> web.Response:
         log.error("ingest key of source %s on this node does not match its registered fingerprint", code)
         key = None
     signed_ok = verify(key or _NO_KEY, request.method, request.path_qs, stamp, body, sent)
+    if not signed_ok and key is not None and source is not None \
+            and source.in_overlap(cfg.key_overlap_minutes, datetime.now(UTC)):
+        previous = load_previous_key(runtime.settings, code)  # the sub-centre has not switched yet
+        signed_ok = previous is not None and verify(previous, request.method, request.path_qs, stamp, body, sent)
+        if signed_ok:
+            log.info("ingest source %s signed with its previous key (the overlap after a rotation)", code)
     if source is None or key is None or not signed_ok:
         raise _refuse("bad_signature", BadSignature(
             "the request is not signed by a registered source with its current key", field=SIGNATURE_HEADER))
