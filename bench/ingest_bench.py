@@ -251,8 +251,7 @@ async def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         url = await embedded.ensure_database("bench")
-        settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(tmp),
-                                      "HOTLINE_SECRET_KEY": "bench-secret"})
+        settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(tmp)})
         conn = await connect(url)
         await migrate(conn, ROOT / "migrations")
         await sync_registry(conn, load_registry(ROOT / "config" / "hotlines.yaml"))
@@ -289,7 +288,7 @@ async def main() -> None:
         await reset(conn)
 
         env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(tmp),
-               "HOTLINE_SECRET_KEY": "bench-secret", "HOTLINE_LOG_LEVEL": "WARNING"}
+               "HOTLINE_LOG_LEVEL": "WARNING"}
         bases = []
         for _ in range(args.servers):
             port = free_port()

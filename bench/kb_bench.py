@@ -144,8 +144,7 @@ async def main() -> None:
     embedded = EmbeddedPostgres(work)
     await embedded.start()
     url = await embedded.ensure_database()
-    settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(work / "node-a"),
-                                  "HOTLINE_SECRET_KEY": "bench"})
+    settings = load_settings(env={"HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": str(work / "node-a")})
     registry = load_registry(PROJECT_ROOT / "config" / "hotlines.yaml")
     conn = await connect(url)
     await migrate(conn, PROJECT_ROOT / "migrations")

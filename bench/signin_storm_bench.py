@@ -123,8 +123,7 @@ async def main(args: argparse.Namespace) -> None:
             "signin_concurrency = 2", f"signin_concurrency = {args.signin_concurrency}"), encoding="utf-8")
         web_port, agi_port = _free_port(), _free_port()
         env = {**os.environ, "HOTLINE_CONFIG": str(config), "HOTLINE_DATABASE_URL": url,
-               "HOTLINE_DATA_DIR": str(tmp / "var"), "HOTLINE_LOG_LEVEL": "WARNING",
-               "HOTLINE_SECRET_KEY": "bench-only-secret"}
+               "HOTLINE_DATA_DIR": str(tmp / "var"), "HOTLINE_LOG_LEVEL": "WARNING"}
         proc = await asyncio.create_subprocess_exec(
             str(ROOT / ".venv" / "bin" / "hotline"), "serve", "--no-scheduler", "--no-workers",
             "--web-port", str(web_port), "--agi-port", str(agi_port), env=env,

@@ -60,7 +60,7 @@ def cpu_seconds(pid: int) -> float:
 def settings_for(url: str, data_dir: str, port: int = 0):  # type: ignore[no-untyped-def]
     return load_settings(PROJECT_ROOT / "config" / "hotline.toml", env={
         "HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": data_dir, "HOTLINE_WEB_PORT": str(port),
-        "HOTLINE_SECRET_KEY": "bench-secret-key-not-for-production", "HOTLINE_LOG_LEVEL": "WARNING"})
+        "HOTLINE_LOG_LEVEL": "WARNING"})
 
 
 async def serve_only(url: str, port: int, data_dir: str) -> None:

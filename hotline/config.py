@@ -3,16 +3,16 @@ overrides into typed, frozen objects.
 
 Every setting has a default, so an empty file is a valid configuration. The
 environment wins over the file so that an operator (or a test) can move a port or
-point at another database without editing files.  Secrets never have a default
-that could reach production: ``secret_key`` is generated per data directory when
-it is not configured (see :func:`hotline.config.load_settings`).
+point at another database without editing files. Secrets are never settings of
+this file: they come from the environment (``HOTLINE_AMI_SECRET``, the ingest
+keys). Browser sessions are random tokens kept server-side (only their hash is
+stored), so nothing here signs tokens and there is no node secret to configure.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -82,7 +82,6 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     timezone: str = "Asia/Shanghai"
-    secret_key: str = ""
     #: demo mode seeds demo users and traffic; refused unless explicitly enabled
     demo: bool = False
     #: sections this module does not know, for feature packages to parse themselves
@@ -111,7 +110,6 @@ _ENV_OVERRIDES: tuple[tuple[str, str | None, str, type], ...] = (
     ("HOTLINE_LOG_LEVEL", None, "log_level", str),
     ("HOTLINE_LOG_FORMAT", None, "log_format", str),
     ("HOTLINE_TIMEZONE", None, "timezone", str),
-    ("HOTLINE_SECRET_KEY", None, "secret_key", str),
     ("HOTLINE_DEMO", None, "demo", bool),
 )
 
@@ -237,19 +235,3 @@ def _validate_web(web: WebSettings) -> None:
         if not 0 <= value <= 1024 or (name == "signin_concurrency" and value == 0):
             raise ConfigError(f"web.{name} must be within {int(name == 'signin_concurrency')}..1024, got {value}",
                               field=f"web.{name}")
-
-
-def secret_key(settings: Settings) -> str:
-    """The configured secret, or one generated once and kept in the data directory
-    (mode 0600), so a single-node install never ships a shared default secret."""
-    if settings.secret_key:
-        return settings.secret_key
-    path = settings.data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key

@@ -131,7 +131,6 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
             "HOTLINE_DATA_DIR": str(tmp_path / "var"),
             "HOTLINE_WEB_PORT": "0",
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_SECRET_KEY": "test-secret-key-not-for-production",
         },
     )
 

@@ -73,3 +73,16 @@ def test_feature_sections_are_typed_and_checked(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             section_settings(load_settings(path, env={}), "feature", Feature)
         assert err.value.field == field
+
+
+def test_there_is_no_node_secret_key_to_set(tmp_path) -> None:
+    """Sessions are random server-side tokens: no setting pretends to sign anything, and
+    a leftover ``secret_key`` in the file is refused by name rather than silently unused."""
+    from hotline.config import Settings
+
+    assert not hasattr(Settings(), "secret_key")
+    path = tmp_path / "hotline.toml"
+    path.write_text('secret_key = "s3cret"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, env={})
+    assert refused.value.field == "secret_key"

@@ -11,8 +11,7 @@ from hotline.ingest.keys import fingerprint, key_dir
 
 
 def _env(settings, db_url: str) -> dict[str, str]:
-    return {"HOTLINE_DATABASE_URL": db_url, "HOTLINE_DATA_DIR": str(settings.data_dir),
-            "HOTLINE_SECRET_KEY": "test-secret-key-not-for-production"}
+    return {"HOTLINE_DATABASE_URL": db_url, "HOTLINE_DATA_DIR": str(settings.data_dir)}
 
 
 async def test_add_source_writes_a_private_key_file_and_only_a_fingerprint(settings, db_url, pool, monkeypatch,

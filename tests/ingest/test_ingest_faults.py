@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 async def _start_server(settings, db_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "HOTLINE_DATABASE_URL": db_url, "HOTLINE_DATA_DIR": str(settings.data_dir),
-           "HOTLINE_SECRET_KEY": "test-secret-key-not-for-production", "HOTLINE_LOG_LEVEL": "WARNING"}
+           "HOTLINE_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--no-agi", "--no-scheduler", "--no-workers",
          "--web-port", str(port)],
