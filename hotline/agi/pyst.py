@@ -29,7 +29,7 @@ from hotline.agi.protocol import (
     AgiRequest,
     build_request,
     decode_value,
-    quote_arg,
+    encode_command,
 )
 from hotline.calls.channel import ChannelHungUp
 
@@ -58,6 +58,8 @@ class PystChannel(AgiChannelBase):
     def __init__(self, agi: Any) -> None:
         super().__init__()
         self.agi = agi
+        #: arguments cut to fit Asterisk's 2 KB command buffer (as on the FastAGI session)
+        self.truncated: list[str] = []
         lines, problems = [], []
         for key, value in agi.env.items():
             if _KEY_RE.match(key):
@@ -77,7 +79,13 @@ class PystChannel(AgiChannelBase):
             raise ChannelHungUp("stdin closed")
         try:
             self.agi.test_hangup()  # SIGHUP from Asterisk
-            self.agi.send_command(name, *(quote_arg(a) for a in args))
+            # the line as the FastAGI session sends it: quoted, at most MAX_COMMAND_BYTES
+            # (pyst2 writes the text it is given plus a newline)
+            before = len(self.truncated)
+            line = encode_command(name, *args, notes=self.truncated).decode("utf-8").rstrip("\n")
+            for note in self.truncated[before:]:
+                log.warning("classic AGI: %s", note)
+            self.agi.send_command(line)
             return await self._read_reply()
         except AGIHangup as exc:
             self._hung_up = True

@@ -57,3 +57,21 @@ async def test_a_session_never_sends_more_than_the_buffer(runtime) -> None:
     assert len(transcript.commands[0].line.encode()) + 1 <= MAX_COMMAND_BYTES
     assert transcript.var("HOTLINE_KB_IDS").startswith("kb-000000,kb-000001")
     assert len(seen) == 1 and "SET VARIABLE" in seen[0]
+
+
+async def test_the_classic_agi_path_is_capped_too() -> None:
+    """``agi_scripts/*.py`` talk through pyst2: the same cap, the same note."""
+    import io
+
+    from asterisk.agi import AGI
+
+    from hotline.agi.pyst import PystChannel
+
+    stdin = io.StringIO("agi_request: incoming\nagi_uniqueid: cap-2\n\n200 result=1\n")
+    stdout = io.StringIO()
+    channel = PystChannel(AGI(stdin=stdin, stdout=stdout, stderr=io.StringIO()))
+    await channel.set_variable("HOTLINE_KB_IDS", ",".join(f"kb-{i:06d}" for i in range(1000)))
+    sent = stdout.getvalue()
+    assert sent.startswith('SET VARIABLE "HOTLINE_KB_IDS" "kb-000000,kb-000001')
+    assert len(sent.encode("utf-8")) <= MAX_COMMAND_BYTES and sent.endswith('"\n')
+    assert len(channel.truncated) == 1 and "argument 2" in channel.truncated[0]
