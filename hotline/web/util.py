@@ -8,6 +8,7 @@ import enum
 import functools
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, overload
 
@@ -92,13 +93,24 @@ def query_int(request: web.Request, name: str, default: None, *, low: int = 1, h
 def query_int(request: web.Request, name: str, default: int | None, *, low: int = 1, high: int = MAX_PAGE) -> int | None:
     """An integer query parameter within ``low..high`` (a page's ``limit``, ``offset``, an
     id cursor), or ``default`` when absent; anything else is a 400 naming it and the value."""
-    raw = request.query.get(name)
+    return param_int(request.query, name, default, low=low, high=high)
+
+
+@overload
+def param_int(params: Mapping[str, str], name: str, default: int, *, low: int = 1, high: int = MAX_PAGE) -> int: ...
+@overload
+def param_int(params: Mapping[str, str], name: str, default: None, *, low: int = 1,
+              high: int = MAX_PAGE) -> int | None: ...
+def param_int(params: Mapping[str, str], name: str, default: int | None, *, low: int = 1,
+              high: int = MAX_PAGE) -> int | None:
+    """:func:`query_int` over any parameter mapping (a query string, a form)."""
+    raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError(f"{name} must be a whole number, got {raw!r}", field=name, value=raw) from None
+        raise ValidationError(f"{name} 必须是整数，收到 {raw!r}", field=name, value=raw) from None
     if not low <= value <= high:
-        raise ValidationError(f"{name} must be within {low}..{high}, got {value}", field=name, value=raw)
+        raise ValidationError(f"{name} 必须在 {low} 到 {high} 之间，收到 {value}", field=name, value=raw)
     return value

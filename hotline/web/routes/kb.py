@@ -24,25 +24,12 @@ from hotline.kb.suggest import suggest
 from hotline.kb.synonyms import clean_group, load_db
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, param_int, read_json
 
 TAGS = ["knowledge base"]
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
-
-
-def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} 必须是整数", field=name, value=raw) from None
-    if not low <= value <= high:
-        raise ValidationError(f"{name} 必须在 {low} 到 {high} 之间", field=name, value=value)
-    return value
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool | None:
@@ -116,7 +103,8 @@ async def _search(request: web.Request, params: Mapping[str, str]) -> dict[str, 
         text=params.get("q", ""), hotline=params.get("hotline") or None,
         category=params.get("category") or None, unit=params.get("unit") or None,
         material_type=material_type, state=state, live_only=_flag(params, "live"),
-        page=_int(params, "page", 1, 1, 1000), per_page=_int(params, "per_page", 10, 1, settings.max_page_size),
+        page=param_int(params, "page", 1, low=1, high=1000),
+        per_page=param_int(params, "per_page", 10, low=1, high=settings.max_page_size),
         visibility=visibility)
     kb = await get_kb(runtime)
     return await kb.search(req)
@@ -128,7 +116,7 @@ async def _search(request: web.Request, params: Mapping[str, str]) -> dict[str, 
 async def suggest_(request: web.Request) -> web.Response:
     """Suggested articles for the screen-pop: a line plus the caller's words."""
     items = await suggest(request.app[RUNTIME], hotline_number=request.query.get("hotline") or None,
-                          text=request.query.get("text"), limit=_int(request.query, "limit", 5, 1, 20))
+                          text=request.query.get("text"), limit=param_int(request.query, "limit", 5, low=1, high=20))
     return json_response({"items": items})
 
 
@@ -140,8 +128,8 @@ async def list_articles(request: web.Request) -> web.Response:
     return json_response(await store.list_articles(
         request.app[RUNTIME].pool, current_user(request), unit_code=request.query.get("unit") or None,
         state=request.query.get("state") or None, title=request.query.get("title") or None,
-        hotline=request.query.get("hotline") or None, page=_int(request.query, "page", 1, 1, 10_000),
-        per_page=_int(request.query, "per_page", 20, 1, 100)))
+        hotline=request.query.get("hotline") or None, page=param_int(request.query, "page", 1, low=1, high=10_000),
+        per_page=param_int(request.query, "per_page", 20, low=1, high=100)))
 
 
 _CONTENT_SCHEMA = {
@@ -283,7 +271,7 @@ async def review_due(request: web.Request) -> web.Response:
     """What is due for review per unit: review date or validity end near, or flagged."""
     return json_response(await store.review_due(
         request.app[RUNTIME].pool, current_user(request), unit_code=request.query.get("unit") or None,
-        within_days=_int(request.query, "days", 30, 0, 3650)))
+        within_days=param_int(request.query, "days", 30, low=0, high=3650)))
 
 
 @requires()
