@@ -59,7 +59,6 @@ class LiveCalls:
         self.ctx = ctx
         self.hangup_grace = hangup_grace
         self._pending: set[asyncio.Task[None]] = set()
-        self.handled = 0
 
     async def __call__(self, event: dict[str, str]) -> None:
         kind = event.get("Event", "")
@@ -79,7 +78,6 @@ class LiveCalls:
         if not uid:
             return
         await self.ctx.writer.write(make_entry(op, uid, data))
-        self.handled += 1
 
     async def _agent_connect(self, event: dict[str, str]) -> None:
         # the member's gosub nearly always reported this answer already (through the AGI):
@@ -99,12 +97,12 @@ class LiveCalls:
         await asyncio.sleep(self.hangup_grace)
         try:
             async with self.ctx.store.connection() as conn:
-                ended = await conn.fetchval("SELECT ended_at IS NOT NULL FROM calls WHERE call_uid = $1", uid)
+                row = await conn.fetchrow("SELECT ended_at IS NOT NULL AS ended FROM calls WHERE call_uid = $1", uid)
         except DatabaseDown:
-            ended = None  # unknown: journal the end; a second end is a no-op when applied
-        if ended:
-            return
-        if ended is False:
+            row = None  # unknown: journal the end; a second end is a no-op when applied
+        else:
+            if row is None or row["ended"]:
+                return  # not a citizen's call (another hotline-* channel), or already ended
             log.info("call %s: hung up without the AGI hangup report; ended from the AMI event", uid)
         await self._write("end", uid, {"at": at, "cause": event.get("Cause") or None,
                                        "source": "ami"})
