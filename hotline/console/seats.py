@@ -96,8 +96,6 @@ class SeatChange:
 #: and its reading the seats
 PBX_LOCK = 1_2345_0060
 
-_COLS = "user_id, state, reason, since, current_call_id, interface, skills"
-
 
 def _seat(row: Any) -> Seat:
     return Seat(row["user_id"], row["state"], row["reason"], row["since"],
@@ -137,7 +135,7 @@ async def change_state(
         if pbx is not None:
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", PBX_LOCK)
         await get_seat(conn, user_id)
-        row = await conn.fetchrow(f"SELECT {_COLS} FROM seats WHERE user_id = $1 FOR UPDATE", user_id)  # noqa: S608
+        row = await conn.fetchrow(f"SELECT {store.SEAT_COLUMNS} FROM seats WHERE user_id = $1 FOR UPDATE", user_id)  # noqa: S608
         current = _seat(row)
         if state == current.state and reason == current.reason:
             return SeatChange(current)
