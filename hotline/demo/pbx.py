@@ -47,16 +47,6 @@ def phone_of(interface: str) -> str:
     return f"Local/{interface.rsplit('/', 1)[-1]}@agents"
 
 
-def settings_for(settings: Settings, pbx: AsteriskSandbox) -> Settings:
-    """The node's settings pointed at the sandbox: AMI, Asterisk's records."""
-    extra = {k: dict(v) for k, v in settings.extra.items()}
-    extra.setdefault("calls", {}).update(
-        ami_host="127.0.0.1", ami_port=pbx.ami_port, ami_username=pbx.ami_username, ami_secret=pbx.ami_secret)
-    extra.setdefault("ingest", {}).update(
-        cdr_csv=str(pbx.cdr_csv), queue_log=str(pbx.queue_log), cdr_timezone=pbx.tz)
-    return replace(settings, extra=extra)
-
-
 async def start_demo_pbx(settings: Settings, registry: Registry) -> tuple[Settings, Registry, AsteriskSandbox | None]:
     """Start the sandbox PBX for this demo node; returns the settings and registry the
     node runs with (unchanged, and None, when there is no Asterisk or no fixed AGI port)."""
@@ -76,7 +66,7 @@ async def start_demo_pbx(settings: Settings, registry: Registry) -> tuple[Settin
                       generate_queues(registry, calls))
     await asyncio.to_thread(pbx.start)
     log.info("demo: Asterisk sandbox running in %s (AMI 127.0.0.1:%d)", pbx.root, pbx.ami_port)
-    return settings_for(settings, pbx), registry, pbx
+    return pbx.wire(settings), registry, pbx
 
 
 def pbx_dir(settings: Settings) -> Path:

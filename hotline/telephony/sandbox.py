@@ -26,10 +26,11 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from hotline.config import PROJECT_ROOT
+from hotline.config import PROJECT_ROOT, Settings
 
 BUNDLE = PROJECT_ROOT.parent / "shared" / "asterisk"
 
@@ -240,6 +241,18 @@ class AsteriskSandbox:
             target = self.hotline_dir / name
             if not target.exists():
                 target.write_text("")
+
+    def wire(self, settings: Settings, **sections: dict[str, Any]) -> Settings:
+        """``settings`` pointed at this PBX: its AMI account (``[calls]``) and its Master.csv
+        and queue_log (``[ingest]``), plus any further ``section={key: value}`` overrides."""
+        extra = {k: dict(v) for k, v in settings.extra.items()}
+        extra.setdefault("calls", {}).update(
+            ami_host="127.0.0.1", ami_port=self.ami_port, ami_username=self.ami_username, ami_secret=self.ami_secret)
+        extra.setdefault("ingest", {}).update(
+            cdr_csv=str(self.cdr_csv), queue_log=str(self.queue_log), cdr_timezone=self.tz)
+        for section, values in sections.items():
+            extra.setdefault(section, {}).update(values)
+        return replace(settings, extra=extra)
 
     def write_hotline(self, extensions: str, queues: str) -> None:
         (self.hotline_dir / "extensions_hotline.conf").write_text(extensions, encoding="utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -93,14 +93,9 @@ class PhoneSystem:
 
 
 def phone_settings(settings: Settings, pbx: AsteriskSandbox, **overrides: dict[str, Any]) -> Settings:
-    extra = {k: dict(v) for k, v in settings.extra.items()}
-    extra.setdefault("calls", {}).update(
-        ami_host="127.0.0.1", ami_port=pbx.ami_port, ami_username=pbx.ami_username, ami_secret=pbx.ami_secret)
-    extra.setdefault("ingest", {}).update(
-        cdr_csv=str(pbx.cdr_csv), queue_log=str(pbx.queue_log), cdr_timezone=pbx.tz, follow_interval=0.2)
-    for section, values in overrides.items():
-        extra.setdefault(section, {}).update(values)
-    return replace(settings, extra=extra)
+    """The node's settings wired to ``pbx``, its records followed every 0.2 s."""
+    ingest = {"follow_interval": 0.2, **overrides.pop("ingest", {})}
+    return pbx.wire(settings, ingest=ingest, **overrides)
 
 
 async def start_phone_system(
