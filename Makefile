@@ -53,6 +53,7 @@ test-shifted: $(STAMP) test-deps
 lint: $(STAMP)
 	$(BIN)/ruff check hotline agi_scripts tests bench
 	$(BIN)/mypy hotline
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	@for f in bench/*_bench.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hotline.agi.live_transfer import ami_mover
 from hotline.config import Settings
 from hotline.db import open_database
 from hotline.db.migrations import migrate
@@ -57,7 +58,7 @@ async def run_node(
         await _stop_demo_pbx(pbx)
         raise
     started: list[Service] = []
-    runtime = Runtime(settings, registry, db)
+    runtime = Runtime(settings, registry, db, channel_mover=ami_mover)
     try:
         if do_migrate:
             async with db.pool.acquire() as conn:

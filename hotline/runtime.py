@@ -8,7 +8,9 @@ The web app, the FastAGI server and the scheduler each receive one
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -23,6 +25,11 @@ class Runtime:
     settings: Settings
     registry: Registry
     db: Database
+    #: builds the PBX port that moves a live channel (``[calls] ami_*`` settings ->
+    #: :class:`hotline.calls.live_transfer.ChannelMover` or None). The composition
+    #: root (``hotline.node``) passes the AMI adapter; None: transfers are decided
+    #: and recorded but no channel is moved.
+    channel_mover: Callable[[Any], Any] | None = None
     _listener: EventListener | None = field(default=None, repr=False)
     _listener_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 

@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support import TEST_PASSWORD  # noqa: E402  (re-exported for older imports)
 
+from hotline.agi.live_transfer import ami_mover
 from hotline.auth import create_user
 from hotline.config import PROJECT_ROOT, Settings, load_settings
 from hotline.db import Database
@@ -138,7 +139,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def runtime(settings: Settings, registry: Registry, db_url: str) -> AsyncIterator[Runtime]:
     pool = await create_pool(db_url, settings, min_size=1, max_size=10)
-    rt = Runtime(settings, registry, Database(pool=pool, url=db_url))
+    rt = Runtime(settings, registry, Database(pool=pool, url=db_url), channel_mover=ami_mover)
     try:
         yield rt
     finally:

@@ -1,76 +1,32 @@
-"""A console transfer of a live call: the domain decides (expert or sub-centre,
-with fallback and attempt log), then the caller's channel is moved through AMI:
-``Setvar HOTLINE_XFER_*`` and ``Redirect`` to ``hotline-transfer,decided,1``,
-where the generated dialplan acts on the decision. If the PBX refuses, the
-decision is undone (the expert's seat freed, the attempt marked failed)."""
+"""The PBX side of a console transfer: :class:`AmiMover` moves a live caller
+channel through AMI (``Setvar`` then ``Redirect``) for
+:func:`hotline.calls.live_transfer.transfer_live_call`, which decides the
+transfer and undoes it when the PBX refuses. ``hotline.node`` hands
+:func:`ami_mover` to the runtime; the web routes never import this adapter."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from collections.abc import Mapping
 
 from hotline.agi.ami import AmiClient, AmiConfig, AmiError
-from hotline.calls import store
-from hotline.calls.context import CallContext
-from hotline.calls.transfer import (
-    TransferOutcome,
-    release_attempt,
-    transfer_expert,
-    transfer_subcenter,
-)
-from hotline.errors import ValidationError
-
-log = logging.getLogger("hotline.agi.transfer")
-TRANSFER_CONTEXT = "hotline-transfer"
-DECIDED_EXTEN = "decided"
-KINDS = ("expert", "subcenter")
+from hotline.calls.live_transfer import ChannelMover, ChannelNotMoved
+from hotline.calls.settings import CallSettings
 
 
-def ami_client(ctx: CallContext) -> AmiClient | None:
-    c = ctx.calls
+class AmiMover:
+    def __init__(self, client: AmiClient) -> None:
+        self.client = client
+
+    async def redirect(self, channel: str, context: str, exten: str, priority: int, *,
+                       variables: Mapping[str, str]) -> None:
+        try:
+            await self.client.redirect(channel, context, exten, priority, variables=dict(variables))
+        except AmiError as exc:
+            raise ChannelNotMoved(str(exc)) from exc
+
+
+def ami_mover(c: CallSettings) -> ChannelMover | None:
+    """The mover for ``[calls] ami_*``, or None when no AMI is configured."""
     if not c.ami_host:
         return None
-    return AmiClient(AmiConfig(c.ami_host, c.ami_port, c.ami_username, c.ami_secret, c.ami_timeout))
-
-
-async def transfer_live_call(
-    ctx: CallContext, *, call_id: int, kind: str, target: str | None = None, fallback: str | None = None,
-    requested_by: int | None = None, ami: AmiClient | None = None,
-) -> dict[str, Any]:
-    if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {list(KINDS)}", field="kind", value=kind)
-    if kind == "expert":
-        result: TransferOutcome = await transfer_expert(
-            ctx, call_id=call_id, target=target, fallback=fallback, requested_by=requested_by, via="api")
-    else:
-        result = await transfer_subcenter(ctx, call_id=call_id, target=target, requested_by=requested_by, via="api")
-    body = result.to_json()
-    client = ami or ami_client(ctx)
-    if result.outcome == "failed":
-        body.update(channel_moved=False, note="nothing to move: the call stays where it is")
-        return body
-    if client is None:
-        body.update(channel_moved=None, note="no AMI configured ([calls] ami_host): decision recorded, channel not moved")
-        return body
-    async with ctx.store.connection() as conn:
-        channel = await conn.fetchval("SELECT channel FROM calls WHERE id = $1", result.call_id)
-    try:
-        if not channel:
-            raise AmiError("the call has no Asterisk channel on record")
-        await client.redirect(channel, TRANSFER_CONTEXT, DECIDED_EXTEN, 1,
-                              variables=result.variables(ctx.calls.callback_sound))
-    except AmiError as exc:
-        log.warning("transfer of call %s: channel not moved: %s", result.call_id, exc)
-        async with ctx.store.connection() as conn:
-            async with conn.transaction():
-                await release_attempt(conn, result.attempt_id, f"channel not moved: {exc}"[:300])
-                # the citizen is still with the agent: the call is answered again
-                await store.note_on_call(conn, result.call_id, [{
-                    "step": f"transfer_{kind}", "attempt_id": result.attempt_id, "outcome": "failed",
-                    "reason": f"AMI: {exc}"[:200]}], state="answered", only_from=("transferred", "queued"))
-        body.update(outcome="failed", channel_moved=False, reason=f"channel not moved: {exc}")
-        return body
-    async with ctx.store.connection() as conn:
-        await conn.execute("UPDATE transfer_attempts SET channel_moved = true WHERE id = $1", result.attempt_id)
-    body.update(channel_moved=True, note=None)
-    return body
+    return AmiMover(AmiClient(AmiConfig(c.ami_host, c.ami_port, c.ami_username, c.ami_secret, c.ami_timeout)))

@@ -27,15 +27,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
-from aiohttp import web
 
 from hotline.auth import User
 from hotline.console import screenpop, seats, wallboard
+from hotline.jsoncodec import dumps
 from hotline.runtime import Runtime
-from hotline.web.util import dumps
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,20 @@ TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter
 WATCHED_CALLS = 20  # calls a page keeps hearing about (the latest ones)
 
 
+class Socket(Protocol):
+    """What the hub needs of a browser's WebSocket (the web route passes aiohttp's)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_str(self, data: str) -> None: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
+
+
 @dataclass(eq=False)
 class Client:
-    ws: web.WebSocketResponse
+    ws: Socket
     user: User
     token_hash: str
     calls: set[int] = field(default_factory=set)

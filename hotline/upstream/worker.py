@@ -34,9 +34,9 @@ import aiohttp
 import asyncpg
 
 from hotline.feed.changes import Change, Cursor, fetch_after
+from hotline.jsoncodec import dumps
 from hotline.upstream import metrics
 from hotline.upstream.config import UpstreamSettings
-from hotline.web.util import dumps
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 7_345_120_601  # one pushing node at a time

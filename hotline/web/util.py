@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import enum
-import functools
 import json
-import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, overload
 
 from aiohttp import web
 
 from hotline.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from hotline.jsoncodec import dumps
 
 #: the most a list route returns in one page unless it says otherwise
 MAX_PAGE = 1000
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, uuid.UUID | Path):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-dumps = functools.partial(json.dumps, ensure_ascii=False, default=_default)
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.agi.ami import AmiTestPeer
+from hotline.agi.live_transfer import ami_mover
 from hotline.agi.peer import run_call, simulate_call
 from hotline.auth import create_user
 from hotline.calls.transfer import transfer_expert
@@ -142,7 +143,8 @@ async def console(runtime: Runtime, ami: AmiTestPeer) -> AsyncIterator[TestServe
     extra = dict(runtime.settings.extra)
     extra["calls"] = {"ami_host": "127.0.0.1", "ami_port": ami.port, "ami_username": ami.username,
                       "ami_secret": ami.secret}
-    rt = Runtime(dataclasses.replace(runtime.settings, extra=extra), runtime.registry, runtime.db)
+    rt = Runtime(dataclasses.replace(runtime.settings, extra=extra), runtime.registry, runtime.db,
+                 channel_mover=ami_mover)
     server = TestServer(create_app(rt.settings, rt.registry, runtime=rt))
     await server.start_server()
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.agi.live_transfer import ami_mover
 from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
 from hotline.calls.settings import CallSettings
 from hotline.config import Settings
@@ -106,7 +107,7 @@ async def start_phone_system(
     pool = await create_pool(db_url, settings, min_size=1, max_size=10)
     async with pool.acquire() as conn:
         await sync_registry(conn, registry)
-    runtime = Runtime(settings, registry, Database(pool=pool, url=db_url))
+    runtime = Runtime(settings, registry, Database(pool=pool, url=db_url), channel_mover=ami_mover)
     system = PhoneSystem(runtime, pbx, registry)
     found = [s for s in create_services(runtime, NodeOptions(web=False, scheduler=False)) if s.name in services]
     agi = [s for s in found if s.name == "agi"]

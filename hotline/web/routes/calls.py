@@ -4,7 +4,7 @@ and the console's transfer buttons (``POST /api/v1/calls/{id}/transfer``).
 Caller numbers are masked unless the viewer needs them (the agent or expert on
 that call, a supervisor) and asks with ``?unmask=1``; every unmasked view is
 audited. Thin: the domain is :mod:`hotline.calls`; the channel is moved by
-:mod:`hotline.agi.live_transfer` (AMI).
+:mod:`hotline.calls.live_transfer` (the PBX moves the channel through the runtime's mover).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.agi.live_transfer import KINDS, transfer_live_call
 from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.calls.context import CallContext
+from hotline.calls.live_transfer import KINDS, transfer_live_call
 from hotline.calls.queries import call_json, get_call, is_on_call, list_calls, transfer_attempts
 from hotline.calls.settings import EXPERT_FALLBACKS
 from hotline.errors import Forbidden, NotFound, ValidationError
@@ -161,9 +161,11 @@ async def call_transfer(request: web.Request) -> web.Response:
             raise NotFound(f"call {call_id} not found", field="id")
         if not on_call:
             raise Forbidden("只有正在接听该来电的话务员、被转接的专家座席或班长可以转接这通来电", field="id")
-    ctx = CallContext.for_runtime(request.app[RUNTIME])
+    runtime = request.app[RUNTIME]
+    ctx = CallContext.for_runtime(runtime)
+    mover = runtime.channel_mover(ctx.calls) if runtime.channel_mover else None
     result = await transfer_live_call(ctx, call_id=call_id, kind=kind, target=target or None,
-                                      fallback=fallback, requested_by=user.id)
+                                      fallback=fallback, requested_by=user.id, mover=mover)
     return json_response(result)
 
 

@@ -1,5 +1,9 @@
 """Retention of the change log: changes older than ``[feed] retention_days`` are
-pruned, never past the upstream worker's cursor while a push is configured."""
+pruned, never past the upstream worker's cursor while a push is configured.
+
+The job lives with the upstream push (the change log's consumer that must not lose
+changes) so that ``feed`` knows nothing of ``upstream`` (no package cycle); it runs
+whether or not a push is configured."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Citizen calls: routing, the one writer of calls and seats, transfers, the journal."""
