@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - tickets package absent
 
 async def summaries(runtime: Runtime, ids: list[int]) -> list[dict[str, Any]]:
     rows = await runtime.pool.fetch(
-        """SELECT t.id, t.state, t.kind, t.urgency, t.subject, left(t.facts, 300) AS facts, t.location,
+        """SELECT t.id, t.number, t.state, t.kind, t.urgency, t.subject, left(t.facts, 300) AS facts, t.location,
                   t.hotline_number, t.category_code, c.name AS category_name, t.lead_unit_code,
                   un.name AS lead_unit_name, t.caller_name, t.caller_number, t.confidential,
                   t.answer, t.created_at, t.closed_at

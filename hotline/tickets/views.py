@@ -54,7 +54,7 @@ def _caller(row: Any, user: User, reveal: bool) -> dict[str, Any]:
 
 def summary(row: Any, user: User) -> dict[str, Any]:
     return {
-        "id": row["id"], "state": row["state"], "state_name": STATE_NAMES_ZH[row["state"]],
+        "id": row["id"], "number": row["number"], "state": row["state"], "state_name": STATE_NAMES_ZH[row["state"]],
         "hotline_number": row["hotline_number"], "channel": row["channel"], "kind": row["kind"],
         "kind_name": KIND_NAMES_ZH[row["kind"]], "category_code": row["category_code"], "urgency": row["urgency"],
         "subject": row["subject"], "lead_unit_code": row["lead_unit_code"], "confidential": row["confidential"],

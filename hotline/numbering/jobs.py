@@ -1,0 +1,18 @@
+"""Daily: keep the next days' ticket-number sequences created ahead of time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hotline.numbering import numbering_settings, prepare
+from hotline.runtime import Runtime
+from hotline.scheduler import JobScheduler
+
+
+async def prepare_sequences(runtime: Runtime) -> None:
+    cfg = numbering_settings(runtime.settings)
+    await prepare(runtime.pool, datetime.now(runtime.settings.tz).date(), cfg.prepare_days)
+
+
+def register(scheduler: JobScheduler) -> None:
+    scheduler.add_exclusive_job("numbering.prepare_sequences", prepare_sequences, "cron", hour=0, minute=5)
