@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,19 +31,13 @@ import asyncpg
 
 from hotline.feed.changes import Change, Cursor, fetch_after
 from hotline.jsoncodec import dumps
+from hotline.outbound import SendResult, post_json, signed_headers
+from hotline.outbound import backoff as _backoff
 from hotline.upstream import metrics
 from hotline.upstream.config import UpstreamSettings
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 7_345_120_601  # one pushing node at a time
-_UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    ok: bool
-    kind: str = "ok"  # ok | unavailable | refused
-    error: str = ""
 
 
 def idempotency_key(change: Change) -> str:
@@ -62,9 +52,7 @@ def payload(change: Change) -> dict[str, Any]:
 
 
 def backoff(cfg: UpstreamSettings, failures: int) -> float:
-    if failures <= 0:
-        return 0.0
-    return float(min(cfg.backoff_max, cfg.backoff_base * 2 ** (failures - 1)))
+    return _backoff(cfg.backoff_base, cfg.backoff_max, failures)
 
 
 class UpstreamWorker:
@@ -82,31 +70,13 @@ class UpstreamWorker:
             await self.session.close()
             self.session = None
 
-    def _signed_headers(self, body: bytes, key: str) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        if self._key:
-            ts = str(int(time.time()))
-            path = urlsplit(self.cfg.url).path or "/"
-            text = "\n".join(("POST", path, ts, hashlib.sha256(body).hexdigest())).encode()
-            headers["X-Hotline-Timestamp"] = ts
-            headers["X-Hotline-Signature"] = "v1=" + hmac.new(self._key.encode(), text, hashlib.sha256).hexdigest()
-        return headers
-
     async def send(self, changes: Sequence[Change]) -> SendResult:
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout))
         body = dumps({"records": [payload(c) for c in changes]}).encode()
         key = idempotency_key(changes[0]) if len(changes) == 1 else \
             f"hotline:{changes[0].cursor}..{changes[-1].cursor}"
-        try:
-            async with self.session.post(self.cfg.url, data=body, headers=self._signed_headers(body, key)) as resp:
-                text = (await resp.text())[:500]
-                if 200 <= resp.status < 300:
-                    return SendResult(True)
-                kind = "unavailable" if resp.status in _UNAVAILABLE_STATUS else "refused"
-                return SendResult(False, kind, f"HTTP {resp.status}: {text}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return SendResult(False, "unavailable", f"{type(exc).__name__}: {exc}")
+        return await post_json(self.session, self.cfg.url, body, signed_headers(body, self.cfg.url, key, self._key))
 
     async def step(self) -> str:
         """One round: ``sent``, ``idle``, ``waiting`` (backing off), ``failed`` or ``dead``."""

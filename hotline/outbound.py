@@ -1,0 +1,55 @@
+"""Outbound HTTP delivery, one way for every sender (the upstream push, the
+notification gateway): a POST of a JSON body, optionally signed like ingest
+(HMAC-SHA256 over method, path, timestamp and body hash), classified as delivered,
+**unavailable** (connection refused, timeout, 408/429/502/503/504: nothing is wrong
+with the message, wait and resend) or **refused** (any other non-2xx: the message
+counts an attempt), and the capped exponential backoff between tries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool
+    kind: str = "ok"  # ok | unavailable | refused
+    error: str = ""
+
+
+def backoff(base: float, cap: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row: base, 2·base, 4·base … ≤ cap."""
+    if failures <= 0:
+        return 0.0
+    return float(min(cap, base * 2 ** (failures - 1)))
+
+
+def signed_headers(body: bytes, url: str, idempotency_key: str, key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+    if key:
+        ts = str(int(time.time()))
+        path = urlsplit(url).path or "/"
+        text = "\n".join(("POST", path, ts, hashlib.sha256(body).hexdigest())).encode()
+        headers["X-Hotline-Timestamp"] = ts
+        headers["X-Hotline-Signature"] = "v1=" + hmac.new(key.encode(), text, hashlib.sha256).hexdigest()
+    return headers
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+    try:
+        async with session.post(url, data=body, headers=headers) as resp:
+            text = (await resp.text())[:500]
+            if 200 <= resp.status < 300:
+                return SendResult(True)
+            kind = "unavailable" if resp.status in UNAVAILABLE_STATUS else "refused"
+            return SendResult(False, kind, f"HTTP {resp.status}: {text}")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return SendResult(False, "unavailable", f"{type(exc).__name__}: {exc}")
