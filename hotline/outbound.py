@@ -53,3 +53,12 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, heade
             return SendResult(False, kind, f"HTTP {resp.status}: {text}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return SendResult(False, "unavailable", f"{type(exc).__name__}: {exc}")
+
+
+def public_endpoint(url: str) -> str | None:
+    """The endpoint without credentials or query (for status pages and logs)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"

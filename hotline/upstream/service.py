@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from hotline.outbound import public_endpoint
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 from hotline.upstream.config import UpstreamSettings, upstream_settings
-from hotline.upstream.worker import UpstreamWorker, public_endpoint
+from hotline.upstream.worker import UpstreamWorker
 
 
 class UpstreamService:

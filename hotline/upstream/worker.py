@@ -24,14 +24,13 @@ import logging
 import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 
 from hotline.feed.changes import Change, Cursor, fetch_after
 from hotline.jsoncodec import dumps
-from hotline.outbound import SendResult, post_json, signed_headers
+from hotline.outbound import SendResult, post_json, public_endpoint, signed_headers
 from hotline.outbound import backoff as _backoff
 from hotline.upstream import metrics
 from hotline.upstream.config import UpstreamSettings
@@ -269,15 +268,6 @@ async def status(pool: asyncpg.Pool, cfg: UpstreamSettings) -> dict[str, Any]:
     cursor = f"{data.pop('cursor_txid')}-{data.pop('cursor_id')}"
     return {"enabled": cfg.enabled, "endpoint": public_endpoint(cfg.url), "cursor": cursor,
             "max_attempts": cfg.max_attempts, **data}
-
-
-def public_endpoint(url: str) -> str | None:
-    """The endpoint without credentials or query (for status pages and logs)."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def dead_letter_json(row: asyncpg.Record) -> dict[str, Any]:
