@@ -1,5 +1,6 @@
 """What every part of a running node shares: settings, the registry, the database,
-and the node's one event listener.
+the node's one event listener and the working-day calendar (read once per version,
+in the node's time zone).
 
 The web app, the FastAGI server and the scheduler each receive one
 :class:`Runtime`; nothing is kept in module globals.
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.calendar.store import CalendarStore
 from hotline.config import Settings
 from hotline.db import Database
 from hotline.events import EventListener
@@ -32,6 +34,14 @@ class Runtime:
     channel_mover: Callable[[Any], Any] | None = None
     _listener: EventListener | None = field(default=None, repr=False)
     _listener_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _calendars: CalendarStore | None = field(default=None, repr=False)
+
+    @property
+    def calendars(self) -> CalendarStore:
+        """The node's calendar store (every deadline of the node in ``settings.tz``)."""
+        if self._calendars is None:
+            self._calendars = CalendarStore(self.settings.tz)
+        return self._calendars
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -2,6 +2,6 @@
 working-time arithmetic in the hotline's time zone (Asia/Shanghai)."""
 
 from hotline.calendar.core import WorkCalendar
-from hotline.calendar.store import load_calendar, load_year_file, seed_years
+from hotline.calendar.store import CalendarStore, load_calendar, load_year_file, seed_years
 
-__all__ = ["WorkCalendar", "load_calendar", "load_year_file", "seed_years"]
+__all__ = ["CalendarStore", "WorkCalendar", "load_calendar", "load_year_file", "seed_years"]

@@ -19,23 +19,38 @@ CALENDAR_DIR = PROJECT_ROOT / "config" / "calendar"
 KINDS = ("holiday", "workday")
 
 
-_cache: dict[tuple[str, str], tuple[int, WorkCalendar]] = {}
+class CalendarStore:
+    """The calendar as a node keeps it: read again only when its version changes.
+    One per runtime (never a module global), in the node's time zone, so every part
+    of a node computes deadlines in the same zone."""
+
+    def __init__(self, tz: ZoneInfo = SHANGHAI) -> None:
+        self.tz = tz
+        self._cached: dict[str, tuple[int, WorkCalendar]] = {}  # database -> (version, calendar)
+
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool, *,
+                   version: tuple[str, int] | None = None) -> WorkCalendar:
+        """The calendar, from memory when its version (``(database, version)``, read
+        here unless given) has not changed since it was last read."""
+        if version is None:
+            version = await _version(conn)
+        cached = self._cached.get(version[0])
+        if cached is not None and cached[0] == version[1]:
+            return cached[1]
+        cal = await _read_calendar(conn, self.tz)
+        self._cached[version[0]] = (version[1], cal)
+        return cal
+
+
+async def _version(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[str, int]:
+    row = await conn.fetchrow("SELECT current_database() AS db, version FROM calendar_version WHERE id = 1")
+    return (row["db"], row["version"]) if row else ("", -1)
 
 
 async def load_calendar(conn: asyncpg.Connection | asyncpg.Pool, tz: ZoneInfo = SHANGHAI, *,
                         version: tuple[str, int] | None = None) -> WorkCalendar:
-    """The calendar, from memory when its version (``(database, version)``, read
-    here unless given) has not changed since it was last read."""
-    if version is None:
-        row = await conn.fetchrow("SELECT current_database() AS db, version FROM calendar_version WHERE id = 1")
-        version = (row["db"], row["version"]) if row else ("", -1)
-    key = (version[0], str(tz))
-    cached = _cache.get(key)
-    if cached is not None and cached[0] == version[1]:
-        return cached[1]
-    cal = await _read_calendar(conn, tz)
-    _cache[key] = (version[1], cal)
-    return cal
+    """The calendar read now (no cache; a node keeps a :class:`CalendarStore`)."""
+    return await _read_calendar(conn, tz)
 
 
 async def _read_calendar(conn: asyncpg.Connection | asyncpg.Pool, tz: ZoneInfo) -> WorkCalendar:

@@ -18,12 +18,14 @@ Pause = tuple[datetime, datetime | None]
 PAUSING_STAGES = ("handle",)
 
 
-def budget_of(cal: WorkCalendar, amount: float, unit: str) -> tuple[timedelta, bool]:
-    """``(budget, natural_time)`` of a policy amount."""
+def budget_of(cal: WorkCalendar, amount: float, unit: str, *, wall: bool = False) -> tuple[timedelta, bool]:
+    """``(budget, natural_time)`` of a policy amount. ``wall``: the stage runs on the
+    wall clock for this urgency (config ``time_basis``), so working days count as
+    24 h days and working hours as hours."""
     if unit == "working_days":
-        return cal.day_length * float(amount), False
+        return (timedelta(days=float(amount)), True) if wall else (cal.day_length * float(amount), False)
     if unit == "working_hours":
-        return timedelta(hours=float(amount)), False
+        return timedelta(hours=float(amount)), wall
     if unit == "hours":
         return timedelta(hours=float(amount)), True
     return timedelta(days=float(amount)), True
@@ -73,6 +75,25 @@ def pauses_from_history(events: Sequence[Any]) -> list[Pause]:
     return out
 
 
+def cap_pauses(cal: WorkCalendar, pauses: Sequence[Pause], cap: timedelta) -> list[Pause]:
+    """The pauses with at most ``cap`` of working time paused in total: the part of
+    a pause beyond the cap counts again (an open pause ends when the cap is used)."""
+    out: list[Pause] = []
+    remaining = cap
+    for p0, p1 in sorted(pauses, key=lambda p: p[0]):
+        if remaining <= timedelta(0):
+            break
+        length = cal.between(p0, p1) if p1 is not None else None
+        if length is not None and length <= remaining:
+            out.append((p0, p1))
+            remaining -= length
+            continue
+        end = cal.add(p0, remaining)
+        out.append((p0, end if p1 is None else min(end, p1)))
+        remaining = timedelta(0)
+    return out
+
+
 async def select_policies(conn: asyncpg.Connection, ticket: Any, stages: Sequence[str]) -> dict[str, Any]:
     """The most specific active policy per stage: urgency, then category (nearest
     ancestor), then line, then kind."""
@@ -103,11 +124,15 @@ def _next_check(marks: Sequence[datetime | None], fired: int) -> datetime | None
 async def start_clocks(
     conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, at: datetime,
     clocks: Sequence[tuple[str, int | None, str | None, datetime | None]],
+    *, caps: dict[int, datetime] | None = None,
 ) -> int:
     """Start clocks ``(stage, leg_id, unit_code, due_at)`` in one round trip; a
     ``due_at`` sets an explicit (wall-clock) deadline. A stage with no matching
-    policy and no ``due_at`` gets no clock. Returns how many were started."""
-    levels = list(load_sla_config().alert_levels)
+    policy and no ``due_at`` gets no clock. ``caps`` (leg id -> instant): a handle
+    clock of that leg is due no later (a lower level cannot outlast its parent).
+    Returns how many were started."""
+    config = load_sla_config()
+    levels = list(config.alert_levels)
     policies = await select_policies(conn, ticket, sorted({c[0] for c in clocks if c[3] is None}))
     rows = []
     for stage, leg_id, unit_code, due_at in clocks:
@@ -116,17 +141,23 @@ async def start_clocks(
         elif stage in policies:
             policy = policies[stage]
             policy_id = policy["id"]
-            budget, natural = budget_of(cal, policy["amount"], policy["unit"])
+            budget, natural = budget_of(cal, policy["amount"], policy["unit"],
+                                        wall=config.is_wall(ticket["urgency"], stage))
         else:
             continue
         deadline, marks = compute(cal, at, budget, natural, [], levels)
+        cap = (caps or {}).get(leg_id) if leg_id is not None and stage == "handle" else None
+        if cap is not None and cap > at and deadline is not None and deadline > cap:
+            policy_id, budget, natural = None, cap - at, True
+            deadline, marks = compute(cal, at, budget, natural, [], levels)
         rows.append((ticket["id"], leg_id, stage, policy_id, budget, natural, at, deadline, levels, marks,
                      _next_check(marks, 0), ticket["hotline_number"], unit_code or ticket.get("lead_unit_code")))
     if rows:
         await conn.executemany(
             """INSERT INTO sla_clocks (ticket_id, leg_id, stage, policy_id, budget, natural_time, started_at,
-                                       deadline, levels, marks, next_check_at, hotline_number, unit_code)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""", rows)
+                                       deadline, levels, marks, next_check_at, hotline_number, unit_code, base_budget)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                       CASE WHEN $4::bigint IS NULL THEN $5::interval END)""", rows)
     return len(rows)
 
 
@@ -138,11 +169,15 @@ async def start_clock(conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, 
 
 async def stop_clocks(conn: asyncpg.Connection, ticket_id: int, at: datetime, *, stages: Sequence[str] | None = None,
                       leg_id: int | None = None, any_leg: bool = False, cancel: bool = False) -> int:
-    """Stop running clocks of a ticket (met when stopped by the deadline, else missed)."""
+    """Stop running clocks of a ticket: met when stopped by the deadline, else missed.
+    ``cancel`` (the work moved elsewhere: redispatch, merge) marks a clock cancelled
+    only if it was still on time at ``at``: a unit that held a ticket past its
+    deadline keeps the lateness on record (and in the on-time rates)."""
     result = await conn.execute(
         """UPDATE sla_clocks SET stopped_at = $2, next_check_at = NULL, updated_at = now(),
-                  outcome = CASE WHEN $6 THEN 'cancelled'
-                                 WHEN deadline IS NULL OR $2 <= deadline THEN 'met' ELSE 'missed' END
+                  outcome = CASE WHEN deadline IS NOT NULL AND $2 > deadline THEN 'missed'
+                                 WHEN $6 THEN 'cancelled' ELSE 'met' END,
+                  overdue = overdue OR (deadline IS NOT NULL AND $2 > deadline)
             WHERE ticket_id = $1 AND stopped_at IS NULL
               AND ($3::text[] IS NULL OR stage = ANY($3::text[]))
               AND ($5 OR leg_id IS NOT DISTINCT FROM $4)""",
@@ -151,14 +186,24 @@ async def stop_clocks(conn: asyncpg.Connection, ticket_id: int, at: datetime, *,
     return int(result.split()[-1])
 
 
+async def stop_clock(conn: asyncpg.Connection, clock_id: int, at: datetime) -> None:
+    """Stop one running clock (met by its deadline, else missed)."""
+    await conn.execute(
+        """UPDATE sla_clocks SET stopped_at = $2, next_check_at = NULL, updated_at = now(),
+                  outcome = CASE WHEN deadline IS NULL OR $2 <= deadline THEN 'met' ELSE 'missed' END,
+                  overdue = overdue OR (deadline IS NOT NULL AND $2 > deadline)
+            WHERE id = $1 AND stopped_at IS NULL""", clock_id, at)
+
+
 async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: Sequence[int] | None = None,
                     start_before: datetime | None = None, batch: int = 5000) -> int:
     """Recompute budget, deadline and marks of running clocks (all, of some tickets,
     or those started before a date); already fired levels stay fired."""
     rows = await conn.fetch(
         """SELECT c.id, c.ticket_id, c.stage, c.started_at, c.budget, c.natural_time, c.levels, c.fired,
-                  c.policy_id, p.amount, p.unit, coalesce(l.extension_minutes, 0) AS extension_minutes
+                  c.policy_id, p.amount, p.unit, coalesce(c.base_budget, c.budget) AS base_budget, coalesce(l.extension_minutes, 0) AS extension_minutes, t.urgency
              FROM sla_clocks c
+             JOIN tickets t ON t.id = c.ticket_id
              LEFT JOIN sla_policies p ON p.id = c.policy_id
              LEFT JOIN ticket_legs l ON l.id = c.leg_id
             WHERE c.stopped_at IS NULL
@@ -177,18 +222,20 @@ async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: 
     by_ticket: dict[int, list[Any]] = {}
     for e in events:
         by_ticket.setdefault(e["ticket_id"], []).append(e)
+    config = load_sla_config()
+    wait_cap = cal.day_length * config.await_max_working_days
     updates = []
     for r in rows:
         if r["policy_id"] is not None:
-            budget, natural = budget_of(cal, r["amount"], r["unit"])
+            budget, natural = budget_of(cal, r["amount"], r["unit"], wall=config.is_wall(r["urgency"], r["stage"]))
         else:
-            budget, natural = r["budget"], r["natural_time"]
+            budget, natural = r["base_budget"], r["natural_time"]
         if r["stage"] == "handle":
             budget += timedelta(minutes=r["extension_minutes"])
         pauses = []
         if r["stage"] in PAUSING_STAGES:
-            pauses = [p for p in pauses_from_history(by_ticket.get(r["ticket_id"], []))
-                      if p[1] is None or p[1] > r["started_at"]]
+            pauses = cap_pauses(cal, [p for p in pauses_from_history(by_ticket.get(r["ticket_id"], []))
+                                      if p[1] is None or p[1] > r["started_at"]], wait_cap)
         deadline, marks = compute(cal, r["started_at"], budget, natural, pauses, r["levels"])
         updates.append((r["id"], budget, deadline, marks, _next_check(marks, r["fired"])))
     await conn.executemany(

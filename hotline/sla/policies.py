@@ -7,8 +7,7 @@ from typing import Any
 import asyncpg
 
 from hotline.errors import Conflict, NotFound, ValidationError
-from hotline.sla.config import STAGES, UNITS, load_sla_config
-from hotline.tickets.model import KINDS, URGENCIES
+from hotline.sla.config import KINDS, STAGES, UNITS, URGENCIES, load_sla_config
 
 _COLUMNS = "id, stage, hotline_number, category_code, urgency, kind, amount, unit, note, updated_at"
 

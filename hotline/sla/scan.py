@@ -51,7 +51,7 @@ WITH due AS MATERIALIZED (
            t.state, t.state,
            CASE ins.kind WHEN 'overdue' THEN '超期：' ELSE '超期升级至班长：' END
              || CASE ins.stage WHEN 'sign' THEN '签收' WHEN 'handle' THEN '办理'
-                               WHEN 'reply' THEN '回复审核' ELSE '回访' END,
+                               WHEN 'reply' THEN '回复审核' WHEN 'supervise' THEN '督办回复' ELSE '回访' END,
            jsonb_build_object('stage', ins.stage, 'level_pct', ins.level_pct, 'unit_code', ins.unit_code,
                               'alert_id', ins.id)
       FROM ins JOIN tickets t ON t.id = ins.ticket_id

@@ -170,7 +170,7 @@ async def check_unit(conn: asyncpg.Connection, unit_code: Any, field: str) -> st
 
 async def list_units(conn: asyncpg.Connection | asyncpg.Pool, *, include_inactive: bool = False) -> list[dict]:
     rows = await conn.fetch(
-        """SELECT u.code, u.name, u.parent_code, u.kind, u.contact_phone, u.active,
+        """SELECT u.code, u.name, u.parent_code, u.kind, u.contact_phone, u.active, u.region_code,
                   coalesce(array_agg(x.id ORDER BY x.id) FILTER (WHERE x.id IS NOT NULL), '{}') AS liaison_ids
              FROM units u LEFT JOIN users x ON x.unit_code = u.code AND 'liaison' = ANY(x.roles) AND x.active
             WHERE $1 OR u.active GROUP BY u.code ORDER BY u.kind, u.code""", include_inactive)
@@ -178,7 +178,7 @@ async def list_units(conn: asyncpg.Connection | asyncpg.Pool, *, include_inactiv
 
 
 async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *, create: bool) -> dict:
-    allowed = {"name", "parent_code", "kind", "contact_phone", "active"}
+    allowed = {"name", "parent_code", "kind", "contact_phone", "active", "region_code"}
     unknown = set(body) - allowed
     if unknown:
         raise ValidationError(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0])
@@ -190,15 +190,19 @@ async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *
         if body["parent_code"] == code:
             raise ValidationError("a unit cannot be its own parent", field="parent_code")
         await check_unit(conn, body["parent_code"], "parent_code")
+    if body.get("region_code") is not None and not await conn.fetchval(
+            "SELECT active FROM regions WHERE code = $1", body["region_code"]):
+        raise ValidationError(f"未知或已停用的区划代码 {body['region_code']!r}", field="region_code")
     try:
         if create:
             await conn.execute(
-                "INSERT INTO units (code, name, parent_code, kind, contact_phone) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO units (code, name, parent_code, kind, contact_phone, region_code) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
                 code, body["name"].strip(), body.get("parent_code"), body.get("kind", "department"),
-                body.get("contact_phone", ""))
+                body.get("contact_phone", ""), body.get("region_code"))
         else:
             sets, args = [], [code]
-            for key in ("name", "parent_code", "kind", "contact_phone", "active"):
+            for key in ("name", "parent_code", "kind", "contact_phone", "active", "region_code"):
                 if key in body:
                     args.append(body[key])
                     sets.append(f"{key} = ${len(args)}")
@@ -211,8 +215,8 @@ async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *
         raise Conflict(f"unit {code!r} exists", field="code") from None
     except asyncpg.CheckViolationError:
         raise ValidationError(f"unit code {code!r} must be lowercase letters, digits, - or _", field="code") from None
-    row = await conn.fetchrow("SELECT code, name, parent_code, kind, contact_phone, active FROM units WHERE code = $1",
-                              code)
+    row = await conn.fetchrow(
+        "SELECT code, name, parent_code, kind, contact_phone, active, region_code FROM units WHERE code = $1", code)
     if row is None:
         raise NotFound(f"no unit {code!r}", field="code")
     return dict(row)

@@ -26,6 +26,7 @@ class NewTicket:
     caller_number: str = ""
     contact_number: str = ""
     category_code: str | None = None
+    region_code: str | None = None  # 属地: a GB/T 2260 code from the region tree
     kind: str = "help"
     urgency: str = "normal"
     channel: str = "phone"
@@ -61,8 +62,9 @@ async def validate(conn: asyncpg.Connection, t: NewTicket) -> None:
         raise ValidationError(f"unknown channel {t.channel!r}; channels are {list(CHANNELS)}", field="channel")
     refs = await conn.fetchrow(
         """SELECT (SELECT active FROM hotlines WHERE number = $1) AS line,
-                  (SELECT active FROM ticket_categories WHERE code = $2) AS category""",
-        t.hotline_number, t.category_code)
+                  (SELECT active FROM ticket_categories WHERE code = $2) AS category,
+                  (SELECT active FROM regions WHERE code = $3) AS region""",
+        t.hotline_number, t.category_code, t.region_code)
     if refs["line"] is None:
         raise ValidationError(f"unknown line {t.hotline_number!r}", field="hotline_number")
     if t.category_code is not None:
@@ -71,6 +73,8 @@ async def validate(conn: asyncpg.Connection, t: NewTicket) -> None:
             raise ValidationError(f"unknown category {t.category_code!r}", field="category_code")
         if not active:
             raise ValidationError(f"category {t.category_code!r} is no longer in use", field="category_code")
+    if t.region_code is not None and not refs["region"]:
+        raise ValidationError(f"未知或已停用的区划代码 {t.region_code!r}", field="region_code")
     t.attachments = _check_attachments(t.attachments)
     for call_id in t.call_ids:
         if not await conn.fetchval("SELECT true FROM calls WHERE id = $1", call_id):
@@ -95,13 +99,13 @@ async def create_ticket(
             """INSERT INTO tickets (hotline_number, channel, source, kind, category_code, urgency,
                                     subject, facts, location, occurred_at, caller_name,
                                     caller_number, contact_number, confidential, attachments,
-                                    callback_call_id, created_by, created_at, updated_at)
+                                    callback_call_id, created_by, created_at, updated_at, region_code)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                       coalesce($18, now()), coalesce($18, now()))
+                       coalesce($18, now()), coalesce($18, now()), $19)
                RETURNING id""",
             t.hotline_number, t.channel, t.source, t.kind, t.category_code, t.urgency,
             t.subject.strip(), t.facts, t.location, t.occurred_at, t.caller_name.strip(),
-            caller, contact, t.confidential, t.attachments, t.callback_call_id, actor_id, at,
+            caller, contact, t.confidential, t.attachments, t.callback_call_id, actor_id, at, t.region_code,
         )
         for call_id in t.call_ids:
             await link_call(conn, ticket_id, call_id)

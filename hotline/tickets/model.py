@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the kinds and urgencies are the dimensions SLA policies match on: defined there
+# (sla must not import tickets), re-exported here
+from hotline.sla.config import KINDS as KINDS
+from hotline.sla.config import URGENCIES as URGENCIES
+
 STATES: tuple[str, ...] = (
     "intake", "dispatched", "handling", "return_review", "extension_review",
     "waiting_citizen", "reply_review", "callback", "closed", "merged",
@@ -30,11 +35,14 @@ ACTION_NAMES_ZH = {
     "callback_reopen": "回访不满意重办", "supervise": "督办", "urge": "催办", "merge": "并单",
     "assist_sign": "协办签收", "assist_reply": "协办回复", "add_assist": "增加协办单位",
     "link_call": "关联来电", "update": "修改", "overdue": "超期", "escalate": "超期升级",
+    "subdispatch": "下派", "reply_up": "回复上级", "return_up": "退回上级",
+    "request_await": "申请等待市民补充", "refuse_await": "不同意等待市民补充",
+    "refuse": "不予受理", "transfer_out": "转其他渠道", "supervise_reply": "督办回复", "elevate": "提级办理",
 }
-KINDS = ("enquiry", "help", "suggestion", "complaint", "report", "praise")
+CLOSE_KIND_NAMES_ZH = {"direct": "直接办结", "completed": "办结", "merged": "并单", "refused": "不予受理",
+                       "transferred": "转其他渠道"}
 KIND_NAMES_ZH = {"enquiry": "咨询", "help": "求助", "suggestion": "建议", "complaint": "投诉",
                  "report": "举报", "praise": "表扬"}
-URGENCIES = ("normal", "urgent", "critical")
 CHANNELS = ("phone", "web", "app", "wechat", "sms", "email", "letter", "visit", "ingest")
 SATISFACTION_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
@@ -63,13 +71,24 @@ _WITH_UNIT = ("dispatched", "handling", "return_review", "extension_review", "wa
               "reply_review")
 
 TRANSITIONS: dict[tuple[str, str], Transition] = {
-    # intake: answered on the spot from the knowledge base, or dispatched
+    # intake: answered on the spot from the knowledge base, dispatched, refused (不予受理:
+    # litigation, petitions ...) or sent to another channel (转其他渠道: 110/119/120/122 ...)
     ("intake", "close_direct"): _t("closed", FRONT),
     ("intake", "dispatch"): _t("dispatched", FRONT),
-    # the lead unit signs (签收) or returns (退回) a wrongly dispatched ticket
+    ("intake", "refuse"): _t("closed", FRONT),
+    ("intake", "transfer_out"): _t("closed", FRONT),
+    # the lead unit signs (签收) or returns (退回) a wrongly dispatched ticket; after the
+    # return window only the centre may return it for the unit (the centre's approval)
     ("dispatched", "sign"): _t("handling", UNIT, "lead"),
-    ("dispatched", "return"): _t("return_review", UNIT, "lead"),
-    ("handling", "return"): _t("return_review", UNIT, "lead"),
+    ("dispatched", "return"): _t("return_review", UNIT + CENTRE, "lead"),
+    ("handling", "return"): _t("return_review", UNIT + CENTRE, "lead"),
+    # multi-level dispatch: a district (or street) passes the ticket down to one of its
+    # child units (下派); the lower unit replies up (回复上级) or returns it up (退回上级)
+    # and the upper unit carries on; its own clocks never stopped
+    ("handling", "subdispatch"): _t("dispatched", UNIT, "lead"),
+    ("handling", "reply_up"): _t("handling", UNIT, "lead"),
+    ("dispatched", "return_up"): _t("handling", UNIT + CENTRE, "lead"),
+    ("handling", "return_up"): _t("handling", UNIT + CENTRE, "lead"),
     # the centre reviews a return: redispatch (改派) or back to the unit
     ("return_review", "redispatch"): _t("dispatched", CENTRE),
     ("return_review", "reject_return"): _t("handling", CENTRE),
@@ -77,8 +96,10 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
     ("handling", "request_extension"): _t("extension_review", UNIT, "lead"),
     ("extension_review", "approve_extension"): _t("handling", CENTRE),
     ("extension_review", "refuse_extension"): _t("handling", CENTRE),
-    # waiting on the citizen pauses the clock
-    ("handling", "await_citizen"): _t("waiting_citizen", UNIT, "lead"),
+    # waiting on the citizen pauses the clock: the unit asks, the centre decides
+    ("handling", "request_await"): _t(SAME, UNIT, "lead"),
+    ("handling", "await_citizen"): _t("waiting_citizen", CENTRE),
+    ("handling", "refuse_await"): _t(SAME, CENTRE),
     ("waiting_citizen", "resume"): _t("handling", UNIT + CENTRE, "lead"),
     # reply with basis -> centre review -> callback (回访) or reopen (重办)
     ("handling", "reply"): _t("reply_review", UNIT, "lead"),
@@ -91,7 +112,7 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
     ("closed", "reopen"): _t("handling", ("supervisor", "admin")),
 }
 for _state in _OPEN_BEFORE_CLOSE:
-    TRANSITIONS[(_state, "supervise")] = _t(SAME, ("supervisor", "admin"))  # 督办
+    TRANSITIONS[(_state, "supervise")] = _t(SAME, ("supervisor", "admin"))  # 督办 (a supervision order)
     TRANSITIONS[(_state, "urge")] = _t(SAME, ("agent", "dispatcher", "supervisor", "admin"))  # 催办
     TRANSITIONS[(_state, "merge")] = _t("merged", CENTRE)  # 并单 into a master
     TRANSITIONS[(_state, "link_call")] = _t(SAME, FRONT)
@@ -100,6 +121,9 @@ for _state in _WITH_UNIT:
     TRANSITIONS[(_state, "assist_sign")] = _t(SAME, UNIT, "assist")
     TRANSITIONS[(_state, "assist_reply")] = _t(SAME, UNIT, "assist")
     TRANSITIONS[(_state, "add_assist")] = _t(SAME, CENTRE)
+    TRANSITIONS[(_state, "supervise_reply")] = _t(SAME, UNIT)  # the unit the order went to answers it
+    if _state != "waiting_citizen":  # resume first: the pause belongs to the unit that asked for it
+        TRANSITIONS[(_state, "elevate")] = _t("dispatched", CENTRE)  # 提级办理: to a higher-level unit
 
 ACTIONS: tuple[str, ...] = tuple(sorted({a for (_, a) in TRANSITIONS}))
 

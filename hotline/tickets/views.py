@@ -15,28 +15,41 @@ from hotline.auth.model import User
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.phone import mask
 from hotline.tickets.model import (
+    ACTION_NAMES_ZH,
+    CLOSE_KIND_NAMES_ZH,
     KIND_NAMES_ZH,
     OPEN_STATES,
     SATISFACTION_ZH,
     STATE_NAMES_ZH,
     allowed_actions,
 )
+from hotline.tickets.scope import CENTRE_ROLES, acting_roles, is_unit_only, scope_units
+
+__all__ = ["CENTRE_ROLES", "is_unit_only", "scope_units"]
 
 WITHHELD = "（保密）"
-CENTRE_ROLES = ("agent", "expert", "dispatcher", "supervisor", "admin")
+SLA_STATE_NAMES_ZH = {"overdue": "已超期", "warning": "临期", "paused": "暂停计时", "normal": "正常", "none": "无时限"}
 
-
-def is_unit_only(user: User) -> bool:
-    """A liaison without a centre role sees only its unit's tickets."""
-    return user.has_role("liaison") and not user.has_role(*CENTRE_ROLES)
+#: the server's one verdict on a ticket's running clocks (the console colours by it;
+#: the supervisor's at-risk list reads the same facts): overdue when a running clock
+#: is past its deadline, warning when the scan has fired a warning level of one
+#: (fired > 0), paused while a clock waits on the citizen, normal otherwise
+SLA_STATE_SQL = """(SELECT CASE WHEN count(*) = 0 THEN 'none'
+                               WHEN bool_or(c.overdue OR c.deadline < now()) THEN 'overdue'
+                               WHEN bool_or(c.fired > 0) THEN 'warning'
+                               WHEN bool_or(c.deadline IS NULL) THEN 'paused'
+                               ELSE 'normal' END
+                      FROM sla_clocks c WHERE c.ticket_id = t.id AND c.stopped_at IS NULL
+                       AND c.stage IN ('sign', 'handle'))"""
 
 
 async def _visible(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user: User) -> bool:
-    if not is_unit_only(user):
+    units = await scope_units(conn, user)
+    if units is None:
         return True
     return bool(await conn.fetchval(
-        "SELECT true FROM ticket_legs WHERE ticket_id = $1 AND unit_code = $2 AND state <> 'withdrawn'",
-        ticket_id, user.unit_code))
+        "SELECT true FROM ticket_legs WHERE ticket_id = $1 AND unit_code = ANY($2::text[]) AND state <> 'withdrawn'",
+        ticket_id, units))
 
 
 def _caller(row: Any, user: User, reveal: bool) -> dict[str, Any]:
@@ -61,8 +74,21 @@ def summary(row: Any, user: User) -> dict[str, Any]:
         "caller": _caller(row, user, reveal=False), "master_id": row["master_id"],
         "created_at": row["created_at"], "updated_at": row["updated_at"], "closed_at": row["closed_at"],
         "deadline": row.get("deadline") if hasattr(row, "get") else None,
-        "overdue": row.get("overdue") if hasattr(row, "get") else None,
+        "overdue": bool(row.get("overdue")) if hasattr(row, "get") else False,
+        "region_code": row["region_code"], "region_name": _get(row, "region_name"),
+        "lead_unit_name": _get(row, "lead_unit_name"),
+        "sla_state": _get(row, "sla_state") or "none",
+        "sla_state_name": SLA_STATE_NAMES_ZH[_get(row, "sla_state") or "none"],
+        "close_kind": row["close_kind"], "close_kind_name": CLOSE_KIND_NAMES_ZH.get(row["close_kind"] or "", ""),
+        "refusal_reason": row["refusal_reason"],
     }
+
+
+def _get(row: Any, key: str) -> Any:
+    try:
+        return row[key]
+    except KeyError:
+        return None
 
 
 async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, reveal: bool = False,
@@ -73,7 +99,9 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
                           'id', l.id, 'unit_code', l.unit_code, 'unit_name', u.name, 'role', l.role,
                           'state', l.state, 'dispatched_at', l.dispatched_at, 'signed_at', l.signed_at,
                           'replied_at', l.replied_at, 'return_reason', l.return_reason, 'reply', l.reply,
-                          'reply_basis', l.reply_basis, 'extension_minutes', l.extension_minutes) ORDER BY l.id), '[]')
+                          'reply_basis', l.reply_basis, 'extension_minutes', l.extension_minutes,
+                          'parent_leg_id', l.parent_leg_id, 'level', l.level, 'returned_at', l.returned_at)
+                          ORDER BY l.id), '[]')
                      FROM ticket_legs l JOIN units u ON u.code = l.unit_code WHERE l.ticket_id = t.id) AS legs,
                   (SELECT coalesce(json_agg(json_build_object(
                           'id', c.id, 'leg_id', c.leg_id, 'stage', c.stage, 'unit_code', c.unit_code,
@@ -85,12 +113,19 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
                           'warn_at', (SELECT x.m FROM unnest(c.levels, c.marks) AS x(l, m)
                                        WHERE x.l < 100 ORDER BY x.l DESC LIMIT 1)) ORDER BY c.id), '[]')
                      FROM sla_clocks c WHERE c.ticket_id = t.id AND c.stopped_at IS NULL) AS clocks,
+                  (SELECT coalesce(json_agg(json_build_object(
+                          'id', o.id, 'unit_code', o.unit_code, 'instruction', o.instruction,
+                          'reply_due_at', o.reply_due_at, 'reply', o.reply, 'replied_at', o.replied_at,
+                          'created_at', o.created_at) ORDER BY o.id), '[]')
+                     FROM supervision_orders o WHERE o.ticket_id = t.id) AS supervision_orders,
                   ARRAY(SELECT call_id FROM ticket_calls WHERE ticket_id = t.id ORDER BY linked_at) AS call_ids,
                   ARRAY(SELECT id FROM tickets m WHERE m.master_id = t.id ORDER BY id) AS merged_ids,
-                  ($2::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs v WHERE v.ticket_id = t.id
-                                               AND v.unit_code = $2 AND v.state <> 'withdrawn')) AS visible
-             FROM tickets t WHERE t.id = $1""",
-        ticket_id, user.unit_code if is_unit_only(user) else None)
+                  r.name AS region_name, lu.name AS lead_unit_name, """ + SLA_STATE_SQL + """ AS sla_state,
+                  ($2::text[] IS NULL OR EXISTS (SELECT 1 FROM ticket_legs v WHERE v.ticket_id = t.id
+                                               AND v.unit_code = ANY($2::text[]) AND v.state <> 'withdrawn')) AS visible
+             FROM tickets t LEFT JOIN regions r ON r.code = t.region_code
+             LEFT JOIN units lu ON lu.code = t.lead_unit_code WHERE t.id = $1""",  # noqa: S608 (constant SQL)
+        ticket_id, await scope_units(conn, user))
     if row is None or not row["visible"]:
         raise NotFound(f"no ticket {ticket_id}", field="id")  # not 403: do not confirm it exists
     if reveal and row["confidential"] and is_unit_only(user):
@@ -103,7 +138,8 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
         satisfaction_name=SATISFACTION_ZH.get(row["satisfaction"]) if row["satisfaction"] else None,
         reopen_count=row["reopen_count"], legs=row["legs"], clocks=row["clocks"],
         call_ids=list(row["call_ids"]), merged_ids=list(row["merged_ids"]),
-        allowed_actions=allowed_actions(row["state"], user.roles),
+        supervision_orders=row["supervision_orders"],
+        allowed_actions=allowed_actions(row["state"], acting_roles(user)),
     )
     if reveal:
         await audit(conn, "ticket_contact_viewed", user=user, object_type="ticket", object_id=ticket_id,
@@ -122,15 +158,20 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
         raise ValidationError(f"unknown state {state!r}; states are {list(STATE_NAMES_ZH)}", field="state")
     if (caller_number or caller_pattern) and is_unit_only(user):
         raise Forbidden("handling units cannot search tickets by caller number")
-    scope_unit = user.unit_code if is_unit_only(user) else None
+    scope = await scope_units(conn, user)
     rows = await conn.fetch(
-        """SELECT t.*, d.deadline, d.overdue FROM tickets t
-             LEFT JOIN LATERAL (SELECT min(deadline) AS deadline, bool_or(overdue) AS overdue FROM sla_clocks c
-                                 WHERE c.ticket_id = t.id AND c.stopped_at IS NULL) d ON true
+        """SELECT t.*, d.deadline, d.overdue, r.name AS region_name, lu.name AS lead_unit_name,
+                  """ + SLA_STATE_SQL + """ AS sla_state FROM tickets t
+             LEFT JOIN LATERAL (SELECT min(deadline) AS deadline, bool_or(overdue OR deadline < now()) AS overdue
+                                  FROM sla_clocks c
+                                 WHERE c.ticket_id = t.id AND c.stopped_at IS NULL
+                                   AND c.stage IN ('sign', 'handle')) d ON true
+             LEFT JOIN regions r ON r.code = t.region_code
+             LEFT JOIN units lu ON lu.code = t.lead_unit_code
             WHERE ($1::text IS NULL OR t.state = $1)
               AND (NOT $2 OR t.state = ANY($3::text[]))
-              AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs l WHERE l.ticket_id = t.id
-                                               AND l.unit_code = $4 AND l.state <> 'withdrawn'))
+              AND ($4::text[] IS NULL OR EXISTS (SELECT 1 FROM ticket_legs l WHERE l.ticket_id = t.id
+                                               AND l.unit_code = ANY($4::text[]) AND l.state <> 'withdrawn'))
               AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM ticket_legs l WHERE l.ticket_id = t.id
                                                AND l.unit_code = $5 AND l.state <> 'withdrawn'))
               AND ($6::text IS NULL OR t.hotline_number = $6)
@@ -140,8 +181,8 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
               AND ($10::timestamptz IS NULL OR t.created_at < $10)
               AND ($11::bigint IS NULL OR t.id < $11)
               AND ($13::text IS NULL OR t.caller_number LIKE $13)
-            ORDER BY t.id DESC LIMIT $12""",
-        state, open_only, sorted(OPEN_STATES), scope_unit, unit_code, hotline_number, caller_number, overdue,
+            ORDER BY t.id DESC LIMIT $12""",  # noqa: S608 (constant SQL)
+        state, open_only, sorted(OPEN_STATES), scope, unit_code, hotline_number, caller_number, overdue,
         created_from, created_to, before_id, limit, caller_pattern)
     return [summary(r, user) for r in rows]
 
@@ -151,9 +192,45 @@ async def history(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user:
             conn, ticket_id, user):
         raise NotFound(f"no ticket {ticket_id}", field="id")
     rows = await conn.fetch(
-        """SELECT id, at, actor_id, actor_name, action, from_state, to_state, note, detail, leg_id
-             FROM ticket_events WHERE ticket_id = $1 ORDER BY id""", ticket_id)
-    return [dict(r) for r in rows]
+        """SELECT e.id, e.at, e.actor_id, e.actor_name, e.action, e.from_state, e.to_state, e.note, e.detail,
+                  e.leg_id, l.unit_code, u.name AS unit_name
+             FROM ticket_events e LEFT JOIN ticket_legs l ON l.id = e.leg_id LEFT JOIN units u ON u.code = l.unit_code
+            WHERE e.ticket_id = $1 ORDER BY e.id""", ticket_id)
+    return [{**dict(r), "action_name": ACTION_NAMES_ZH.get(r["action"], r["action"]),
+             "from_state_name": STATE_NAMES_ZH.get(r["from_state"] or "", ""),
+             "to_state_name": STATE_NAMES_ZH.get(r["to_state"], r["to_state"]),
+             "summary": describe_event(r["action"], r["detail"] or {})} for r in rows]
+
+
+def describe_event(action: str, detail: dict[str, Any]) -> str:
+    """The details of a history event as a reviewer reads them (in Chinese, no codes)."""
+    parts: list[str] = []
+    d = detail
+    if d.get("reason"):
+        parts.append(f"理由：{d['reason']}")
+    if action == "request_extension" and d.get("days") is not None:
+        parts.append(f"申请延期{d['days']:g}个工作日")
+    if action == "approve_extension" and d.get("days") is not None:
+        parts.append(f"批准延期{d['days']:g}个工作日（申请{d.get('requested_days', d['days']):g}个）")
+    if d.get("reply"):
+        parts.append(f"答复：{d['reply']}")
+    if d.get("basis"):
+        parts.append(f"依据：{d['basis']}")
+    if d.get("satisfaction"):
+        parts.append(f"满意度：{SATISFACTION_ZH.get(d['satisfaction'], '')}")
+    if d.get("instruction"):
+        parts.append(f"督办意见：{d['instruction']}")
+    if d.get("message"):
+        parts.append(f"催办内容：{d['message']}")
+    if d.get("reason_name"):
+        parts.append(f"原因：{d['reason_name']}")
+    if d.get("answer"):
+        parts.append(f"告知：{d['answer']}")
+    if d.get("late_return_approved_by_centre"):
+        parts.append("逾期退单（经中心批准）")
+    if d.get("comment"):
+        parts.append(f"市民意见：{d['comment']}")
+    return "；".join(parts)
 
 
 async def callback_plan(conn: asyncpg.Connection, ticket_id: int, user: User, *,

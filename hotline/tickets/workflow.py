@@ -16,10 +16,12 @@ import asyncpg
 
 from hotline.auth.model import User
 from hotline.calendar.core import WorkCalendar
-from hotline.calendar.store import load_calendar
+from hotline.calendar.store import CalendarStore, load_calendar
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.sla import clocks
-from hotline.tickets.catalogue import check_unit, default_unit
+from hotline.sla.config import SlaConfig, load_sla_config
+from hotline.tickets import refusals
+from hotline.tickets.catalogue import check_unit
 from hotline.tickets.history import append_event, transaction
 from hotline.tickets.intake import _check_attachments, link_call
 from hotline.tickets.model import (
@@ -31,9 +33,8 @@ from hotline.tickets.model import (
     URGENCIES,
     allowed_actions,
 )
-
-#: the longest extension one request may ask for, in working days
-MAX_EXTENSION_DAYS = 30
+from hotline.tickets.regions import check_region, suggest_unit
+from hotline.tickets.scope import acting_roles, is_unit_only
 
 
 class IllegalTransition(Conflict):
@@ -42,6 +43,14 @@ class IllegalTransition(Conflict):
 
 class DeadlinePassed(Conflict):
     code = "deadline_passed"
+
+
+class ReturnWindowClosed(Conflict):
+    code = "return_window_closed"
+
+
+class LimitReached(Conflict):
+    code = "limit_reached"
 
 
 @dataclass(slots=True)
@@ -53,6 +62,7 @@ class Ctx:
     data: dict[str, Any]
     at: datetime
     cal: WorkCalendar
+    rules: SlaConfig
     note: str = ""
     leg: dict[str, Any] | None = None  # the lead leg (or the actor's assisting leg)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -75,46 +85,53 @@ def _text(ctx: Ctx, key: str, what: str, *, required: bool = True, limit: int = 
     return value.strip()
 
 
+#: the active lead leg: not withdrawn, not passed down, not a finished lower-level leg
+#: (the same predicate as the unique index ticket_legs_one_lead_idx)
+ACTIVE_LEAD = ("role = 'lead' AND state NOT IN ('withdrawn', 'delegated') "
+               "AND (parent_leg_id IS NULL OR state IN ('dispatched', 'signed'))")
+
+
 async def _lead_leg(conn: asyncpg.Connection, ticket_id: int) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT * FROM ticket_legs WHERE ticket_id = $1 AND role = 'lead' AND state <> 'withdrawn' FOR UPDATE",
-        ticket_id)
+        f"SELECT * FROM ticket_legs WHERE ticket_id = $1 AND {ACTIVE_LEAD} FOR UPDATE", ticket_id)  # noqa: S608
     return dict(row) if row else None
 
 
-async def _new_leg(ctx: Ctx, unit: str, role: str) -> int:
+async def _new_leg(ctx: Ctx, unit: str, role: str, *, parent: dict[str, Any] | None = None) -> int:
     try:
         leg_id = await ctx.conn.fetchval(
-            """INSERT INTO ticket_legs (ticket_id, unit_code, role, dispatched_at) VALUES ($1, $2, $3, $4)
-               RETURNING id""", ctx.ticket["id"], unit, role, ctx.at)
+            """INSERT INTO ticket_legs (ticket_id, unit_code, role, dispatched_at, parent_leg_id, level)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""", ctx.ticket["id"], unit, role, ctx.at,
+            parent["id"] if parent else None, parent["level"] + 1 if parent else 1)
     except asyncpg.UniqueViolationError:
         raise ValidationError(f"unit {unit!r} already has a leg on ticket {ctx.ticket['id']}",
                               field="assist_units") from None
     return int(leg_id)
 
 
-def _due_at(ctx: Ctx) -> datetime | None:
-    raw = ctx.data.get("due_at")
+def _due_at(ctx: Ctx, key: str = "due_at") -> datetime | None:
+    raw = ctx.data.get(key)
     if raw is None:
         return None
     try:
         due = datetime.fromisoformat(str(raw))
     except ValueError:
-        raise ValidationError(f"due_at {raw!r} is not an ISO 8601 date-time", field="due_at") from None
+        raise ValidationError(f"{key} {raw!r} is not an ISO 8601 date-time", field=key) from None
     if due.tzinfo is None:
         due = due.replace(tzinfo=ctx.cal.tz)
     if due <= ctx.at:
-        raise ValidationError(f"due_at {due.isoformat()} is in the past", field="due_at")
+        raise ValidationError(f"{key} {due.isoformat()} is in the past", field=key)
     return due
 
 
 async def _dispatch_legs(ctx: Ctx) -> None:
     unit = ctx.data.get("unit_code")
     if unit is None:
-        unit = await default_unit(ctx.conn, ctx.ticket["category_code"])  # active units only
+        # region x category rules, then the category's catalogue unit, then the region's unit
+        unit = await suggest_unit(ctx.conn, ctx.ticket["region_code"], ctx.ticket["category_code"])
         if unit is None:
-            raise ValidationError("unit_code is required: the ticket's category has no default unit "
-                                  "in the dispatch catalogue", field="unit_code")
+            raise ValidationError("unit_code is required: no unit is configured for the ticket's region "
+                                  "and category", field="unit_code")
     else:
         await check_unit(ctx.conn, unit, "unit_code")
     assists = ctx.data.get("assist_units") or []
@@ -156,14 +173,42 @@ async def sign(ctx: Ctx) -> None:
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["sign"], leg_id=ctx.leg["id"])
 
 
+def _check_return_window(ctx: Ctx) -> None:
+    """A unit returns within the window after its dispatch; later only the centre may
+    return the ticket for it (the centre's approval of a late return)."""
+    assert ctx.leg is not None
+    window_end = ctx.cal.add(ctx.leg["dispatched_at"], ctx.cal.day_length * ctx.rules.return_window_working_days)
+    late = ctx.at > window_end
+    if late and ctx.actor is not None and is_unit_only(ctx.actor):
+        raise ReturnWindowClosed(
+            f"退单时限已过：派单后{ctx.rules.return_window_working_days:g}个工作日内可退单"
+            f"（截至 {window_end.astimezone(ctx.cal.tz):%Y-%m-%d %H:%M}），逾期退单须经中心批准",
+            field="action", window_end=window_end.isoformat())
+    ctx.detail["return_window_end"] = window_end.isoformat()
+    if late:
+        ctx.detail["late_return_approved_by_centre"] = True
+
+
 async def return_(ctx: Ctx) -> None:
     assert ctx.leg is not None
+    if ctx.leg["parent_leg_id"] is not None:
+        raise IllegalTransition(f"the ticket was passed down to {ctx.leg['unit_code']}: return it to the unit "
+                                "above with return_up (退回上级)", current_state=ctx.ticket["state"])
     reason = _text(ctx, "reason", "a reason (why the ticket is not this unit's matter)")
-    await ctx.conn.execute("UPDATE ticket_legs SET state = 'returned', return_reason = $2 WHERE id = $1",
-                           ctx.leg["id"], reason)
+    _check_return_window(ctx)
+    await ctx.conn.execute(
+        "UPDATE ticket_legs SET state = 'returned', return_reason = $2, returned_at = $3 WHERE id = $1",
+        ctx.leg["id"], reason, ctx.at)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["sign"], leg_id=ctx.leg["id"])
     ctx.sets["returned_count"] = ctx.ticket["returned_count"] + 1
     ctx.detail["reason"] = reason
+
+
+async def _withdraw_leg(ctx: Ctx, leg: dict[str, Any], *, at: datetime | None = None) -> None:
+    """Take a leg off the ticket; its running clocks stop at ``at`` (the return, or
+    now): cancelled if still on time, missed if the unit was already late."""
+    await ctx.conn.execute("UPDATE ticket_legs SET state = 'withdrawn' WHERE id = $1", leg["id"])
+    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], at or ctx.at, leg_id=leg["id"], cancel=True)
 
 
 async def redispatch(ctx: Ctx) -> None:
@@ -171,10 +216,85 @@ async def redispatch(ctx: Ctx) -> None:
     if ctx.data.get("unit_code") == ctx.leg["unit_code"]:
         raise ValidationError(f"unit {ctx.leg['unit_code']!r} returned the ticket; to send it back there "
                               "use reject_return", field="unit_code")
-    await ctx.conn.execute("UPDATE ticket_legs SET state = 'withdrawn' WHERE id = $1", ctx.leg["id"])
-    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, leg_id=ctx.leg["id"], cancel=True)
+    await _withdraw_leg(ctx, ctx.leg, at=ctx.leg["returned_at"])
     ctx.detail["from_unit"] = ctx.leg["unit_code"]
     await _dispatch_legs(ctx)
+
+
+async def _child_units(ctx: Ctx, unit: str) -> list[str]:
+    rows = await ctx.conn.fetch("SELECT code FROM units WHERE parent_code = $1 AND active ORDER BY code", unit)
+    return [r["code"] for r in rows]
+
+
+async def subdispatch(ctx: Ctx) -> None:
+    """下派: the lead unit passes the ticket to one of its child units. The upper leg
+    is delegated (its handle clock keeps running: it still answers for the ticket);
+    the lower leg gets its own sign and handle clocks, due no later than the upper's."""
+    assert ctx.leg is not None
+    unit = await check_unit(ctx.conn, ctx.data.get("unit_code"), "unit_code")
+    children = await _child_units(ctx, ctx.leg["unit_code"])
+    if unit not in children:
+        raise ValidationError(f"{unit!r} is not a unit under {ctx.leg['unit_code']!r}; its units: "
+                              f"{', '.join(children) or 'none'}", field="unit_code")
+    await ctx.conn.execute("UPDATE ticket_legs SET state = 'delegated' WHERE id = $1", ctx.leg["id"])
+    parent_deadline = await ctx.conn.fetchval(
+        "SELECT deadline FROM sla_clocks WHERE leg_id = $1 AND stage = 'handle' AND stopped_at IS NULL",
+        ctx.leg["id"])
+    ctx.leg_id = await _new_leg(ctx, unit, "lead", parent=ctx.leg)
+    await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at,
+                              [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, _due_at(ctx))],
+                              caps={ctx.leg_id: parent_deadline} if parent_deadline else None)
+    ctx.sets["lead_unit_code"] = unit
+    ctx.detail.update(unit_code=unit, from_unit=ctx.leg["unit_code"], level=ctx.leg["level"] + 1)
+
+
+async def _back_to_parent(ctx: Ctx) -> dict[str, Any]:
+    assert ctx.leg is not None
+    parent = await ctx.conn.fetchrow("UPDATE ticket_legs SET state = 'signed' WHERE id = $1 RETURNING *",
+                                     ctx.leg["parent_leg_id"])
+    ctx.sets["lead_unit_code"] = parent["unit_code"]
+    ctx.detail["to_unit"] = parent["unit_code"]
+    return dict(parent)
+
+
+def _require_parent(ctx: Ctx, instead: str) -> None:
+    assert ctx.leg is not None
+    if ctx.leg["parent_leg_id"] is None:
+        raise IllegalTransition(f"{ctx.leg['unit_code']} received the ticket from the centre: use {instead}",
+                                current_state=ctx.ticket["state"])
+
+
+async def reply_up(ctx: Ctx) -> None:
+    """回复上级: the lower unit's reply goes to the unit that passed the ticket down,
+    which reviews it and replies to the centre (or passes it down again)."""
+    assert ctx.leg is not None
+    _require_parent(ctx, "reply")
+    if ctx.leg["state"] != "signed":
+        raise IllegalTransition(f"{ctx.leg['unit_code']} has not signed for the ticket", current_state="dispatched")
+    text = _text(ctx, "reply", "the reply (how the matter was handled)")
+    basis = _text(ctx, "basis", "the basis of the reply (law, policy or facts found)")
+    await ctx.conn.execute(
+        "UPDATE ticket_legs SET state = 'replied', reply = $2, reply_basis = $3, replied_at = $4 WHERE id = $1",
+        ctx.leg["id"], text, basis, ctx.at)
+    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, leg_id=ctx.leg["id"])
+    ctx.detail.update(reply=text, basis=basis, from_unit=ctx.leg["unit_code"])
+    await _back_to_parent(ctx)
+
+
+async def return_up(ctx: Ctx) -> None:
+    """退回上级: the lower unit says the ticket is not its matter (within the return
+    window); the unit above takes it back and passes it on or handles it."""
+    assert ctx.leg is not None
+    _require_parent(ctx, "return")
+    reason = _text(ctx, "reason", "a reason (why the ticket is not this unit's matter)")
+    _check_return_window(ctx)
+    await ctx.conn.execute(
+        "UPDATE ticket_legs SET state = 'returned', return_reason = $2, returned_at = $3 WHERE id = $1",
+        ctx.leg["id"], reason, ctx.at)
+    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["sign"], leg_id=ctx.leg["id"])
+    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, leg_id=ctx.leg["id"], cancel=True)
+    ctx.detail.update(reason=reason, from_unit=ctx.leg["unit_code"])
+    await _back_to_parent(ctx)
 
 
 async def reject_return(ctx: Ctx) -> None:
@@ -194,15 +314,30 @@ async def _handle_clock(ctx: Ctx) -> asyncpg.Record | None:
 
 def _days(ctx: Ctx, key: str = "days") -> float:
     days = ctx.data.get(key)
-    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= MAX_EXTENSION_DAYS:
-        raise ValidationError(f"{key} must be a number of working days between 0 and {MAX_EXTENSION_DAYS}, "
-                              f"got {days!r}", field=key)
+    top = ctx.rules.extension_max_days
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= top:
+        raise ValidationError(f"延期天数须在 0 到 {top:g} 个工作日之间（{key}={days!r}）", field=key)
     return float(days)
+
+
+async def _count_on_leg(ctx: Ctx, action: str) -> int:
+    assert ctx.leg is not None
+    return int(await ctx.conn.fetchval(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = $1 AND leg_id = $2 AND action = $3",
+        ctx.ticket["id"], ctx.leg["id"], action))
+
+
+async def _check_extension_count(ctx: Ctx) -> None:
+    done = await _count_on_leg(ctx, "approve_extension")
+    if done >= ctx.rules.extension_max_count:
+        raise LimitReached(f"本单位已延期{done}次，已达上限（{ctx.rules.extension_max_count}次）",
+                           field="action", limit=ctx.rules.extension_max_count)
 
 
 async def request_extension(ctx: Ctx) -> None:
     days = _days(ctx)
     reason = _text(ctx, "reason", "a reason for the extension")
+    await _check_extension_count(ctx)
     clock = await _handle_clock(ctx)
     if clock is not None and clock["deadline"] is not None and ctx.at >= clock["deadline"]:
         raise DeadlinePassed(
@@ -221,6 +356,7 @@ async def _pending_extension(ctx: Ctx) -> float:
 async def approve_extension(ctx: Ctx) -> None:
     assert ctx.leg is not None
     requested = await _pending_extension(ctx)
+    await _check_extension_count(ctx)
     days = _days(ctx) if ctx.data.get("days") is not None else requested
     if days > requested:
         raise ValidationError(f"{days} days is more than the {requested} requested", field="days")
@@ -235,8 +371,31 @@ async def refuse_extension(ctx: Ctx) -> None:
     ctx.detail["reason"] = _text(ctx, "reason", "why the extension is refused")
 
 
-async def await_citizen(ctx: Ctx) -> None:
+async def request_await(ctx: Ctx) -> None:
     ctx.detail["reason"] = _text(ctx, "reason", "what is awaited from the citizen")
+
+
+async def await_citizen(ctx: Ctx) -> None:
+    """The centre stops the handling clock while the citizen is awaited (usually on
+    the unit's request_await); at most ``await_citizen.max_count`` times per leg, and
+    paused time beyond ``max_working_days`` counts again (clocks.cap_pauses)."""
+    if ctx.leg is None:
+        raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit")
+    done = await _count_on_leg(ctx, "await_citizen")
+    if done >= ctx.rules.await_max_count:
+        raise LimitReached(f"本单位已暂停{done}次等待市民补充，已达上限（{ctx.rules.await_max_count}次）",
+                           field="action", limit=ctx.rules.await_max_count)
+    asked = await ctx.conn.fetchval(
+        "SELECT detail->>'reason' FROM ticket_events WHERE ticket_id = $1 AND leg_id = $2 AND action = 'request_await' "
+        "ORDER BY id DESC LIMIT 1", ctx.ticket["id"], ctx.leg["id"])
+    if ctx.data.get("reason") is None and asked:
+        ctx.data["reason"] = asked
+    ctx.detail["reason"] = _text(ctx, "reason", "what is awaited from the citizen")
+    ctx.detail["max_working_days"] = ctx.rules.await_max_working_days
+
+
+async def refuse_await(ctx: Ctx) -> None:
+    ctx.detail["reason"] = _text(ctx, "reason", "why the clock keeps running")
 
 
 async def resume(ctx: Ctx) -> None:
@@ -245,6 +404,9 @@ async def resume(ctx: Ctx) -> None:
 
 async def reply(ctx: Ctx) -> None:
     assert ctx.leg is not None
+    if ctx.leg["parent_leg_id"] is not None:
+        raise IllegalTransition(f"the ticket was passed down to {ctx.leg['unit_code']}: reply to the unit above "
+                                "with reply_up (回复上级)", current_state=ctx.ticket["state"])
     text = _text(ctx, "reply", "the reply (how the matter was handled)")
     basis = _text(ctx, "basis", "the basis of the reply (law, policy or facts found)")
     await ctx.conn.execute(
@@ -278,8 +440,10 @@ async def reopen(ctx: Ctx) -> None:
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["reply"])
     await _reopen_lead(ctx)
     if ctx.ticket["state"] == "closed":
-        await ctx.conn.execute("UPDATE ticket_legs SET state = 'signed' WHERE ticket_id = $1 AND state = 'closed'",
-                               ctx.ticket["id"])
+        # the assisting units and the active lead; lower-level legs that replied up stay closed
+        await ctx.conn.execute(
+            "UPDATE ticket_legs SET state = 'signed' WHERE ticket_id = $1 AND state = 'closed' "
+            "AND (role = 'assist' OR parent_leg_id IS NULL)", ctx.ticket["id"])
 
 
 def _satisfaction(ctx: Ctx) -> int:
@@ -311,7 +475,106 @@ async def callback_reopen(ctx: Ctx) -> None:
 
 
 async def supervise(ctx: Ctx) -> None:
-    ctx.detail["instruction"] = _text(ctx, "instruction", "the supervision instruction (督办意见)")
+    """督办: with a handling unit, a supervision order (督办单) it must answer by a
+    reply deadline, on its own clock (stage ``supervise``)."""
+    instruction = _text(ctx, "instruction", "the supervision instruction (督办意见)")
+    ctx.detail["instruction"] = instruction
+    if ctx.leg is None or ctx.ticket["state"] in ("intake", "callback"):
+        return  # nobody to answer an order: a note in the history
+    due = _due_at(ctx, "reply_due_at")
+    if due is None:
+        due = ctx.cal.add(ctx.at, ctx.cal.day_length * ctx.rules.supervision_reply_working_days)
+    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "supervise", ctx.at, leg_id=ctx.leg["id"],
+                             unit_code=ctx.leg["unit_code"], due_at=due)
+    clock_id = await ctx.conn.fetchval(
+        "SELECT max(id) FROM sla_clocks WHERE ticket_id = $1 AND stage = 'supervise' AND stopped_at IS NULL",
+        ctx.ticket["id"])
+    order_id = await ctx.conn.fetchval(
+        """INSERT INTO supervision_orders (ticket_id, leg_id, unit_code, instruction, reply_due_at, clock_id,
+                                           created_by, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+        ctx.ticket["id"], ctx.leg["id"], ctx.leg["unit_code"], instruction, due, clock_id,
+        ctx.actor.id if ctx.actor else None, ctx.at)
+    ctx.detail.update(order_id=order_id, unit_code=ctx.leg["unit_code"], reply_due_at=due.isoformat())
+
+
+async def supervise_reply(ctx: Ctx) -> None:
+    """督办回复: the unit the order went to answers it; the order's clock stops (met or
+    missed against the reply deadline)."""
+    text = _text(ctx, "reply", "the answer to the supervision order (督办回复)")
+    unit = ctx.actor.unit_code if ctx.actor else None
+    order_id = ctx.data.get("order_id")
+    if order_id is not None and (isinstance(order_id, bool) or not isinstance(order_id, int)):
+        raise ValidationError(f"order_id must be a number, got {order_id!r}", field="order_id")
+    order = await ctx.conn.fetchrow(
+        """SELECT * FROM supervision_orders WHERE ticket_id = $1 AND replied_at IS NULL
+              AND ($2::bigint IS NULL OR id = $2) AND ($3::text IS NULL OR unit_code = $3)
+            ORDER BY id LIMIT 1 FOR UPDATE""", ctx.ticket["id"], order_id, unit)
+    if order is None:
+        raise NotFound("没有待回复的督办单" + (f"（{order_id}）" if order_id else ""), field="order_id")
+    await ctx.conn.execute(
+        "UPDATE supervision_orders SET reply = $2, replied_at = $3, replied_by = $4 WHERE id = $1",
+        order["id"], text, ctx.at, ctx.actor.id if ctx.actor else None)
+    if order["clock_id"] is not None:
+        await clocks.stop_clock(ctx.conn, order["clock_id"], ctx.at)
+    ctx.leg_id = order["leg_id"]
+    ctx.detail.update(order_id=order["id"], reply=text, late=ctx.at > order["reply_due_at"])
+
+
+async def _ancestors(ctx: Ctx, unit: str) -> list[str]:
+    rows = await ctx.conn.fetch(
+        """WITH RECURSIVE up(code, depth) AS (SELECT parent_code, 1 FROM units WHERE code = $1
+               UNION ALL SELECT u.parent_code, up.depth + 1 FROM units u JOIN up ON u.code = up.code
+                WHERE u.parent_code IS NOT NULL AND up.depth < 20)
+           SELECT code FROM up WHERE code IS NOT NULL ORDER BY depth""", unit)
+    return [r["code"] for r in rows]
+
+
+async def elevate(ctx: Ctx) -> None:
+    """提级办理: the centre moves the ticket to a higher-level unit (by default the
+    current lead unit's parent). Every leg of the lead chain is withdrawn, keeping
+    its lateness on record; the higher unit gets a new leg with fresh clocks."""
+    if ctx.leg is None:
+        raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit to elevate from")
+    reason = _text(ctx, "reason", "why the ticket is handled at a higher level (提级理由)")
+    above = await _ancestors(ctx, ctx.leg["unit_code"])
+    target = ctx.data.get("unit_code")
+    if target is None:
+        if not above:
+            raise ValidationError(f"{ctx.leg['unit_code']!r} has no unit above it: name unit_code",
+                                  field="unit_code")
+        target = above[0]
+    target = await check_unit(ctx.conn, target, "unit_code")
+    if target not in above:
+        raise ValidationError(f"{target!r} is not above {ctx.leg['unit_code']!r} (above it: "
+                              f"{', '.join(above) or 'none'})", field="unit_code")
+    chain = await ctx.conn.fetch(
+        "SELECT * FROM ticket_legs WHERE ticket_id = $1 AND role = 'lead' "
+        "AND state IN ('dispatched', 'signed', 'delegated', 'returned', 'replied') "
+        "AND (parent_leg_id IS NULL OR state IN ('dispatched', 'signed', 'delegated')) FOR UPDATE",
+        ctx.ticket["id"])
+    for leg in chain:
+        await _withdraw_leg(ctx, dict(leg), at=leg["returned_at"])
+    await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["reply"])
+    ctx.detail.update(reason=reason, from_unit=ctx.leg["unit_code"])
+    ctx.data = {"unit_code": target}
+    await _dispatch_legs(ctx)
+
+
+async def _close_without_handling(ctx: Ctx, outcome: str) -> None:
+    code = ctx.data.get("reason_code")
+    reason = refusals.check_reason(code, outcome)
+    answer = _text(ctx, "answer", "what the citizen was told (告知内容)")
+    ctx.sets.update(close_kind=outcome, refusal_reason=reason.code, answer=answer, closed_at=ctx.at)
+    ctx.detail.update(reason_code=reason.code, reason_name=reason.name, answer=answer)
+
+
+async def refuse(ctx: Ctx) -> None:
+    await _close_without_handling(ctx, "refused")
+
+
+async def transfer_out(ctx: Ctx) -> None:
+    await _close_without_handling(ctx, "transferred")
 
 
 async def urge(ctx: Ctx) -> None:
@@ -365,7 +628,7 @@ async def link_call_(ctx: Ctx) -> None:
 
 
 _EDITABLE = {"subject", "facts", "location", "occurred_at", "caller_name", "contact_number", "category_code",
-             "kind", "urgency", "confidential", "attachments"}
+             "kind", "urgency", "confidential", "attachments", "region_code"}
 
 
 async def update(ctx: Ctx) -> None:
@@ -389,6 +652,8 @@ async def update(ctx: Ctx) -> None:
         raise ValidationError("confidential must be true or false", field="confidential")
     if "attachments" in c:
         c["attachments"] = _check_attachments(c["attachments"])
+    if "region_code" in c:
+        c["region_code"] = await check_region(ctx.conn, c["region_code"])
     if "occurred_at" in c and c["occurred_at"] is not None:
         try:
             c["occurred_at"] = datetime.fromisoformat(str(c["occurred_at"]))
@@ -443,6 +708,9 @@ EFFECTS: dict[str, Effect] = {
     "reopen": reopen, "callback_close": callback_close, "callback_reopen": callback_reopen,
     "supervise": supervise, "urge": urge, "merge": merge, "link_call": link_call_, "update": update,
     "assist_sign": assist_sign, "assist_reply": assist_reply, "add_assist": add_assist,
+    "subdispatch": subdispatch, "reply_up": reply_up, "return_up": return_up, "request_await": request_await,
+    "refuse_await": refuse_await, "refuse": refuse, "transfer_out": transfer_out,
+    "supervise_reply": supervise_reply, "elevate": elevate,
 }
 assert {a for (_, a) in TRANSITIONS} == set(EFFECTS), "every action in the table needs an effect"
 
@@ -451,16 +719,17 @@ async def _check_actor(ctx: Ctx, unit_leg: str | None, roles: frozenset[str]) ->
     actor = ctx.actor
     if actor is None:
         return  # the system itself (jobs, imports)
-    if not actor.has_role(*roles):
-        raise Forbidden(f"{ctx.action} needs one of the roles {sorted(roles)}; you have {sorted(actor.roles)}",
+    acting = acting_roles(actor)  # a district's dispatcher acts for its unit, not for the centre
+    if not acting & roles:
+        raise Forbidden(f"{ctx.action} needs one of the roles {sorted(roles)}; you act as {sorted(acting)}",
                         required=sorted(roles))
     if unit_leg is None:
         return
-    centre_may = bool(actor.roles & (roles - {"liaison"}))
+    centre_may = bool(acting & (roles - {"liaison"}))
     if unit_leg == "lead":
         if ctx.leg is None:
             raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit")
-        if centre_may and "liaison" not in actor.roles:
+        if centre_may and "liaison" not in acting:
             return
         if actor.unit_code != ctx.leg["unit_code"]:
             raise Forbidden(f"only a liaison of the lead unit {ctx.leg['unit_code']!r} may {ctx.action} "
@@ -474,6 +743,11 @@ async def _check_actor(ctx: Ctx, unit_leg: str | None, roles: frozenset[str]) ->
         ctx.leg = dict(row)
 
 
+_NEEDS_LEAD = frozenset({"redispatch", "reject_return", "approve_extension", "refuse_extension", "approve_reply",
+                         "reopen", "callback_reopen", "callback_close", "await_citizen", "refuse_await",
+                         "supervise", "elevate"})
+
+
 async def apply(
     conn: asyncpg.Connection,
     ticket_id: int,
@@ -482,6 +756,7 @@ async def apply(
     data: dict[str, Any] | None = None,
     *,
     at: datetime | None = None,
+    calendars: CalendarStore | None = None,
 ) -> dict[str, Any]:
     """Apply ``action`` to the ticket in one transaction; returns
     ``{ticket_id, from_state, state, event_id}``. Raises IllegalTransition (409)
@@ -503,7 +778,7 @@ async def apply(
         state = ticket["state"]
         rule = TRANSITIONS.get((state, action))
         if rule is None:
-            allowed = allowed_actions(state, actor.roles if actor else None)
+            allowed = allowed_actions(state, acting_roles(actor) if actor else None)
             if action not in EFFECTS:
                 raise ValidationError(f"unknown action {action!r}", field="action", allowed_actions=allowed)
             raise IllegalTransition(
@@ -511,10 +786,10 @@ async def apply(
                 f"allowed: {', '.join(allowed) or 'none'}",
                 current_state=state, allowed_actions=allowed)
         now = at or db_now
-        ctx = Ctx(conn, ticket, action, actor, data, now, await load_calendar(conn, version=version))
+        cal = await (calendars.load(conn, version=version) if calendars else load_calendar(conn, version=version))
+        ctx = Ctx(conn, ticket, action, actor, dict(data), now, cal, load_sla_config())
         ctx.note = str(data.get("note") or "")[:4000]
-        if rule.unit_leg == "lead" or action in ("redispatch", "reject_return", "approve_extension",
-                                                  "approve_reply", "reopen", "callback_reopen", "callback_close"):
+        if rule.unit_leg == "lead" or action in _NEEDS_LEAD:
             ctx.leg = await _lead_leg(conn, ticket_id)
         await _check_actor(ctx, rule.unit_leg, rule.roles)
         await EFFECTS[action](ctx)

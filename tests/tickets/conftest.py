@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tickets_support import ASSIST, LEAD, OTHER, Cast, _hash  # noqa: F401
+from tickets_support import ABOVE, ASSIST, LEAD, OTHER, SUB, Cast, _hash  # noqa: F401
 
 from hotline.auth.model import User
 from hotline.tickets.seed import seed_reference_data
@@ -30,10 +30,16 @@ async def cast(pool: asyncpg.Pool, seeded: dict[str, Any]) -> Cast:
             name, _hash(), list(roles), unit)
         return User.from_row(row)
 
+    # a unit above LEAD (提级办理) and one under it (下派)
+    await pool.execute("INSERT INTO units (code, name, kind) VALUES ($1, '舟山市人民政府', 'other')", ABOVE)
+    await pool.execute("UPDATE units SET parent_code = $2 WHERE code = $1", LEAD, ABOVE)
+    await pool.execute("INSERT INTO units (code, name, kind, parent_code) VALUES ($1, '城管定海中队', 'other', $2)",
+                       SUB, LEAD)
     return Cast(
         agent=await user("agent1", "agent"), dispatcher=await user("disp1", "dispatcher"),
         supervisor=await user("sup1", "supervisor"), admin=await user("admin1", "admin"),
         liaison=await user("liaison-lead", "liaison", unit=LEAD),
         assist_liaison=await user("liaison-assist", "liaison", unit=ASSIST),
         other_liaison=await user("liaison-other", "liaison", unit=OTHER),
+        sub_liaison=await user("liaison-sub", "liaison", unit=SUB),
     )

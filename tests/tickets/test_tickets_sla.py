@@ -47,9 +47,11 @@ async def test_deadlines_pause_while_waiting_on_the_citizen_and_extend(pool: asy
         sign = await _clock(conn, tid, "sign")
         assert sign["outcome"] == "met" and sign["stopped_at"] == sh(3, 2, 10)
 
-        await apply(conn, tid, "await_citizen", cast.liaison, {"reason": "补充材料"}, at=sh(3, 4))
+        await apply(conn, tid, "request_await", cast.liaison, {"reason": "补充材料"}, at=sh(3, 3, 17))
+        await apply(conn, tid, "await_citizen", cast.dispatcher, at=sh(3, 4))  # the centre approves
         handle = await _clock(conn, tid, "handle")
-        assert handle["deadline"] is None and handle["next_check_at"] is None  # paused
+        # paused, but at most 5 working days (sla.yaml await_citizen.max_working_days)
+        assert handle["deadline"] == cal.add_working_days(t0, 20) == sh(3, 30)
         await apply(conn, tid, "resume", cast.liaison, at=sh(3, 6))  # two working days later
         handle = await _clock(conn, tid, "handle")
         assert handle["deadline"] == cal.add_working_days(t0, 17) == sh(3, 25)
@@ -59,7 +61,7 @@ async def test_deadlines_pause_while_waiting_on_the_citizen_and_extend(pool: asy
         handle = await _clock(conn, tid, "handle")
         assert handle["deadline"] == cal.add_working_days(t0, 20) == sh(3, 30)
         # a second pause, resumed across a weekend: Friday 16:30 -> Monday 09:30 is 2 working hours
-        await apply(conn, tid, "await_citizen", cast.liaison, {"reason": "再次补充"}, at=sh(3, 13, 16, 30))
+        await apply(conn, tid, "await_citizen", cast.dispatcher, {"reason": "再次补充"}, at=sh(3, 13, 16, 30))
         await apply(conn, tid, "resume", cast.dispatcher, at=sh(3, 16, 9, 30))
         handle = await _clock(conn, tid, "handle")
         assert handle["deadline"] == sh(3, 30, 11, 0)

@@ -5,7 +5,18 @@ import asyncio
 
 import asyncpg
 import pytest
-from tickets_support import ASSIST, LEAD, OTHER, PATHS, SAMPLE_DATA, Cast, drive, new_ticket, who
+from tickets_support import (
+    ASSIST,
+    LEAD,
+    OTHER,
+    PATHS,
+    SAMPLE_DATA,
+    SUB,
+    Cast,
+    drive,
+    new_ticket,
+    who,
+)
 
 from hotline.errors import Forbidden, ValidationError
 from hotline.tickets.model import SAME, STATES, TRANSITIONS
@@ -15,7 +26,7 @@ from hotline.tickets.workflow import DeadlinePassed, IllegalTransition, apply
 def _actor_for(cast: Cast, roles: frozenset[str], unit_leg: str | None) -> str:
     if unit_leg == "assist":
         return "assist_liaison"
-    if unit_leg == "lead" and "liaison" in roles:
+    if (unit_leg == "lead" and "liaison" in roles) or roles == {"liaison"}:
         return "liaison"
     for name in ("dispatcher", "supervisor", "agent", "admin"):
         if name in roles:
@@ -30,13 +41,21 @@ async def test_every_allowed_transition(pool: asyncpg.Pool, cast: Cast) -> None:
     checked = 0
     async with pool.acquire() as conn:
         for (state, action), rule in sorted(TRANSITIONS.items()):
-            ticket_id = await drive(conn, cast, state)
+            passed_down = action in ("reply_up", "return_up")
+            ticket_id = await drive(conn, cast, "handling" if passed_down else state)
             data = dict(SAMPLE_DATA[action])
             if action == "link_call":
                 data["call_id"] = call_id
             if action == "merge":
                 data["master_id"] = await new_ticket(conn, cast)
             actor = who(cast, _actor_for(cast, rule.roles, rule.unit_leg))
+            if passed_down:  # the lower unit of a ticket passed down
+                await apply(conn, ticket_id, "subdispatch", cast.liaison, {"unit_code": SUB})
+                if state == "handling":
+                    await apply(conn, ticket_id, "sign", cast.sub_liaison)
+                actor = cast.sub_liaison
+            if action == "supervise_reply":  # an order to answer
+                await apply(conn, ticket_id, "supervise", cast.supervisor, {"instruction": "请加快办理"})
             result = await apply(conn, ticket_id, action, actor, data)
             expected = state if rule.to == SAME else rule.to
             assert result["state"] == expected, (state, action)

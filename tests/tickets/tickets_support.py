@@ -19,6 +19,8 @@ from hotline.tickets.workflow import apply
 LEAD = "urban-mgmt"
 ASSIST = "dinghai-jiefang"
 OTHER = "public-security"
+SUB = "urban-mgmt-squad"  # a unit under LEAD (made by the cast fixture)
+ABOVE = "zs-gov"  # the unit above LEAD (made by the cast fixture)
 
 
 @functools.cache
@@ -35,6 +37,7 @@ class Cast:
     liaison: User  # of LEAD
     assist_liaison: User  # of ASSIST
     other_liaison: User  # of OTHER
+    sub_liaison: User  # of SUB, the unit under LEAD
 
 
 # the path of (action, who, data) that brings a new ticket to each state
@@ -45,7 +48,8 @@ PATHS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
 PATHS["handling"] = PATHS["dispatched"] + [("sign", "liaison", {})]
 PATHS["return_review"] = PATHS["dispatched"] + [("return", "liaison", {"reason": "不属于本单位职责"})]
 PATHS["extension_review"] = PATHS["handling"] + [("request_extension", "liaison", {"days": 5, "reason": "需现场勘查"})]
-PATHS["waiting_citizen"] = PATHS["handling"] + [("await_citizen", "liaison", {"reason": "请市民补充照片"})]
+PATHS["waiting_citizen"] = PATHS["handling"] + [("request_await", "liaison", {"reason": "请市民补充照片"}),
+                                                ("await_citizen", "dispatcher", {})]
 PATHS["reply_review"] = PATHS["handling"] + [("reply", "liaison", {"reply": "已处理", "basis": "《城市市容和环境卫生管理条例》"})]
 PATHS["callback"] = PATHS["reply_review"] + [("approve_reply", "dispatcher", {})]
 PATHS["closed"] = PATHS["callback"] + [("callback_close", "agent", {"satisfaction": 5})]
@@ -75,6 +79,15 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "add_assist": {"unit_code": "putuo-shenjiamen"},
     "merge": {},
     "sign": {},
+    "subdispatch": {"unit_code": SUB},
+    "reply_up": {"reply": "已现场处理", "basis": "现场核查"},
+    "return_up": {"reason": "不属于本中队辖区"},
+    "request_await": {"reason": "请市民补充照片"},
+    "refuse_await": {"reason": "材料已齐全，无需等待"},
+    "refuse": {"reason_code": "litigation", "answer": "该事项已进入诉讼程序，请通过司法途径解决"},
+    "transfer_out": {"reason_code": "emergency_110", "answer": "已转110处理"},
+    "supervise_reply": {"reply": "已加派人手，三日内办结"},
+    "elevate": {"reason": "涉及多部门，提级办理"},
 }
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hotline.auth import audit
 from hotline.calendar.core import MAX_SPAN_DAYS
-from hotline.calendar.store import load_calendar, set_day, set_hours
+from hotline.calendar.store import set_day, set_hours
 from hotline.errors import ValidationError
 from hotline.sla.clocks import recompute_all
 from hotline.web.access import api_doc, current_user, requires
@@ -51,7 +51,7 @@ async def calendar(request: web.Request) -> web.Response:
 
 
 async def _recompute(request: web.Request, conn: asyncpg.Connection) -> int:
-    return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+    return await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
 
 
 @requires("admin", "supervisor")
@@ -105,7 +105,7 @@ async def hours_set(request: web.Request) -> web.Response:
 async def compute(request: web.Request) -> web.Response:
     """Calendar arithmetic: start + N working days/hours, or the working time between start and end."""
     rt = request.app[RUNTIME]
-    cal = await load_calendar(rt.pool, rt.settings.tz)
+    cal = await rt.calendars.load(rt.pool)
     q = request.query
 
     def instant(key: str) -> datetime:

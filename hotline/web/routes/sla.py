@@ -6,11 +6,10 @@ import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
-from hotline.calendar.store import load_calendar
 from hotline.errors import NotFound, ValidationError
 from hotline.sla.clocks import recompute_all
 from hotline.sla.policies import create_policy, delete_policy, list_policies, update_policy
-from hotline.tickets.views import is_unit_only
+from hotline.tickets.scope import scope_units
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
 from hotline.web.util import json_response, query_int, read_json
@@ -40,7 +39,7 @@ async def policies(request: web.Request) -> web.Response:
 
 async def _after_change(request: web.Request, conn: asyncpg.Connection, action: str, detail: dict) -> int:
     await audit(conn, action, user=current_user(request), object_type="sla_policy", detail=detail)
-    return await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+    return await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
 
 
 @requires("admin", "supervisor")
@@ -88,14 +87,19 @@ async def alerts(request: web.Request) -> web.Response:
     if kind not in (None, "warning", "overdue", "escalation"):
         raise ValidationError(f"unknown kind {kind!r}", field="kind")
     limit = query_int(request, "limit", 100)
-    rows = await request.app[RUNTIME].pool.fetch(
+    pool = request.app[RUNTIME].pool
+    # open: unacknowledged alerts of clocks still running (a signed or replied stage
+    # is no longer at risk), the facts the tickets' sla_state reads
+    rows = await pool.fetch(
         """SELECT a.id, a.ticket_id, a.stage, a.unit_code, a.level_pct, a.kind, a.deadline, a.at,
                   a.acknowledged_by, a.acknowledged_at, t.subject, t.state
              FROM sla_alerts a JOIN tickets t ON t.id = a.ticket_id
-            WHERE ($1::text IS NULL OR a.kind = $1) AND (NOT $2 OR a.acknowledged_at IS NULL)
-              AND ($3::text IS NULL OR a.unit_code = $3)
+            WHERE ($1::text IS NULL OR a.kind = $1)
+              AND (NOT $2 OR (a.acknowledged_at IS NULL
+                              AND EXISTS (SELECT 1 FROM sla_clocks c WHERE c.id = a.clock_id AND c.stopped_at IS NULL)))
+              AND ($3::text[] IS NULL OR a.unit_code = ANY($3::text[]))
             ORDER BY a.id DESC LIMIT $4""",
-        kind, request.query.get("open") in ("1", "true"), user.unit_code if is_unit_only(user) else None, limit)
+        kind, request.query.get("open") in ("1", "true"), await scope_units(pool, user), limit)
     return json_response({"items": [dict(r) for r in rows]})
 
 
@@ -117,14 +121,17 @@ async def alert_ack(request: web.Request) -> web.Response:
 async def overdue(request: web.Request) -> web.Response:
     """The overdue list (超期清单): running clocks past their deadline, with ticket and unit."""
     user = current_user(request)
-    unit = user.unit_code if is_unit_only(user) else request.query.get("unit")
-    rows = await request.app[RUNTIME].pool.fetch(
+    pool = request.app[RUNTIME].pool
+    scope = await scope_units(pool, user)
+    unit = request.query.get("unit")
+    rows = await pool.fetch(
         """SELECT c.ticket_id, c.stage, c.deadline, coalesce(l.unit_code, t.lead_unit_code) AS unit_code,
                   t.subject, t.state, now() - c.deadline AS overdue_by
              FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id LEFT JOIN ticket_legs l ON l.id = c.leg_id
             WHERE c.stopped_at IS NULL AND c.deadline < now()
               AND ($1::text IS NULL OR coalesce(l.unit_code, t.lead_unit_code) = $1)
-            ORDER BY c.deadline LIMIT 500""", unit)
+              AND ($2::text[] IS NULL OR coalesce(l.unit_code, t.lead_unit_code) = ANY($2::text[]))
+            ORDER BY c.deadline LIMIT 500""", unit, scope)
     return json_response({"items": [dict(r) for r in rows]})
 
 
@@ -133,7 +140,7 @@ async def overdue(request: web.Request) -> web.Response:
 async def recompute(request: web.Request) -> web.Response:
     """Recompute every running deadline from policy + calendar + history."""
     async with request.app[RUNTIME].pool.acquire() as conn:
-        n = await recompute_all(conn, await load_calendar(conn, request.app[RUNTIME].settings.tz))
+        n = await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
     return json_response({"clocks_recomputed": n})
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from hotline.errors import Forbidden, NotFound, ValidationError
-from hotline.tickets import views
+from hotline.tickets import refusals, views
 from hotline.tickets.catalogue import category_tree, save_category
 from hotline.tickets.intake import NewTicket, create_ticket
 from hotline.tickets.model import (
@@ -42,6 +42,7 @@ TICKET_BODY = {
         "caller_name": {"type": "string", "description": "who (诉求人)"},
         "caller_number": {"type": "string"}, "contact_number": {"type": "string"},
         "category_code": {"type": "string"}, "kind": {"enum": list(KINDS)},
+        "region_code": {"type": "string", "description": "属地: a GB/T 2260 code from GET /api/v1/regions"},
         "urgency": {"enum": list(URGENCIES)}, "channel": {"enum": list(CHANNELS)},
         "confidential": {"type": "boolean", "description": "hide the caller's identity from handling units"},
         "attachments": {"type": "array", "items": {"type": "object", "properties": {
@@ -53,12 +54,15 @@ TICKET_BODY = {
 }
 ACTION_BODY = {
     "type": "object",
-    "description": "Fields by action: dispatch/redispatch {unit_code?, assist_units?, due_at?}; "
-                   "close_direct {answer, kb_article_id?}; return/reject_return/refuse_extension/"
-                   "await_citizen/reopen {reason}; request_extension {days, reason}; approve_extension {days?}; "
-                   "reply {reply, basis}; callback_close {satisfaction 1-5, comment?}; callback_reopen "
-                   "{satisfaction, reason}; supervise {instruction}; urge {message}; merge {master_id}; "
-                   "link_call {call_id}; update {changes}; assist_reply {reply}; add_assist {unit_code}. "
+    "description": "Fields by action: dispatch/redispatch {unit_code?, assist_units?, due_at?} (no unit: the "
+                   "unit suggested for region x category); close_direct {answer, kb_article_id?}; "
+                   "refuse/transfer_out {reason_code, answer}; return/return_up/reject_return/refuse_extension/"
+                   "request_await/await_citizen/refuse_await/reopen {reason}; subdispatch {unit_code, due_at?}; "
+                   "request_extension {days, reason}; approve_extension {days?}; reply/reply_up {reply, basis}; "
+                   "callback_close {satisfaction 1-5, comment?}; callback_reopen {satisfaction, reason}; "
+                   "supervise {instruction, reply_due_at?}; supervise_reply {reply, order_id?}; "
+                   "elevate {reason, unit_code?}; urge {message}; merge {master_id}; link_call {call_id}; "
+                   "update {changes}; assist_reply {reply}; add_assist {unit_code}. "
                    "Every action takes an optional note.",
     "properties": {"note": {"type": "string"}},
 }
@@ -100,7 +104,7 @@ def _new_ticket(body: dict[str, Any]) -> NewTicket:
         hotline_number=body["hotline_number"], subject=text("subject"), facts=text("facts"),
         location=text("location"), occurred_at=_dt(body.get("occurred_at"), "occurred_at"),
         caller_name=text("caller_name"), caller_number=text("caller_number"), contact_number=text("contact_number"),
-        category_code=body.get("category_code"), kind=text("kind", "help"), urgency=text("urgency", "normal"),
+        category_code=body.get("category_code"), region_code=body.get("region_code"), kind=text("kind", "help"), urgency=text("urgency", "normal"),
         channel=text("channel", "phone"), source="api", confidential=body.get("confidential", False),
         attachments=body.get("attachments") or [], call_ids=calls,
     )
@@ -123,10 +127,11 @@ async def create(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].pool.acquire() as conn:
         async with conn.transaction():
             ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
+            calendars = request.app[RUNTIME].calendars
             if body.get("dispatch") is not None:
-                await apply(conn, ticket_id, "dispatch", user, body["dispatch"])
+                await apply(conn, ticket_id, "dispatch", user, body["dispatch"], calendars=calendars)
             elif body.get("close_direct") is not None:
-                await apply(conn, ticket_id, "close_direct", user, body["close_direct"])
+                await apply(conn, ticket_id, "close_direct", user, body["close_direct"], calendars=calendars)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
 
@@ -194,7 +199,8 @@ async def act(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].pool.acquire() as conn:
         if not await views._visible(conn, ticket_id, user):
             raise NotFound(f"no ticket {ticket_id}", field="id")
-        result = await apply(conn, ticket_id, request.match_info["action"], user, body)
+        result = await apply(conn, ticket_id, request.match_info["action"], user, body,
+                             calendars=request.app[RUNTIME].calendars)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"result": result, "ticket": view})
 
@@ -215,6 +221,38 @@ async def transitions(request: web.Request) -> web.Response:
     items = [{"state": s, "action": a, "to": t.to if t.to != "=" else s, "roles": sorted(t.roles),
               "unit_leg": t.unit_leg} for (s, a), t in sorted(TRANSITIONS.items())]
     return json_response({"states": STATE_NAMES_ZH, "actions": ACTION_NAMES_ZH, "transitions": items})
+
+
+@requires()
+@api_doc(tags=TAGS, responses={200: "the configured reasons for 不予受理 and 转其他渠道"})
+async def refusal_reasons(request: web.Request) -> web.Response:
+    """Reason codes for closing a ticket without handling (不予受理 / 转其他渠道)."""
+    return json_response({"items": refusals.reasons_json(), "outcomes": refusals.OUTCOME_NAMES_ZH})
+
+
+@requires("dispatcher", "supervisor", "admin")
+@api_doc(tags=TAGS, query={"from": {"type": "string", "format": "date-time"},
+                           "to": {"type": "string", "format": "date-time"}, "line": {"type": "string"}},
+         responses={200: "counts of 不予受理 and 转其他渠道 by reason in [from, to) (default: this month)"})
+async def refusal_report(request: web.Request) -> web.Response:
+    """How many tickets were refused (不予受理) or sent to another channel (转其他渠道), by reason."""
+    rt = request.app[RUNTIME]
+    tz = rt.settings.tz
+    start = _dt(request.query.get("from"), "from")
+    end = _dt(request.query.get("to"), "to")
+    async with rt.pool.acquire() as conn:
+        if start is None or end is None:
+            now = (await conn.fetchval("SELECT now()")).astimezone(tz)
+            month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            start = start or month
+            end = end or (month.replace(year=month.year + 1, month=1) if month.month == 12
+                          else month.replace(month=month.month + 1))
+        start = start if start.tzinfo else start.replace(tzinfo=tz)
+        end = end if end.tzinfo else end.replace(tzinfo=tz)
+        if end <= start:
+            raise ValidationError(f"to {end.isoformat()} must be after from {start.isoformat()}", field="to")
+        report = await refusals.refusal_counts(conn, start=start, end=end, hotline_number=request.query.get("line"))
+    return json_response(report)
 
 
 @requires()
@@ -258,6 +296,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/tickets", list_)
     app.router.add_post("/api/v1/tickets", create)
     app.router.add_get("/api/v1/tickets/transitions", transitions)
+    app.router.add_get("/api/v1/tickets/refusal-reasons", refusal_reasons)
+    app.router.add_get("/api/v1/tickets/refusals", refusal_report)
     app.router.add_get("/api/v1/tickets/{id:\\d+}", detail)
     app.router.add_get("/api/v1/tickets/{id:\\d+}/history", history)
     app.router.add_get("/api/v1/tickets/{id:\\d+}/callback-plan", callback_plan)

@@ -16,6 +16,7 @@ UNIT_BODY = {"type": "object", "properties": {
     "code": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}, "name": {"type": "string"},
     "parent_code": {"type": ["string", "null"]}, "contact_phone": {"type": "string"},
     "kind": {"enum": ["department", "district", "street", "enterprise", "centre", "other"]},
+    "region_code": {"type": ["string", "null"], "description": "the region (GB/T 2260) the unit answers for"},
     "active": {"type": "boolean"}}}
 
 
