@@ -60,15 +60,11 @@ async def agent_connect(ctx: CallContext, channel: Channel) -> ConnectResult:
     req = channel.request
     uid = call_uid_of(channel)
     interface = req.param("interface", 2) or seat_interface(req.get("channel"))
-    agent_id: int | None = None
-    try:
-        async with ctx.store.connection() as conn:
-            agent_id = await conn.fetchval("SELECT user_id FROM seats WHERE interface = $1", interface)
-    except DatabaseDown:
-        pass
-    entry = make_entry("answer", uid, {"at": now().isoformat(), "agent_id": agent_id, "answered_by": interface})
+    # the answer operation finds the seat of this phone (one statement) and notes it in the entry
+    entry = make_entry("answer", uid, {"at": now().isoformat(), "agent_id": None, "answered_by": interface})
     before = ctx.writer.journaled
     call_id = await ctx.writer.write(entry)
+    agent_id: int | None = entry["data"].get("agent_id")
     if agent_id is not None:
         await _quiet_set(channel, "HOTLINE_AGENT_ID", str(agent_id))
     return ConnectResult(uid, call_id, agent_id, interface, ctx.writer.journaled > before)

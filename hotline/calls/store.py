@@ -28,8 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -280,7 +279,7 @@ async def _queue_join(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) 
 
 
 #: operations that are one statement: applied without a transaction around them
-SINGLE_STATEMENT_OPS = frozenset({"start", "queue_join"})
+SINGLE_STATEMENT_OPS = frozenset({"start", "queue_join", "answer", "end"})
 
 
 async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
@@ -307,71 +306,96 @@ async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
     return int(row["id"])
 
 
+#: the seat a queue member names (``{member}``): its interface, else the member name the
+#: seat was added with (``hotline.calls.members``: the display name, else the username;
+#: queue_log's agent field). An ambiguous name names nobody. Columns ``user_id, interface``.
+_MEMBER_SEAT = """
+    SELECT user_id, coalesce(interface, {member}) AS interface FROM (
+        SELECT s.user_id, s.interface, coalesce(s.interface = {member}, false) AS exact,
+               count(*) OVER () AS n,
+               row_number() OVER (ORDER BY coalesce(s.interface = {member}, false) DESC,
+                                           (u.username = {member}) DESC) AS rn
+          FROM seats s JOIN users u ON u.id = s.user_id
+         WHERE (s.interface = {member} OR u.username = {member} OR u.display_name = {member}) {only}) m
+     WHERE rn = 1 AND (n = 1 OR exact)"""
+
+#: ``answer`` in one statement: the member's seat (when the caller did not name the agent),
+#: the call (first answer time kept; nothing when the same answer is told again), the seat
+#: on the call, and their events (``seat.changed``, ``call.offered`` = the screen-pop,
+#: ``call.updated``) in that order. $1 uid, $2 member, $3 agent id, $4 at, $5 source of an
+#: after-the-fact record (None: live), $6 at as told, $7 live, $8 the events channel.
+_ANSWER = f"""
+WITH member AS ({_MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS NULL")}),
+     who AS (SELECT coalesce($3::bigint, (SELECT user_id FROM member)) AS agent_id,
+                    coalesce((SELECT interface FROM member), $2::text) AS answered_by),
+     up AS (
+        UPDATE calls c
+           SET state = CASE WHEN c.state IN ('completed', 'abandoned', 'failed') THEN c.state ELSE 'answered' END,
+               answered_at = coalesce(c.answered_at, $4::timestamptz),
+               wait_seconds = round(greatest(extract(epoch FROM coalesce(c.answered_at, $4) - c.started_at), 0), 3),
+               agent_id = coalesce(who.agent_id, c.agent_id),
+               -- answered from a queue: in it at the latest when answered (AMI's join and
+               -- the member's gosub race; neither may make the wait negative)
+               queued_at = least(coalesce(c.queued_at, c.started_at), coalesce(c.answered_at, $4)),
+               answered_by = CASE WHEN $5::text IS NOT NULL AND c.answered_by IS NOT NULL THEN c.answered_by
+                                  ELSE coalesce(who.answered_by, c.answered_by) END,
+               decisions = c.decisions || jsonb_build_array(
+                   jsonb_build_object('step', 'answer', 'by', who.answered_by, 'agent_id', who.agent_id,
+                                      'at', $6::text)
+                   || CASE WHEN $5::text IS NOT NULL THEN jsonb_build_object('source', $5::text)
+                           ELSE '{{}}'::jsonb END),
+               updated_at = now()
+          FROM who
+         WHERE c.call_uid = $1
+           -- the same answer told again by another source (the member's gosub, AMI's
+           -- AgentConnect, queue_log's CONNECT): nothing new, and no second screen-pop
+           AND (c.answered_at IS NULL OR (who.agent_id IS NOT NULL AND who.agent_id IS DISTINCT FROM c.agent_id))
+        RETURNING c.id, c.hotline_number, who.agent_id),
+     seat AS (
+        INSERT INTO seats (user_id, state, since, current_call_id)
+        SELECT agent_id, 'on_call', now(), id FROM up WHERE agent_id IS NOT NULL AND $7
+        ON CONFLICT (user_id) DO UPDATE
+              SET state = 'on_call', reason = NULL, since = now(), updated_at = now(),
+                  current_call_id = EXCLUDED.current_call_id
+            WHERE seats.current_call_id IS DISTINCT FROM EXCLUDED.current_call_id OR seats.state <> 'on_call'
+        RETURNING user_id),
+     events AS (
+        SELECT 1 AS i, json_build_object('topic', 'seat.changed', 'payload',
+                                         json_build_object('user_id', user_id, 'state', 'on_call')) AS m FROM seat
+        UNION ALL
+        SELECT 2, json_build_object('topic', 'call.offered', 'payload', json_build_object(
+                   'call_id', id, 'user_id', agent_id, 'hotline_number', hotline_number))
+          FROM up WHERE agent_id IS NOT NULL AND $7
+        UNION ALL
+        SELECT 3, json_build_object('topic', 'call.updated', 'payload',
+                                    json_build_object('call_id', id, 'state', 'answered')) FROM up)
+SELECT coalesce((SELECT id FROM up), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
+       (SELECT agent_id FROM who) AS agent_id,
+       (SELECT count(pg_notify($8, m::text)) FROM (SELECT m FROM events ORDER BY i) e) AS notified"""  # noqa: S608 (constant SQL)
+
+
 async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, live: bool) -> int | None:
-    """An agent's seat picked the call up from the queue (``agent_connect``)."""
-    row = await conn.fetchrow(
-        """SELECT id, state, hotline_number, started_at, answered_at, agent_id
-             FROM calls WHERE call_uid = $1 FOR UPDATE""",
-        uid,
-    )
-    if row is None:
-        log.warning("call %s: answer for an unknown call dropped", uid)
-        return None
+    """An agent's seat picked the call up from the queue (``agent_connect``, AMI's
+    ``AgentConnect``, queue_log's ``CONNECT``). One statement. The seat the member names
+    is written back into ``data["agent_id"]`` (the gosub tells the agent's phone)."""
     at = _ts(data["at"])
     assert at is not None
-    first = row["answered_at"] is None
-    answered_at = at if first else row["answered_at"]
-    wait = Decimal(str(round(max((answered_at - row["started_at"]).total_seconds(), 0.0), 3)))
     agent_id = data.get("agent_id")
-    answered_by = data.get("answered_by")
-    if agent_id is None and answered_by:
-        seat = await seat_of_member(conn, answered_by)
-        if seat is not None:
-            agent_id, answered_by = seat
-    if not first and agent_id in (None, row["agent_id"]):
-        # the same answer told again by another source (the member's gosub, AMI's
-        # AgentConnect, queue_log's CONNECT): nothing new, and no second screen-pop
-        return int(row["id"])
-    source = data.get("source")  # None: a live flow (AGI, AMI); else an after-the-fact record
-    decision: dict[str, Any] = {"step": "answer", "by": answered_by, "agent_id": agent_id, "at": data["at"]}
-    if source:
-        decision["source"] = source
-    await conn.execute(
-        """UPDATE calls SET state = CASE WHEN state IN ('completed', 'abandoned', 'failed')
-                                         THEN state ELSE 'answered' END,
-                  answered_at = $2, wait_seconds = $3, agent_id = COALESCE($4, agent_id),
-                  -- answered from a queue: in it at the latest when answered (AMI's join and
-                  -- the member's gosub race; neither may make the wait negative)
-                  queued_at = least(coalesce(queued_at, started_at), $2),
-                  answered_by = CASE WHEN $7 AND answered_by IS NOT NULL THEN answered_by
-                                     ELSE coalesce($5, answered_by) END,
-                  decisions = decisions || $6::jsonb, updated_at = now()
-            WHERE id = $1""",
-        row["id"], answered_at, wait, agent_id, answered_by, [decision], bool(source),
-    )
-    events: list[tuple[str, dict[str, Any]]] = []
-    if agent_id is not None and live:
-        if await seat_on_call(conn, agent_id, row["id"], notify=False):
-            events.append(("seat.changed", {"user_id": agent_id, "state": "on_call"}))
-        events.append(("call.offered", {
-            "call_id": row["id"], "user_id": agent_id, "hotline_number": row["hotline_number"],
-        }))
-    events.append(("call.updated", {"call_id": row["id"], "state": "answered"}))
-    await publish_many(conn, events)  # one round trip for all of them
+    row = await conn.fetchrow(
+        _ANSWER, uid, data.get("answered_by") or None, agent_id, at, data.get("source") or None,
+        str(data["at"]), live, EVENTS_CHANNEL)
+    if row is None or row["id"] is None:
+        log.warning("call %s: answer for an unknown call dropped", uid)
+        return None
+    if agent_id is None and row["agent_id"] is not None:
+        data["agent_id"] = row["agent_id"]
     return int(row["id"])
 
 
 async def seat_of_member(conn: asyncpg.Connection, member: str) -> tuple[int, str] | None:
-    """``(user_id, interface)`` of a queue member as Asterisk names it: the interface, or
-    the member name the seat was added with (``hotline.calls.members``: the display name,
-    else the username; queue_log's agent field). An ambiguous name names nobody."""
-    rows = await conn.fetch(
-        """SELECT s.user_id, s.interface, s.interface = $1 AS exact FROM seats s JOIN users u ON u.id = s.user_id
-            WHERE s.interface = $1 OR u.username = $1 OR u.display_name = $1
-            ORDER BY (s.interface = $1) DESC, (u.username = $1) DESC LIMIT 2""", member)
-    if not rows or (len(rows) > 1 and not rows[0]["exact"]):
-        return None
-    return int(rows[0]["user_id"]), rows[0]["interface"] or member
+    """``(user_id, interface)`` of a queue member as Asterisk names it (``_MEMBER_SEAT``)."""
+    row = await conn.fetchrow(_MEMBER_SEAT.format(member="$1::text", only=""), member)
+    return None if row is None else (int(row["user_id"]), row["interface"])
 
 
 def _seconds(value: Any) -> float | None:
@@ -382,89 +406,94 @@ def _seconds(value: Any) -> float | None:
     return number if number >= 0 else None
 
 
+_FINAL = "('completed', 'abandoned', 'failed')"
+
+#: ``end`` in one statement. The first end wins: it sets the outcome (answered, or
+#: abandoned; a blocked call completes), wait and talk, and moves whoever was on the call
+#: to after-call work. A later end from another source (the AGI's hangup replayed after
+#: the CDR ended the call, AMI, queue_log) is noted only when it brings a fact the record
+#: lacks (a disposition, the agent) and that source was not noted yet; which sources
+#: reported the call stays visible anyway (their rows are linked to it). $1 uid, $2 ended
+#: at, $3 DIALSTATUS (upper), $4 ANSWEREDTIME, $5 dial target, $6 disposition, $7 agent
+#: id, $8 what the decision adds, $9 at as told, $10 source, $11 the late decision, $12
+#: the events channel.
+_END = f"""
+WITH cur AS (
+        SELECT id, state, route, started_at, disposition,
+               -- a sub-centre (or expert) took the call through Dial(): Asterisk says for how long
+               CASE WHEN answered_at IS NULL AND $3::text = 'ANSWER'
+                    THEN greatest(started_at, $2::timestamptz - make_interval(secs => coalesce($4::float8, 0)))
+                    ELSE answered_at END AS ans,
+               CASE WHEN answered_at IS NULL AND $3::text = 'ANSWER'
+                    THEN coalesce(nullif(answered_by, ''), nullif($5::text, ''), dial_target)
+                    ELSE answered_by END AS answered_by
+          FROM calls WHERE call_uid = $1 AND ended_at IS NULL FOR UPDATE),
+     calc AS (
+        SELECT cur.*,
+               CASE WHEN state IN {_FINAL} THEN state
+                    WHEN ans IS NOT NULL OR route = 'blocked' THEN 'completed'
+                    ELSE 'abandoned' END AS new_state,
+               coalesce(disposition,
+                        CASE WHEN state NOT IN {_FINAL} AND ans IS NULL AND route = 'blocked' THEN 'blocked' END,
+                        nullif($6::text, ''),
+                        CASE WHEN ans IS NOT NULL THEN 'answered' ELSE 'abandoned' END) AS new_disposition
+          FROM cur),
+     up AS (
+        UPDATE calls c
+           SET state = calc.new_state, disposition = calc.new_disposition, ended_at = $2,
+               answered_at = calc.ans, answered_by = calc.answered_by,
+               wait_seconds = round(greatest(extract(epoch FROM coalesce(calc.ans, $2) - calc.started_at), 0), 3),
+               talk_seconds = CASE WHEN calc.ans IS NOT NULL
+                                   THEN round(greatest(extract(epoch FROM $2 - calc.ans), 0), 3) END,
+               decisions = c.decisions || jsonb_build_array(
+                   jsonb_build_object('step', 'hangup', 'at', $9::text, 'state', calc.new_state,
+                                      'disposition', calc.new_disposition) || $8::jsonb),
+               agent_id = coalesce(c.agent_id, $7::bigint), updated_at = now()
+          FROM calc WHERE c.id = calc.id
+        RETURNING c.id, c.state),
+     fill AS (
+        UPDATE calls c
+           SET disposition = coalesce(c.disposition, nullif($6::text, '')),
+               agent_id = coalesce(c.agent_id, $7::bigint),
+               decisions = c.decisions || jsonb_build_array($11::jsonb), updated_at = now()
+         WHERE c.call_uid = $1 AND c.ended_at IS NOT NULL
+           AND ((c.disposition IS NULL AND nullif($6::text, '') IS NOT NULL)
+                OR (c.agent_id IS NULL AND $7::bigint IS NOT NULL))
+           AND NOT c.decisions @> jsonb_build_array(jsonb_build_object('step', 'hangup', 'source', $10::text))
+        RETURNING c.id),
+     left_call AS (
+        UPDATE seats s SET state = 'after_call', current_call_id = NULL, since = now(), updated_at = now()
+          FROM up WHERE s.current_call_id = up.id
+        RETURNING s.user_id),
+     events AS (
+        SELECT 0 AS i, json_build_object('topic', 'call.updated', 'payload',
+                                         json_build_object('call_id', id, 'state', state)) AS m FROM up
+        UNION ALL
+        SELECT 1, json_build_object('topic', 'seat.changed', 'payload',
+                                    json_build_object('user_id', user_id, 'state', 'after_call')) FROM left_call)
+SELECT coalesce((SELECT id FROM up), (SELECT id FROM fill), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
+       (SELECT count(pg_notify($12, m::text)) FROM (SELECT m FROM events ORDER BY i) e) AS notified"""  # noqa: S608
+
+
 async def _end(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> int | None:
-    """Finalise: answered or abandoned, wait and talk durations, disposition, who answered.
-    The first end wins; a later end from another source (the AGI's hangup replayed after
-    the CDR ended the call, or the reverse) only fills what is empty and adds its decision."""
-    row = await conn.fetchrow(
-        """SELECT id, state, route, dial_target, started_at, answered_at, ended_at, agent_id,
-                  answered_by, disposition
-             FROM calls WHERE call_uid = $1 FOR UPDATE""",
-        uid,
-    )
-    if row is None:
-        log.warning("call %s: end for an unknown call dropped", uid)
-        return None
-    source = data.get("source") or "agi"
-    agent_id = data.get("agent_id")
-    if row["ended_at"] is not None:
-        # hangup reported twice (handler + retry, AMI, queue_log, CDR): the first one wins;
-        # a later one is noted only when it brings a fact the record lacks (a disposition,
-        # the agent). Which sources reported the call stays visible anyway: their rows are
-        # linked to it (cdr_records.call_id, queue_log_events.call_id).
-        fills = (row["disposition"] is None and data.get("disposition")) or (row["agent_id"] is None and agent_id)
-        if fills and not await conn.fetchval(
-                """SELECT decisions @> jsonb_build_array(jsonb_build_object('step', 'hangup', 'source', $2::text))
-                     FROM calls WHERE id = $1""", row["id"], source):
-            decision = {"step": "hangup", "source": source, "at": data["at"], "after_end": True}
-            for key in ("cause", "dialstatus", "queuestatus"):
-                if data.get(key):
-                    decision[key] = data[key]
-            await conn.execute(
-                """UPDATE calls SET disposition = coalesce(disposition, $2), agent_id = coalesce(agent_id, $3),
-                          decisions = decisions || $4::jsonb, updated_at = now()
-                    WHERE id = $1""",
-                row["id"], data.get("disposition"), agent_id, [decision],
-            )
-        return int(row["id"])
+    """Finalise: answered or abandoned, wait and talk durations, disposition, who answered
+    (one statement, ``_END``)."""
     ended_at = _ts(data["at"])
     assert ended_at is not None
-    answered_at = row["answered_at"]
-    answered_by = row["answered_by"]
-    dialstatus = (data.get("dialstatus") or "").upper()
-    answered_time = _seconds(data.get("answeredtime"))
-    if answered_at is None and dialstatus == "ANSWER":
-        # a sub-centre (or expert) took the call through Dial(): Asterisk tells us for how long
-        talked = answered_time or 0.0
-        answered_at = max(row["started_at"], ended_at - _delta(talked))
-        answered_by = answered_by or data.get("dial_target") or row["dial_target"]
-    disposition = row["disposition"]
-    if row["state"] in ("completed", "abandoned", "failed"):
-        state = row["state"]
-    elif answered_at is not None:
-        state = "completed"
-    elif row["route"] == "blocked":
-        state, disposition = "completed", disposition or "blocked"
-    else:
-        state = "abandoned"
-    if disposition is None:
-        disposition = data.get("disposition") or ("answered" if answered_at else "abandoned")
-    wait_end = answered_at or ended_at
-    wait = round(max((wait_end - row["started_at"]).total_seconds(), 0.0), 3)
-    talk: float | None = round(max((ended_at - answered_at).total_seconds(), 0.0), 3) if answered_at else None
-    decision = {"step": "hangup", "at": data["at"], "state": state, "disposition": disposition}
+    source = data.get("source") or "agi"
+    extras = {key: data[key] for key in ("cause", "dialstatus", "queuestatus") if data.get(key)}
+    decision = dict(extras)
     if source != "agi":
         decision["source"] = source
-    for key in ("cause", "dialstatus", "queuestatus"):
-        if data.get(key):
-            decision[key] = data[key]
-    await conn.execute(
-        """UPDATE calls SET state = $2, disposition = $3, ended_at = $4, answered_at = $5,
-                  answered_by = $6, wait_seconds = $7, talk_seconds = $8,
-                  decisions = decisions || $9::jsonb, agent_id = coalesce(agent_id, $10), updated_at = now()
-            WHERE id = $1""",
-        row["id"], state, disposition, ended_at, answered_at, answered_by,
-        Decimal(str(wait)), None if talk is None else Decimal(str(talk)), [decision], agent_id,
-    )
-    # whoever was on this call (agent or expert seat) moves on to after-call work
-    left = await seats_leave_call(conn, row["id"], notify=False)
-    await publish_many(conn, [("call.updated", {"call_id": row["id"], "state": state}),
-                              *(("seat.changed", {"user_id": u, "state": "after_call"}) for u in left)])
-    return int(row["id"])
-
-
-def _delta(seconds: float) -> timedelta:
-    return timedelta(seconds=seconds)
+    late = {"step": "hangup", "source": source, "at": data["at"], "after_end": True, **extras}
+    call_id = await conn.fetchval(
+        _END, uid, ended_at, (data.get("dialstatus") or "").upper(), _seconds(data.get("answeredtime")),
+        data.get("dial_target"), data.get("disposition"), data.get("agent_id"), decision, str(data["at"]),
+        source, late, EVENTS_CHANNEL)
+    if call_id is None:
+        log.warning("call %s: end for an unknown call dropped", uid)
+        return None
+    return int(call_id)
 
 
 # ---- small facts other modules record on a call ---------------------------------------
