@@ -23,6 +23,9 @@ HEADINGS_ZH = {
     "completed_on_time_rate": "按时办结率", "satisfaction_5": "非常满意", "satisfaction_4": "满意",
     "satisfaction_3": "基本满意", "satisfaction_2": "不满意", "satisfaction_1": "非常不满意",
     "rated": "评价数", "satisfied_rate": "满意率（非常满意+满意+基本满意）/评价数",
+    "unit_code": "单位代码", "unit_name": "单位", "sign_due": "应按时签收", "resolved": "解决", "partly": "部分解决",
+    "unresolved": "未解决", "evaluated": "解决情况评价数", "response_rate": "响应率（按时签收）",
+    "resolution_rate": "解决率", "satisfaction_rate": "满意率", "score": "综合得分", "rank": "排名",
 }
 
 

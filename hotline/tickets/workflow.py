@@ -454,23 +454,39 @@ def _satisfaction(ctx: Ctx) -> int:
     return value
 
 
+#: 回访 records whether the matter was resolved, beside the satisfaction (hotline.reports.rates)
+RESOLUTIONS = ("resolved", "partly", "unresolved")
+
+
+def _resolution(ctx: Ctx) -> str | None:
+    value = ctx.data.get("resolution")
+    if value is not None and value not in RESOLUTIONS:
+        raise ValidationError("resolution must be resolved (解决), partly (部分解决) or unresolved (未解决), "
+                              f"got {value!r}", field="resolution")
+    return value
+
+
 async def callback_close(ctx: Ctx) -> None:
     sat = _satisfaction(ctx)
+    resolution = _resolution(ctx)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["callback"])
-    ctx.sets.update(satisfaction=sat, close_kind="completed", closed_at=ctx.at, callback_at=ctx.at)
+    ctx.sets.update(satisfaction=sat, resolution=resolution, close_kind="completed", closed_at=ctx.at,
+                    callback_at=ctx.at)
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'closed' WHERE ticket_id = $1 AND state <> 'withdrawn'",
                            ctx.ticket["id"])
     # one reply, one callback plan: the merged tickets close with their master
-    await ctx.conn.execute("UPDATE tickets SET closed_at = $2, satisfaction = $3, updated_at = now() "
-                           "WHERE master_id = $1", ctx.ticket["id"], ctx.at, sat)
-    ctx.detail.update(satisfaction=sat, comment=str(ctx.data.get("comment") or "")[:2000])
+    await ctx.conn.execute("UPDATE tickets SET closed_at = $2, satisfaction = $3, resolution = $4, updated_at = now() "
+                           "WHERE master_id = $1", ctx.ticket["id"], ctx.at, sat, resolution)
+    ctx.detail.update(satisfaction=sat, resolution=resolution, comment=str(ctx.data.get("comment") or "")[:2000])
 
 
 async def callback_reopen(ctx: Ctx) -> None:
     sat = _satisfaction(ctx)
-    ctx.detail.update(satisfaction=sat, reason=_text(ctx, "reason", "what the citizen is dissatisfied with"))
+    resolution = _resolution(ctx)
+    ctx.detail.update(satisfaction=sat, resolution=resolution,
+                      reason=_text(ctx, "reason", "what the citizen is dissatisfied with"))
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["callback"])
-    ctx.sets.update(satisfaction=sat, callback_at=ctx.at)
+    ctx.sets.update(satisfaction=sat, resolution=resolution, callback_at=ctx.at)
     await _reopen_lead(ctx)
 
 

@@ -3,10 +3,12 @@ line, unit, agent and period (definitions in hotline.reports.metrics)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from hotline.errors import ValidationError
-from hotline.reports import metrics
+from hotline.reports import metrics, rates
 from hotline.reports.export import to_csv, to_xlsx
 from hotline.web.access import api_doc, requires
 from hotline.web.keys import RUNTIME
@@ -85,6 +87,40 @@ async def tickets_report(request: web.Request) -> web.Response:
     return await _report(request, "tickets")
 
 
+RATES_QUERY = {**{k: v for k, v in QUERY.items() if k not in ("group", "line")},
+               "group": {"enum": list(rates.RATE_GROUPS), "description": "per unit (default) or one total row"},
+               "exemptions": {"type": "boolean", "description": "leave exempted tickets out (the assessment's figures)"}}
+
+
+@requires("supervisor", "admin")
+@api_doc(tags=["reports"], query=RATES_QUERY, responses={200: "the three rates per unit (JSON, CSV or XLSX)"})
+async def rates_report(request: web.Request) -> web.Response:
+    """The three rates per handling unit: response (on-time signing), resolution and satisfaction.
+
+    Numerators and denominators are in `definitions` and docs/RATES.md.
+    """
+    rt = request.app[RUNTIME]
+    q = request.query
+    period = metrics.Period.parse(q.get("from"), q.get("to"), rt.settings.tz)
+    fmt = q.get("format", "json")
+    if fmt not in ("json", "csv", "xlsx"):
+        raise ValidationError(f"format must be json, csv or xlsx, got {fmt!r}", field="format")
+    rows = await rates.three_rates(rt.pool, period, now=datetime.now(rt.settings.tz), group=q.get("group", "unit"),
+                                   exemptions=q.get("exemptions") in ("1", "true"))
+    first, last = period.start.date().isoformat(), period.end.date().isoformat()
+    name = f"rates-{first}"
+    if fmt == "csv":
+        return web.Response(body=to_csv(rows), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        notes = [f"统计期：{first} 至 {last}（不含）"] + [f"{k}: {v}" for k, v in rates.DEFINITIONS.items()]
+        return web.Response(body=to_xlsx(rows, title="三率", notes=notes), content_type=XLSX,
+                            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return json_response({"period": {"from": period.start, "to": period.end}, "definitions": rates.DEFINITIONS,
+                          "rows": rows})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/calls", calls_report)
     app.router.add_get("/api/v1/reports/tickets", tickets_report)
+    app.router.add_get("/api/v1/reports/rates", rates_report)
