@@ -1,7 +1,7 @@
 // 班长监控: live wallboard (pushed), seats, SLA reports with charts and exports,
 // overdue / at-risk tickets with supervise and urge, data quality, KB review.
 import {
-  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, SEAT_STATES, secondsSince,
+  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, post, SEAT_STATES, secondsSince,
   serverNow, setServerTime, toast,
 } from '../common.js';
 import {
@@ -21,10 +21,14 @@ const reportPanel = el('section', { class: 'panel', id: 'reports' });
 const riskPanel = el('section', { class: 'panel', id: 'at-risk' });
 const qualityPanel = el('section', { class: 'panel', id: 'quality' });
 const kbPanel = el('section', { class: 'panel', id: 'kb-review' });
+const rankPanel = el('section', { class: 'panel', id: 'ranking' });
+const appealPanel = el('section', { class: 'panel', id: 'appeals' });
+const notifyPanel = el('section', { class: 'panel', id: 'notifications' });
 app.className = 'grid2';
-app.append(kpis, queues, seatsPanel, reportPanel, riskPanel, qualityPanel, kbPanel);
+app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, qualityPanel, appealPanel, notifyPanel, kbPanel);
 kpis.style.gridColumn = '1 / -1';
 reportPanel.style.gridColumn = '1 / -1';
+rankPanel.style.gridColumn = '1 / -1';
 
 // -- wallboard -------------------------------------------------------------------------
 function kpi(id, label, value, alert = false) {
@@ -171,6 +175,99 @@ async function drawChart(rows, spec) {
   node.dataset.rendered = String(rows.length);
 }
 
+// -- unit assessment: ranking (ECharts), appeals, notifications --------------------------
+let rankChart = null;
+const RATE_NAMES = { response_rate: '响应率', resolution_rate: '解决率', satisfaction_rate: '满意率' };
+function drawRankingControls() {
+  const today = new Date(serverNow());
+  const month = el('input', { type: 'month', id: 'rank-month', value: localDay(today, timeZone).slice(0, 7) });
+  const run = () => loadRanking(month.value);
+  month.addEventListener('change', run);
+  clear(rankPanel).append(el('h2', {}, '承办单位考核排名', el('span', { class: 'muted small', id: 'rank-note' })),
+    el('div', { class: 'row' }, el('div', {}, el('label', {}, '考核月份'), month),
+      el('button', { class: 'primary shrink', id: 'rank-run', onclick: run }, '查询')),
+    el('div', { class: 'chart', id: 'ranking-chart' }), el('div', { id: 'ranking-table' }));
+  run();
+}
+async function loadRanking(month) {
+  const table = $('#ranking-table');
+  delete rankPanel.dataset.loaded;
+  try {
+    const data = await get(`/api/v1/assessment/ranking?month=${encodeURIComponent(month)}`);
+    const rows = data.rows || [];
+    const w = data.weights || {};
+    $('#rank-note').textContent = `综合得分 = 响应率×${w.response_rate} + 解决率×${w.resolution_rate} + 满意率×${w.satisfaction_rate}（按权重折算为百分制，免责工单不计）`;
+    const ranked = rows.filter((r) => r.rank !== null);
+    const node = $('#ranking-chart');
+    await loadECharts();
+    rankChart ??= window.echarts.init(node, null, { renderer: 'canvas' });
+    const names = ranked.map((r) => r.unit_name || r.unit_code).reverse();
+    rankChart.setOption({
+      animation: false,
+      textStyle: { fontFamily: '"Noto Sans CJK SC", "Microsoft YaHei", sans-serif' },
+      tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
+      legend: { top: 0 },
+      grid: { left: 160, right: 40, top: 40, bottom: 30 },
+      yAxis: { type: 'category', data: names },
+      xAxis: [{ type: 'value', name: '得分', min: 0, max: 100 }],
+      series: [
+        { name: '综合得分', type: 'bar', data: ranked.map((r) => r.score).reverse(), label: { show: true, position: 'right' } },
+        ...Object.entries(RATE_NAMES).map(([k, n]) => ({ name: n, type: 'bar',
+          data: ranked.map((r) => (r[k] === null ? null : Math.round(r[k] * 1000) / 10)).reverse() })),
+      ],
+    }, true);
+    node.dataset.rendered = String(ranked.length);
+    clear(table).append(rows.length ? el('table', { id: 'ranking-rows' },
+      el('tr', {}, ...['排名', '承办单位', '响应率', '解决率', '满意率', '综合得分', '免责工单'].map((h) => el('th', {}, h))),
+      ...rows.map((r) => el('tr', {}, el('td', {}, r.rank ?? '—'), el('td', {}, r.unit_name || r.unit_code),
+        el('td', { title: `${r.sign_met}/${r.sign_due}` }, pct(r.response_rate)),
+        el('td', { title: `${r.resolved}/${r.evaluated}` }, pct(r.resolution_rate)),
+        el('td', { title: `${r.satisfaction_5 + r.satisfaction_4 + r.satisfaction_3}/${r.rated}` }, pct(r.satisfaction_rate)),
+        el('td', {}, el('b', {}, r.score ?? '—')), el('td', {}, r.exempted)))) : el('div', { class: 'muted' }, '该月没有考核数据'));
+    rankPanel.dataset.loaded = '1';
+  } catch (e) { clear(table).append(el('div', { class: 'error-text' }, `考核排名暂不可用：${e.message}`)); }
+}
+async function loadAppeals() {
+  clear(appealPanel).append(el('h2', {}, '考核申诉（待审核）'));
+  try {
+    const list = items(await get('/api/v1/assessment/appeals?status=pending'));
+    if (!list.length) { appealPanel.append(el('div', { class: 'muted' }, '暂无待审核的申诉')); return; }
+    appealPanel.append(el('table', { id: 'appeal-table' },
+      el('tr', {}, el('th', {}, '工单'), el('th', {}, '申诉单位'), el('th', {}, '申诉理由'), el('th', {}, '操作')),
+      ...list.map((a) => el('tr', {}, el('td', {}, a.ticket_number), el('td', {}, a.unit_name), el('td', {}, a.reason),
+        el('td', {}, el('button', { class: 'small', 'data-decision': 'approve', onclick: () => decide(a, 'approve') }, '同意免责'), ' ',
+          el('button', { class: 'small', 'data-decision': 'reject', onclick: () => decide(a, 'reject') }, '驳回'))))));
+  } catch (e) { appealPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+async function decide(appeal, decision) {
+  const reason = prompt(decision === 'approve' ? '同意理由' : '驳回理由', '');
+  if (!reason || !reason.trim()) return;
+  try {
+    await post(`/api/v1/assessment/appeals/${appeal.id}/decision`, { decision, reason });
+    toast(`工单 ${appeal.ticket_number} 的申诉已${decision === 'approve' ? '同意' : '驳回'}`);
+    loadAppeals(); const m = $('#rank-month'); if (m) loadRanking(m.value);
+  } catch (e) { fail(e); }
+}
+const NOTIFY_KINDS = { receipt: '受理回执', reminder: '时限提醒', result: '办结通知' };
+async function loadNotifications() {
+  clear(notifyPanel).append(el('h2', {}, '短信通知（发送失败）'));
+  try {
+    const data = await get('/api/v1/notifications?status=dead&limit=50');
+    const c = data.counts || {};
+    notifyPanel.append(el('div', { class: 'small muted', id: 'notify-counts' }, `待发送 ${c.pending ?? 0} · 已发送 ${c.sent ?? 0} · 失败 ${c.dead ?? 0}`));
+    const list = items(data);
+    if (!list.length) { notifyPanel.append(el('div', { class: 'muted' }, '暂无发送失败的通知')); return; }
+    notifyPanel.append(el('table', { id: 'notify-table' },
+      el('tr', {}, el('th', {}, '类型'), el('th', {}, '工单'), el('th', {}, '接收号码'), el('th', {}, '失败原因'), el('th', {}, '操作')),
+      ...list.map((n) => el('tr', {}, el('td', {}, NOTIFY_KINDS[n.kind] || n.kind), el('td', {}, n.ticket_number || ''),
+        el('td', {}, n.recipient), el('td', { class: 'small' }, n.last_error || ''),
+        el('td', {}, el('button', { class: 'small', onclick: () => requeue(n.id) }, '重新发送'))))));
+  } catch (e) { notifyPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+async function requeue(id) {
+  try { await post(`/api/v1/notifications/${id}/requeue`); toast('已重新加入发送队列'); loadNotifications(); } catch (e) { fail(e); }
+}
+
 // -- at risk / overdue ----------------------------------------------------------------
 async function loadRisk() {
   clear(riskPanel).append(el('h2', {}, '超期与临期工单'));
@@ -237,6 +334,9 @@ connectPush((msg) => {
 document.body.dataset.ready = '1';
 // the slower panels fill in after the live wallboard is up
 metaLoaded.then(drawReportControls);
+metaLoaded.then(drawRankingControls);
+loadAppeals();
+loadNotifications();
 unitsLoaded.then(loadRisk);
 loadQuality();
 loadKbReview();

@@ -1,0 +1,53 @@
+"""The supervisor's assessment view in a real browser: the month's ranking drawn with
+ECharts and tabulated with the hand-computed scores of tests/tickets/test_tickets_rates,
+and a unit's appeal approved from the page, which moves the ranking."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tickets"))
+from test_tickets_rates import seed_march  # noqa: E402
+from tickets_support import ASSIST, LEAD, OTHER, Cast  # noqa: E402
+
+from hotline.assessment import file_appeal  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+async def test_supervisor_ranks_units_and_approves_an_appeal(pages, reference, pool) -> None:  # noqa: ANN001
+    cast = Cast(agent=await pages.user("agent"), dispatcher=await pages.user("dispatcher"),
+                supervisor=await pages.user("supervisor"), admin=await pages.user("admin"),
+                liaison=await pages.user("liaison", unit_code=LEAD),
+                assist_liaison=await pages.user("liaison", unit_code=ASSIST),
+                other_liaison=await pages.user("liaison", unit_code=OTHER),
+                sub_liaison=await pages.user("liaison", unit_code=ASSIST))  # not used by the month
+    async with pool.acquire() as conn:
+        tickets = await seed_march(conn, cast)
+        await file_appeal(conn, cast.other_liaison, tickets["b2"], "市民诉求超出法定职责")
+    number = await pool.fetchval("SELECT number FROM tickets WHERE id = $1", tickets["b2"])
+
+    page: Any = await pages.sign_in(cast.supervisor, expect="supervisor")
+    await page.wait_for_selector("#rank-month")
+    await page.fill("#rank-month", "2026-03")
+    await page.click("#rank-run")
+    rows = page.locator("#ranking-rows tr")
+    await page.wait_for_selector("#ranking-rows td:has-text('综合行政执法局')")
+    assert await rows.nth(1).inner_text() == "1\t公安局\t100.0%\t50.0%\t50.0%\t55\t0"
+    assert await rows.nth(2).inner_text() == "2\t综合行政执法局（城管）\t50.0%\t33.3%\t66.7%\t50\t0"
+    assert await page.get_attribute("#ranking-chart", "data-rendered") == "2"
+    assert await page.locator("#ranking-chart canvas").count() == 1
+
+    appeal = page.locator("#appeal-table tr", has_text=number)
+    await appeal.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept("经核实属实"))
+    await appeal.locator("button[data-decision=approve]").click()
+    await page.wait_for_selector(f".toast:has-text('工单 {number} 的申诉已同意')")
+    await page.wait_for_selector("#ranking-rows td:has-text('100')")
+    assert (await rows.nth(1).inner_text()).startswith("1\t公安局\t100.0%\t100.0%\t100.0%\t100\t1")
+    assert await pool.fetchval("SELECT count(*) FROM assessment_exemptions WHERE ticket_id = $1", tickets["b2"]) == 1
+    await pages.shot(page, "supervisor-ranking")
