@@ -43,7 +43,7 @@ function drawList() {
     el('tr', {}, el('th', {}, '时间'), el('th', {}, '线路'), el('th', {}, '转出话务员'), el('th', {}, '工单'), el('th', {}, '状态')),
     ...inbox.map((i) => el('tr', { class: 'inbox-item', 'data-call': i.call_id, style: 'cursor:pointer', onclick: () => select(i) },
       el('td', {}, fmtTime(i.created_at)), el('td', {}, i.line ? `${i.line.number} ${i.line.name}` : ''),
-      el('td', {}, i.from_name || ''), el('td', {}, i.ticket ? `#${i.ticket.id} ${i.ticket.subject}` : '—'),
+      el('td', {}, i.from_name || ''), el('td', {}, i.ticket ? `${i.ticket.number || `#${i.ticket.id}`} ${i.ticket.subject}` : '—'),
       el('td', {}, el('span', { class: `tag ${i.state === 'new' ? 'bad' : ''}` }, INBOX_STATES[i.state]))))));
 }
 async function select(item) {
@@ -66,7 +66,7 @@ async function select(item) {
   detailPanel.append(el('h3', {}, '工单情况'));
   if (t) {
     detailPanel.append(el('div', { id: 'x-ticket' },
-      el('div', {}, el('b', {}, `#${t.id} ${t.subject}`), ' ', el('span', { class: 'tag' }, t.state_name || TICKET_STATES[t.state])),
+      el('div', {}, el('b', {}, `${t.number || `#${t.id}`} ${t.subject}`), ' ', el('span', { class: 'tag' }, t.state_name || TICKET_STATES[t.state])),
       el('div', { class: 'small muted' }, `${KINDS[t.kind] || ''} · ${URGENCIES[t.urgency] || ''} · ${t.category_name || '未分类'} · 诉求人 ${t.caller_name || '匿名'}`),
       el('p', {}, t.facts || ''), t.location ? el('div', { class: 'small' }, `地点：${t.location}`) : null));
   } else detailPanel.append(el('div', { class: 'muted' }, '话务员尚未建立工单'));
@@ -111,7 +111,7 @@ clear(detailPanel).append(el('div', { class: 'muted' }, '选择左侧的转入�
 connectPush(async (msg) => {
   if (msg.type === 'transfer') {
     live[msg.call.id] = msg;
-    toast(`专家转接：${msg.line.number} ${msg.line.name}${msg.ticket ? `，工单 #${msg.ticket.id}` : ''}`);
+    toast(`专家转接：${msg.line.number} ${msg.line.name}${msg.ticket ? `，工单 ${msg.ticket.number || `#${msg.ticket.id}`}` : ''}`);
     await loadInbox();
     const item = inbox.find((i) => i.call_id === msg.call.id);
     if (item) select(item);
