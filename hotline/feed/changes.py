@@ -20,7 +20,7 @@ import asyncpg
 from hotline.errors import HotlineError, ValidationError
 from hotline.phone import mask
 
-ENTITIES = ("call", "ticket", "subcenter_call", "subcenter_ticket")
+ENTITIES = ("call", "ticket", "subcenter_call", "subcenter_ticket", "kb_article", "kb_lexicon")
 _CURSOR_RE = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 #: values masked in the feed (the feed's readers do not need callers' identities)
 _PHONE_KEYS = frozenset({"caller_number", "caller_raw", "contact_number", "contact_phone", "phone",
