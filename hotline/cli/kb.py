@@ -113,14 +113,15 @@ async def reindex(args: argparse.Namespace) -> int:
 
 
 async def status(args: argparse.Namespace) -> int:
+    from hotline.kb.articles import count_by_state
     from hotline.kb.engine import KnowledgeBase
 
     runtime = await _runtime(args)
     try:
         kb = KnowledgeBase(runtime)
         await kb.open(listen=False)
-        latest = await kb.latest_seq()
-        counts = await runtime.pool.fetch("SELECT state, count(*) AS n FROM kb_articles GROUP BY state ORDER BY 1")
+        latest = await kb.latest()
+        counts = await count_by_state(runtime.pool)
         open_flags = await runtime.pool.fetchval("SELECT count(*) FROM kb_flags WHERE state = 'open'")
         await kb.close()
     finally:
@@ -128,7 +129,7 @@ async def status(args: argparse.Namespace) -> int:
     print(f"index: {kb.index.path}")
     print(f"cursor {kb.cursor} / change log {latest}; rebuilds this run: {kb.stats.rebuilds}"
           + (f" ({kb.stats.last_rebuild_reason})" if kb.stats.rebuilds else ""))
-    print("articles: " + (", ".join(f"{r['state']} {r['n']}" for r in counts) or "none")
+    print("articles: " + (", ".join(f"{state} {n}" for state, n in counts.items()) or "none")
           + f"; open flags: {open_flags}")
     return 0
 
@@ -158,7 +159,7 @@ async def search(args: argparse.Namespace) -> int:
 
 
 async def expire(args: argparse.Namespace) -> int:
-    from hotline.kb.store import expire_past_validity
+    from hotline.kb.articles import expire_past_validity
 
     db = await open_database(args.settings, min_size=1, max_size=2)
     try:

@@ -1,15 +1,20 @@
 """The node's knowledge-base engine: keeps the derived index in step with PostgreSQL
 and answers searches.
 
-* At open, the index is checked against the database (instance, schema version,
-  cursor not ahead of the log, same set of articles) and rebuilt or caught up.
-* ``kb.changed`` notifications wake one sync task; a sync reads ``kb_changes``
-  after the index's cursor, so a node that missed notifications (down, or its
-  LISTEN connection dropped) catches up from the log. One writer per node (an
-  asyncio lock) plus whoosh's file lock serialise index writes.
-* Searches run in worker threads with per-thread searchers.
+* At open, the lexicon (seed files + published console entries) is loaded, the
+  dictionary cut into the engine's own segmenter, and the index checked against the
+  database (instance, schema version, dictionary, cursor neither ahead of the change
+  log nor behind its pruned horizon, same set of articles): rebuilt or caught up.
+* ``kb.changed`` notifications wake one sync task; a sync reads the shared
+  ``change_log`` (entities ``kb_article`` and ``kb_lexicon``) after the index's cursor
+  in commit-safe order, so a node that missed notifications (down, or its LISTEN
+  connection dropped) catches up from the log, and no writer needs a global lock. A
+  lexicon change reloads the lexicon; a dictionary change rebuilds the index.
+* Searches run in worker threads (per-thread searchers, see :class:`KbIndex`); the
+  ranking is :class:`hotline.kb.query.Ranker`.
 
-``await get_kb(runtime)`` returns the engine of a runtime (opened on first use).
+The runtime's engine: ``await get_kb(runtime)`` (kept by the runtime's
+:class:`KbEngines`, never in module globals).
 """
 
 from __future__ import annotations
@@ -26,15 +31,27 @@ from typing import Any
 from whoosh.query import And, NumericRange, Or, Query, Term
 
 from hotline.errors import Unavailable, ValidationError
-from hotline.kb import store
-from hotline.kb.index import Hit, KbIndex, day_number, document
-from hotline.kb.settings import KbSettings, index_dir, synonyms_path
-from hotline.kb.synonyms import Synonyms, load_db, load_file
-from hotline.kb.text import fold, query_terms, setup_jieba, snippet
+from hotline.feed.changes import START, Cursor, fetch_after, head
+from hotline.kb import changes as kb_changes
+from hotline.kb.articles import ARTICLE_COLUMNS
+from hotline.kb.index import KbIndex, day_number, document
+from hotline.kb.lexicon import Lexicon, load_files, load_published
+from hotline.kb.query import Ranked, Ranker
+from hotline.kb.settings import (
+    KbSettings,
+    dictionary_path,
+    index_dir,
+    stop_words_path,
+    synonyms_path,
+)
+from hotline.kb.text import Segmenter, fold, snippet
 from hotline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 2000
+#: while an older transaction holds change rows back, look again this often
+HELD_RETRY = 0.02
+NOTHING_FOUND = "没有找到相关知识"
 
 
 class QueryTooLong(ValidationError):
@@ -73,6 +90,7 @@ class EngineStats:
     rebuilds: int = 0
     applied: int = 0
     syncs: int = 0
+    lexicon_reloads: int = 0
     last_rebuild_reason: str = ""
     last_sync_at: float = 0.0
 
@@ -82,13 +100,15 @@ class KnowledgeBase:
         self.runtime = runtime
         self.settings = KbSettings.from_settings(runtime.settings)
         self.index = KbIndex(index_dir(runtime.settings))
-        self.cursor = 0
+        self.cursor: Cursor = START
         self.instance = ""
-        self.synonyms = Synonyms()
         self.stats = EngineStats()
         self.opened = False
         self.closed = False
-        self._file_groups: list[list[str]] = []
+        self.file_lexicon = Lexicon()
+        self.lexicon = Lexicon()
+        self.segmenter: Segmenter | None = None
+        self.ranker: Ranker | None = None
         self._write_lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
         self._sync_task: asyncio.Task[None] | None = None
@@ -100,42 +120,70 @@ class KnowledgeBase:
         async with self._open_lock:
             if self.opened:
                 return
-            self._file_groups = load_file(synonyms_path(self.runtime.settings))
-            db_groups = await load_db(self.runtime.pool)
-            await asyncio.to_thread(setup_jieba, self.runtime.settings.data_dir / "cache")
-            self.synonyms = Synonyms([*self._file_groups, *db_groups])
+            settings = self.runtime.settings
+            self.file_lexicon = await asyncio.to_thread(
+                load_files, dictionary=dictionary_path(settings), stop_words=stop_words_path(settings),
+                synonyms=synonyms_path(settings))
             self.instance = await self.runtime.pool.fetchval(
                 "SELECT (SELECT value FROM kb_meta WHERE key = 'instance') || ':' || current_database()")
             if listen:
                 # subscribe before checking, so nothing committed meanwhile is missed
                 listener = await self.runtime.events()
-                self._unsubscribe = listener.subscribe(store.TOPIC, self._on_event)
+                self._unsubscribe = listener.subscribe(kb_changes.TOPIC, self._on_event)
                 listener.on_reconnect.append(self.kick)
+            await self._load_lexicon()
             await self.check()
             self.opened = True
 
+    async def _load_lexicon(self) -> bool:
+        """(Re)load the published console entries; a new segmenter when the dictionary
+        changed. Returns whether the dictionary changed."""
+        lexicon = Lexicon.merge(self.file_lexicon, await load_published(self.runtime.pool))
+        changed = self.segmenter is None or set(lexicon.words) != set(self.segmenter.words)
+        if changed:
+            self.segmenter = await asyncio.to_thread(
+                Segmenter, lexicon.words, cache_dir=self.runtime.settings.data_dir / "cache")
+        assert self.segmenter is not None
+        self.lexicon = lexicon
+        self.ranker = Ranker(lexicon, self.segmenter)
+        self.stats.lexicon_reloads += 1
+        return changed
+
     async def check(self) -> str:
         """Compare the index with the database; rebuild or catch up. Returns what was done."""
+        assert self.segmenter is not None
         meta = await asyncio.to_thread(self.index.open)
-        latest = await self.latest_seq()
+        latest = await self.latest()
         reason = ""
+        cursor = START
+        if meta is not None:
+            try:
+                cursor = Cursor.parse(meta.cursor)
+            except ValidationError:
+                meta = None
+        horizon = await self.runtime.pool.fetchrow(
+            "SELECT txid::text AS txid, change_id, pruned_at FROM change_log_horizon")
         if meta is None:
             reason = "missing or unreadable index, or another schema version"
         elif meta.instance != self.instance:
             reason = "index belongs to another database"
-        elif meta.cursor > latest:
-            reason = f"index cursor {meta.cursor} is ahead of the database ({latest}): restored database?"
+        elif meta.dictionary != self.segmenter.fingerprint:
+            reason = "the dictionary changed"
+        elif cursor > latest:
+            reason = f"index cursor {cursor} is ahead of the change log ({latest}): restored database?"
+        elif horizon is not None and horizon["pruned_at"] is not None and \
+                cursor < Cursor(int(horizon["txid"]), horizon["change_id"]):
+            reason = f"index cursor {cursor} is older than the pruned change log"
         if reason:
             await self.rebuild(reason)
             return f"rebuilt: {reason}"
-        assert meta is not None
-        self.cursor = meta.cursor
+        self.cursor = cursor
         applied = await self.sync()
         db_ids = {r["id"] for r in await self.runtime.pool.fetch("SELECT id FROM kb_articles")}
         if db_ids != await asyncio.to_thread(self.index.ids):
             await self.rebuild("index and database hold different articles")
             return "rebuilt: index and database held different articles"
-        return f"caught up: {applied} change(s) applied from cursor {meta.cursor}"
+        return f"caught up: {applied} change(s) applied from cursor {meta.cursor if meta else cursor}"
 
     async def close(self) -> None:
         self.closed = True
@@ -152,13 +200,11 @@ class KnowledgeBase:
             self.index.close()
 
     # -- keeping up -----------------------------------------------------------------------
-    async def latest_seq(self) -> int:
-        return int(await self.runtime.pool.fetchval("SELECT coalesce(max(seq), 0) FROM kb_changes"))
+    async def latest(self) -> Cursor:
+        """The change log's newest commit-safe position."""
+        return await head(self.runtime.pool)
 
     def _on_event(self, topic: str, payload: dict[str, Any]) -> None:
-        seq = payload.get("seq")
-        if isinstance(seq, int) and seq <= self.cursor:
-            return
         self.kick()
 
     def kick(self) -> None:
@@ -171,91 +217,96 @@ class KnowledgeBase:
         self._sync_task = asyncio.ensure_future(self._background_sync())
 
     async def _background_sync(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(1.0, self.settings.poll_seconds)
         while True:
             self._dirty = False
             try:
-                await self.sync()
+                held = await self._sync_once()
             except Exception:
                 log.exception("knowledge-base index sync failed; the next change or poll retries")
                 return
-            if not self._dirty or self.closed:
+            if self.closed:
+                return
+            if held and loop.time() < deadline:
+                # an older transaction still runs: its rows (if any) come before the
+                # newer ones, which wait; look again shortly (the poller covers the rest)
+                await asyncio.sleep(HELD_RETRY)
+                continue
+            if not self._dirty:
                 return
 
     async def sync(self) -> int:
-        """Apply every change after the cursor. Returns the number of articles written."""
+        """Apply every commit-safe change after the cursor. Returns the number of
+        articles written."""
+        before = self.stats.applied
+        await self._sync_once()
+        return self.stats.applied - before
+
+    async def _sync_once(self) -> bool:
+        """One pass over the change log; returns whether newer rows are held back."""
         applied = 0
+        held = False
+        rebuild = False
         async with self._write_lock:
             if not self.index.is_open:
-                return 0
+                return False
+            assert self.segmenter is not None
             while True:
-                changes = await self.runtime.pool.fetch(
-                    "SELECT seq, kind, article_id FROM kb_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    self.cursor, BATCH)
-                if not changes:
+                rows, held = await fetch_after(self.runtime.pool, self.cursor, limit=BATCH,
+                                               entities=kb_changes.ENTITIES)
+                if not rows:
                     break
-                ids = list(dict.fromkeys(c["article_id"] for c in changes if c["article_id"]))
-                rows = await self.runtime.pool.fetch(
-                    f"SELECT {store.ARTICLE_COLUMNS} FROM kb_articles WHERE id = ANY($1)",  # noqa: S608 (constant)
+                ids = list(dict.fromkeys(str(c.data.get("id")) for c in rows
+                                         if c.entity == kb_changes.ARTICLE and c.data.get("id")))
+                lexicon_changed = any(c.entity == kb_changes.LEXICON for c in rows)
+                records = await self.runtime.pool.fetch(
+                    f"SELECT {ARTICLE_COLUMNS} FROM kb_articles WHERE id = ANY($1)",  # noqa: S608 (constant)
                     ids) if ids else []
-                docs = [document(r) for r in rows]
-                deletes = sorted(set(ids) - {r["id"] for r in rows})
-                cursor = int(changes[-1]["seq"])
-                await asyncio.to_thread(self.index.write, docs, deletes, cursor=cursor, instance=self.instance)
+                docs = [document(r, self.segmenter) for r in records]
+                deletes = sorted(set(ids) - {r["id"] for r in records})
+                cursor = rows[-1].cursor
+                await asyncio.to_thread(self.index.write, docs, deletes, cursor=str(cursor), instance=self.instance,
+                                        dictionary=self.segmenter.fingerprint)
                 self.cursor = cursor
                 applied += len(docs) + len(deletes)
-                if any(c["kind"] == "synonyms" for c in changes):
-                    await self._reload_synonyms()
+                if lexicon_changed and await self._load_lexicon():
+                    rebuild = True
+                    break
+                if len(rows) < BATCH:
+                    break
             self.stats.syncs += 1
             self.stats.applied += applied
             self.stats.last_sync_at = time.monotonic()
-        return applied
+        if rebuild:
+            await self.rebuild("the dictionary changed")
+        return held
 
     async def rebuild(self, reason: str = "requested", *, procs: int = 1) -> int:
         """Rebuild the whole index from one consistent snapshot of the database."""
         async with self._write_lock:
+            assert self.segmenter is not None
+            segmenter = self.segmenter
             if not self.index.is_open:
                 await asyncio.to_thread(self.index.open)
             async with self.runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                                              readonly=True):
-                cursor = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM kb_changes"))
-                rows = await conn.fetch(f"SELECT {store.ARTICLE_COLUMNS} FROM kb_articles")  # noqa: S608
-            docs = [document(r) for r in rows]
-            count = await asyncio.to_thread(self.index.write, docs, (), cursor=cursor, instance=self.instance,
-                                            clear=True, procs=procs)
+                cursor = await head(conn)
+                rows = await conn.fetch(f"SELECT {ARTICLE_COLUMNS} FROM kb_articles")  # noqa: S608
+            docs = await asyncio.to_thread(lambda: [document(r, segmenter) for r in rows])
+            count = await asyncio.to_thread(self.index.write, docs, (), cursor=str(cursor), instance=self.instance,
+                                            dictionary=segmenter.fingerprint, clear=True, procs=procs)
             self.cursor = cursor
             self.stats.rebuilds += 1
             self.stats.last_rebuild_reason = reason
-            log.info("knowledge-base index rebuilt (%s): %d articles, cursor %d", reason, count, cursor)
-        await self._reload_synonyms()
+            log.info("knowledge-base index rebuilt (%s): %d articles, cursor %s", reason, count, cursor)
         await self.sync()
         return count
-
-    async def _reload_synonyms(self) -> None:
-        db_groups = await load_db(self.runtime.pool)
-        self.synonyms = Synonyms([*self._file_groups, *db_groups])
 
     def stale(self) -> bool:
         return time.monotonic() - self.stats.last_sync_at > self.settings.poll_seconds
 
     # -- searching ------------------------------------------------------------------------
-    def parse(self, text: str, *, limit_chars: int | None = None) -> tuple[list[list[str]], list[str]]:
-        """The words to look for in a person's text (never parsed as query syntax:
-        quotes, ``*``, brackets and AND are just characters), expanded with synonyms.
-        Returns the alternatives, each cut into index words (empty when no meaningful
-        word is left), and the terms to highlight."""
-        text = unicodedata.normalize("NFKC", text or "")
-        if limit_chars is not None:
-            text = text[:limit_chars]
-        folded = fold(text).strip()
-        terms = query_terms(folded)[:32]
-        alternatives: list[str] = []
-        for term in terms:
-            alternatives.extend(sorted(self.synonyms.expand(term)))
-        for group in self.synonyms.phrases_in(folded):
-            alternatives.extend(sorted(group))
-        alternatives = list(dict.fromkeys(alternatives))
-        return [query_terms(alt) or [alt] for alt in alternatives], alternatives
-
     @staticmethod
     def _filter(req: SearchRequest) -> Query | None:
         today = day_number(req.today or dt.date.today())
@@ -290,45 +341,48 @@ class KnowledgeBase:
             self.kick()
         if req.today is None:
             req.today = dt.datetime.now(self.runtime.settings.tz).date()
-        words, terms = self.parse(req.text)
+        assert self.ranker is not None
+        ranker = self.ranker
+        text = unicodedata.normalize("NFKC", req.text or "")
+        try:
+            plan, total, exact, hits, suggestions = await asyncio.wait_for(asyncio.to_thread(
+                ranker.search, self.index, text, filter=self._filter(req), page=req.page,
+                pagelen=req.per_page), self.settings.search_timeout)
+        except TimeoutError:
+            raise Unavailable("知识库检索超时，请稍后重试或换个说法", field="q") from None
         notice = None
-        stripped = fold(unicodedata.normalize("NFKC", req.text or "")).strip()
-        if stripped and not words:
+        stripped = fold(text).strip()
+        if stripped and plan.empty:
             notice = "没有可检索的词（只有标点或常用虚词），请换个说法"
-        elif stripped and len(stripped) == 1:
+        elif stripped and plan.chars == 1:
             notice = "只输入了一个字，结果可能不准确，建议输入两个字以上"
-        hits: list[Hit]
-        exact = True
-        if stripped and not words:
-            total, hits = 0, []
-        else:
-            try:
-                total, exact, hits = await asyncio.wait_for(asyncio.to_thread(
-                    self.index.search, words or None, filter=self._filter(req), page=req.page,
-                    pagelen=req.per_page), self.settings.search_timeout)
-            except TimeoutError:
-                raise Unavailable("知识库检索超时，请稍后重试或换个说法", field="q") from None
-        items = []
-        width = self.settings.snippet_chars
-        for hit in hits:
-            f = hit.fields
-            plain, marked = snippet(_plain_text(f.get("body", "")), terms, width=width)
-            _, title_marked = snippet(f["title"], terms, width=200)
-            items.append({
-                "id": f["id"], "title": f["title"], "title_highlight": title_marked,
-                "category": f.get("category"), "unit_code": f.get("unit"),
-                "material_type": f.get("material_type"),
-                "hotlines": [h for h in (f.get("hotlines") or "").split(",") if h],
-                "keywords": (f.get("keywords") or "").split(),
-                "state": f.get("state"), "version": f.get("version"),
-                "valid_from": _day(f.get("valid_from")), "valid_to": _day(f.get("valid_to")),
-                "score": round(hit.score, 3), "snippet": plain, "highlight": marked,
-            })
-        result: dict[str, Any] = {"items": items, "total": total, "total_exact": exact, "page": req.page,
-                                  "per_page": req.per_page, "terms": terms}
+        elif stripped and not hits:
+            notice = NOTHING_FOUND
+        terms = plan.highlight
+        result: dict[str, Any] = {"items": [self._item(h, terms) for h in hits], "total": total,
+                                  "total_exact": exact, "page": req.page, "per_page": req.per_page,
+                                  "terms": terms}
         if notice:
             result["notice"] = notice
+        if stripped and not hits:
+            result["suggestions"] = [self._item(h, terms) for h in suggestions]
+            result["hint"] = "换个说法试试：说出要办的事或遇到的问题（如“公积金提取”“噪音扰民”），或按热线、分类浏览"
         return result
+
+    def _item(self, hit: Ranked, terms: list[str]) -> dict[str, Any]:
+        f = hit.fields
+        plain, marked = snippet(_plain_text(f.get("body_text", "")), terms, width=self.settings.snippet_chars)
+        _, title_marked = snippet(f["title"], terms, width=200)
+        return {
+            "id": f["id"], "title": f["title"], "title_highlight": title_marked,
+            "category": f.get("category"), "unit_code": f.get("unit"),
+            "material_type": f.get("material_type"),
+            "hotlines": [h for h in (f.get("hotlines") or "").split(",") if h],
+            "keywords": (f.get("keywords") or "").split(),
+            "state": f.get("state"), "version": f.get("version"),
+            "valid_from": _day(f.get("valid_from")), "valid_to": _day(f.get("valid_to")),
+            "score": round(hit.score, 3), "snippet": plain, "highlight": marked,
+        }
 
 
 def _day(value: Any) -> str | None:
@@ -349,27 +403,41 @@ def _plain_text(markdown: str) -> str:
 
 # --- one engine per runtime ------------------------------------------------------------------
 
-_ENGINES: dict[int, KnowledgeBase] = {}
+class KbEngines:
+    """The engines of the runtimes of this process, kept by whoever owns the runtimes
+    (the node; in tests, the fixtures): one per runtime."""
+
+    def __init__(self) -> None:
+        self._engines: dict[int, KnowledgeBase] = {}
+
+    async def get(self, runtime: Runtime, *, listen: bool = True) -> KnowledgeBase:
+        for key, engine in list(self._engines.items()):
+            if engine.closed or engine.runtime.pool.is_closing():
+                self._engines.pop(key, None)
+                if not engine.closed:
+                    engine.closed = True
+                    engine.index.close()
+        kb = self._engines.get(id(runtime))
+        if kb is None or kb.runtime is not runtime:
+            kb = KnowledgeBase(runtime)
+            self._engines[id(runtime)] = kb
+        if not kb.opened:
+            await kb.open(listen=listen)
+        return kb
+
+    async def close(self, runtime: Runtime) -> None:
+        kb = self._engines.pop(id(runtime), None)
+        if kb is not None and kb.runtime is runtime:
+            await kb.close()
+
+
+_ENGINES = KbEngines()
 
 
 async def get_kb(runtime: Runtime, *, listen: bool = True) -> KnowledgeBase:
     """The runtime's engine, opened (index checked, caught up, listening) on first use."""
-    for key, engine in list(_ENGINES.items()):
-        if engine.closed or engine.runtime.pool.is_closing():
-            _ENGINES.pop(key, None)
-            if not engine.closed:
-                engine.closed = True
-                engine.index.close()
-    kb = _ENGINES.get(id(runtime))
-    if kb is None or kb.runtime is not runtime:
-        kb = KnowledgeBase(runtime)
-        _ENGINES[id(runtime)] = kb
-    if not kb.opened:
-        await kb.open(listen=listen)
-    return kb
+    return await _ENGINES.get(runtime, listen=listen)
 
 
 async def close_kb(runtime: Runtime) -> None:
-    kb = _ENGINES.pop(id(runtime), None)
-    if kb is not None and kb.runtime is runtime:
-        await kb.close()
+    await _ENGINES.close(runtime)

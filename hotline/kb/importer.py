@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import yaml
 
-from hotline.kb import store
+from hotline.auth.model import User
+from hotline.errors import ValidationError
+from hotline.kb import articles
+from hotline.kb.access import editor_scope
+from hotline.kb.changes import record_articles
+from hotline.kb.db import Db, hotline_numbers, transaction
+from hotline.kb.db import units as unit_names
 from hotline.kb.model import CONTENT_FIELDS, ID_RE, STATES, shown_value, validate_content
 
 HEADERS = {
@@ -218,7 +225,7 @@ def _read_xlsx(path: Path, source: str) -> tuple[list[Item], list[Problem]]:
 
 # --- checking and writing --------------------------------------------------------------------
 
-async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[Problem] | None = None,
+async def import_items(db: Db, items: list[Item], *, parse_problems: list[Problem] | None = None,
                        partial: bool = False, state: str = "published", max_items: int = 1000,
                        actor: str = "import", today: dt.date | None = None,
                        allowed_units: set[str] | None = None) -> ImportReport:
@@ -236,8 +243,8 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
         report.problems.append(Problem(0, "", "items", f"一次最多导入 {max_items} 条，本次 {len(items)} 条；请分批导入"))
         report.bad_rows = len(items)
         return report
-    units = await store.units(db)
-    lines = await store.hotline_numbers(db)
+    units = await unit_names(db)
+    lines = await hotline_numbers(db)
     unit_lines: dict[str, list[str]] = {}
     for r in await db.fetch("SELECT number, unit_code FROM hotlines WHERE active AND unit_code IS NOT NULL"):
         unit_lines.setdefault(r["unit_code"], []).append(r["number"])
@@ -297,7 +304,7 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
         return report
     if not good:
         return report
-    async with store.transaction(db) as conn:
+    async with transaction(db) as conn:
         changed_ids: list[str] = []
         for _item, clean in good:
             outcome, article_id = await _upsert(conn, clean, state=state, actor=actor, today=today)
@@ -305,15 +312,15 @@ async def import_items(db: store.Db, items: list[Item], *, parse_problems: list[
             if outcome != "unchanged":
                 changed_ids.append(article_id)
         if changed_ids:
-            await store.log_change(conn, "article", changed_ids)
+            await record_articles(conn, changed_ids)
     report.written = True
     return report
 
 
 async def _upsert(conn: Any, clean: dict[str, Any], *, state: str, actor: str, today: dt.date) -> tuple[str, str]:
     content = {k: clean.get(k) for k in CONTENT_FIELDS}
-    article_id: str = clean.get("id") or await store._next_id(conn, clean["unit_code"])
-    row = await conn.fetchrow(f"SELECT {store.ARTICLE_COLUMNS} FROM kb_articles WHERE id = $1 FOR UPDATE",  # noqa: S608
+    article_id: str = clean.get("id") or await articles.next_id(conn, clean["unit_code"])
+    row = await conn.fetchrow(f"SELECT {articles.ARTICLE_COLUMNS} FROM kb_articles WHERE id = $1 FOR UPDATE",  # noqa: S608
                               article_id)
     if row is None:
         initial = "expired" if (state == "published" and content["valid_to"] and content["valid_to"] < today) else state
@@ -325,8 +332,8 @@ async def _upsert(conn: Any, clean: dict[str, Any], *, state: str, actor: str, t
             article_id, content["title"], content["category"], content["unit_code"], content["material_type"],
             content["hotlines"], content["keywords"], content["body"], content["valid_from"], content["valid_to"],
             content["review_due"], initial)
-        await store._history(conn, article_id, 1, "import", state_from=None, state_to=initial,
-                             changed=list(CONTENT_FIELDS), snapshot=store._snapshot(content), actor_name=actor)
+        await articles.record_history(conn, article_id, 1, "import", state_from=None, state_to=initial,
+                             changed=list(CONTENT_FIELDS), snapshot=articles.snapshot(content), actor_name=actor)
         return "created", article_id
     changed = [k for k in CONTENT_FIELDS if content[k] != row[k]]
     if not changed:
@@ -340,11 +347,37 @@ async def _upsert(conn: Any, clean: dict[str, Any], *, state: str, actor: str, t
         article_id, content["title"], content["category"], content["unit_code"], content["material_type"],
         content["hotlines"], content["keywords"], content["body"], content["valid_from"], content["valid_to"],
         content["review_due"], version)
-    await store._history(conn, article_id, version, "import", state_from=row["state"], state_to=row["state"],
-                         changed=changed, snapshot=store._snapshot(content), actor_name=actor)
+    await articles.record_history(conn, article_id, version, "import", state_from=row["state"], state_to=row["state"],
+                         changed=changed, snapshot=articles.snapshot(content), actor_name=actor)
     return "updated", article_id
 
 
-async def import_path(db: store.Db, path: Path, **options: Any) -> ImportReport:
+async def import_path(db: Db, path: Path, **options: Any) -> ImportReport:
     items, problems = read_path(path)
     return await import_items(db, items, parse_problems=problems, **options)
+
+
+async def import_as(pool: asyncpg.Pool, user: User, items: list[Item], problems: list[Problem], *,
+                    partial: bool = False, dry_run: bool = False, max_items: int = 1000) -> ImportReport:
+    """An editor's import (console upload): a unit's editors import their unit's
+    articles as drafts for review; reviewers of every unit import published articles.
+    ``dry_run`` checks and reports without keeping anything."""
+    scope = await editor_scope(pool, user)
+    if scope is not None and not scope:
+        raise ValidationError("只有知识编辑可以导入", field="body")
+    state = "published" if scope is None else "draft"
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            report = await import_items(conn, items, parse_problems=problems, partial=partial, state=state,
+                                        max_items=max_items, actor=user.username, allowed_units=scope)
+        except BaseException:
+            await tx.rollback()
+            raise
+        if dry_run:
+            await tx.rollback()
+            report.written = False
+        else:
+            await tx.commit()
+    return report

@@ -9,48 +9,49 @@ articles they describe. whoosh's own file lock serialises writers across process
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from whoosh import index as windex
+from whoosh.analysis import SpaceSeparatedTokenizer
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.index import LockError
 from whoosh.matching import binary as _binary
 from whoosh.matching.mcore import ReadTooFar
-from whoosh.query import And, Every, Or, Query, Term
+from whoosh.query import Every, Query, Term
 from whoosh.writing import CLEAR
 
-from hotline.kb.text import chinese_analyzer
+from hotline.kb.text import Segmenter
 
 #: bump when the schema or the analysis changes: nodes rebuild on start
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_ID = "__meta__"
-SEARCH_FIELDS = ("head", "body")
-#: share of bodies above which a word is too common to walk in bodies
-COMMON_SHARE = 0.2
-#: body postings one query may walk (whoosh scores every posting in Python)
-BODY_POSTINGS_BUDGET = 12_000
 OPEN_END = 99991231
 _MASK = Term("kind", "meta")
 
 
 def schema() -> Schema:
-    """Text fields without positions (no phrase queries: a person's words are matched
-    as words), date fields without tiered range terms (few distinct days), and the
-    bookkeeping fields stored only: fewer postings, faster rebuilds."""
-    zh = chinese_analyzer()
+    """Text fields hold words the engine's :class:`Segmenter` cut beforehand, separated
+    by spaces (no analyser runs inside whoosh: the dictionary belongs to the engine, and
+    a query costs no analysis), without positions (a person's words are matched as
+    words); date fields without tiered range terms; bookkeeping fields stored only."""
+    words = SpaceSeparatedTokenizer()
     return Schema(
         id=ID(stored=True, unique=True),
         kind=ID(stored=True),
-        # title (twice: it weighs more), keywords and category words in one field, so
-        # that a word costs two posting lists (head, body) instead of four
-        head=TEXT(analyzer=zh, field_boost=3.0, phrase=False),
+        # title, keywords and category words in one field, so that a word costs two
+        # posting lists (head, body) instead of four; the title's own words are kept
+        # (stored) for the ranking's title evidence
+        head=TEXT(analyzer=words, phrase=False),
         title=STORED(),
+        title_words=STORED(),
         keywords=STORED(),
-        body=TEXT(analyzer=zh, stored=True, phrase=False),
+        body=TEXT(analyzer=words, phrase=False),
+        body_text=STORED(),
         category=STORED(),
         category_path=KEYWORD(commas=True),
         unit=ID(stored=True),
@@ -64,6 +65,7 @@ def schema() -> Schema:
         updated=NUMERIC(int, bits=64, stored=True, sortable=True, shift_step=0),
         cursor=STORED(),
         instance=STORED(),
+        dictionary=STORED(),
         schema_version=STORED(),
     )
 
@@ -155,16 +157,21 @@ def day_number(value: dt.date | None, default: int = 0) -> int:
     return default if value is None else value.year * 10000 + value.month * 100 + value.day
 
 
-def document(row: Mapping[str, Any]) -> dict[str, Any]:
+def document(row: Mapping[str, Any], segmenter: Segmenter) -> dict[str, Any]:
     """The index document of an article row (live content only)."""
     parts = row["category"].split("/")
+    keywords = " ".join(row["keywords"] or ())
+    title_words = segmenter.index_tokens(row["title"])
+    head = [*title_words, *segmenter.index_tokens(keywords), *segmenter.index_tokens(" ".join(parts))]
     return {
         "id": row["id"],
         "kind": "article",
         "title": row["title"],
-        "keywords": " ".join(row["keywords"] or ()),
-        "head": "\n".join([row["title"], row["title"], " ".join(row["keywords"] or ()), " ".join(parts)]),
-        "body": row["body"],
+        "title_words": " ".join(dict.fromkeys(title_words)),
+        "keywords": keywords,
+        "head": " ".join(head),
+        "body": " ".join(segmenter.index_tokens(row["body"])),
+        "body_text": row["body"],
         "category": row["category"],
         "category_path": ",".join("/".join(parts[: i + 1]) for i in range(len(parts))),
         "unit": row["unit_code"],
@@ -181,16 +188,56 @@ def document(row: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class IndexMeta:
-    cursor: int
+    #: the change-log position (``txid-id``, :class:`hotline.feed.changes.Cursor`)
+    cursor: str
     instance: str
+    #: the fingerprint of the dictionary the index was cut with
+    dictionary: str
     schema_version: int
     articles: int
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
+class Candidate:
     fields: dict[str, Any]
     score: float
+    #: ``(field, word)`` pairs the document matched
+    matched: frozenset[tuple[str, str]]
+
+
+class Vocabulary:
+    """Word statistics of one searcher: document frequencies (memoised), words by
+    prefix (for one-character query words)."""
+
+    def __init__(self, searcher: Any) -> None:
+        self.searcher = searcher
+        self.docs = max(1, searcher.doc_count())
+        self._df: dict[tuple[str, str], int] = {}
+        self._prefix: dict[str, list[str]] = {}
+
+    def df(self, field: str, word: str) -> int:
+        key = (field, word)
+        value = self._df.get(key)
+        if value is None:
+            if len(self._df) > 50_000:
+                self._df.clear()
+            value = self._df[key] = int(self.searcher.doc_frequency(field, word))
+        return value
+
+    def idf(self, word: str) -> float:
+        df = max(self.df("head", word), self.df("body", word))
+        return math.log(1 + (self.docs - df + 0.5) / (df + 0.5)) if df else 0.0
+
+    def with_prefix(self, prefix: str, *, limit: int) -> list[str]:
+        """The most frequent longer head words starting with ``prefix``."""
+        words = self._prefix.get(prefix)
+        if words is None:
+            found = [(self.df("head", w), w) for w in
+                     (t.decode() if isinstance(t, bytes) else t for t in self.searcher.reader().expand_prefix("head", prefix))
+                     if len(w) > len(prefix)]
+            found.sort(key=lambda x: (-x[0], x[1]))
+            words = self._prefix[prefix] = [w for _, w in found[:limit]]
+        return words
 
 
 class KbIndex:
@@ -225,15 +272,16 @@ class KbIndex:
             count = s.doc_count() - (1 if stored else 0)
         if not stored or stored.get("schema_version") != SCHEMA_VERSION:
             return None
-        return IndexMeta(int(stored["cursor"]), stored.get("instance", ""), SCHEMA_VERSION, count)
+        return IndexMeta(str(stored["cursor"]), stored.get("instance", ""), stored.get("dictionary", ""),
+                         SCHEMA_VERSION, count)
 
     @property
     def is_open(self) -> bool:
         return self._ix is not None
 
     # -- writing ------------------------------------------------------------------
-    def write(self, docs: Iterable[dict[str, Any]], deletes: Iterable[str], *, cursor: int, instance: str,
-              clear: bool = False, timeout: float = 60.0, procs: int = 1) -> int:
+    def write(self, docs: Iterable[dict[str, Any]], deletes: Iterable[str], *, cursor: str, instance: str,
+              dictionary: str, clear: bool = False, timeout: float = 60.0, procs: int = 1) -> int:
         """Apply documents and deletions and move the cursor, in one commit. ``clear``
         replaces the whole index (a rebuild). Returns how many documents were written."""
         try:
@@ -253,7 +301,7 @@ class KbIndex:
                 for article_id in deletes:
                     writer.delete_by_term("id", article_id)
             meta = {"id": META_ID, "kind": "meta", "cursor": cursor, "instance": instance,
-                    "schema_version": SCHEMA_VERSION}
+                    "dictionary": dictionary, "schema_version": SCHEMA_VERSION}
             if clear:
                 writer.add_document(**meta)
                 writer.commit(mergetype=CLEAR)
@@ -291,70 +339,42 @@ class KbIndex:
             docs = cache[key] = set(query.docs(searcher))
         return docs
 
-    @staticmethod
-    def build_query(searcher: Any, alternatives: list[list[str]]) -> Query:
-        """One flat OR of field terms (BM25F sums them; flat is what whoosh matches
-        fastest). Every word is looked up in the head (title, keywords, category); in
-        bodies only the rarest words, while they stay under :data:`COMMON_SHARE` of the
-        documents and :data:`BODY_POSTINGS_BUDGET` postings in all: a common word's long
-        posting list costs more than its low weight adds."""
-        docs = max(1, searcher.doc_count())
-
-        def common(word: str) -> bool:
-            return bool(searcher.doc_frequency("body", word) > COMMON_SHARE * docs)
-
-        singles = list(dict.fromkeys(a[0] for a in alternatives if len(a) == 1))
-        by_rarity = sorted(singles, key=lambda w: searcher.doc_frequency("body", w))
-        # bodies are searched for the rarest words first, within a posting budget that
-        # bounds the cost of a query on a large index (always at least the rarest word)
-        keep_body: set[str] = set()
-        spent = 0
-        for word in by_rarity:
-            df = searcher.doc_frequency("body", word)
-            if keep_body and (common(word) or spent + df > BODY_POSTINGS_BUDGET):
-                break
-            keep_body.add(word)
-            spent += df
-        clauses: list[Query] = []
-        for word in singles:
-            fields = SEARCH_FIELDS if word in keep_body else ("head",)
-            clauses.extend(Term(f, word) for f in fields)
-        for alt in alternatives:
-            # a synonym jieba cuts into several words (住房公积金 → 住房 + 公积金): all of
-            # them (common ones in titles and keywords only); skipped when one of its
-            # words is itself sought
-            if len(alt) > 1 and not set(alt) & set(singles):
-                fields = SEARCH_FIELDS if not any(common(w) for w in alt) else ("head",)
-                clauses.append(And([Or([Term(f, w) for f in fields]) for w in alt]))
-        query = Or(clauses)
-        # a tree of union matchers with block-max skipping at every index size (whoosh
-        # preloads arrays for small indexes, which costs more than it saves here)
-        query.matcher_type = Or.DEFAULT_MATCHER
-        return query
-
-    def search(self, alternatives: list[list[str]] | None, *, filter: Query | None, page: int,
-               pagelen: int) -> tuple[int, bool, list[Hit]]:
-        """``(total, total_is_exact, hits)`` of one page. With block-max skipping whoosh
-        does not count every match; the total is then its estimate."""
+    def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
+                   limit: int) -> tuple[int, bool, list[Candidate]]:
+        """``(total, total_is_exact, candidates)``: the best ``limit`` documents of the
+        query ``build(searcher)`` returns (``None``: every document, newest first), with
+        the words each matched. With block-max skipping whoosh does not count every
+        match; the total is then its estimate."""
         searcher = self._searcher()
         allowed = self._docset(searcher, filter)
         if allowed is not None and not allowed:
             return 0, True, []  # whoosh would read an empty filter set as "no filter"
-        kwargs: dict[str, Any] = {"filter": allowed, "mask": self._docset(searcher, _MASK),
-                                  "limit": page * pagelen}
-        if alternatives is None:
-            query: Query = Every()
+        kwargs: dict[str, Any] = {"filter": allowed, "mask": self._docset(searcher, _MASK), "limit": limit}
+        query = build(searcher)
+        if query is None:
+            query = Every()
             kwargs["sortedby"] = "updated"
             kwargs["reverse"] = True
         else:
-            query = self.build_query(searcher, alternatives)
+            kwargs["terms"] = True
         results = searcher.search(query, **kwargs)
         exact = results.has_exact_length()
         total = len(results) if exact else results.estimated_length()
-        start = (page - 1) * pagelen
-        hits = [Hit(dict(results[i].fields()), float(results[i].score or 0.0))
-                for i in range(start, min(start + pagelen, results.scored_length()))]
-        return total, exact, hits
+        out = []
+        for i in range(results.scored_length()):
+            hit = results[i]
+            matched = hit.matched_terms() if kwargs.get("terms") else []
+            out.append(Candidate(dict(hit.fields()), float(hit.score or 0.0),
+                                 frozenset((f, t.decode() if isinstance(t, bytes) else t) for f, t in matched)))
+        return total, exact, out
+
+    def vocabulary(self) -> Vocabulary:
+        """The current searcher's word statistics (one per searcher generation)."""
+        searcher = self._searcher()
+        vocab = getattr(self._local, "vocab", None)
+        if vocab is None or vocab.searcher is not searcher:
+            vocab = self._local.vocab = Vocabulary(searcher)
+        return vocab
 
     def ids(self) -> set[str]:
         searcher = self._searcher()

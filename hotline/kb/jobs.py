@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from hotline.kb.store import expire_past_validity
+from hotline.kb.articles import expire_past_validity
 from hotline.runtime import Runtime
 from hotline.scheduler import JobScheduler
 

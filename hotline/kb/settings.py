@@ -13,6 +13,10 @@ class KbSettings:
     #: empty: ``data_dir/kb-index``; relative paths are taken from the project root
     index_dir: str = ""
     synonyms_path: str = "config/kb_synonyms.yaml"
+    #: the domain dictionary (words jieba keeps whole) and the stop words (seed files;
+    #: editors add more from the console)
+    dictionary_path: str = "knowledge_base/lexicon/dictionary.txt"
+    stop_words_path: str = "knowledge_base/lexicon/stopwords.txt"
     #: seconds between safety-net polls of the change log (notifications are the fast path)
     poll_seconds: float = 15.0
     #: the most items one import may carry
@@ -41,3 +45,11 @@ def index_dir(settings: Settings) -> Path:
 
 def synonyms_path(settings: Settings) -> Path:
     return _resolve(KbSettings.from_settings(settings).synonyms_path)
+
+
+def dictionary_path(settings: Settings) -> Path:
+    return _resolve(KbSettings.from_settings(settings).dictionary_path)
+
+
+def stop_words_path(settings: Settings) -> Path:
+    return _resolve(KbSettings.from_settings(settings).stop_words_path)

@@ -1,36 +1,18 @@
-"""Chinese text handling: width folding, jieba set-up and the whoosh analyzer, query
-terms and highlighted snippets.
-
-jieba keeps a process-wide dictionary; :func:`setup_jieba` makes it quiet and puts
-its cache file under the data directory (not a shared /tmp file) before first use.
-"""
+"""Chinese text handling: width folding, segmentation with the engine's own jieba
+dictionary (:class:`Segmenter`) and highlighted snippets."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
-import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import jieba
-from whoosh.analysis import LowercaseFilter, StopFilter, Token, Tokenizer
-
-_jieba_lock = threading.Lock()
-_jieba_ready = False
-
-#: words that carry no meaning in a citizen's question (kept short on purpose)
-STOP_WORDS = frozenset(
-    """的 了 吗 呢 啊 吧 呀 么 是 在 和 与 及 或 我 你 他 她 它 我们 你们 他们 请问 请 问 想 要 想要 需要
-    怎么 怎样 怎么样 如何 什么 哪里 哪儿 哪个 哪些 多少 为什么 能不能 可不可以 可以 能 会 应该 有没有 有 没有
-    一下 这个 那个 这 那 就 都 也 还 又 把 被 给 对 从 到 向 让 吧 哦 嗯 呃 一个 现在 已经 的话 关于 咨询 问题
-    a an and are as at be by for from how i in is it of on or that the this to was what when where which who why
-    with""".split()
-)
 
 _WORD_CHARS = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
 
@@ -56,66 +38,50 @@ def fold(text: str) -> str:
     return text.translate(_width_table()).lower()
 
 
-def setup_jieba(cache_dir: Path) -> None:
-    """Quiet jieba, keep its cache under ``cache_dir`` and load it once per process.
+class Segmenter:
+    """jieba segmentation with this engine's own dictionary (a ``jieba.Tokenizer`` of its
+    own: the process-wide default one is never touched, so two engines in one process,
+    e.g. two nodes in a test, can hold different dictionaries).
 
-    The dictionary is never changed at run time (no ``add_word`` from synonyms): the
-    index and every later query must segment text the same way. Multi-word synonyms
-    are matched as all of their words instead (see the engine)."""
-    global _jieba_ready
-    with _jieba_lock:
-        if not _jieba_ready:
-            jieba.setLogLevel(logging.WARNING)
-            logging.getLogger("jieba").setLevel(logging.WARNING)
+    ``words`` are the domain dictionary's words (hotline terms, service and app names,
+    place names); the index is rebuilt when they change (see :attr:`fingerprint`)."""
+
+    def __init__(self, words: Iterable[str] = (), *, cache_dir: Path | None = None) -> None:
+        jieba.setLogLevel(logging.WARNING)
+        logging.getLogger("jieba").setLevel(logging.WARNING)
+        self._tk = jieba.Tokenizer()
+        if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            jieba.dt.tmp_dir = str(cache_dir)
-            jieba.dt.cache_file = "jieba.cache"
-            jieba.dt.initialize()
-            _jieba_ready = True
+            self._tk.tmp_dir = str(cache_dir)
+            self._tk.cache_file = "jieba.cache"
+        self._tk.initialize()
+        self.words = tuple(sorted({fold(w).strip() for w in words if w and w.strip()}))
+        for word in self.words:
+            self._tk.add_word(word, freq=max(self._tk.FREQ.get(word, 0) or 0, 50_000))
+        self.fingerprint = hashlib.sha1("\n".join(self.words).encode()).hexdigest()[:16]
 
+    def index_tokens(self, text: str) -> list[str]:
+        """Search-mode words of a text (every long word and its shorter known parts),
+        meaningful ones only, stop words kept (they are dropped from queries, so a
+        stop-word edit needs no reindex)."""
+        out = []
+        for word, _, _ in self._tk.tokenize(fold(text), mode="search", HMM=False):
+            word = word.strip()
+            if word and _WORD_CHARS.search(word):
+                out.append(word)
+        return out
 
-def segment(text: str) -> Iterator[tuple[str, int, int]]:
-    """Search-mode tokens ``(word, start, end)`` of folded text, meaningful ones only."""
-    for word, start, end in jieba.tokenize(fold(text), mode="search", HMM=False):
-        word = word.strip()
-        if word and _WORD_CHARS.search(word):
-            yield word, start, end
+    def query_words(self, text: str, stop_words: frozenset[str] = frozenset()) -> list[str]:
+        """The distinct meaningful words of a person's text, in order, cut the longest way."""
+        seen: list[str] = []
+        for word in self._tk.cut(fold(text), HMM=False):
+            word = word.strip()
+            if word and _WORD_CHARS.search(word) and word not in stop_words and word not in seen:
+                seen.append(word)
+        return seen
 
-
-class ChineseTokenizer(Tokenizer):
-    """jieba search-mode segmentation over width-folded text (jieba's own
-    ``ChineseTokenizer`` without HMM and with folding)."""
-
-    def __call__(self, value: str, positions: bool = False, chars: bool = False,
-                 keeporiginal: bool = False, removestops: bool = True, start_pos: int = 0,
-                 start_char: int = 0, mode: str = "", **kwargs: Any) -> Iterator[Token]:
-        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        for pos, (word, start, end) in enumerate(segment(value)):
-            t.original = t.text = word
-            t.boost = 1.0
-            if positions:
-                t.pos = start_pos + pos
-            if chars:
-                t.startchar = start_char + start
-                t.endchar = start_char + end
-            yield t
-
-
-def chinese_analyzer() -> Any:
-    return ChineseTokenizer() | LowercaseFilter() | StopFilter(stoplist=STOP_WORDS, minsize=1)
-
-
-def query_terms(text: str) -> list[str]:
-    """The distinct meaningful words of a person's query, in order, cut the longest
-    way (jieba's default mode). The index holds search-mode tokens, i.e. every long
-    word *and* its shorter parts, so the longest cut of a query always matches and
-    costs the fewest terms."""
-    seen: list[str] = []
-    for word, _, _ in jieba.tokenize(fold(text), mode="default", HMM=False):
-        word = word.strip()
-        if word and _WORD_CHARS.search(word) and word not in STOP_WORDS and word not in seen:
-            seen.append(word)
-    return seen
+    def known(self, word: str) -> bool:
+        return bool(self._tk.FREQ.get(word))
 
 
 def snippet(text: str, terms: Iterable[str], *, width: int = 120) -> tuple[str, str]:

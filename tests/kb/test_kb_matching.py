@@ -15,30 +15,36 @@ from whoosh.matching.binary import AndMaybeMatcher, UnionMatcher
 from whoosh.query import Term
 
 from hotline.kb.index import KbIndex, document
-from hotline.kb.text import query_terms, setup_jieba
+from hotline.kb.lexicon import Lexicon
+from hotline.kb.query import Ranker
+from hotline.kb.text import Segmenter
 
 WORDS = ["公积金", "社保", "医保", "户口", "护照", "驾照", "停车", "噪音", "物业", "供暖", "燃气", "自来水", "学校",
          "医院", "公交"]
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
-def _doc(article_id: str, title: str, body: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
+    return Segmenter(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def _doc(segmenter: Segmenter, article_id: str, title: str, body: str) -> dict[str, Any]:
     return document({"id": article_id, "title": title, "category": "测试/发布", "keywords": [], "body": body,
                      "unit_code": "hrss", "hotlines": ["12333"], "state": "published",
                      "material_type": "日常咨询", "valid_from": None, "valid_to": None, "review_due": None,
-                     "version": 1, "updated_at": NOW})
+                     "version": 1, "updated_at": NOW}, segmenter)
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> KbIndex:
-    setup_jieba(tmp_path / "cache")
+def index(tmp_path: Path, segmenter: Segmenter) -> KbIndex:
     ix = KbIndex(tmp_path / "ix")
     ix.open()
     rng = random.Random(1)
-    docs = [_doc(f"a{i}", "".join(rng.sample(WORDS, 2)) + str(i),
+    docs = [_doc(segmenter, f"a{i}", "".join(rng.sample(WORDS, 2)) + str(i),
                  "。".join(rng.choice(WORDS) * rng.randint(1, 3) for _ in range(rng.randint(2, 30))))
             for i in range(300)]
-    ix.write(docs, (), cursor=1, instance="t", clear=True)
+    ix.write(docs, (), cursor="0-1", instance="t", dictionary=segmenter.fingerprint, clear=True)
     return ix
 
 
@@ -83,13 +89,15 @@ def test_skip_to_quality_returns_when_rounding_stops_a_side(index: KbIndex, comb
         assert matcher.id() == first
 
 
-def test_patched_skipping_finds_the_same_top_hits_as_a_full_scan(index: KbIndex) -> None:
+def test_patched_skipping_finds_the_same_top_hits_as_a_full_scan(index: KbIndex, segmenter: Segmenter) -> None:
     """Skipping is an optimisation only: the top hits equal those of an unoptimised search."""
     rng = random.Random(7)
+    ranker = Ranker(Lexicon(), segmenter)
+    vocab = index.vocabulary()
     with index._ix.searcher() as s:
         for _ in range(60):
             words = rng.sample(WORDS, rng.randint(2, 5))
-            query = KbIndex.build_query(s, [[w] for w in words])
+            query = ranker.build_query(ranker.plan(" ".join(words)), vocab)
             fast = s.search(query, limit=5)
             full = s.search(query, limit=5, optimize=False)
             assert [round(h.score, 9) for h in fast] == [round(h.score, 9) for h in full]
@@ -97,12 +105,12 @@ def test_patched_skipping_finds_the_same_top_hits_as_a_full_scan(index: KbIndex)
                 {h["id"] for h in full if h.score > full[-1].score + 1e-9}
 
 
-def test_look_alike_publishes_are_each_found(index: KbIndex) -> None:
+def test_look_alike_publishes_are_each_found(index: KbIndex, segmenter: Segmenter) -> None:
     """The benchmark's publish loop: near-identical articles (tied scores fill the top
     page), one incremental commit each, each searched for right after its commit."""
     for k in range(12):
-        index.write([_doc(f"t{k}", f"基准测试发布条目{k}", f"这是第{k}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{k}号。")],
-                    (), cursor=2 + k, instance="t")
-        total, _, hits = index.search([[w] for w in query_terms(f"基准测试发布条目{k}")], filter=None, page=1,
-                                      pagelen=3)
+        index.write([_doc(segmenter, f"t{k}", f"基准测试发布条目{k}", f"这是第{k}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{k}号。")],
+                    (), cursor=f"0-{2 + k}", instance="t", dictionary=segmenter.fingerprint)
+        _, _, _, hits, _ = Ranker(Lexicon(), segmenter).search(index, f"基准测试发布条目{k}", filter=None, page=1,
+                                                               pagelen=3)
         assert f"t{k}" in [h.fields["id"] for h in hits]

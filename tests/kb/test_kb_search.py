@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from hotline.kb.engine import KnowledgeBase, SearchRequest, Visibility
-from hotline.kb.text import fold, query_terms, segment
+from hotline.kb.text import fold
 
 TODAY = dt.date(2026, 6, 1)
 
@@ -15,7 +15,7 @@ def ids(result: dict) -> list[str]:
 
 
 async def test_segmentation_finds_gongjijin_inside_zhufang_gongjijin_tiqu(kb: KnowledgeBase) -> None:
-    words = [w for w, _, _ in segment("住房公积金提取")]
+    words = kb.segmenter.index_tokens("住房公积金提取")
     assert "公积金" in words and "提取" in words
     result = await kb.search(SearchRequest(text="公积金", today=TODAY))
     assert "kb-t-001" in ids(result) and "kb-t-002" in ids(result)
@@ -74,7 +74,7 @@ async def test_hostile_and_odd_queries_get_clear_answers(kb: KnowledgeBase) -> N
     assert empty["total"] == 5 and "notice" not in empty
     snippet_html = (await kb.search(SearchRequest(text="<script> 公积金", today=TODAY)))["items"][0]["highlight"]
     assert "<script>" not in snippet_html
-    assert query_terms("怎么办理公积金提取？") == ["办理", "公积金", "提取"]
+    assert kb.segmenter.query_words("怎么办理公积金提取？", kb.lexicon.stop_words) == ["办理", "公积金", "提取"]
 
 
 async def test_search_api_for_agents_and_bad_input(api_as, kb: KnowledgeBase) -> None:

@@ -15,13 +15,14 @@ from aiohttp import web
 
 from hotline.auth import audit
 from hotline.errors import NotFound, PayloadTooLarge, ValidationError
-from hotline.kb import store
+from hotline.kb import access, articles, flags, lexicon_entries, reviewers
 from hotline.kb.engine import SearchRequest, Visibility, get_kb
-from hotline.kb.importer import import_items, read_path
+from hotline.kb.importer import import_as, read_path
+from hotline.kb.lexicon import KINDS
 from hotline.kb.model import MATERIAL_TYPES, REVISION_TRANSITIONS, STATES, TRANSITIONS
+from hotline.kb.present import article_json
 from hotline.kb.settings import KbSettings
 from hotline.kb.suggest import suggest
-from hotline.kb.synonyms import clean_group, load_db
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
 from hotline.web.util import json_response, param_int, read_json
@@ -44,7 +45,7 @@ def _flag(params: Mapping[str, str], name: str) -> bool | None:
 
 
 async def _visibility(request: web.Request) -> Visibility:
-    scope = await store.editor_scope(request.app[RUNTIME].pool, current_user(request))
+    scope = await access.editor_scope(request.app[RUNTIME].pool, current_user(request))
     return Visibility(all_states=True) if scope is None else Visibility(own_units=frozenset(scope))
 
 
@@ -125,7 +126,7 @@ async def suggest_(request: web.Request) -> web.Response:
                            "hotline": _STR, "page": _INT, "per_page": _INT})
 async def list_articles(request: web.Request) -> web.Response:
     """List articles from the database (editors: every state; others: published)."""
-    return json_response(await store.list_articles(
+    return json_response(await articles.list_articles(
         request.app[RUNTIME].pool, current_user(request), unit_code=request.query.get("unit") or None,
         state=request.query.get("state") or None, title=request.query.get("title") or None,
         hotline=request.query.get("hotline") or None, page=param_int(request.query, "page", 1, low=1, high=10_000),
@@ -152,30 +153,16 @@ _CONTENT_SCHEMA = {
 async def create_article(request: web.Request) -> web.Response:
     """Create a draft article (owner unit = unit_code; your own unit unless a reviewer)."""
     body = await read_json(request)
-    row = await store.create_article(request.app[RUNTIME].pool, current_user(request), body)
+    row = await articles.create_article(request.app[RUNTIME].pool, current_user(request), body)
     await _sync_local(request)
-    return json_response({"article": store.article_json(row)}, status=201)
+    return json_response({"article": article_json(row)}, status=201)
 
 
 @requires()
 @api_doc(tags=TAGS, responses={200: "the article (editors also get its pending revision)", 404: "no such article"})
 async def get_article(request: web.Request) -> web.Response:
     """One article (non-editors: only published ones; counts a view)."""
-    runtime = request.app[RUNTIME]
-    user = current_user(request)
-    row = await store.get_article(runtime.pool, _article_id(request))
-    editor = await store.can_edit(runtime.pool, user, row["unit_code"])
-    reviewer_everywhere = await store.reviewer_scope(runtime.pool, user) is None
-    if not (editor or reviewer_everywhere) and row["state"] != "published":
-        raise NotFound(f"知识 {row['id']} 不存在或未发布", field="id")
-    if not editor:
-        await runtime.pool.execute("UPDATE kb_articles SET views = views + 1 WHERE id = $1", row["id"])
-    item = store.article_json(row, editor=editor)
-    item["can_edit"] = editor
-    item["can_review"] = await store.is_reviewer(runtime.pool, user, row["unit_code"])
-    if editor:
-        item["open_flags"] = await store.list_flags(runtime.pool, user, unit_code=row["unit_code"], state="open")
-        item["open_flags"] = [f for f in item["open_flags"] if f["article_id"] == row["id"]]
+    item = await articles.read_article(request.app[RUNTIME].pool, current_user(request), _article_id(request))
     return json_response({"article": item})
 
 
@@ -189,10 +176,10 @@ async def update_article(request: web.Request) -> web.Response:
     if version is not None and not isinstance(version, int):
         raise ValidationError("version 必须是整数", field="version")
     body.pop("id", None)
-    row = await store.update_article(request.app[RUNTIME].pool, current_user(request), _article_id(request), body,
+    row = await articles.update_article(request.app[RUNTIME].pool, current_user(request), _article_id(request), body,
                                      expected_version=version)
     await _sync_local(request)
-    return json_response({"article": store.article_json(row)})
+    return json_response({"article": article_json(row)})
 
 
 @requires()
@@ -206,22 +193,18 @@ async def transition(request: web.Request) -> web.Response:
     if not isinstance(action, str):
         raise ValidationError("action 必填", field="action")
     note = body.get("note")
-    row = await store.transition(request.app[RUNTIME].pool, current_user(request), _article_id(request), action,
+    row = await articles.transition(request.app[RUNTIME].pool, current_user(request), _article_id(request), action,
                                  note=note if isinstance(note, str) else None)
     await _sync_local(request)
-    return json_response({"article": store.article_json(row)})
+    return json_response({"article": article_json(row)})
 
 
 @requires()
 @api_doc(tags=TAGS, responses={200: "who changed what, with content snapshots"})
 async def article_history(request: web.Request) -> web.Response:
     """An article's history: every action, who, when, which fields, the content."""
-    runtime = request.app[RUNTIME]
-    row = await store.get_article(runtime.pool, _article_id(request))
-    if not await store.can_edit(runtime.pool, current_user(request), row["unit_code"]) and \
-            await store.reviewer_scope(runtime.pool, current_user(request)) is not None:
-        raise NotFound(f"知识 {row['id']} 的历史只对编辑可见", field="id")
-    return json_response({"items": await store.history(runtime.pool, row["id"])})
+    items = await articles.article_history(request.app[RUNTIME].pool, current_user(request), _article_id(request))
+    return json_response({"items": items})
 
 
 @requires()
@@ -233,7 +216,7 @@ async def raise_flag(request: web.Request) -> web.Response:
     call_id = body.get("call_id")
     if call_id is not None and not isinstance(call_id, int):
         raise ValidationError("call_id 必须是整数", field="call_id")
-    flag = await store.raise_flag(request.app[RUNTIME].pool, current_user(request), _article_id(request),
+    flag = await flags.raise_flag(request.app[RUNTIME].pool, current_user(request), _article_id(request),
                                   str(body.get("reason") or ""), call_id=call_id)
     return json_response({"flag": flag}, status=201)
 
@@ -245,7 +228,7 @@ async def list_flags(request: web.Request) -> web.Response:
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "dismissed", "all"):
         raise ValidationError("state 必须是 open、resolved、dismissed 或 all", field="state")
-    items = await store.list_flags(request.app[RUNTIME].pool, current_user(request),
+    items = await flags.list_flags(request.app[RUNTIME].pool, current_user(request),
                                    unit_code=request.query.get("unit") or None,
                                    state=None if state == "all" else state)
     return json_response({"items": items})
@@ -260,7 +243,7 @@ async def resolve_flag(request: web.Request) -> web.Response:
     except ValueError:
         raise ValidationError("标记编号必须是整数", field="id") from None
     body = await read_json(request)
-    flag = await store.resolve_flag(request.app[RUNTIME].pool, current_user(request), flag_id,
+    flag = await flags.resolve_flag(request.app[RUNTIME].pool, current_user(request), flag_id,
                                     resolution=str(body.get("resolution") or ""), dismiss=bool(body.get("dismiss")))
     return json_response({"flag": flag})
 
@@ -269,43 +252,112 @@ async def resolve_flag(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, query={"unit": _STR, "days": {"type": "integer", "description": "看未来多少天（默认 30）"}})
 async def review_due(request: web.Request) -> web.Response:
     """What is due for review per unit: review date or validity end near, or flagged."""
-    return json_response(await store.review_due(
+    return json_response(await reviewers.review_due(
         request.app[RUNTIME].pool, current_user(request), unit_code=request.query.get("unit") or None,
         within_days=param_int(request.query, "days", 30, low=0, high=3650)))
 
 
 @requires()
-@api_doc(tags=TAGS, responses={200: "file groups (read-only here) and editable groups"})
+@api_doc(tags=TAGS, responses={200: "file groups (read-only here) and the published editable groups"})
 async def get_synonyms(request: web.Request) -> web.Response:
-    """Synonym groups: from config/kb_synonyms.yaml and the editable ones."""
+    """Synonym groups: from config/kb_synonyms.yaml and the published console ones."""
     kb = await get_kb(request.app[RUNTIME])
-    return json_response({"file_groups": kb._file_groups, "groups": await load_db(request.app[RUNTIME].pool)})
+    return json_response({"file_groups": [list(g) for g in kb.file_lexicon.groups],
+                          "groups": await lexicon_entries.published_groups(request.app[RUNTIME].pool)})
 
 
 @requires("supervisor", "admin")
 @api_doc(tags=TAGS, body={"type": "object", "required": ["groups"], "properties": {
     "groups": {"type": "array", "items": {"type": "array", "items": _STR}}}})
 async def put_synonyms(request: web.Request) -> web.Response:
-    """Replace the editable synonym groups (every node picks them up, no reindex)."""
+    """Replace the published editable synonym groups (every node picks them up, no reindex)."""
     body = await read_json(request)
     groups = body.get("groups")
     if not isinstance(groups, list) or len(groups) > 1000:
         raise ValidationError("groups 必须是词组列表（最多 1000 组）", field="groups")
-    cleaned = [clean_group(g, where=f"groups[{i}]") for i, g in enumerate(groups)]
     runtime = request.app[RUNTIME]
     user = current_user(request)
-    await store.replace_synonyms(runtime.pool, user, cleaned)
+    cleaned = await lexicon_entries.replace_synonyms(runtime.pool, user, groups)
     await audit(runtime.pool, "kb_synonyms_replaced", user=user, object_type="kb_synonyms",
                 detail={"groups": len(cleaned)}, remote_addr=request.remote)
     await _sync_local(request)
     return json_response({"groups": cleaned})
 
 
+_LEXICON_BODY = {"type": "object", "required": ["kind", "terms"], "properties": {
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "terms": {"type": "array", "items": _STR, "description": "词典词/停用词：一个词；同义词组：2–20 个词；口语说法：说法（* 表示中间隔几个字）"},
+    "means": {"type": "array", "items": _STR, "description": "口语说法：对应的规范用词"},
+    "note": _STR}}
+
+
+def _entry_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ValidationError("词库条目编号必须是整数", field="id", value=request.match_info["id"]) from None
+
+
+@requires()
+@api_doc(tags=TAGS, query={"kind": {"type": "string", "enum": list(KINDS)},
+                           "state": {"type": "string", "enum": list(lexicon_entries.STATES)}})
+async def list_lexicon(request: web.Request) -> web.Response:
+    """The console's lexicon entries (dictionary words, stop words, synonym groups, colloquial phrases)."""
+    items = await lexicon_entries.list_entries(request.app[RUNTIME].pool, kind=request.query.get("kind") or None,
+                                               state=request.query.get("state") or None)
+    user = current_user(request)
+    pool = request.app[RUNTIME].pool
+    return json_response({"items": items, "can_edit": await access.is_editor(pool, user),
+                          "can_review": await access.reviews_everything(pool, user)})
+
+
+@requires()
+@api_doc(tags=TAGS, body=_LEXICON_BODY, responses={201: "the draft entry", 403: "not a knowledge editor"})
+async def create_lexicon(request: web.Request) -> web.Response:
+    """Propose a lexicon entry (a draft; a reviewer publishes it)."""
+    entry = await lexicon_entries.create_entry(request.app[RUNTIME].pool, current_user(request),
+                                               await read_json(request))
+    return json_response({"entry": entry}, status=201)
+
+
+@requires()
+@api_doc(tags=TAGS, body=_LEXICON_BODY, responses={200: "the edited draft", 409: "not a draft"})
+async def update_lexicon(request: web.Request) -> web.Response:
+    """Edit a draft lexicon entry."""
+    entry = await lexicon_entries.update_entry(request.app[RUNTIME].pool, current_user(request),
+                                               _entry_id(request), await read_json(request))
+    return json_response({"entry": entry})
+
+
+@requires()
+@api_doc(tags=TAGS, body={"type": "object", "required": ["action"], "properties": {
+    "action": {"type": "string", "enum": list(lexicon_entries.TRANSITIONS)}, "note": _STR}},
+    responses={200: "new state", 403: "needs an editor or a reviewer of every unit", 409: "not allowed from this state"})
+async def transition_lexicon(request: web.Request) -> web.Response:
+    """Lexicon workflow: submit, publish, reject, archive (withdraw), restore."""
+    body = await read_json(request)
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise ValidationError("action 必填", field="action")
+    note = body.get("note")
+    entry = await lexicon_entries.transition(request.app[RUNTIME].pool, current_user(request), _entry_id(request),
+                                             action, note=note if isinstance(note, str) else None)
+    await _sync_local(request)
+    return json_response({"entry": entry})
+
+
+@requires()
+@api_doc(tags=TAGS, responses={200: "who did what to the entry"})
+async def lexicon_history(request: web.Request) -> web.Response:
+    """A lexicon entry's history."""
+    return json_response({"items": await lexicon_entries.history(request.app[RUNTIME].pool, _entry_id(request))})
+
+
 @requires("admin")
 @api_doc(tags=TAGS)
 async def list_reviewers(request: web.Request) -> web.Response:
     """Named knowledge administrators (reviewers) per unit."""
-    return json_response({"items": await store.list_reviewers(request.app[RUNTIME].pool)})
+    return json_response({"items": await reviewers.list_reviewers(request.app[RUNTIME].pool)})
 
 
 _REVIEWER_BODY = {"type": "object", "required": ["user_id"], "properties": {
@@ -327,7 +379,7 @@ async def grant_reviewer(request: web.Request) -> web.Response:
     """Name a user knowledge administrator (reviewer) of a unit (or of all units)."""
     user_id, unit = _reviewer_body(await read_json(request))
     runtime = request.app[RUNTIME]
-    await store.grant_reviewer(runtime.pool, current_user(request), user_id, unit)
+    await reviewers.grant_reviewer(runtime.pool, current_user(request), user_id, unit)
     await audit(runtime.pool, "kb_reviewer_granted", user=current_user(request), object_type="user",
                 object_id=user_id, detail={"unit_code": unit}, remote_addr=request.remote)
     return json_response({"user_id": user_id, "unit_code": unit}, status=201)
@@ -339,7 +391,7 @@ async def revoke_reviewer(request: web.Request) -> web.Response:
     """Withdraw a knowledge administrator's review right."""
     user_id, unit = _reviewer_body(await read_json(request))
     runtime = request.app[RUNTIME]
-    if not await store.revoke_reviewer(runtime.pool, user_id, unit):
+    if not await reviewers.revoke_reviewer(runtime.pool, user_id, unit):
         raise NotFound("没有这条审核员授权", field="user_id")
     await audit(runtime.pool, "kb_reviewer_revoked", user=current_user(request), object_type="user",
                 object_id=user_id, detail={"unit_code": unit}, remote_addr=request.remote)
@@ -354,8 +406,7 @@ async def import_(request: web.Request) -> web.Response:
     """Import a CSV/XLSX/Markdown file sent as the request body (≤1,000 items)."""
     runtime = request.app[RUNTIME]
     user = current_user(request)
-    scope = await store.editor_scope(runtime.pool, user)
-    if scope is not None and not scope:
+    if not await access.is_editor(runtime.pool, user):
         raise ValidationError("只有知识编辑可以导入", field="body") from None
     fmt = request.query.get("format", "csv")
     if fmt not in ("csv", "xlsx", "md"):
@@ -370,24 +421,9 @@ async def import_(request: web.Request) -> web.Response:
         await asyncio.to_thread(path.write_bytes, raw)
         items, problems = await asyncio.to_thread(read_path, path)
     # co-building: a unit's editors import their unit's articles, as drafts for review
-    settings = KbSettings.from_settings(runtime.settings)
-    state = "published" if scope is None else "draft"
     dry_run = bool(_flag(request.query, "dry_run"))
-    async with runtime.pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            report = await import_items(conn, items, parse_problems=problems, partial=bool(_flag(request.query, "partial")),
-                                        state=state, max_items=settings.max_import_items,
-                                        actor=user.username, allowed_units=scope)
-        except BaseException:
-            await tx.rollback()
-            raise
-        if dry_run:
-            await tx.rollback()
-            report.written = False
-        else:
-            await tx.commit()
+    report = await import_as(runtime.pool, user, items, problems, partial=bool(_flag(request.query, "partial")),
+                             dry_run=dry_run, max_items=KbSettings.from_settings(runtime.settings).max_import_items)
     if report.written:
         await audit(runtime.pool, "kb_import", user=user, object_type="kb_import",
                     detail={"created": len(report.created), "updated": len(report.updated)},
@@ -402,12 +438,12 @@ async def status(request: web.Request) -> web.Response:
     """This node's index: cursor, change log, counts, rebuilds."""
     runtime = request.app[RUNTIME]
     kb = await get_kb(runtime)
-    latest = await kb.latest_seq()
-    rows = await runtime.pool.fetch("SELECT state, count(*) AS n FROM kb_articles GROUP BY state")
-    return json_response({"index_dir": str(kb.index.path), "cursor": kb.cursor, "latest": latest,
-                          "behind": max(0, latest - kb.cursor), "rebuilds": kb.stats.rebuilds,
+    latest = await kb.latest()
+    return json_response({"index_dir": str(kb.index.path), "cursor": str(kb.cursor), "latest": str(latest),
+                          "behind": latest > kb.cursor, "rebuilds": kb.stats.rebuilds,
                           "last_rebuild_reason": kb.stats.last_rebuild_reason,
-                          "articles": {r["state"]: r["n"] for r in rows}})
+                          "dictionary": kb.segmenter.fingerprint if kb.segmenter else None,
+                          "articles": await articles.count_by_state(runtime.pool)})
 
 
 def setup(app: web.Application) -> None:
@@ -428,6 +464,11 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/kb/review-due", review_due)
     r.add_get("/api/v1/kb/synonyms", get_synonyms)
     r.add_put("/api/v1/kb/synonyms", put_synonyms)
+    r.add_get("/api/v1/kb/lexicon", list_lexicon)
+    r.add_post("/api/v1/kb/lexicon", create_lexicon)
+    r.add_patch("/api/v1/kb/lexicon/{id}", update_lexicon)
+    r.add_post("/api/v1/kb/lexicon/{id}/transition", transition_lexicon)
+    r.add_get("/api/v1/kb/lexicon/{id}/history", lexicon_history)
     r.add_get("/api/v1/kb/reviewers", list_reviewers)
     r.add_post("/api/v1/kb/reviewers", grant_reviewer)
     r.add_delete("/api/v1/kb/reviewers", revoke_reviewer)

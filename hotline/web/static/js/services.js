@@ -33,6 +33,10 @@ export const kbDueForReview = async () => {
   const data = await get('/api/v1/kb/review-due');
   return (data.units || []).flatMap((u) => u.items.map((a) => ({ ...a, unit_code: u.unit_code })));
 };
+// the colloquial lexicon (dictionary words, stop words, synonym groups, colloquial phrases)
+export const kbLexicon = (state) => get(`/api/v1/kb/lexicon${q({ state })}`);
+export const kbLexiconCreate = (entry) => post('/api/v1/kb/lexicon', entry);
+export const kbLexiconAction = (id, action, note) => post(`/api/v1/kb/lexicon/${id}/transition`, { action, note });
 
 // -- telephony -------------------------------------------------------------------
 export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/transfer`, body); // {kind, target?}

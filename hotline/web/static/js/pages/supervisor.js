@@ -2,10 +2,11 @@
 // overdue / at-risk tickets with supervise and urge, data quality, KB review.
 import {
   $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, post, SEAT_STATES, secondsSince,
-  serverNow, setServerTime, toast,
+  select, serverNow, setServerTime, toast,
 } from '../common.js';
 import {
-  atRisk, items, kbDueForReview, qualityReport, reportExportUrl, slaReport, ticketAction, TICKET_STATES,
+  atRisk, items, kbDueForReview, kbLexicon, kbLexiconAction, kbLexiconCreate, qualityReport, reportExportUrl, slaReport,
+  ticketAction, TICKET_STATES,
 } from '../services.js';
 
 // start the first snapshot while the user is being loaded (a GET: no CSRF token needed)
@@ -21,11 +22,12 @@ const reportPanel = el('section', { class: 'panel', id: 'reports' });
 const riskPanel = el('section', { class: 'panel', id: 'at-risk' });
 const qualityPanel = el('section', { class: 'panel', id: 'quality' });
 const kbPanel = el('section', { class: 'panel', id: 'kb-review' });
+const lexiconPanel = el('section', { class: 'panel', id: 'kb-lexicon' });
 const rankPanel = el('section', { class: 'panel', id: 'ranking' });
 const appealPanel = el('section', { class: 'panel', id: 'appeals' });
 const notifyPanel = el('section', { class: 'panel', id: 'notifications' });
 app.className = 'grid2';
-app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, qualityPanel, appealPanel, notifyPanel, kbPanel);
+app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, qualityPanel, appealPanel, notifyPanel, kbPanel, lexiconPanel);
 kpis.style.gridColumn = '1 / -1';
 reportPanel.style.gridColumn = '1 / -1';
 rankPanel.style.gridColumn = '1 / -1';
@@ -317,6 +319,53 @@ async function loadKbReview() {
   } catch (e) { kbPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
 }
 
+// -- knowledge-base lexicon: propose, review, publish, withdraw (every node picks it up) ----------
+const LEXICON_KINDS = { phrase: '口语说法', synonym: '同义词组', word: '词典词', stopword: '停用词' };
+const LEXICON_STATES = { draft: '草稿', review: '待审核', published: '已发布', archived: '已停用' };
+const words = (text) => text.split(/[,，、;；\s]+/).map((w) => w.trim()).filter(Boolean);
+async function loadLexicon() {
+  clear(lexiconPanel).append(el('h2', {}, '知识库词库'),
+    el('div', { class: 'muted' }, '群众的口语说法、同义词、专用词和停用词。提交后由审核员发布，发布后各节点自动生效（改词典会重建索引）。'));
+  const kind = select('kind', Object.entries(LEXICON_KINDS), 'phrase');
+  kind.id = 'lex-kind';
+  const terms = el('input', { id: 'lex-terms', placeholder: '说法或词语，用逗号分开；* 表示中间隔几个字，如：房东*不退' });
+  const means = el('input', { id: 'lex-means', placeholder: '口语说法对应的规范用词，如：租赁押金, 退租' });
+  const form = el('form', { id: 'lex-form', class: 'row' }, kind, terms, means, el('button', { type: 'submit' }, '提交'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const entry = (await kbLexiconCreate({ kind: kind.value, terms: words(terms.value), means: words(means.value) })).entry;
+      await kbLexiconAction(entry.id, 'submit');
+      toast('已提交审核');
+      loadLexicon();
+    } catch (e) { fail(e); }
+  });
+  lexiconPanel.append(form);
+  try {
+    const data = await kbLexicon();
+    const list = items(data);
+    if (!list.length) { lexiconPanel.append(el('div', { class: 'muted' }, '词库暂无条目（种子词库在文件中）')); return; }
+    const act = (id, action) => async () => {
+      try { await kbLexiconAction(id, action); toast('已处理'); loadLexicon(); } catch (e) { fail(e); }
+    };
+    const buttons = (e) => {
+      const out = [];
+      if (e.state === 'draft') out.push(el('button', { class: 'shrink', onclick: act(e.id, 'submit') }, '提交'));
+      if (e.state === 'review' && data.can_review) {
+        out.push(el('button', { class: 'shrink lex-publish', onclick: act(e.id, 'publish') }, '发布'),
+          el('button', { class: 'shrink', onclick: act(e.id, 'reject') }, '退回'));
+      }
+      if (e.state === 'published' && data.can_review) out.push(el('button', { class: 'shrink', onclick: act(e.id, 'archive') }, '停用'));
+      return out;
+    };
+    lexiconPanel.append(el('table', { id: 'kb-lexicon-table' },
+      el('tr', {}, el('th', {}, '类别'), el('th', {}, '说法 / 词语'), el('th', {}, '对应'), el('th', {}, '状态'), el('th', {}, '')),
+      ...list.map((e) => el('tr', { 'data-id': String(e.id) }, el('td', {}, LEXICON_KINDS[e.kind] || e.kind),
+        el('td', {}, e.terms.join('、')), el('td', {}, (e.means || []).join('、')),
+        el('td', {}, LEXICON_STATES[e.state] || e.state), el('td', {}, ...buttons(e))))));
+  } catch (e) { lexiconPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
+}
+
 let unitNames = {};
 let timeZone = 'Asia/Shanghai';
 const metaLoaded = get('/api/v1/console/meta').then((m) => { timeZone = m.timezone || timeZone; }, (e) => console.warn(e));
@@ -340,3 +389,4 @@ loadNotifications();
 unitsLoaded.then(loadRisk);
 loadQuality();
 loadKbReview();
+loadLexicon();
