@@ -309,7 +309,7 @@ async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
 #: the seat a queue member names (``{member}``): its interface, else the member name the
 #: seat was added with (``hotline.calls.members``: the display name, else the username;
 #: queue_log's agent field). An ambiguous name names nobody. Columns ``user_id, interface``.
-_MEMBER_SEAT = """
+MEMBER_SEAT = """
     SELECT user_id, coalesce(interface, {member}) AS interface FROM (
         SELECT s.user_id, s.interface, coalesce(s.interface = {member}, false) AS exact,
                count(*) OVER () AS n,
@@ -325,7 +325,7 @@ _MEMBER_SEAT = """
 #: ``call.updated``) in that order. $1 uid, $2 member, $3 agent id, $4 at, $5 source of an
 #: after-the-fact record (None: live), $6 at as told, $7 live, $8 the events channel.
 _ANSWER = f"""
-WITH member AS ({_MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS NULL")}),
+WITH member AS ({MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS NULL")}),
      who AS (SELECT coalesce($3::bigint, (SELECT user_id FROM member)) AS agent_id,
                     coalesce((SELECT interface FROM member), $2::text) AS answered_by),
      up AS (
@@ -393,8 +393,8 @@ async def _answer(conn: asyncpg.Connection, uid: str, data: dict[str, Any], *, l
 
 
 async def seat_of_member(conn: asyncpg.Connection, member: str) -> tuple[int, str] | None:
-    """``(user_id, interface)`` of a queue member as Asterisk names it (``_MEMBER_SEAT``)."""
-    row = await conn.fetchrow(_MEMBER_SEAT.format(member="$1::text", only=""), member)
+    """``(user_id, interface)`` of a queue member as Asterisk names it (``MEMBER_SEAT``)."""
+    row = await conn.fetchrow(MEMBER_SEAT.format(member="$1::text", only=""), member)
     return None if row is None else (int(row["user_id"]), row["interface"])
 
 

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from hotline.calls.store import apply_op, make_entry, seat_of_member
+from hotline.calls.store import MEMBER_SEAT, apply_op, make_entry, seat_of_member
 from hotline.ingest import metrics
 from hotline.phone import normalize
 
@@ -173,12 +173,9 @@ async def import_cdr_rows(
         *([r[c] for r in rows] for c in _CDR_COLUMNS),
     )
     groups = sorted({r["grp"] for r in inserted if r["grp"]})
-    rules = _Rules(default_line, skew_tolerance, tz_name)
-    matched = created = 0
-    for grp in groups:
-        outcome = await _settle_group(conn, grp, rules)
-        matched += outcome == "matched"
-        created += outcome == "created"
+    outcomes = await _settle_groups(conn, groups, _Rules(default_line, skew_tolerance, tz_name))
+    matched = sum(o == "matched" for o in outcomes.values())
+    created = sum(o == "created" for o in outcomes.values())
     metrics.ASTERISK_ROWS.labels("cdr", "imported").inc(len(inserted))
     metrics.ASTERISK_ROWS.labels("cdr", "duplicate").inc(len(rows) - len(inserted))
     return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, created)
@@ -223,21 +220,64 @@ def format_offset(seconds: float) -> str:
     return f"{'-' if seconds < 0 else '+'}{minutes // 60}:{minutes % 60:02d}"
 
 
-async def _settle_group(conn: asyncpg.Connection, grp: str, rules: _Rules) -> str | None:
-    """Bring one linkedid group's call up to date: ``matched`` (the call existed),
-    ``created`` (recorded from the tagged CDR row), None (nobody can say which call
-    these legs belong to yet: they wait unlinked)."""
-    rows = await conn.fetch(
-        """SELECT * FROM cdr_records WHERE coalesce(nullif(linkedid, ''), uniqueid) = $1
-            ORDER BY start_at NULLS LAST, id""", grp)
-    tagged = [r for r in rows if r["uniqueid"] and parse_tag(r["userfield"])]
-    tagged_uids = list(dict.fromkeys(r["uniqueid"] for r in tagged))
-    uids = [r["uniqueid"] for r in rows if r["uniqueid"]]
-    call = await _find_call(conn, grp, tagged_uids, uids)
-    outcome = "matched"
-    if call is None:
+#: the citizen call of each linkedid group, in one statement: the tagged channel's record,
+#: else the record of one of the group's channels (the AGI's call_uid) or whose linkedid is
+#: the group's. $1 groups, $2 channel uniqueids, $3 tagged: one row per (group, channel).
+_FIND_CALLS = """
+WITH m AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bool[]) AS m(grp, uid, tagged)),
+     g AS (SELECT DISTINCT grp FROM m),
+     cand AS (
+        SELECT g.grp, c.id FROM g JOIN calls c ON c.linkedid = g.grp
+        UNION
+        SELECT g.grp, c.id FROM g JOIN calls c ON c.call_uid = g.grp
+        UNION
+        SELECT m.grp, c.id FROM m JOIN calls c ON c.call_uid = m.uid)
+SELECT DISTINCT ON (cand.grp) cand.grp, c.id, c.call_uid, c.source, c.started_at, c.ended_at,
+       c.disposition, c.agent_id
+  FROM cand JOIN calls c ON c.id = cand.id
+ ORDER BY cand.grp,
+          EXISTS (SELECT 1 FROM m WHERE m.grp = cand.grp AND m.uid = c.call_uid AND m.tagged) DESC,
+          EXISTS (SELECT 1 FROM m WHERE m.grp = cand.grp AND m.uid = c.call_uid) DESC,
+          (c.source = 'agi') DESC, c.id"""
+
+
+async def _find_calls(conn: asyncpg.Connection, rows_of: dict[str, list[asyncpg.Record]]
+                      ) -> dict[str, asyncpg.Record]:
+    pairs = list(dict.fromkeys((grp, r["uniqueid"], bool(parse_tag(r["userfield"])))
+                               for grp, rows in rows_of.items() for r in rows if r["uniqueid"]))
+    groups_only = [g for g in rows_of if not any(p[0] == g for p in pairs)]
+    pairs += [(g, g, False) for g in groups_only]
+    if not pairs:
+        return {}
+    found = await conn.fetch(_FIND_CALLS, [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs])
+    return {r["grp"]: r for r in found}
+
+
+async def _settle_groups(conn: asyncpg.Connection, groups: Sequence[str], rules: _Rules
+                         ) -> dict[str, str | None]:
+    """Bring the calls of these linkedid groups up to date, a batch at once: per group
+    ``matched`` (the call existed), ``created`` (recorded from the tagged CDR row), None
+    (nobody can say which call these legs belong to yet: they wait unlinked). A call
+    whose record already holds what the rows say (the usual case: the AGI and AMI told
+    it live) is only linked: no operation, no look-up of the seat."""
+    if not groups:
+        return {}
+    rows_of: dict[str, list[asyncpg.Record]] = {g: [] for g in groups}
+    for r in await conn.fetch(
+            """SELECT *, coalesce(nullif(linkedid, ''), uniqueid) AS grp FROM cdr_records
+                WHERE coalesce(nullif(linkedid, ''), uniqueid) = ANY($1::text[])
+                ORDER BY start_at NULLS LAST, id""", list(groups)):
+        rows_of[r["grp"]].append(r)
+    calls = await _find_calls(conn, rows_of)
+    outcomes: dict[str, str | None] = {}
+    for grp, rows in rows_of.items():
+        if grp in calls:
+            outcomes[grp] = "matched"
+            continue
+        tagged = [r for r in rows if r["uniqueid"] and parse_tag(r["userfield"])]
         if not tagged:
-            return None
+            outcomes[grp] = None
+            continue
         first = tagged[0]
         data = _record_data(grp, first, [r for r in rows if r["uniqueid"] == first["uniqueid"]])
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM hotlines WHERE number = $1)",
@@ -246,36 +286,30 @@ async def _settle_group(conn: asyncpg.Connection, grp: str, rules: _Rules) -> st
                                       "tagged": data["hotline_number"], "line": rules.default_line})
             data["hotline_number"] = rules.default_line
         await apply_op(conn, make_entry("record", first["uniqueid"], data))
-        call = await _find_call(conn, grp, tagged_uids, uids)
-        assert call is not None
-        outcome = "created"
-    uid = call["call_uid"]
-    citizen = [r for r in rows if r["uniqueid"] == uid]
+        outcomes[grp] = "created"
+    if any(o == "created" for o in outcomes.values()):
+        calls.update(await _find_calls(conn, {g: rows_of[g] for g, o in outcomes.items() if o == "created"}))
+    settled = {g: calls[g] for g in groups if g in calls}
+    if not settled:
+        return outcomes
+    # every leg belongs to its call, in one statement
     await conn.execute(
-        """UPDATE cdr_records SET call_id = $2
-            WHERE coalesce(nullif(linkedid, ''), uniqueid) = $1 AND call_id IS DISTINCT FROM $2""",
-        grp, call["id"])
+        """UPDATE cdr_records r SET call_id = l.call_id
+             FROM unnest($1::text[], $2::bigint[]) AS l(grp, call_id)
+            WHERE coalesce(nullif(r.linkedid, ''), r.uniqueid) = l.grp AND r.call_id IS DISTINCT FROM l.call_id""",
+        list(settled), [c["id"] for c in settled.values()])
     # queue_log events that arrived before their call was known, in Asterisk's order
-    callids = sorted({r["uniqueid"] for r in rows if r["uniqueid"]} | {uid, grp})
+    callids = sorted({r["uniqueid"] for g in settled for r in rows_of[g] if r["uniqueid"]}
+                     | {c["call_uid"] for c in settled.values()} | set(settled))
     pending = await conn.fetch(
         "SELECT * FROM queue_log_events WHERE call_id IS NULL AND callid = ANY($1) ORDER BY at, id", callids)
     await _apply_queue_events(conn, pending)
-    if citizen:
-        shift = await _clock_check(conn, call, citizen, rules) if call["source"] == "agi" else timedelta(0)
-        await _end_from_cdr(conn, uid, citizen, shift)
-    return outcome
-
-
-async def _find_call(conn: asyncpg.Connection, grp: str, tagged_uids: list[str], uids: list[str]
-                     ) -> asyncpg.Record | None:
-    """The citizen call a group belongs to: the tagged channel's record, else the record
-    of one of the group's channels (the AGI's call_uid) or whose linkedid is the group's."""
-    return await conn.fetchrow(
-        """SELECT id, call_uid, source, started_at FROM calls
-            WHERE call_uid = ANY($1::text[]) OR call_uid = ANY($3::text[]) OR call_uid = $2 OR linkedid = $2
-            ORDER BY (call_uid = ANY($1::text[])) DESC, (call_uid = ANY($3::text[])) DESC, (source = 'agi') DESC,
-                     id
-            LIMIT 1""", tagged_uids, grp, uids)
+    for grp, call in settled.items():
+        citizen = [r for r in rows_of[grp] if r["uniqueid"] == call["call_uid"]]
+        if citizen:
+            shift = await _clock_check(conn, call, citizen, rules) if call["source"] == "agi" else timedelta(0)
+            await _end_from_cdr(conn, call, citizen, shift, known=not pending)
+    return outcomes
 
 
 def _record_data(grp: str, first: asyncpg.Record, citizen: list[asyncpg.Record]) -> dict[str, Any]:
@@ -319,13 +353,18 @@ async def _clock_check(conn: asyncpg.Connection, call: asyncpg.Record, citizen: 
     return timedelta(seconds=skew)
 
 
-async def _end_from_cdr(conn: asyncpg.Connection, uid: str, citizen: list[asyncpg.Record], shift: timedelta
-                        ) -> None:
+async def _end_from_cdr(conn: asyncpg.Connection, call: asyncpg.Record, citizen: list[asyncpg.Record],
+                        shift: timedelta, *, known: bool = True) -> None:
     """Asterisk writes a channel's CDR rows when it hangs up: the citizen's rows end the
-    call (end semantics: a call already ended keeps its outcome)."""
+    call (end semantics: a call already ended keeps its outcome, and only an agent the
+    record lacks would be noted). ``known``: ``call`` is the record as it is now (no
+    other operation of this batch touched it), so an end that adds nothing is skipped."""
     ends = [r["end_at"] for r in citizen if r["end_at"]]
     if not ends:
         return
+    ended = known and call["ended_at"] is not None
+    if ended and call["agent_id"] is not None:
+        return  # told live already (the AGI's hangup, AMI): the rows are linked, nothing to add
     data: dict[str, Any] = {"at": (max(ends) - shift).isoformat(), "source": "cdr"}
     answered = next((r for r in citizen if r["disposition"] == "ANSWERED" and r["dstchannel"]
                      and (r["billsec"] or 0) > 0), None)
@@ -337,7 +376,9 @@ async def _end_from_cdr(conn: asyncpg.Connection, uid: str, citizen: list[asyncp
             data["agent_id"] = seat[0]
     else:
         data["dialstatus"] = (citizen[-1]["disposition"] or "").replace(" ", "") or None
-    await apply_op(conn, make_entry("end", uid, data), live=False)
+    if ended and data.get("agent_id") is None:
+        return  # the end would add nothing
+    await apply_op(conn, make_entry("end", call["call_uid"], data), live=False)
 
 
 async def settle_pending(
@@ -354,9 +395,8 @@ async def settle_pending(
               AND EXISTS (SELECT 1 FROM calls c
                            WHERE c.call_uid = r.uniqueid
                               OR c.linkedid = coalesce(nullif(r.linkedid, ''), r.uniqueid))""", within)]
-    settled = 0
-    for grp in groups:
-        settled += await _settle_group(conn, grp, _Rules(default_line, skew_tolerance, tz_name)) is not None
+    outcomes = await _settle_groups(conn, groups, _Rules(default_line, skew_tolerance, tz_name))
+    settled = sum(o is not None for o in outcomes.values())
     events = await conn.fetch(
         """SELECT e.* FROM queue_log_events e
             WHERE e.call_id IS NULL AND e.imported_at > now() - $1::interval
@@ -414,40 +454,81 @@ async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg
     events = list(events)
     if not events:
         return 0
-    # every event's call in one round trip (its channel's record, else the one it is linked to)
-    found = {r["callid"]: r["call_uid"] for r in await conn.fetch(
-        """SELECT DISTINCT ON (e) e AS callid, c.call_uid
+    # every event's call in one round trip (its channel's record, else the one it is linked
+    # to), with what the record already holds
+    found = {r["callid"]: r for r in await conn.fetch(
+        """SELECT DISTINCT ON (e) e AS callid, c.id, c.call_uid, c.state, c.queue, c.queued_at,
+                  c.answered_at, c.agent_id, c.ended_at, c.disposition
              FROM unnest($1::text[]) AS e JOIN calls c ON c.call_uid = e OR c.linkedid = e
             ORDER BY e, (c.call_uid = e) DESC, c.id""", sorted({ev["callid"] for ev in events}))}
-    linked: list[tuple[int, int]] = []
+    per_call: dict[str, list[asyncpg.Record]] = {}
     for ev in events:
-        uid = found.get(ev["callid"])
-        if uid is None:
-            continue
-        kind, at = ev["event"], ev["at"].isoformat()
-        entry: dict[str, Any] | None = None
-        if kind == "ENTERQUEUE":
-            entry = make_entry("queue_join", uid, {"at": at, "queue": ev["queuename"]})
-        elif kind == "CONNECT":
-            entry = make_entry("answer", uid, {"at": at, "answered_by": ev["agent"], "source": "queue_log"})
-        elif kind in ("COMPLETECALLER", "COMPLETEAGENT"):
-            entry = make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind})
-        elif kind == "ABANDON":
-            entry = make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind,
-                                            "disposition": "abandoned"})
-        elif kind in ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"):
-            entry = make_entry("update", uid, {"append": [
-                {"step": "queue_exit", "source": "queue_log", "queue": ev["queuename"], "event": kind, "at": at}]})
-        call_id = await apply_op(conn, entry, live=False) if entry is not None else None
-        if call_id is None:
-            call_id = await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid)
-        linked.append((ev["id"], call_id))
+        if ev["callid"] in found:
+            per_call.setdefault(found[ev["callid"]]["call_uid"], []).append(ev)
+    calls = {r["call_uid"]: r for r in found.values()}
+    agents = await _member_seats(conn, {ev["agent"] for evs in per_call.values() for ev in evs
+                                        if ev["event"] == "CONNECT" and ev["agent"]
+                                        and found[ev["callid"]]["answered_at"] is not None})
+    linked: list[tuple[int, int]] = []
+    for uid, evs in per_call.items():
+        call = calls[uid]
+        # the sources told it live (AMI's join, the gosub's answer, the AGI's hangup): when
+        # every event of this call only repeats what the record holds, they are only linked
+        if not all(_repeats(call, ev, agents) for ev in evs):
+            for ev in evs:
+                entry = _queue_entry(uid, ev)
+                if entry is not None:
+                    await apply_op(conn, entry, live=False)
+        linked.extend((ev["id"], call["id"]) for ev in evs)
     if linked:  # the events now belong to their calls, in one statement
         await conn.execute(
             """UPDATE queue_log_events q SET call_id = l.call_id
                  FROM unnest($1::bigint[], $2::bigint[]) AS l(id, call_id) WHERE q.id = l.id""",
             [i for i, _ in linked], [c for _, c in linked])
     return len(linked)
+
+
+async def _member_seats(conn: asyncpg.Connection, members: set[str]) -> dict[str, int | None]:
+    """The seat each queue member name stands for (``hotline.calls.store.seat_of_member``), in one statement."""
+    if not members:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT q.member, s.user_id FROM unnest($1::text[]) AS q(member)
+              LEFT JOIN LATERAL ({MEMBER_SEAT.format(member="q.member", only="")}) s ON true""",  # noqa: S608
+        sorted(members))
+    return {r["member"]: r["user_id"] for r in rows}
+
+
+def _repeats(call: asyncpg.Record, ev: asyncpg.Record, agents: dict[str, int | None]) -> bool:
+    """True when applying ``ev`` to ``call`` (as it is) would change nothing."""
+    kind = ev["event"]
+    if kind == "ENTERQUEUE":
+        return (call["queued_at"] is not None and call["state"] not in ("ringing", "transferred")
+                and ev["queuename"] in (None, call["queue"]))
+    if kind == "CONNECT":
+        return call["answered_at"] is not None and agents.get(ev["agent"]) in (None, call["agent_id"])
+    if kind in ("COMPLETECALLER", "COMPLETEAGENT"):
+        return call["ended_at"] is not None
+    if kind == "ABANDON":
+        return call["ended_at"] is not None and call["disposition"] is not None
+    return kind not in ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY")  # others are only linked
+
+
+def _queue_entry(uid: str, ev: asyncpg.Record) -> dict[str, Any] | None:
+    kind, at = ev["event"], ev["at"].isoformat()
+    if kind == "ENTERQUEUE":
+        return make_entry("queue_join", uid, {"at": at, "queue": ev["queuename"]})
+    if kind == "CONNECT":
+        return make_entry("answer", uid, {"at": at, "answered_by": ev["agent"], "source": "queue_log"})
+    if kind in ("COMPLETECALLER", "COMPLETEAGENT"):
+        return make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind})
+    if kind == "ABANDON":
+        return make_entry("end", uid, {"at": at, "source": "queue_log", "queuestatus": kind,
+                                       "disposition": "abandoned"})
+    if kind in ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"):
+        return make_entry("update", uid, {"append": [
+            {"step": "queue_exit", "source": "queue_log", "queue": ev["queuename"], "event": kind, "at": at}]})
+    return None
 
 
 # ---- lines and tables -------------------------------------------------------------
