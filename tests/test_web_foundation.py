@@ -55,7 +55,7 @@ async def test_errors_are_json_with_code_and_message(client: TestClient) -> None
     resp = await client.post("/api/v1/auth/login", data="{not json", headers={"Content-Type": "application/json"})
     assert resp.status == 400
     error = (await resp.json())["error"]
-    assert error["code"] == "invalid" and error["field"] == "body"
+    assert error["code"] == "invalid_json" and error["field"] == "body"
 
 
 async def test_security_headers(client: TestClient) -> None:

@@ -87,7 +87,7 @@ _COLUMNS = "id, username, display_name, roles, unit_code, hotline_number, active
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
-            f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+            f"密码至少 {MIN_PASSWORD_LENGTH} 个字符", field="password"
         )
     return _hasher.hash(password)
 
@@ -95,7 +95,7 @@ def hash_password(password: str) -> str:
 def _check_roles(roles: Iterable[str]) -> list[str]:
     roles = sorted(set(roles))
     if not roles:
-        raise ValidationError("at least one role is required", field="roles")
+        raise ValidationError("至少要有一个角色", field="roles")
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ValidationError(
@@ -116,7 +116,7 @@ async def create_user(
 ) -> User:
     role_list = _check_roles(roles)
     if "liaison" in role_list and not unit_code:
-        raise ValidationError("a unit liaison needs a unit", field="unit_code")
+        raise ValidationError("单位联络员必须指定所属单位", field="unit_code")
     digest = hash_password(password)
     try:
         row = await conn.fetchrow(
@@ -130,7 +130,7 @@ async def create_user(
             hotline_number,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"username {username!r} is taken", field="username") from None
+        raise Conflict(f"用户名 {username!r} 已被占用", field="username") from None
     except asyncpg.CheckViolationError:
         raise ValidationError(
             f"username {username!r} must be 2-64 letters, digits or . _ @ -", field="username"
@@ -138,7 +138,7 @@ async def create_user(
     except asyncpg.ForeignKeyViolationError as exc:
         field = "unit_code" if "unit_code" in str(exc) else "hotline_number"
         value = unit_code if field == "unit_code" else hotline_number
-        raise ValidationError(f"unknown {field} {value!r}", field=field) from None
+        raise ValidationError(f"未知的 {field}：{value!r}", field=field) from None
     assert row is not None
     return User.from_row(row)
 
@@ -169,7 +169,7 @@ async def authenticate(
 async def get_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> User:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)  # noqa: S608
     if row is None:
-        raise NotFound(f"no user {user_id}", field="id")
+        raise NotFound(f"没有编号为 {user_id} 的用户", field="id")
     return User.from_row(row)
 
 
@@ -186,7 +186,7 @@ async def update_user(
     allowed = {"display_name", "roles", "unit_code", "hotline_number", "active", "password"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
+        raise ValidationError(f"不能修改 {sorted(unknown)}", field=sorted(unknown)[0])
     sets: list[str] = []
     args: list[Any] = [user_id]
     for key, value in changes.items():
@@ -195,7 +195,7 @@ async def update_user(
         if key == "password":
             key, value = "password_hash", hash_password(str(value))
         if key == "active" and not isinstance(value, bool):
-            raise ValidationError(f"active must be true or false, got {value!r}", field="active")
+            raise ValidationError(f"active 必须是 true 或 false，收到 {value!r}", field="active")
         args.append(value)
         sets.append(f"{key} = ${len(args)}")
     if not sets:
@@ -206,11 +206,11 @@ async def update_user(
             *args,
         )
     except asyncpg.CheckViolationError:
-        raise ValidationError("a unit liaison needs a unit", field="unit_code") from None
+        raise ValidationError("单位联络员必须指定所属单位", field="unit_code") from None
     except asyncpg.ForeignKeyViolationError:
-        raise ValidationError("unknown unit or hotline", field="unit_code") from None
+        raise ValidationError("未知的单位或热线", field="unit_code") from None
     if row is None:
-        raise NotFound(f"no user {user_id}", field="id")
+        raise NotFound(f"没有编号为 {user_id} 的用户", field="id")
     if "password" in changes or changes.get("active") is False:
         await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
     return User.from_row(row)

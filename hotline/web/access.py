@@ -56,7 +56,7 @@ def access_rule(handler: Any) -> str | frozenset[str] | None:
 def current_user(request: web.Request) -> User:
     user = request.get(USER)
     if user is None:
-        raise Unauthenticated("sign in first")
+        raise Unauthenticated("请先登录")
     return user
 
 
@@ -66,7 +66,7 @@ def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) 
     if rule is None:
         raise Forbidden(f"{what} has no access rule")
     if user is None:
-        raise Unauthenticated("sign in first")
+        raise Unauthenticated("请先登录")
     if rule and not user.has_role(*rule):
         raise Forbidden(
             f"{what} needs one of the roles {sorted(rule)}; you have {sorted(user.roles)}",

@@ -24,6 +24,7 @@ from hotline.web.middlewares import (
     error_middleware,
     request_log_middleware,
     security_headers,
+    validation_middleware,
 )
 
 #: largest request body accepted by default (ingest routes set their own limit)
@@ -44,7 +45,8 @@ def create_app(
     """Compose the app. With ``runtime`` the caller owns the database (``hotline
     serve``, tests); without, the app opens and closes its own pool."""
     app = web.Application(
-        middlewares=[client_address_middleware, request_log_middleware, error_middleware, access_middleware],
+        middlewares=[client_address_middleware, request_log_middleware, error_middleware, access_middleware,
+                     validation_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app.on_response_prepare.append(security_headers)

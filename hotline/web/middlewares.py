@@ -17,9 +17,10 @@ from aiohttp import web
 from hotline import metrics
 from hotline.auth.sessions import load_session
 from hotline.errors import Forbidden, HotlineError, Unavailable
-from hotline.web.access import PUBLIC, access_rule, check_rule
+from hotline.web.access import DOC_ATTR, PUBLIC, access_rule, check_rule
 from hotline.web.keys import RUNTIME, SESSION, USER
-from hotline.web.util import json_response
+from hotline.web.params import check_query, parse_json, validate
+from hotline.web.util import PARSED_BODY, json_response
 
 log = logging.getLogger("hotline.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -189,3 +190,32 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
         "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     )
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@web.middleware
+async def validation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one request check: the query parameters and the JSON body a route declares in
+    ``@api_doc`` are checked against that schema before the handler runs (after access
+    control, so an anonymous caller learns nothing from a 400). The handler's
+    ``read_json`` then returns the checked body. Public routes' bodies are left to the
+    handler: they authenticate the body itself (a signed ingest batch is verified
+    before it is parsed) or cap it first (sign-in)."""
+    route = request.match_info.route
+    doc = getattr(route.handler, DOC_ATTR, None) if route is not None else None
+    if not doc:
+        return await handler(request)
+    if doc.get("query"):
+        check_query(request.query, doc["query"])
+    schema = doc.get("body")
+    if (schema and request.method in BODY_METHODS and request.body_exists
+            and access_rule(route.handler) != PUBLIC
+            and request.content_type in ("application/json", "application/octet-stream")):
+        raw = await request.read()
+        if raw.strip():
+            body = parse_json(raw)
+            validate(body, schema)
+            request[PARSED_BODY] = body
+    return await handler(request)

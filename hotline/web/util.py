@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any, overload
+from typing import Any
 
 from aiohttp import web
 
-from hotline.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from hotline.errors import PayloadTooLarge, UnsupportedMediaType
 from hotline.jsoncodec import dumps
+from hotline.web.params import MAX_PAGE, invalid, param_int, parse_json, query_int
 
-#: the most a list route returns in one page unless it says otherwise
-MAX_PAGE = 1000
+#: the parsed body when the route's declared schema was checked (hotline.web.validation)
+PARSED_BODY = web.RequestKey("parsed_body", object)
+
+__all__ = ["MAX_PAGE", "PARSED_BODY", "dumps", "json_response", "param_int", "query_int", "read_capped",
+           "read_json"]
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -30,19 +32,15 @@ async def read_json(
         raise UnsupportedMediaType(
             f"the body must be application/json, got {request.content_type or 'none'!r}", field="Content-Type"
         )
-    try:
-        if max_bytes is None:
-            raw = await request.read()
-        else:
-            raw = await read_capped(request, max_bytes)
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"request body is not valid JSON: {exc}", field="body") from None
+    if PARSED_BODY in request:  # read and checked against the route's schema already
+        if max_bytes is not None and len(await request.read()) > max_bytes:
+            raise PayloadTooLarge(f"the body exceeds the limit of {max_bytes} bytes", field="body", limit=max_bytes)
+        body = request[PARSED_BODY]
+    else:
+        raw = await request.read() if max_bytes is None else await read_capped(request, max_bytes)
+        body = parse_json(raw)
     if not isinstance(body, expect):
-        raise ValidationError(
-            f"request body must be a JSON {'object' if expect is dict else expect.__name__}",
-            field="body",
-        )
+        raise invalid("invalid_json", f"请求体必须是 JSON {'对象' if expect is dict else '列表'}", field="body")
     return body
 
 
@@ -58,33 +56,3 @@ async def read_capped(request: web.Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes", field="body", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-@overload
-def query_int(request: web.Request, name: str, default: int, *, low: int = 1, high: int = MAX_PAGE) -> int: ...
-@overload
-def query_int(request: web.Request, name: str, default: None, *, low: int = 1, high: int = MAX_PAGE) -> int | None: ...
-def query_int(request: web.Request, name: str, default: int | None, *, low: int = 1, high: int = MAX_PAGE) -> int | None:
-    """An integer query parameter within ``low..high`` (a page's ``limit``, ``offset``, an
-    id cursor), or ``default`` when absent; anything else is a 400 naming it and the value."""
-    return param_int(request.query, name, default, low=low, high=high)
-
-
-@overload
-def param_int(params: Mapping[str, str], name: str, default: int, *, low: int = 1, high: int = MAX_PAGE) -> int: ...
-@overload
-def param_int(params: Mapping[str, str], name: str, default: None, *, low: int = 1,
-              high: int = MAX_PAGE) -> int | None: ...
-def param_int(params: Mapping[str, str], name: str, default: int | None, *, low: int = 1,
-              high: int = MAX_PAGE) -> int | None:
-    """:func:`query_int` over any parameter mapping (a query string, a form)."""
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} 必须是整数，收到 {raw!r}", field=name, value=raw) from None
-    if not low <= value <= high:
-        raise ValidationError(f"{name} 必须在 {low} 到 {high} 之间，收到 {value}", field=name, value=raw)
-    return value

@@ -43,7 +43,7 @@ def _text(body: dict, field: str, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{field} is required (text)", field=field)
+        raise ValidationError(f"{field} 必须填写（文本）", field=field)
     return value.strip() if field != "password" else value
 
 
@@ -68,7 +68,7 @@ _USER_BODY = {
 
 @public  # signing in cannot require being signed in; throttled per user and address
 @api_doc(tags=["auth"], body=_LOGIN_BODY, responses={
-    200: "signed in", 400: "username or password missing or too long", 401: "wrong username or password",
+    200: "signed in", 400: "username or password missing or too long", 401: "用户名或密码错误",
     413: "body too large", 415: "body not application/json", 429: "throttled",
     503: "too many sign-ins in progress (retry shortly)"})
 async def login(request: web.Request) -> web.Response:
@@ -79,9 +79,9 @@ async def login(request: web.Request) -> web.Response:
     password = _text(body, "password")
     assert username is not None and password is not None
     if len(username) > MAX_USERNAME_LENGTH:
-        raise ValidationError(f"username is longer than {MAX_USERNAME_LENGTH} characters", field="username")
+        raise ValidationError(f"用户名不能超过 {MAX_USERNAME_LENGTH} 个字符", field="username")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValidationError(f"password is longer than {MAX_PASSWORD_LENGTH} characters", field="password")
+        raise ValidationError(f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符", field="password")
     pool = runtime.pool
     checker = request.app[CHECKER]
     if checker.full:  # refused before any database work: a storm must stay cheap
@@ -96,7 +96,7 @@ async def login(request: web.Request) -> web.Response:
         await forget_attempt(pool, attempt)
         metrics.SIGN_INS.labels("throttled").inc()
         await audit(pool, "sign_in_throttled", username=username, remote_addr=request.remote)
-        raise TooManyRequests("too many failed sign-ins; try again in 15 minutes")
+        raise TooManyRequests("登录失败次数过多，请 15 分钟后再试")
     try:
         user = await authenticate(pool, username, password, checker=checker)
     except SignInBusy:
@@ -106,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
     if user is None:
         await audit(pool, "sign_in_failed", username=username, remote_addr=request.remote)
         metrics.SIGN_INS.labels("failed").inc()
-        raise Unauthenticated("wrong username or password")
+        raise Unauthenticated("用户名或密码错误")
     await clear_failures(pool, username)
     settings = runtime.settings.web
     token, csrf = await create_session(
@@ -175,7 +175,7 @@ async def users_create(request: web.Request) -> web.Response:
     pool = request.app[RUNTIME].pool
     roles = body.get("roles")
     if not isinstance(roles, list):
-        raise ValidationError("roles must be a list", field="roles")
+        raise ValidationError("roles 必须是列表", field="roles")
     user = await create_user(
         pool,
         _text(body, "username") or "",
@@ -196,7 +196,7 @@ async def users_update(request: web.Request) -> web.Response:
     try:
         user_id = int(request.match_info["id"])
     except ValueError:
-        raise ValidationError(f"user id must be a number, got {request.match_info['id']!r}", field="id") from None
+        raise ValidationError(f"用户编号必须是数字，收到 {request.match_info['id']!r}", field="id") from None
     body = await read_json(request)
     pool = request.app[RUNTIME].pool
     user = await update_user(pool, user_id, body)

@@ -9,7 +9,6 @@ audited. Thin: the domain is :mod:`hotline.calls`; the channel is moved by
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -24,28 +23,13 @@ from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, query_int, read_json
+from hotline.web.params import paging, path_int, query_bool, query_datetime, query_int
+from hotline.web.util import json_response, read_json
 
 TAGS = ["calls"]
 READERS = ("agent", "expert", "dispatcher", "supervisor", "admin")
 STATES = ("ringing", "queued", "answered", "transferred", "completed", "abandoned", "failed")
 CALL_SCHEMA = {"type": "object", "description": "a call record (caller number masked unless unmasked)"}
-
-
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise ValidationError(f"call id must be a number, got {raw!r}", field="id")
-    return int(raw)
-
-
-def _dt(value: str | None, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
 
 
 @requires(*READERS)
@@ -68,18 +52,16 @@ def _dt(value: str | None, field: str) -> datetime | None:
 async def calls_list(request: web.Request) -> web.Response:
     """List calls, most recent first (caller numbers masked)."""
     q = request.query
-    state = q.get("state") or None
-    if state is not None and state not in STATES:
-        raise ValidationError(f"unknown state {state!r}; states are {list(STATES)}", field="state")
-    limit = query_int(request, "limit", 50, high=500)
-    offset = query_int(request, "offset", 0, low=0, high=10_000_000)
+    state = q.get("state") or None  # checked against the declared enum (hotline.web.params)
+    page = paging(request, default=50, high=500)
+    limit, offset = page.limit, page.offset
     agent_id = query_int(request, "agent_id", None, high=2**62)
     caller = await caller_filter(request, audit_action="calls.search_by_caller")
     rows, total = await list_calls(
         request.app[RUNTIME].pool, hotline_number=q.get("hotline_number") or None, state=state,
         route=q.get("route") or None, agent_id=agent_id, caller_number=caller.number,
         caller_pattern=caller.pattern,
-        since=_dt(q.get("since"), "since"), until=_dt(q.get("until"), "until"), limit=limit, offset=offset,
+        since=query_datetime(request, "since"), until=query_datetime(request, "until"), limit=limit, offset=offset,
     )
     return json_response({"items": [call_json(r) for r in rows], "total": total, "limit": limit, "offset": offset})
 
@@ -101,15 +83,15 @@ async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
 async def call_detail(request: web.Request) -> web.Response:
     """One call with every routing decision and its transfer attempts."""
     user = current_user(request)
-    call_id = _id(request)
+    call_id = path_int(request)
     pool = request.app[RUNTIME].pool
     row = await get_call(pool, call_id)
     if row is None:
-        raise NotFound(f"call {call_id} not found", field="id")
-    unmask = request.query.get("unmask") in ("1", "true", "yes")
+        raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
+    unmask = query_bool(request, "unmask")
     if unmask:
         if not await _may_unmask(request, user, row):
-            raise Forbidden("only the agent or expert on this call, or a supervisor, may see the caller number",
+            raise Forbidden("只有接听该来电的话务员、专家座席或班长可以查看来电号码",
                             field="unmask")
         await audit(pool, "call.view_unmasked", user=user, object_type="call", object_id=call_id,
                     detail={"hotline_number": row["hotline_number"]}, remote_addr=request.remote)
@@ -143,22 +125,22 @@ async def call_detail(request: web.Request) -> web.Response:
 async def call_transfer(request: web.Request) -> web.Response:
     """Transfer a live call to an expert seat or a sub-centre (the console's transfer buttons)."""
     user = current_user(request)
-    call_id = _id(request)
+    call_id = path_int(request)
     body = await read_json(request)
     kind = body.get("kind")
     if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {list(KINDS)}, got {kind!r}", field="kind")
+        raise ValidationError(f"kind 必须是 {list(KINDS)} 之一，收到 {kind!r}", field="kind")
     target = body.get("target")
     if target is not None and not isinstance(target, str):
-        raise ValidationError("target must be a line number as text", field="target")
+        raise ValidationError("target 必须是文本形式的热线号码", field="target")
     fallback = body.get("fallback")
     if fallback is not None and (kind != "expert" or fallback not in EXPERT_FALLBACKS):
-        raise ValidationError(f"fallback applies to expert transfers: one of {list(EXPERT_FALLBACKS)}",
+        raise ValidationError(f"fallback 只用于转专家座席，必须是 {list(EXPERT_FALLBACKS)} 之一",
                               field="fallback")
     if not user.has_role("supervisor"):
         on_call = await is_on_call(request.app[RUNTIME].pool, call_id, user.id)
         if on_call is None:
-            raise NotFound(f"call {call_id} not found", field="id")
+            raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
         if not on_call:
             raise Forbidden("只有正在接听该来电的话务员、被转接的专家座席或班长可以转接这通来电", field="id")
     runtime = request.app[RUNTIME]

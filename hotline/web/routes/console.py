@@ -8,6 +8,7 @@ authenticated APIs below or pushed over the session-authenticated WebSocket.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,20 +23,13 @@ from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.telephony.pbx import seat_pbx
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
+from hotline.web.params import path_int, query_bool
 from hotline.web.util import dumps, json_response, read_json
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGES = ("login", "agent", "expert", "liaison", "supervisor", "admin")
 HUB = web.AppKey("console_hub", ConsoleHub)
 TAGS = ["console"]
-
-
-def _int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} 必须是数字，收到 {raw!r}", field=name) from None
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -153,7 +147,7 @@ async def call_pop(request: web.Request) -> web.Response:
     """Screen-pop of a call: line and mode, masked caller, history, open tickets, suggestions
     (for the agent it was offered to or is on it, an expert it was transferred to, supervisors)."""
     text = request.query.get("text") or None
-    call_id = _int(request, "id")
+    call_id = path_int(request, "id")
     await _require_on_call(request, call_id, "查看这通来电的弹屏")
     return json_response(await screenpop.build(request.app[RUNTIME], call_id, text=text))
 
@@ -174,7 +168,7 @@ async def _require_on_call(request: web.Request, call_id: int, doing: str) -> No
 @api_doc(tags=TAGS, responses={200: "the full caller number (audited)"})
 async def call_reveal(request: web.Request) -> web.Response:
     """Show the caller's full number (written to the audit log)."""
-    number = await screenpop.reveal_number(request.app[RUNTIME], _int(request, "id"), current_user(request),
+    number = await screenpop.reveal_number(request.app[RUNTIME], path_int(request, "id"), current_user(request),
                                            remote_addr=request.remote)
     return json_response({"caller_number": number})
 
@@ -208,50 +202,32 @@ async def call_ticket(request: web.Request) -> web.Response:
     The browser only ever holds the masked number; the server copies the caller's
     number from the call record, then dispatches or closes it if asked."""
     from hotline.tickets import views
-    from hotline.tickets.intake import NewTicket, create_ticket
+    from hotline.tickets.intake import create_ticket
     from hotline.tickets.workflow import apply
+    from hotline.web.routes.tickets import _new_ticket
 
     user = current_user(request)
     body = await read_json(request)
-    call_id = _int(request, "id")
-
-    def text(key: str, default: str = "") -> str:
-        value = body.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise ValidationError(f"{key} 必须是文本", field=key)
-        return value
-
-    occurred = None
-    if body.get("occurred_at"):
-        from datetime import datetime
-
-        try:
-            occurred = datetime.fromisoformat(text("occurred_at"))
-        except ValueError:
-            raise ValidationError("发生时间格式不正确（ISO 8601）", field="occurred_at") from None
-    pool = request.app[RUNTIME].pool
+    call_id = path_int(request, "id")
+    runtime = request.app[RUNTIME]
+    pool = runtime.pool
     # the ticket carries the caller's full number (revealable on the ticket): only
     # those who may see it on the call may open one from it
     await _require_on_call(request, call_id, "为这通来电登记工单")
     call = await pool.fetchrow("SELECT hotline_number, caller_number FROM calls WHERE id = $1", call_id)
     if call is None:
         raise NotFound(f"来电 {call_id} 不存在", field="id")
-    new = NewTicket(
-        hotline_number=call["hotline_number"], subject=text("subject"), facts=text("facts"),
-        location=text("location"), occurred_at=occurred, caller_name=text("caller_name"),
-        caller_number=call["caller_number"], contact_number=text("contact_number"),
-        category_code=body.get("category_code") or None, kind=text("kind", "help"),
-        urgency=text("urgency", "normal"), channel="phone", source="console",
-        confidential=bool(body.get("confidential", False)), call_ids=[call_id],
-    )
+    # the one intake path (the tickets API's): line, caller number and call link come
+    # from the call, never from the browser
+    new = dataclasses.replace(_new_ticket({
+        **body, "hotline_number": call["hotline_number"], "caller_number": call["caller_number"],
+        "call_ids": [call_id], "channel": "phone", "attachments": []}), source="console")
     async with pool.acquire() as conn:
         async with conn.transaction():
             ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
             for step in ("dispatch", "close_direct"):
                 if isinstance(body.get(step), dict):
-                    await apply(conn, ticket_id, step, user, body[step])
+                    await apply(conn, ticket_id, step, user, body[step], calendars=runtime.calendars)
                     break
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
@@ -282,7 +258,7 @@ async def inbox_list(request: web.Request) -> web.Response:
              LEFT JOIN users u ON u.id = i.from_user_id
             WHERE i.user_id = $1 AND ($2 OR i.state IN ('new', 'accepted'))
             ORDER BY i.created_at DESC LIMIT 100""",
-        current_user(request).id, request.query.get("all") in ("1", "true"),
+        current_user(request).id, query_bool(request, "all"),
     )
     tickets = {t["id"]: t for t in await screenpop.ticket_summaries(
         runtime, sorted({r["ticket_id"] for r in rows if r["ticket_id"]}))}
@@ -306,7 +282,7 @@ async def inbox_act(request: web.Request) -> web.Response:
     row = await request.app[RUNTIME].pool.fetchrow(
         """UPDATE console_inbox SET state = $3, answer = coalesce($4, answer), updated_at = now()
             WHERE id = $1 AND user_id = $2 RETURNING id, state, answer, call_id, ticket_id""",
-        _int(request, "id"), current_user(request).id, INBOX_ACTIONS[action],
+        path_int(request, "id"), current_user(request).id, INBOX_ACTIONS[action],
         answer.strip() if isinstance(answer, str) else None,
     )
     if row is None:

@@ -11,20 +11,22 @@ from aiohttp import web
 
 from hotline.registry import list_hotlines
 from hotline.registry.model import Mode
-from hotline.web.access import public
+from hotline.web.access import api_doc, public
 from hotline.web.keys import RUNTIME, USER
+from hotline.web.params import query_bool
 from hotline.web.util import json_response
 
 _PUBLIC_FIELDS = ("number", "name", "department", "unit_code", "mode", "mode_basis", "service_hours")
 
 
 @public
+@api_doc(query={"include_inactive": {"type": "boolean", "description": "deactivated lines too"}})
 async def hotlines(request: web.Request) -> web.Response:
     """The hotline registry: 12345 and the 32 legacy lines with their merge modes.
 
     Public fields for everyone; queues, expert pools and dial targets for signed-in staff.
     """
-    include_inactive = request.query.get("include_inactive") in ("1", "true")
+    include_inactive = query_bool(request, "include_inactive")
     rows = await list_hotlines(request.app[RUNTIME].pool, include_inactive=include_inactive)
     staff = request.get(USER) is not None
     items = []

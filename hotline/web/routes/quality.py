@@ -11,6 +11,7 @@ from hotline.quality.jobs import generate
 from hotline.quality.report import to_csv
 from hotline.web.access import api_doc, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response, read_json
 
 
@@ -65,7 +66,7 @@ async def report(request: web.Request) -> web.Response:
     if not await runtime.pool.fetchval("SELECT 1 FROM ingest_sources WHERE code = $1", source):
         raise NotFound(f"no source {source!r}", field="source")
     stored = None
-    if request.query.get("refresh") not in ("1", "true"):
+    if not query_bool(request, "refresh"):
         stored = await runtime.pool.fetchval(
             "SELECT report FROM quality_reports WHERE source = $1 AND day = $2", source, day)
     return _respond(request, [stored] if stored else await generate(runtime, day, [source]))
