@@ -23,8 +23,19 @@ from zoneinfo import ZoneInfo
 from hotline.errors import ConfigError
 
 T = TypeVar("T")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+#: Where ``config/``, ``migrations/`` and ``knowledge_base/`` (the seed articles) are:
+#: the source checkout when running from one, else the copy shipped inside the
+#: installed package (``hotline/_shipped``, mapped from the top-level directories by
+#: setup.py), so ``pip install`` + ``hotline migrate`` + ``hotline serve`` runs anywhere.
+INSTALLED = not ((_CHECKOUT / "migrations").is_dir() and (_CHECKOUT / "config").is_dir()
+                 and (_CHECKOUT / "setup.cfg").is_file())
+PROJECT_ROOT = PACKAGE_DIR / "_shipped" if INSTALLED else _CHECKOUT
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "hotline.toml"
+#: relative paths in the file are read against the checkout, or (installed) the current
+#: directory for data_dir and the shipped files for the rest
+_DATA_BASE = Path.cwd if INSTALLED else (lambda: _CHECKOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +87,10 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    data_dir: Path = PROJECT_ROOT / "var"
+    data_dir: Path = field(default_factory=lambda: _DATA_BASE() / "var")
+    #: the default configuration files (registry, SLA, categories, calendars, ...)
+    config_dir: Path = PROJECT_ROOT / "config"
+    #: default: ``config_dir/hotlines.yaml``
     registry_path: Path = PROJECT_ROOT / "config" / "hotlines.yaml"
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     log_level: str = "INFO"
@@ -106,6 +120,7 @@ _ENV_OVERRIDES: tuple[tuple[str, str | None, str, type], ...] = (
     ("HOTLINE_AGI_HOST", "agi", "host", str),
     ("HOTLINE_AGI_PORT", "agi", "port", int),
     ("HOTLINE_DATA_DIR", None, "data_dir", Path),
+    ("HOTLINE_CONFIG_DIR", None, "config_dir", Path),
     ("HOTLINE_REGISTRY", None, "registry_path", Path),
     ("HOTLINE_LOG_LEVEL", None, "log_level", str),
     ("HOTLINE_LOG_FORMAT", None, "log_format", str),
@@ -130,7 +145,9 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
             raise ValueError(value)
         if kind is Path:
             path = Path(str(value)).expanduser()
-            return path if path.is_absolute() else (PROJECT_ROOT / path)
+            if path.is_absolute():
+                return path
+            return (_DATA_BASE() if where in ("data_dir", "HOTLINE_DATA_DIR") else PROJECT_ROOT) / path
         if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
             raise ValueError(value)
         if kind is tuple:
@@ -200,6 +217,8 @@ def load_settings(
         default = getattr(base, key)
         kind = Path if isinstance(default, Path) else type(default)
         top_values[key] = _coerce(value, kind, key)
+    if "config_dir" in top_values and "registry_path" not in top_values:
+        top_values["registry_path"] = top_values["config_dir"] / "hotlines.yaml"
     settings = replace(base, **built, **top_values, extra=extra)
     _validate(settings)
     return settings

@@ -19,6 +19,7 @@ from hotline.agi.live_transfer import ami_mover
 from hotline.config import Settings
 from hotline.db import open_database
 from hotline.db.migrations import migrate
+from hotline.errors import ConfigError
 from hotline.registry import load_registry, sync_registry
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions, Service, create_services
@@ -28,6 +29,40 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hotline.node")
 POOL_CLOSE_TIMEOUT = 10.0
+
+
+def section_loaders() -> dict[str, Callable[[Settings], object]]:
+    """Every ``[section]`` of the configuration file and the typed loader that reads it
+    (``web``, ``agi`` and ``database`` are read by hotline.config itself). A new section
+    goes here: tests/test_config.py fails for a loader that is not listed."""
+    from hotline.assessment import assessment_settings
+    from hotline.calls.settings import CallSettings
+    from hotline.feed.config import feed_settings
+    from hotline.ingest.config import ingest_settings
+    from hotline.kb.settings import KbSettings
+    from hotline.notify import notify_settings
+    from hotline.numbering import numbering_settings
+    from hotline.numbering.progress import progress_settings
+    from hotline.quality.config import quality_settings
+    from hotline.upstream.config import upstream_settings
+
+    return {
+        "calls": CallSettings.from_settings, "kb": KbSettings.from_settings, "feed": feed_settings,
+        "ingest": ingest_settings, "upstream": upstream_settings, "quality": quality_settings,
+        "numbering": numbering_settings, "progress": progress_settings, "notify": notify_settings,
+        "assessment": assessment_settings,
+    }
+
+
+def check_sections(settings: Settings) -> None:
+    """Validate every section at start: an unknown section, an unknown key or a value of
+    the wrong type is refused here, naming the setting, not later as a 500."""
+    loaders = section_loaders()
+    for name in settings.extra:
+        if name not in loaders:
+            raise ConfigError(f"unknown section [{name}]; sections are {sorted(loaders)}", field=name)
+    for load in loaders.values():
+        load(settings)
 
 
 async def run_node(

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from hotline.config import PROJECT_ROOT
@@ -53,14 +54,17 @@ class Node:
         return self.text + rest.decode()
 
 
-async def start_node(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Node:
+async def start_node(data_dir: Path, *args: str, env: dict[str, str] | None = None,
+                     command: Sequence[str] | None = None, cwd: Path | None = None) -> Node:
     """``hotline serve --migrate [args]`` on ``data_dir`` (embedded PostgreSQL), web and
-    FastAGI on free ports unless ``env`` says otherwise; returns once it is serving."""
+    FastAGI on free ports unless ``env`` says otherwise; returns once it is serving.
+    ``command`` runs another ``hotline`` (an installed one) from ``cwd``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     environ.update(HOTLINE_DATA_DIR=str(data_dir), HOTLINE_WEB_PORT="0", HOTLINE_AGI_PORT="0")
     environ.update(env or {})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hotline", "serve", "--migrate", *args, cwd=PROJECT_ROOT, env=environ,
+        *(command or (sys.executable, "-m", "hotline")), "serve", "--migrate", *args, cwd=cwd or PROJECT_ROOT,
+        env=environ,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     assert proc.stdout is not None

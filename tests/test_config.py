@@ -86,3 +86,40 @@ def test_there_is_no_node_secret_key_to_set(tmp_path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(path, env={})
     assert refused.value.field == "secret_key"
+
+
+def test_every_section_is_checked_at_start_naming_the_setting(tmp_path) -> None:
+    import pytest
+
+    from hotline.config import load_settings
+    from hotline.errors import ConfigError
+    from hotline.node import check_sections
+
+    check_sections(load_settings(tmp_path / "none.toml", env={}))  # defaults are valid
+    for text, named in (("[kb]\nmax_reslts = 3\n", "kb"), ("[feed]\nretention_days = 'week'\n", "feed.retention_days"),
+                        ("[kbb]\nx = 1\n", "kbb"), ("[calls]\nami_port = 'x'\n", "calls.ami_port")):
+        path = tmp_path / "hotline.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            check_sections(load_settings(path, env={}))
+        assert named in (caught.value.field or "") + caught.value.message, (text, caught.value.message)
+
+
+def test_every_section_loader_in_the_tree_is_checked_at_start() -> None:
+    import re
+
+    from hotline.config import PACKAGE_DIR
+    from hotline.node import section_loaders
+
+    read = set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        read |= set(re.findall(r'section_settings\(\s*settings,\s*"(\w+)"', path.read_text(encoding="utf-8")))
+    assert read and read <= set(section_loaders()), read - set(section_loaders())
+
+
+def test_config_dir_moves_the_default_files(tmp_path) -> None:
+    from hotline.config import load_settings
+
+    settings = load_settings(tmp_path / "none.toml", env={"HOTLINE_CONFIG_DIR": str(tmp_path / "conf")})
+    assert settings.config_dir == tmp_path / "conf"
+    assert settings.registry_path == tmp_path / "conf" / "hotlines.yaml"

@@ -15,6 +15,7 @@ from hotline import __version__
 from hotline.config import load_settings
 from hotline.errors import HotlineError
 from hotline.logs import setup_logging
+from hotline.node import check_sections
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        check_sections(settings)
         setup_logging(settings.log_level, settings.log_format)
         args.settings = settings
         result = args.func(args)

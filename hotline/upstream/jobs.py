@@ -8,13 +8,14 @@ whether or not a push is configured."""
 from __future__ import annotations
 
 from hotline.feed.changes import Cursor, prune
+from hotline.feed.config import feed_settings
 from hotline.runtime import Runtime
 from hotline.scheduler import JobScheduler
 from hotline.upstream.config import upstream_settings
 
 
 def retention_days(runtime: Runtime) -> int:
-    return int(runtime.settings.section("feed").get("retention_days", 7))
+    return feed_settings(runtime.settings).retention_days
 
 
 async def prune_changes(runtime: Runtime) -> int:
