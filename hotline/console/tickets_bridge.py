@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hotline.phone import mask
+from hotline.masking import mask, mask_name
 from hotline.runtime import Runtime
 
 try:  # the Chinese names live with the ticket state machine
@@ -33,7 +33,9 @@ async def summaries(runtime: Runtime, ids: list[int]) -> list[dict[str, Any]]:
         if r is None:
             continue
         item = dict(r)
+        # the screen-pop and the inbox are documented as masked: the number and the name
         item["caller_number"] = mask(r["caller_number"])
+        item["caller_name"] = mask_name(r["caller_name"])
         item["state_name"] = STATE_NAMES_ZH.get(r["state"], r["state"])
         item["kind_name"] = KIND_NAMES_ZH.get(r["kind"], r["kind"])
         out.append(item)

@@ -18,15 +18,11 @@ from typing import Any
 import asyncpg
 
 from hotline.errors import HotlineError, ValidationError
-from hotline.phone import mask
+from hotline.masking import mask_data
 
 ENTITIES = ("call", "ticket", "subcenter_call", "subcenter_ticket", "kb_article", "kb_lexicon")
 _CURSOR_RE = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 #: values masked in the feed (the feed's readers do not need callers' identities)
-_PHONE_KEYS = frozenset({"caller_number", "caller_raw", "contact_number", "contact_phone", "phone",
-                         "callback_number"})
-_NAME_KEYS = frozenset({"caller_name", "contact_name", "citizen_name"})
-
 
 class CursorExpired(HotlineError):
     """The cursor points before the pruned part of the change log."""
@@ -71,25 +67,6 @@ class Change:
             "cursor": str(self.cursor), "entity": self.entity, "id": self.entity_id, "op": self.op,
             "at": self.at.isoformat(), "data": mask_data(self.data) if masked else self.data,
         }
-
-
-def mask_data(data: dict[str, Any]) -> dict[str, Any]:
-    """The change with callers' numbers and names masked at any depth (nested objects
-    and lists, as in a ticket's callers or a merged record)."""
-    return {key: _masked(key, value) for key, value in data.items()}
-
-
-def _masked(key: str, value: Any) -> Any:
-    if isinstance(value, dict):
-        return mask_data(value)
-    if isinstance(value, list):
-        return [_masked(key, item) for item in value]
-    if isinstance(value, str) and value:
-        if key in _PHONE_KEYS or key.endswith(("_phone", "_number")) and key != "hotline_number":
-            return mask(value)
-        if key in _NAME_KEYS:
-            return value[:1] + "*" * (len(value) - 1)
-    return value
 
 
 def parse_entities(text: str | None) -> list[str] | None:
