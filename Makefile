@@ -3,20 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOTLINE := $(BIN)/hotline
-STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+SUM := $(shell cat setup.cfg pyproject.toml setup.py | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(SUM)
+# what running needs (no test or benchmark tools): `make run` on a fresh machine
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 
-.PHONY: run test test-shifted venv migrate lint typecheck bench clean test-deps
+.PHONY: run test test-fast test-shifted venv migrate lint typecheck bench clean test-deps
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	rm -f $(VENV)/.installed-*
+	touch $@ $(RUN_STAMP)
+
+$(RUN_STAMP): setup.cfg pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 venv: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(HOTLINE) migrate
 	$(HOTLINE) hotlines sync
 	$(HOTLINE) kb import knowledge_base/
@@ -33,6 +41,11 @@ test-deps:
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: no browser, no Asterisk (tests/conftest.py marks the tests that start
+# one `pbx`). `make test` stays the full suite CI runs.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not browser and not pbx" $(PYTEST_ARGS)
 
 # The suite at any hour: the time-sensitive tests with the clock shifted (Debian's
 # faketime, LD_PRELOAD: the embedded PostgreSQL started by the tests runs shifted too)

@@ -241,3 +241,11 @@ def asterisk_install() -> Any:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI needs a real Asterisk: {exc}")
         pytest.skip(str(exc))
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Tests that start a real Asterisk (through ``asterisk_install``) are marked ``pbx``,
+    so ``make test-fast`` (``-m "not browser and not pbx"``) can leave them out."""
+    for item in items:
+        if "asterisk_install" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pbx)
