@@ -22,6 +22,7 @@ from hotline.auth import audit, create_user, update_user
 from hotline.calls.members import SeatPbx
 from hotline.calls.store import apply_op, make_entry
 from hotline.console import seats
+from hotline.db import transaction
 from hotline.demo import data
 from hotline.demo.pbx import PbxTraffic, attached_pbx, phone_of
 from hotline.demo.traffic import AgiDriver, DirectDriver, Driver, Traffic, agi_reachable
@@ -83,29 +84,34 @@ async def refuse_real_users(pool: asyncpg.Pool) -> None:
 async def deactivate_users(pool: asyncpg.Pool) -> None:
     """When the demo stops its accounts are deactivated (their sessions end); the next
     demo start activates them again with new passwords."""
-    for u in data.USERS:
-        user_id = await pool.fetchval("SELECT id FROM users WHERE username = $1 AND active", u.username)
-        if user_id is not None:
-            await update_user(pool, user_id, {"active": False})
-    await audit(pool, "demo_users_deactivated", username="demo", detail={"users": [u.username for u in data.USERS]})
+    async with transaction(pool) as conn:  # the audit row commits with the change
+        for u in data.USERS:
+            user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1 AND active", u.username)
+            if user_id is not None:
+                await update_user(conn, user_id, {"active": False})
+        await audit(conn, "demo_users_deactivated", username="demo",
+                    detail={"users": [u.username for u in data.USERS]})
 
 
 def _mobile(rng: random.Random) -> str:
     return f"1{rng.choice('3578')}{rng.randrange(10**9):09d}"
 
 
-async def seed_day(runtime: Runtime, agents: list[int], *, rng: random.Random) -> int:
+async def seed_day(runtime: Runtime, agents: list[int], *, rng: random.Random,
+                   now: datetime | None = None) -> int:
     """A day of calls answered by ``agents`` (and tickets for some of them), once per
-    local day. Returns the number of calls made."""
+    local day, all of them within that day (so "today" figures never come out empty
+    just after midnight). Returns the number of calls made."""
     pool = runtime.pool
     tz = runtime.settings.tz
-    now = datetime.now(tz)
+    now = (now or datetime.now(tz)).astimezone(tz)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if await pool.fetchval("SELECT count(*) FROM calls WHERE call_uid LIKE 'demo-day-%' AND started_at >= $1", day):
         return 0
     start = max(day + timedelta(hours=8), now - timedelta(hours=10))
-    if start >= now:
-        start = now - timedelta(hours=2)
+    if start >= now:  # before office hours: the small hours since midnight
+        start = max(day, now - timedelta(hours=2))
+    now = max(now, start + timedelta(minutes=1))
     lines = list(data.LINE_WEIGHTS)
     weights = list(data.LINE_WEIGHTS.values())
     callers = [_mobile(rng) for _ in range(60)]
@@ -114,7 +120,7 @@ async def seed_day(runtime: Runtime, agents: list[int], *, rng: random.Random) -
     ticket_maker = _ticket_maker()
     async with pool.acquire() as conn:
         for i in range(count):
-            started = start + (now - start) * (i / count) + timedelta(seconds=rng.randrange(60))
+            started = start + (now - start) * (i / count)
             line = rng.choices(lines, weights)[0]
             caller = rng.choice(callers)
             wait = rng.choice([3, 5, 6, 8, 9, 11, 12, 14, 18, 25, 40])

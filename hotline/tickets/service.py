@@ -7,6 +7,8 @@ import logging
 
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
+from hotline.sla.config import load_sla_config
+from hotline.tickets.refusals import load_reasons
 from hotline.tickets.seed import seed_reference_data
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,9 @@ class TicketsSeedService:
         self.result: dict | None = None
 
     async def start(self) -> None:
+        # the rules files are checked before anything is seeded: a bad file stops the node here
+        load_sla_config()
+        load_reasons()
         async with self.runtime.pool.acquire() as conn:
             self.result = await seed_reference_data(conn)
         if self.result.get("catalogue_skipped"):

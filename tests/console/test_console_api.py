@@ -175,9 +175,16 @@ async def test_demo_seeds_users_and_a_day(runtime, pool) -> None:
     again = await ensure_users(pool, runtime.registry)
     assert again["demo-agent"][1] != users["demo-agent"][1]  # a new password at every start
     agents = [users[name][0] for name in ("demo-agent", "demo-agent2")]
-    made = await seed_day(runtime, agents, rng=random.Random(7))
+    # the clock is injected: five minutes after local midnight (the hour that used to leave
+    # "today" empty: the calls went to the evening before)
+    from datetime import datetime, timedelta
+
+    midnight = datetime(2026, 3, 2, tzinfo=runtime.settings.tz)
+    made = await seed_day(runtime, agents, rng=random.Random(7), now=midnight + timedelta(minutes=5))
     assert made >= 30
-    assert await seed_day(runtime, agents, rng=random.Random(7)) == 0  # once per day
+    first = await pool.fetchval("SELECT min(started_at) FROM calls WHERE call_uid LIKE 'demo-day-%'")
+    assert first >= midnight  # every seeded call is on the day it was seeded for
+    assert await seed_day(runtime, agents, rng=random.Random(7), now=midnight + timedelta(hours=9)) == 0  # once a day
     assert await pool.fetchval("SELECT count(*) FROM calls WHERE agent_id IS NOT NULL") > 0
     assert await seats.get_seat(pool, users["demo-agent"][0])
 

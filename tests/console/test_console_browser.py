@@ -77,19 +77,24 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
 
     # the ticket: five elements, category, urgency, dispatch to the unit
     await page.fill("#t-name", "张先生")
-    await page.fill("#t-where", "定海区解放街道东管庙弄")
+    await page.fill("#t-where", "东管庙弄")
     await page.fill("#t-subject", "反映用人单位未按时缴纳社会保险")
     await page.fill("#t-facts", "公司已连续三个月未缴纳社会保险，要求核查处理。")
     await page.select_option("#t-kind", "complaint")
     category = "0502"  # 人力社保与医保/社会保险: the dispatch catalogue proposes its unit
     await page.select_option("#t-category", category)
     assert await page.input_value("#t-unit") == "hrss"
+    await page.click("#t-dispatch")  # no region yet: the page asks for one
+    await page.wait_for_selector("#t-result:has-text('请选择属地')")
+    await page.select_option("#t-region", "330902001")  # 定海区 / 解放街道, from the configured tree
+    await page.wait_for_function("document.querySelector('#t-unit').value === 'hrss'")  # the server's suggestion
     await page.click("#t-dispatch")
     await page.wait_for_selector("#t-result:has-text('已派单')")
     ticket = await pool.fetchrow(
-        "SELECT id, state, lead_unit_code, caller_number, category_code FROM tickets WHERE lead_unit_code = 'hrss'")
+        "SELECT id, state, lead_unit_code, caller_number, category_code, region_code FROM tickets "
+        "WHERE lead_unit_code = 'hrss'")
     assert (ticket["state"], ticket["lead_unit_code"], ticket["caller_number"]) == ("dispatched", "hrss", CALLER)
-    assert ticket["category_code"] == category
+    assert (ticket["category_code"], ticket["region_code"]) == (category, "330902001")
     await pages.shot(page, "agent")
 
     # the unit's liaison signs and replies with the basis
@@ -99,9 +104,27 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     await row.wait_for()
     await row.click()
     await lp.wait_for_selector("#d-subject:has-text('未按时缴纳社会保险')")
+    # the colour is the server's verdict (sla_state), whatever the hour the test runs at
     assert await row.get_attribute("class") == "dl-ontime ticket-row"  # green: well before the deadline
+    assert await lp.get_attribute("#d-deadline", "data-sla") == "normal"
+    await lp.wait_for_selector("#d-where:has-text('解放街道')")
     await lp.click("#d-sign")
     await lp.wait_for_selector("#d-result:has-text('已签收')")
+    # the unit asks for more time; the centre sees the reason and the days asked before approving
+    await lp.fill("#d-text", "需联系用人单位财务核对缴费记录")
+    await lp.fill("#d-days", "3")
+    await lp.click("#d-extend")
+    await lp.wait_for_selector("#d-result:has-text('延期申请已提交')")
+    dispatcher = await pages.user("dispatcher")
+    dp = await pages.sign_in(dispatcher, expect="liaison")
+    await dp.locator(f"tr.ticket-row[data-id='{ticket['id']}']").click()
+    await dp.wait_for_selector("#d-review:has-text('申请延期 3 个工作日')")
+    assert "需联系用人单位财务核对缴费记录" in await dp.inner_text("#d-review")
+    await dp.fill("#d-days", "3")
+    await dp.click("#d-act-approve_extension")
+    await dp.wait_for_selector("#d-result:has-text('已批准延期')")
+    # the unit's page follows by push (what the unit typed is kept across the refresh)
+    await lp.wait_for_selector("#d-history:has-text('延期批准')")
     await lp.fill("#d-text", "经核查，该公司已于本月补缴社会保险费，并承诺按月足额缴纳。")
     await lp.fill("#d-basis", "《社会保险法》第六十三条；现场核查记录")
     await lp.click("#d-reply")
@@ -109,18 +132,31 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     assert await pool.fetchval("SELECT state FROM tickets WHERE id = $1", ticket["id"]) == "reply_review"
     await pages.shot(lp, "liaison")
 
-    # the centre's dispatcher reviews the reply, then records the callback: the loop is closed
-    dispatcher = await pages.user("dispatcher")
-    dp = await pages.sign_in(dispatcher, expect="liaison")
+    # the centre's dispatcher reviews the reply (it sees the reply and its basis), then records the callback
+    await dp.reload()
+    await dp.wait_for_selector("body[data-ready='1']")
     await dp.locator(f"tr.ticket-row[data-id='{ticket['id']}']").click()
     await dp.wait_for_selector("#d-sign[disabled]")  # a unit's action: not the centre's
+    await dp.wait_for_selector("#d-review:has-text('《社会保险法》第六十三条')")
     await dp.click("#d-act-approve_reply")
+    # the action's own refresh (which starts the form clean) is done before choosing the satisfaction
+    await dp.wait_for_selector("#d-result:has-text('已回复审核通过')")
     await dp.wait_for_selector("#d-act-callback_close")
     await dp.select_option("#d-satisfaction", "4")
     await dp.click("#d-act-callback_close")
     await dp.wait_for_selector("#d-result:has-text('已回访办结')")
     row = await pool.fetchrow("SELECT state, satisfaction FROM tickets WHERE id = $1", ticket["id"])
     assert (row["state"], row["satisfaction"]) == ("closed", 4)
+    # the history reads in Chinese: no action codes, no "null" anywhere on the page
+    await dp.reload()
+    await dp.wait_for_selector("body[data-ready='1']")
+    await dp.get_by_role("button", name="全部", exact=True).click()
+    await dp.locator(f"tr.ticket-row[data-id='{ticket['id']}']").click()
+    await dp.wait_for_selector("#d-history:has-text('回访办结')")
+    page_text = await dp.inner_text("body")
+    assert "callback_close" not in page_text and "request_extension" not in page_text
+    assert "null" not in page_text and "undefined" not in page_text
+    assert "满意度：满意" in await dp.inner_text("#d-history")
 
 
 async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowledge, runtime) -> None:

@@ -12,7 +12,7 @@ import {
 const settle = (promise) => promise.then((v) => v, (e) => { console.warn(e); return null; });
 const firstData = Promise.all([
   settle(get('/api/v1/console/seat')), settle(get('/api/v1/console/meta')), settle(get('/api/v1/console/current')),
-  settle(listCategories()), settle(listUnits())]);
+  settle(listCategories()), settle(listUnits()), settle(get('/api/v1/regions'))]);
 await boot('agent', '话务台');
 const app = $('#app');
 let seat = null;
@@ -187,6 +187,11 @@ function drawKb() {
 let currentTicketId = null;
 let categories = [];
 let units = [];
+let regions = []; // flattened region tree: [{code, path, level}]
+const flattenRegions = (nodes, prefix = '') => nodes.flatMap((n) => {
+  const path = n.level === 'city' ? '' : `${prefix}${prefix ? ' / ' : ''}${n.name}`;
+  return [...(n.level === 'city' ? [] : [{ code: n.code, path, level: n.level }]), ...flattenRegions(n.children || [], path)];
+});
 function drawTicketForm() {
   clear(ticketPanel);
   const catOptions = [['', '请选择分类'], ...categories.map((c) => [c.code, c.path || c.name])];
@@ -197,7 +202,9 @@ function drawTicketForm() {
         field('联系电话', el('input', { id: 't-contact', name: 'contact_number', placeholder: '回访号码' }))),
       el('div', { class: 'row' },
         field('发生时间', el('input', { id: 't-when', name: 'occurred_at', type: 'datetime-local' })),
-        field('发生地点', el('input', { id: 't-where', name: 'location', placeholder: '区县、街道、小区或门牌' }))),
+        field('属地（区县/街道）', Object.assign(select('region_code', [['', '请选择属地'], ...regions.map((r) => [r.code, r.path])]),
+          { id: 't-region', onchange: suggestUnit })),
+        field('详细地址', el('input', { id: 't-where', name: 'location', placeholder: '小区、道路或门牌' }))),
       field('事项（标题）', el('input', { id: 't-subject', name: 'subject', required: true, maxlength: 200 })),
       field('诉求内容（事实与诉求）', el('textarea', { id: 't-facts', name: 'facts' })),
       el('div', { class: 'row' },
@@ -219,6 +226,17 @@ function onCategory() {
   // the dispatch catalogue names the usual lead unit of a category: propose it
   const cat = categories.find((c) => c.code === $('#t-category').value);
   if (cat && cat.default_unit && units.some((u) => u.code === cat.default_unit)) $('#t-unit').value = cat.default_unit;
+  suggestUnit();
+}
+/** The server's suggestion for region x category (rules, catalogue, the region's unit). */
+async function suggestUnit() {
+  const region = $('#t-region').value; const category = $('#t-category').value;
+  if (!region && !category) return;
+  try {
+    const params = new URLSearchParams({ ...(region ? { region } : {}), ...(category ? { category } : {}) });
+    const data = await get(`/api/v1/dispatch-suggestion?${params}`);
+    if (data.unit && units.some((u) => u.code === data.unit.code)) $('#t-unit').value = data.unit.code;
+  } catch (e) { console.warn(e); }
 }
 function prefillTicket() {
   if (!pop) return;
@@ -230,6 +248,7 @@ async function submitTicket(action) {
   const result = $('#t-result');
   try {
     if (action === 'dispatch' && !$('#t-unit').value) throw new Error('请选择承办单位');
+    if (action === 'dispatch' && !$('#t-region').value) throw new Error('请选择属地（区县/街道）');
     if (action === 'close_direct' && !v('#t-answer')) throw new Error('请填写答复内容');
     if (!v('#t-subject')) throw new Error('请填写事项（标题）');
     const step = action === 'dispatch' ? { unit_code: $('#t-unit').value }
@@ -241,6 +260,7 @@ async function submitTicket(action) {
         occurred_at: $('#t-when').value ? new Date($('#t-when').value).toISOString() : null,
         subject: v('#t-subject'), facts: v('#t-facts'), kind: $('#t-kind').value,
         category_code: $('#t-category').value || null, urgency: $('#t-urgency').value,
+        region_code: $('#t-region').value || null,
       };
       if (step) body[action] = step;
       // on a call the server takes line, caller number and link from the call record
@@ -275,7 +295,7 @@ function onPush(msg) {
 }
 
 // -- start --------------------------------------------------------------------------
-const [seatData, meta, current, cats, unitList] = await firstData;
+const [seatData, meta, current, cats, unitList, regionTree] = await firstData;
 if (!seatData) fail(new Error('无法读取座席状态'));
 setServerTime(seatData?.server_time);
 seat = seatData?.seat ?? { state: 'offline', since: new Date().toISOString() };
@@ -283,6 +303,7 @@ breakReasons = meta?.break_reasons ?? breakReasons;
 pop = current?.pop ?? null;
 categories = cats ? flattenCategories(items(cats)) : [];
 units = unitList ? items(unitList) : [];
+regions = regionTree ? flattenRegions(items(regionTree)) : [];
 drawSeat(); drawTicketForm(); drawPop(); drawKb();
 connectPush(onPush, async () => {
   // missed pushes while disconnected: the tables are the truth
