@@ -1,12 +1,14 @@
 """Shared test helpers (importable from any test module: ``from support import ...``)."""
 
 import asyncio
+import inspect
 import os
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hotline.config import PROJECT_ROOT
 
@@ -80,3 +82,24 @@ async def start_node(data_dir: Path, *args: str, env: dict[str, str] | None = No
     proc.kill()
     await proc.wait()
     raise AssertionError("server did not start:\n" + "".join(output))
+
+
+async def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition",
+                   interval: float = 0.05) -> Any:
+    """The one polling helper: call ``predicate`` (plain or async) until it returns
+    something truthy, and return that; fail naming ``what`` and the last value after
+    ``timeout`` seconds. A bound, not a measurement: tests never assert on time, and
+    never sleep to synchronise (things that happen in real time, like Asterisk or a
+    restarting server, are waited for here)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+        await asyncio.sleep(interval)

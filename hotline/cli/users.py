@@ -8,7 +8,7 @@ import os
 import sys
 
 from hotline.auth import ROLES, audit, create_user, list_users, update_user
-from hotline.db import open_database
+from hotline.db import open_database, transaction
 from hotline.errors import NotFound, ValidationError
 
 
@@ -44,10 +44,11 @@ async def create(args: argparse.Namespace) -> int:
     password = _password()
     db = await open_database(args.settings, min_size=1, max_size=2)
     try:
-        user = await create_user(db.pool, args.username, password, args.roles,
-                                 display_name=args.name, unit_code=args.unit, hotline_number=args.line)
-        await audit(db.pool, "user_created", username="cli", object_type="user", object_id=user.id,
-                    detail={"roles": sorted(user.roles)})
+        async with transaction(db.pool) as conn:  # the audit row commits with the change
+            user = await create_user(conn, args.username, password, args.roles,
+                                     display_name=args.name, unit_code=args.unit, hotline_number=args.line)
+            await audit(conn, "user_created", username="cli", object_type="user", object_id=user.id,
+                        detail={"roles": sorted(user.roles)})
     finally:
         await db.close()
     print(f"created user {user.username} (id {user.id}) with roles {', '.join(sorted(user.roles))}")

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import asyncpg
 
+from hotline.db.locks import LockKey
 from hotline.errors import ConfigError, HotlineError
 
 log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # One constant for every process: concurrent `migrate` runs queue up, not collide.
-_MIGRATION_LOCK = 7_345_120_001
+_MIGRATION_LOCK = LockKey.MIGRATIONS
 
 
 class MigrationChanged(HotlineError):
@@ -80,7 +81,7 @@ async def migrate(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
                checksum   text NOT NULL,
                applied_at timestamptz NOT NULL DEFAULT now())"""
     )
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    await conn.execute("SELECT pg_advisory_lock($1)", int(_MIGRATION_LOCK))
     try:
         done = await applied(conn)
         changed = [
@@ -110,4 +111,4 @@ async def migrate(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
             log.info("applied migration %s", m.filename)
         return pending
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.execute("SELECT pg_advisory_unlock($1)", int(_MIGRATION_LOCK))

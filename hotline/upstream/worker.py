@@ -18,7 +18,6 @@ a lost answer is the normal case of at-least-once delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from hotline.db.locks import LockKey, run_on_one_node, wait_or_stop
 from hotline.feed.changes import Change, Cursor, fetch_after
 from hotline.jsoncodec import dumps
 from hotline.outbound import SendResult, post_json, public_endpoint, signed_headers
@@ -36,7 +36,6 @@ from hotline.upstream import metrics
 from hotline.upstream.config import UpstreamSettings
 
 log = logging.getLogger(__name__)
-LOCK_KEY = 7_345_120_601  # one pushing node at a time
 
 
 def idempotency_key(change: Change) -> str:
@@ -202,43 +201,24 @@ class UpstreamWorker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Forever, on the one node holding the push lock; survives database outages."""
+        await run_on_one_node(self.pool, LockKey.UPSTREAM_PUSH, lambda conn: self._push(conn, stopping), stopping,
+                              name="upstream worker")
+
+    async def _push(self, lock_conn: asyncpg.Connection, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                await self._run_locked(stopping)
+                outcome = await self.step()
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("upstream worker lost the database (%s); retrying", exc)
-                await _sleep(stopping, 5.0)
-
-    async def _run_locked(self, stopping: asyncio.Event) -> None:
-        async with self.pool.acquire() as lock_conn:
-            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                await _sleep(stopping, 5.0)
-                return
-            try:
-                while not stopping.is_set():
-                    try:
-                        outcome = await self.step()
-                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                        log.warning("upstream round failed: %s", exc)
-                        if lock_conn.is_closed():
-                            return  # the lock went with its connection: take it again first
-                        outcome = "waiting"
-                    if outcome in ("sent", "dead") or (outcome == "failed" and self.cfg.backoff_base == 0):
-                        continue
-                    if outcome == "idle" and self.wake is not None:
-                        await _wait_event(self.wake, stopping, 1.0)
-                    else:
-                        await _sleep(stopping, 0.2 if outcome == "waiting" else 0.05)
-            finally:
-                if not lock_conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-
-
-async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stopping.wait()
+                log.warning("upstream round failed: %s", exc)
+                if lock_conn.is_closed():
+                    return  # the lock went with its connection: take it again first
+                outcome = "waiting"
+            if outcome in ("sent", "dead") or (outcome == "failed" and self.cfg.backoff_base == 0):
+                continue
+            if outcome == "idle" and self.wake is not None:
+                await _wait_event(self.wake, stopping, 1.0)
+            else:
+                await wait_or_stop(stopping, 0.2 if outcome == "waiting" else 0.05)
 
 
 async def _wait_event(event: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:

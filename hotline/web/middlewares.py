@@ -11,11 +11,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-import asyncpg
 from aiohttp import web
 
 from hotline import metrics
 from hotline.auth.sessions import load_session
+from hotline.db.errors import is_unavailable
 from hotline.errors import Forbidden, HotlineError, Unavailable
 from hotline.web.access import DOC_ATTR, PUBLIC, access_rule, check_rule
 from hotline.web.keys import RUNTIME, SESSION, USER
@@ -137,11 +137,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.status, "http_error"
         )
         return json_response(error_body(code, exc.reason), status=exc.status, headers=None)
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-        log.error("database unavailable: %s", exc)
-        err = Unavailable(f"the database is not answering ({type(exc).__name__})")
-        return json_response({"error": err.to_dict()}, status=err.status)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):  # the one predicate: a restarting PostgreSQL is unavailable too
+            log.error("database unavailable: %s", exc)
+            err = Unavailable(f"数据库暂时不可用（{type(exc).__name__}），请稍后再试")
+            return json_response({"error": err.to_dict()}, status=err.status)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(error_body("internal", "internal error; see the server log"), status=500)
 

@@ -25,6 +25,7 @@ from hotline.auth.users import (
     SignInBusy,
     authenticate,
 )
+from hotline.db import transaction
 from hotline.errors import TooManyRequests, Unauthenticated, ValidationError
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
@@ -176,17 +177,18 @@ async def users_create(request: web.Request) -> web.Response:
     roles = body.get("roles")
     if not isinstance(roles, list):
         raise ValidationError("roles 必须是列表", field="roles")
-    user = await create_user(
-        pool,
-        _text(body, "username") or "",
-        _text(body, "password") or "",
-        roles,
-        display_name=_text(body, "display_name", required=False),
-        unit_code=_text(body, "unit_code", required=False),
-        hotline_number=_text(body, "hotline_number", required=False),
-    )
-    await audit(pool, "user_created", user=current_user(request), object_type="user",
-                object_id=user.id, detail={"roles": sorted(user.roles)}, remote_addr=request.remote)
+    async with transaction(pool) as conn:  # the audit row commits with the change, or neither does
+        user = await create_user(
+            conn,
+            _text(body, "username") or "",
+            _text(body, "password") or "",
+            roles,
+            display_name=_text(body, "display_name", required=False),
+            unit_code=_text(body, "unit_code", required=False),
+            hotline_number=_text(body, "hotline_number", required=False),
+        )
+        await audit(conn, "user_created", user=current_user(request), object_type="user",
+                    object_id=user.id, detail={"roles": sorted(user.roles)}, remote_addr=request.remote)
     return json_response({"user": user.to_json()}, status=201)
 
 
@@ -199,10 +201,11 @@ async def users_update(request: web.Request) -> web.Response:
         raise ValidationError(f"用户编号必须是数字，收到 {request.match_info['id']!r}", field="id") from None
     body = await read_json(request)
     pool = request.app[RUNTIME].pool
-    user = await update_user(pool, user_id, body)
     changed = sorted(k for k in body if k != "password") + (["password"] if "password" in body else [])
-    await audit(pool, "user_updated", user=current_user(request), object_type="user",
-                object_id=user_id, detail={"changed": changed}, remote_addr=request.remote)
+    async with transaction(pool) as conn:
+        user = await update_user(conn, user_id, body)
+        await audit(conn, "user_updated", user=current_user(request), object_type="user",
+                    object_id=user_id, detail={"changed": changed}, remote_addr=request.remote)
     return json_response({"user": user.to_json()})
 
 

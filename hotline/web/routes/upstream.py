@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hotline.auth import audit
+from hotline.db import transaction
 from hotline.errors import Conflict, NotFound
 from hotline.upstream.config import upstream_settings
 from hotline.upstream.worker import status
@@ -42,18 +43,18 @@ async def _resolve(request: web.Request, new_status: str) -> web.Response:
         item = int(request.match_info["id"])
     except ValueError:
         raise NotFound(f"no dead letter {request.match_info['id']!r}") from None
-    pool = request.app[RUNTIME].pool
-    done = await pool.fetchval(
-        "UPDATE upstream_dead_letters SET status = $2 WHERE id = $1 AND status = 'dead' RETURNING id",
-        item, new_status,
-    )
-    if done is None:
-        exists = await pool.fetchval("SELECT status FROM upstream_dead_letters WHERE id = $1", item)
-        if exists is None:
-            raise NotFound(f"no dead letter {item}", field="id")
-        raise Conflict(f"dead letter {item} is {exists}, not dead", field="id")
-    await audit(pool, f"upstream_dead_letter_{new_status}", user=current_user(request),
-                object_type="upstream_dead_letter", object_id=item, remote_addr=request.remote)
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
+        done = await conn.fetchval(
+            "UPDATE upstream_dead_letters SET status = $2 WHERE id = $1 AND status = 'dead' RETURNING id",
+            item, new_status,
+        )
+        if done is None:
+            exists = await conn.fetchval("SELECT status FROM upstream_dead_letters WHERE id = $1", item)
+            if exists is None:
+                raise NotFound(f"没有编号为 {item} 的死信", field="id")
+            raise Conflict(f"死信 {item} 的状态是 {exists}，不是 dead", field="id")
+        await audit(conn, f"upstream_dead_letter_{new_status}", user=current_user(request),
+                    object_type="upstream_dead_letter", object_id=item, remote_addr=request.remote)
     return json_response({"id": item, "status": new_status})
 
 
