@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from tickets_support import LEAD, Cast, drive, new_ticket
+from tickets_support import LEAD, PATHS, Cast, drive, new_ticket, who
 
 from hotline.calendar.core import SHANGHAI
 from hotline.config import Settings
@@ -144,6 +144,20 @@ async def test_receipt_result_and_reminders_are_queued(pool: asyncpg.Pool, cast:
     assert "签收" in text and deadline.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") in text
     result = await pool.fetchval("SELECT payload FROM notifications WHERE kind = 'result'")
     assert "办理完毕" in render(NotifySettings(), "result", result, SHANGHAI)
+
+
+async def test_one_result_reaches_every_merged_caller(pool: asyncpg.Pool, cast: Cast) -> None:
+    async with pool.acquire() as conn:
+        master = await new_ticket(conn, cast, caller_number="13800001111")
+        duplicate = await new_ticket(conn, cast, caller_number="13900003333")
+        await apply(conn, duplicate, "merge", cast.dispatcher, {"master_id": master})
+        for action, actor, data in PATHS["closed"]:
+            await apply(conn, master, action, who(cast, actor), dict(data))
+    results = await pool.fetch("SELECT ticket_id, recipient, payload->>'number' AS number FROM notifications "
+                               "WHERE kind = 'result' ORDER BY ticket_id")
+    numbers = {r["id"]: r["number"] for r in await pool.fetch("SELECT id, number FROM tickets")}
+    assert [(r["ticket_id"], r["recipient"], r["number"]) for r in results] == [
+        (master, "13800001111", numbers[master]), (duplicate, "13900003333", numbers[duplicate])]
 
 
 def test_the_settings_are_checked_at_start() -> None:

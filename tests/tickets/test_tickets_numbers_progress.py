@@ -49,6 +49,9 @@ async def test_every_wrong_input_is_refused_identically(client, ticket: str) -> 
     for body in bodies:
         resp = await client.post("/api/v1/public/progress", json=body)
         answers.add((resp.status, await resp.text()))
+    for raw in (b"not json", b"[1, 2]"):
+        resp = await client.post("/api/v1/public/progress", data=raw, headers={"Content-Type": "application/json"})
+        answers.add((resp.status, await resp.text()))
     assert len(answers) == 1, answers
     status, text = answers.pop()
     assert status == 404 and "后四位" in text

@@ -15,7 +15,7 @@ from hotline.reports.rates import DEFINITIONS
 from hotline.tickets.views import is_unit_only
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, param_int, read_json
 
 TAGS = ["assessment"]
 CENTRE = ("supervisor", "admin")
@@ -61,7 +61,7 @@ async def ranking(request: web.Request) -> web.Response:
 
 @requires("liaison")
 @api_doc(tags=TAGS, body={"type": "object", "required": ["ticket", "reason"], "properties": {
-    "ticket": {"type": "string", "description": "ticket number or id"}, "reason": {"type": "string"}}},
+    "ticket": {"type": ["string", "integer"], "description": "ticket number or id"}, "reason": {"type": "string"}}},
     responses={201: "the appeal (pending)", 404: "not a ticket of your unit", 409: "already pending or exempted"})
 async def appeal_create(request: web.Request) -> web.Response:
     """A unit appeals (申诉) against a ticket counting in its assessment, with a reason."""
@@ -91,10 +91,7 @@ async def appeal_list(request: web.Request) -> web.Response:
 async def appeal_decide(request: web.Request) -> web.Response:
     """The centre approves (the ticket is exempted for the unit) or rejects an appeal, with a reason."""
     body = await read_json(request)
-    try:
-        appeal_id = int(request.match_info["id"])
-    except ValueError:
-        raise ValidationError(f"id must be a number, got {request.match_info['id']!r}", field="id") from None
+    appeal_id = param_int(request.match_info, "id", 0, high=2**62)
     async with request.app[RUNTIME].pool.acquire() as conn:
         out = await assessment.decide_appeal(conn, current_user(request), appeal_id, body.get("decision"),
                                              body.get("reason"), remote_addr=request.remote)
@@ -115,7 +112,8 @@ async def exemption_list(request: web.Request) -> web.Response:
 
 @requires(*CENTRE)
 @api_doc(tags=TAGS, body={"type": "object", "required": ["ticket", "unit_code", "reason"], "properties": {
-    "ticket": {"type": "string"}, "unit_code": {"type": "string"}, "reason": {"type": "string"}}},
+    "ticket": {"type": ["string", "integer"], "description": "ticket number or id"}, "unit_code": {"type": "string"},
+    "reason": {"type": "string"}}},
     responses={201: "the exemption", 409: "already exempted"})
 async def exemption_create(request: web.Request) -> web.Response:
     """The centre exempts a ticket from a unit's assessment, with a reason (audited)."""
@@ -133,10 +131,7 @@ async def exemption_create(request: web.Request) -> web.Response:
 async def exemption_revoke(request: web.Request) -> web.Response:
     """Revoke an exemption, with a reason (audited): the ticket counts again."""
     body = await read_json(request)
-    try:
-        exemption_id = int(request.match_info["id"])
-    except ValueError:
-        raise ValidationError(f"id must be a number, got {request.match_info['id']!r}", field="id") from None
+    exemption_id = param_int(request.match_info, "id", 0, high=2**62)
     async with request.app[RUNTIME].pool.acquire() as conn:
         row = await assessment.revoke_exemption(conn, current_user(request), exemption_id, body.get("reason"),
                                                 remote_addr=request.remote)

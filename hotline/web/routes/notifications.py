@@ -13,7 +13,7 @@ from hotline.notify.worker import requeue
 from hotline.phone import mask
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, query_int
+from hotline.web.util import json_response, param_int, query_int
 
 STATUSES = ("pending", "sent", "dead")
 
@@ -47,10 +47,7 @@ async def list_(request: web.Request) -> web.Response:
 @api_doc(tags=["notifications"], responses={200: "requeued", 404: "no dead notification with that id"})
 async def requeue_(request: web.Request) -> web.Response:
     """Send a dead notification again (after the gateway or the number was fixed); audited."""
-    try:
-        notification_id = int(request.match_info["id"])
-    except ValueError:
-        raise ValidationError(f"id must be a number, got {request.match_info['id']!r}", field="id") from None
+    notification_id = param_int(request.match_info, "id", 0, high=2**62)
     rt = request.app[RUNTIME]
     async with rt.pool.acquire() as conn, conn.transaction():
         row = await requeue(conn, notification_id, datetime.now(rt.settings.tz))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hotline.errors import ValidationError
 from hotline.numbering.progress import look_up, progress_settings
 from hotline.web.access import api_doc, public
 from hotline.web.keys import RUNTIME
@@ -28,7 +29,10 @@ PAGE = Path(__file__).resolve().parent.parent / "static" / "progress.html"
 async def progress(request: web.Request) -> web.Response:
     """Public progress look-up of a ticket by its number and the last 4 digits of the caller's phone."""
     rt = request.app[RUNTIME]
-    body = await read_json(request, max_bytes=4096)
+    try:
+        body = await read_json(request, max_bytes=4096)
+    except ValidationError:
+        body = {}  # not JSON: refused like any other wrong input (and counted)
     async with rt.pool.acquire() as conn:
         result = await look_up(conn, progress_settings(rt.settings), number=body.get("number"),
                                suffix=body.get("phone_suffix"), client=request.remote or "unknown",
