@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 from collections import defaultdict
@@ -23,6 +24,35 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline_events"
+
+
+class Topic(enum.StrEnum):
+    """Every event topic, by name (a topic is still its string on the wire and in SQL:
+    ``Topic.CALL_UPDATED == "call.updated"``). tests/test_events.py keeps this list, the
+    publishers and the subscribers in step: each published topic has a subscriber in
+    the tree or is in :data:`EXTERNAL`."""
+
+    CALL_OFFERED = "call.offered"
+    CALL_UPDATED = "call.updated"
+    SEAT_CHANGED = "seat.changed"
+    TRANSFER_EXPERT = "transfer.expert"
+    TRANSFER_SUBCENTER = "transfer.subcenter"
+    TICKET_CHANGED = "ticket.changed"
+    CONSOLE_EXPERT_RETURNED = "console.expert_returned"
+    FEED_CHANGED = "feed.changed"
+    KB_CHANGED = "kb.changed"
+    KB_FLAGGED = "kb.flagged"
+    SLA_ALERT = "sla.alert"
+    SLA_ALERTS = "sla.alerts"
+
+
+#: topics published for listeners outside this code base (``LISTEN hotline_events``:
+#: a site's monitoring, a wallboard of its own); nothing in the tree needs them
+EXTERNAL: dict[Topic, str] = {
+    Topic.SLA_ALERT: "one SLA warning or breach (alert id, ticket id): for a site's alerting",
+    Topic.SLA_ALERTS: "a scan raised alerts (their count): for a site's alerting",
+    Topic.KB_FLAGGED: "an article was flagged as wrong or outdated: for its unit's notification",
+}
 Handler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 

@@ -33,6 +33,7 @@ import asyncpg
 
 from hotline.auth import User
 from hotline.console import screenpop, seats, wallboard
+from hotline.events import Topic
 from hotline.jsoncodec import dumps
 from hotline.runtime import Runtime
 
@@ -42,8 +43,8 @@ WALLBOARD_DEBOUNCE = 0.2  # seconds: at most one wallboard push per this interva
 SAFETY_REFRESH = 15.0  # seconds: recompute even without events (events are hints)
 SESSION_CHECK = 30.0  # seconds: close sockets whose session ended (logout everywhere)
 SEND_TIMEOUT = 5.0  # seconds a push may wait for one browser before that socket is closed
-TOPICS = ("call.offered", "call.updated", "transfer.expert", "transfer.subcenter",
-          "seat.changed", "ticket.changed", "console.expert_returned")
+TOPICS = (Topic.CALL_OFFERED, Topic.CALL_UPDATED, Topic.TRANSFER_EXPERT, Topic.TRANSFER_SUBCENTER,
+          Topic.SEAT_CHANGED, Topic.TICKET_CHANGED, Topic.CONSOLE_EXPERT_RETURNED)
 
 
 WATCHED_CALLS = 20  # calls a page keeps hearing about (the latest ones)

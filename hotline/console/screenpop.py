@@ -9,15 +9,16 @@ tickets, and suggested knowledge articles. The unmasked number is only given by
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hotline.auth import User, audit
 from hotline.errors import Forbidden, NotFound
+from hotline.kb.suggest import suggest
 from hotline.phone import mask
 from hotline.runtime import Runtime
+from hotline.tickets.lookup import open_tickets_for_caller
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,6 @@ MODE_NAMES_ZH = {"platform": "12345主线", "merged": "整体并入", "dual": "�
 HISTORY_LIMIT = 10
 OPEN_TICKETS_SINCE = timedelta(days=365)
 SUGGESTIONS = 5
-
-
-def _optional(module: str, name: str) -> Any:
-    """A function from another team's module, or None while it has not landed."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def line_info(runtime: Runtime, number: str) -> dict[str, Any]:
@@ -123,22 +116,18 @@ async def _history(runtime: Runtime, caller: str, call_id: int) -> list[dict[str
 
 
 async def _open_ticket_ids(runtime: Runtime, caller: str, call_id: int) -> list[int]:
-    lookup = _optional("hotline.tickets.lookup", "open_tickets_for_caller")
-    if not caller or lookup is None:
+    if not caller:
         return []
     try:
         async with runtime.pool.acquire() as conn:
             since: datetime = datetime.now(UTC) - OPEN_TICKETS_SINCE
-            return list(await lookup(conn, caller, since=since))
-    except Exception:  # another team's lookup must not break the pop
+            return list(await open_tickets_for_caller(conn, caller, since=since))
+    except Exception:  # a failing lookup must not break the pop
         log.exception("open ticket lookup failed for call %s", call_id)
         return []
 
 
 async def _suggestions(runtime: Runtime, line: str, text: str | None, call_id: int) -> list[dict[str, Any]]:
-    suggest = _optional("hotline.kb.suggest", "suggest")
-    if suggest is None:
-        return []
     try:
         return list(await suggest(runtime, hotline_number=line, text=text, limit=SUGGESTIONS))
     except Exception:

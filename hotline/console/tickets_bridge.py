@@ -7,11 +7,7 @@ from typing import Any
 
 from hotline.masking import mask, mask_name
 from hotline.runtime import Runtime
-
-try:  # the Chinese names live with the ticket state machine
-    from hotline.tickets.model import KIND_NAMES_ZH, STATE_NAMES_ZH
-except ImportError:  # pragma: no cover - tickets package absent
-    KIND_NAMES_ZH, STATE_NAMES_ZH = {}, {}
+from hotline.tickets.model import KIND_NAMES_ZH, STATE_NAMES_ZH
 
 
 async def summaries(runtime: Runtime, ids: list[int]) -> list[dict[str, Any]]:

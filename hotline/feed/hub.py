@@ -10,11 +10,12 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from hotline.events import Topic
 from hotline.runtime import Runtime
 
 SUBSCRIBERS = Gauge("hotline_feed_subscribers", "Feed subscribers connected to this node", ["transport"])
 DELIVERED = Counter("hotline_feed_changes_delivered_total", "Changes delivered to feed subscribers", ["transport"])
-TOPIC = "feed.changed"
+TOPIC = Topic.FEED_CHANGED
 
 
 class FeedHub:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from hotline.events import Topic
 from hotline.outbound import public_endpoint
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
@@ -28,7 +29,7 @@ class UpstreamService:
 
     async def start(self) -> None:
         listener = await self.runtime.events()
-        listener.subscribe("feed.changed", lambda *_: self.wake.set())
+        listener.subscribe(Topic.FEED_CHANGED, lambda *_: self.wake.set())
         self.worker = UpstreamWorker(self.runtime.pool, self.cfg, wake=self.wake)
         self.task = asyncio.create_task(self.worker.run(self.stopping), name="upstream-push")
 

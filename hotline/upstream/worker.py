@@ -18,7 +18,6 @@ a lost answer is the normal case of at-least-once delivery.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -248,9 +247,3 @@ async def status(pool: asyncpg.Pool, cfg: UpstreamSettings) -> dict[str, Any]:
     cursor = f"{data.pop('cursor_txid')}-{data.pop('cursor_id')}"
     return {"enabled": cfg.enabled, "endpoint": public_endpoint(cfg.url), "cursor": cursor,
             "max_attempts": cfg.max_attempts, **data}
-
-
-def dead_letter_json(row: asyncpg.Record) -> dict[str, Any]:
-    out = dict(row)
-    out["data"] = json.loads(out["data"]) if isinstance(out.get("data"), str) else out.get("data")
-    return out

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from hotline.agi.peer import run_call, simulate_call
-from hotline.calls.ports import CallsTableTickets
 from hotline.registry import Registry
 from hotline.registry.model import HoursWindow, ServiceHours
 from hotline.runtime import Runtime
@@ -97,16 +96,6 @@ async def test_repeat_caller_window_is_configurable(agi, pool: asyncpg.Pool) -> 
     agi.ctx.calls = dataclasses.replace(agi.ctx.calls, repeat_window_days=60)
     t = await run_call(agi.host, agi.port, "incoming?line=12345",
                        {"agi_callerid": "13812341111", "agi_uniqueid": "r-4"})
-    assert t.var("HOTLINE_TICKET_ID") == str(ticket)
-
-
-async def test_repeat_caller_fallback_without_tickets_module(agi, pool: asyncpg.Pool) -> None:
-    agi.ctx.tickets = CallsTableTickets()
-    ticket = await _open_ticket(pool, "13812342222")
-    first = await simulate_call(agi.host, agi.port, dialled="12345", caller="13812342222")
-    await pool.execute("UPDATE calls SET ticket_id = $2 WHERE call_uid = $1", first.uid, ticket)
-    t = await run_call(agi.host, agi.port, "incoming?line=12345",
-                       {"agi_callerid": "13812342222", "agi_uniqueid": "r-5"})
     assert t.var("HOTLINE_TICKET_ID") == str(ticket)
 
 

@@ -20,6 +20,7 @@ from hotline.calls.queries import is_on_call
 from hotline.console import screenpop, seats
 from hotline.console.hub import Client, ConsoleHub
 from hotline.errors import Forbidden, NotFound, ValidationError
+from hotline.events import Topic
 from hotline.telephony.pbx import seat_pbx
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
@@ -291,7 +292,7 @@ async def inbox_act(request: web.Request) -> web.Response:
         # the agent who transferred the call sees that the expert handed it back
         from hotline.events import publish
 
-        await publish(request.app[RUNTIME].pool, "console.expert_returned",
+        await publish(request.app[RUNTIME].pool, Topic.CONSOLE_EXPERT_RETURNED,
                       {"call_id": row["call_id"], "expert_user_id": current_user(request).id})
     return json_response({"item": dict(row)})
 
