@@ -619,15 +619,28 @@ async def free_seat(conn: asyncpg.Connection, user_id: int, call_id: int) -> boo
 
 async def finish_wrapups(conn: asyncpg.Connection, wrapup_seconds: float) -> list[int]:
     """Seats in after-call work for ``wrapup_seconds`` are ready again."""
-    rows = await conn.fetch(
-        """UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
-            WHERE state = 'after_call' AND since <= now() - make_interval(secs => $1)
-        RETURNING user_id""",
-        float(wrapup_seconds),
-    )
-    users = [r["user_id"] for r in rows]
-    await _seat_changed(conn, users, "ready")
+    users, _ = await finish_wrapups_due(conn, wrapup_seconds)
     return users
+
+
+async def finish_wrapups_due(conn: asyncpg.Connection, wrapup_seconds: float) -> tuple[list[int], float | None]:
+    """:func:`finish_wrapups` in one statement (events included), and in how many seconds
+    the next seat in after-call work is due (None: nobody is in after-call work)."""
+    row = await conn.fetchrow(
+        """WITH done AS (
+               UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
+                WHERE state = 'after_call' AND since <= now() - make_interval(secs => $1)
+               RETURNING user_id)
+           SELECT ARRAY(SELECT user_id FROM done ORDER BY user_id) AS users,
+                  (SELECT extract(epoch FROM min(since) + make_interval(secs => $1) - now())::float8
+                     FROM seats WHERE state = 'after_call' AND user_id NOT IN (SELECT user_id FROM done)) AS due,
+                  (SELECT count(pg_notify($2, json_build_object('topic', 'seat.changed', 'payload',
+                                json_build_object('user_id', user_id, 'state', 'ready'))::text))
+                     FROM (SELECT user_id FROM done ORDER BY user_id) d) AS notified""",
+        float(wrapup_seconds), EVENTS_CHANNEL,
+    )
+    assert row is not None
+    return list(row["users"]), row["due"]
 
 
 async def set_seat_phone(conn: asyncpg.Connection, user_id: int, interface: str | None, skills: list[str]) -> None:

@@ -187,14 +187,6 @@ async def list_seats(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, 
     return [dict(r) | {"state_name": STATE_NAMES_ZH[r["state"]]} for r in rows]
 
 
-async def finish_wrapups(pool: asyncpg.Pool, wrapup_seconds: float) -> list[int]:
-    """Seats in after-call work for ``wrapup_seconds`` return to ready (the queue's
-    ``wrapuptime`` kept calls away meanwhile; membership does not change). Publishes
-    ``seat.changed`` for each; returns their user ids."""
-    async with pool.acquire() as conn, conn.transaction():
-        return await store.finish_wrapups(conn, wrapup_seconds)
-
-
 _FACTS = """SELECT u.id AS user_id, u.username, u.display_name, u.roles, u.hotline_number, u.active,
                    s.state, s.reason, s.interface, s.skills
               FROM seats s JOIN users u ON u.id = s.user_id"""

@@ -142,16 +142,18 @@ class ImportResult:
     bad: int = 0
     calls_matched: int = 0
     calls_created: int = 0
+    #: call groups (CDR) and queue events left waiting for their call (see :func:`settle_pending`)
+    waiting: int = 0
 
     def __add__(self, other: ImportResult) -> ImportResult:
         return ImportResult(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return (self.imported, self.duplicates, self.bad, self.calls_matched, self.calls_created)
+        return (self.imported, self.duplicates, self.bad, self.calls_matched, self.calls_created, self.waiting)
 
     def to_json(self) -> dict[str, int]:
-        return dict(zip(("imported", "duplicates", "bad", "calls_matched", "calls_created"), self.astuple(),
-                        strict=True))
+        return dict(zip(("imported", "duplicates", "bad", "calls_matched", "calls_created", "waiting"),
+                        self.astuple(), strict=True))
 
 
 async def import_cdr_rows(
@@ -178,7 +180,8 @@ async def import_cdr_rows(
     created = sum(o == "created" for o in outcomes.values())
     metrics.ASTERISK_ROWS.labels("cdr", "imported").inc(len(inserted))
     metrics.ASTERISK_ROWS.labels("cdr", "duplicate").inc(len(rows) - len(inserted))
-    return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, created)
+    waiting = sum(o is None for o in outcomes.values())
+    return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, created, waiting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,7 +444,7 @@ async def import_queue_log_rows(conn: asyncpg.Connection, rows: Sequence[dict[st
     matched = await _apply_queue_events(conn, sorted(inserted, key=lambda r: (r["at"], r["id"])))
     metrics.ASTERISK_ROWS.labels("queue_log", "imported").inc(len(inserted))
     metrics.ASTERISK_ROWS.labels("queue_log", "duplicate").inc(len(rows) - len(inserted))
-    return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, 0)
+    return ImportResult(len(inserted), len(rows) - len(inserted), bad, matched, 0, len(inserted) - matched)
 
 
 async def _apply_queue_events(conn: asyncpg.Connection, events: Iterable[asyncpg.Record]) -> int:

@@ -1,13 +1,15 @@
 """Followers of Asterisk's Master.csv and queue_log as a node service (role
 "workers"), when ``[ingest] cdr_csv`` or ``queue_log`` is configured. Run it on the
-node that sees Asterisk's log directory. After each round it settles what waited for
-its call (legs and queue events imported before the AGI's record was replayed)."""
+node that sees Asterisk's log directory. It settles what waited for its call (legs and
+queue events imported before the AGI's record was replayed): every round while an
+import recently left some, every half minute otherwise."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -20,6 +22,12 @@ from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 
 log = logging.getLogger(__name__)
+
+#: seconds between settling rounds while rows wait for their call, for SETTLE_WINDOW
+#: seconds after an import left some; SETTLE_IDLE otherwise
+SETTLE_SOON = 1.0
+SETTLE_WINDOW = 300.0
+SETTLE_IDLE = 30.0
 
 
 class AsteriskRecordsService:
@@ -47,16 +55,29 @@ class AsteriskRecordsService:
         self.task = asyncio.create_task(self._run(), name="asterisk-records")
 
     async def _run(self) -> None:
+        # rows waiting for their call (imported before it existed: the journal replays the
+        # AGI's record later, possibly on another node) are settled every SETTLE_SOON
+        # seconds for SETTLE_WINDOW seconds after an import left some, and otherwise
+        # every SETTLE_IDLE seconds: an idle node does not ask the database every second
+        waiting_at = -SETTLE_WINDOW
+        settled_at = -SETTLE_IDLE
         while not self.stopping.is_set():
             for follower in self.followers:
                 try:
-                    await follower.poll()
+                    result = await follower.poll()
                 except Exception as exc:  # the database or the file may be away for a while
                     log.warning("following %s failed (will retry): %s", follower.path, exc)
-            try:
-                await self.settle()
-            except Exception as exc:
-                log.warning("settling Asterisk records waiting for their call failed (will retry): %s", exc)
+                else:
+                    if result.waiting:
+                        waiting_at = time.monotonic()
+            now = time.monotonic()
+            every = SETTLE_SOON if now - waiting_at < SETTLE_WINDOW else SETTLE_IDLE
+            if now - settled_at >= every:
+                settled_at = now
+                try:
+                    await self.settle()
+                except Exception as exc:
+                    log.warning("settling Asterisk records waiting for their call failed (will retry): %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.cfg.follow_interval):
                     await self.stopping.wait()

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from hotline.agi.ami import AmiConfig, AmiConnection, AmiError
+from hotline.calls import store
 from hotline.calls.members import MemberChange, PbxUnreachable
 from hotline.calls.settings import CallSettings
-from hotline.console import seats
 from hotline.db.pool import create_work_pool
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
@@ -42,6 +42,10 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 #: after a reconcile that could not finish, try again this soon (Asterisk still booting)
 RETRY_SOON = 1.0
+#: after-call work: the longest sleep without news (another node's seats, a lost event),
+#: and the shortest (a burst of seats due at once)
+WRAPUP_IDLE = 30.0
+WRAPUP_MIN = 0.05
 
 
 class TelephonyService:
@@ -190,13 +194,40 @@ class TelephonyService:
                     fut.cancel()
 
     async def _wrapup_loop(self) -> None:
-        every = min(1.0, max(0.1, self.calls.wrapup_seconds / 4))
-        while not self._stopping.is_set():
-            try:
-                await seats.finish_wrapups(self.runtime.pool, self.calls.wrapup_seconds)
-            except Exception as exc:  # the database may be away for a while
-                log.warning("returning seats from after-call work failed (will retry): %s", exc)
-            await self._sleep(every)
+        """Seats in after-call work return to ready when their ``wrapup_seconds`` are up:
+        the loop sleeps until the next one is due, or until a seat enters after-call work
+        (``seat.changed``), so an idle node asks the database nothing but a rare check."""
+        entered = asyncio.Event()
+
+        def on_seat(topic: str, payload: dict[str, object]) -> None:
+            if payload.get("state") == "after_call":
+                entered.set()
+
+        unsubscribe = None
+        with contextlib.suppress(Exception):  # without events, the idle check still runs
+            unsubscribe = (await self.runtime.events()).subscribe("seat.changed", on_seat)
+        try:
+            while not self._stopping.is_set():
+                entered.clear()
+                try:
+                    async with (self.pool or self.runtime.pool).acquire() as conn:
+                        _, due = await store.finish_wrapups_due(conn, self.calls.wrapup_seconds)
+                    wait = WRAPUP_IDLE if due is None else min(max(due, WRAPUP_MIN), WRAPUP_IDLE)
+                except Exception as exc:  # the database may be away for a while
+                    log.warning("returning seats from after-call work failed (will retry): %s", exc)
+                    wait = RETRY_SOON
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        stop = asyncio.ensure_future(self._stopping.wait())
+                        woken = asyncio.ensure_future(entered.wait())
+                        try:
+                            await asyncio.wait({stop, woken}, return_when=asyncio.FIRST_COMPLETED)
+                        finally:
+                            stop.cancel()
+                            woken.cancel()
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
