@@ -1,15 +1,21 @@
-"""Knowledge-base benchmark (not a test): prints figures for docs/bench/kb.md.
+"""Knowledge-base benchmark (not a test): prints figures for BENCHMARKS.md and
+docs/bench/kb.md.
 
 With the seed articles plus synthetic ones (50,000 in all by default) in a private
-embedded PostgreSQL (or $HOTLINE_BENCH_DATABASE_URL, which is wiped):
+embedded PostgreSQL, side by side in one run:
 
-* full index rebuild time (``--procs`` indexing processes);
-* publish → searchable on another node (two engines, two index directories, one
-  database, LISTEN/NOTIFY);
-* query latency p50/p99 for a mix of 1-, 2- and 4-word Chinese queries through the
-  engine (query building, synonyms, filters, whoosh, snippets), and the same queries
-  as ``ILIKE '%…%'`` over PostgreSQL as the naive baseline;
-* recall@5 over tests/kb/relevance.yaml on the seed set alone and on the full corpus.
+* **engine**: today's engine (hotline/kb: lexicon, pre-cut words, coverage ranking,
+  diversity, floor, snippets);
+* **legacy**: the engine before issue 14 (bench/kb_legacy, commit 8dab08e: analyser
+  inside whoosh, synonym groups, title-weighted BM25F), on its own index of the same
+  rows;
+* **ILIKE**: ``ILIKE '%…%'`` over PostgreSQL, the naive baseline.
+
+Figures: full index rebuild time; query latency p50/p99 for 1-, 2- and 4-word
+keyword queries and for the colloquial utterances of tests/kb/relevance.yaml;
+publish → searchable on another node (two engines, two index directories, one
+database; LISTEN/NOTIFY wake-up plus change_log catch-up); recall@1/@5 and MRR of the
+relevance set on the full corpus (a synthetic variant of an expected article counts).
 
     .venv/bin/python bench/kb_bench.py [--articles 50000] [--queries 300] [--procs 2]
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import random
 import resource
 import shutil
@@ -31,6 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # kb_legacy
 
 from hotline.auth import create_user  # noqa: E402
 from hotline.config import PROJECT_ROOT, load_settings  # noqa: E402
@@ -38,10 +46,10 @@ from hotline.db import Database  # noqa: E402
 from hotline.db.embedded import EmbeddedPostgres  # noqa: E402
 from hotline.db.migrations import migrate  # noqa: E402
 from hotline.db.pool import connect, create_pool  # noqa: E402
-from hotline.kb import store  # noqa: E402
+from hotline.kb import articles  # noqa: E402
+from hotline.kb.changes import record_articles  # noqa: E402
 from hotline.kb.engine import KnowledgeBase, SearchRequest  # noqa: E402
 from hotline.kb.importer import import_path  # noqa: E402
-from hotline.kb.text import query_terms, setup_jieba  # noqa: E402
 from hotline.registry import load_registry, sync_registry  # noqa: E402
 from hotline.runtime import Runtime  # noqa: E402
 
@@ -97,7 +105,7 @@ async def synthesise(pool, total: int, rng: random.Random) -> int:
             columns=["id", "title", "category", "unit_code", "material_type", "hotlines", "keywords", "body"])
         await conn.execute("UPDATE kb_articles SET state = 'published', valid_from = '2024-01-01' "
                            "WHERE id ~ '-v[0-9]{5}$'")
-        await store.log_change(conn, "article", [rows[0][0]])
+        await record_articles(conn, [rows[0][0]])
     return need
 
 
@@ -120,16 +128,21 @@ async def ilike(pool, text: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
-async def recall_at_5(kb: KnowledgeBase) -> tuple[float, int]:
-    if not RELEVANCE.exists():
-        return float("nan"), 0
-    cases = yaml.safe_load(RELEVANCE.read_text(encoding="utf-8")) or []
-    hits = 0
-    for case in cases:
-        found = [i["id"] for i in (await kb.search(SearchRequest(text=case["question"], per_page=5)))["items"]]
-        # a synthetic variant of an expected article (``<id>-vNNNNN``) answers it too
-        hits += bool({f.split("-v")[0] for f in found} & set(case["expected"]))
-    return hits / len(cases), len(cases)
+def relevance_cases() -> list[dict]:
+    return yaml.safe_load(RELEVANCE.read_text(encoding="utf-8")) or []
+
+
+def figures(ranks: list[int | None]) -> str:
+    n = len(ranks) or 1
+    r1 = sum(1 for r in ranks if r == 1) / n
+    r5 = sum(1 for r in ranks if r and r <= 5) / n
+    mrr = sum(1 / r for r in ranks if r) / n
+    return f"recall@1 {r1:.3f}  recall@5 {r5:.3f}  MRR {mrr:.3f}  (n={len(ranks)})"
+
+
+def rank_of(found: list[str], expected: list[str]) -> int | None:
+    # a synthetic variant of an expected article (``<id>-vNNNNN``) answers it too
+    return next((i + 1 for i, f in enumerate(found) if f.split("-v")[0] in expected), None)
 
 
 async def main() -> None:
@@ -138,6 +151,7 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--publishes", type=int, default=20)
+    parser.add_argument("--no-legacy", action="store_true", help="skip the engine before issue 14")
     args = parser.parse_args()
     rng = random.Random(12345)
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
@@ -155,15 +169,12 @@ async def main() -> None:
     pool_b = await create_pool(url, settings_b, min_size=1, max_size=4)
     node_a = Runtime(settings, registry, Database(pool=pool_a, url=url))
     node_b = Runtime(settings_b, registry, Database(pool=pool_b, url=url))
-    setup_jieba(work / "cache")
+    legacy = None
     try:
         report = await import_path(pool_a, SEED)
         print(f"seed: {len(report.created)} articles imported ({report.bad_rows} bad rows) from {SEED}")
         kb = KnowledgeBase(node_a)
         await kb.open()
-        seed_recall, cases = await recall_at_5(kb)
-        print(f"recall@5 on the seed set: {seed_recall:.3f} over {cases} questions")
-
         added = await synthesise(pool_a, args.articles, rng)
         total = await pool_a.fetchval("SELECT count(*) FROM kb_articles")
         chars = await pool_a.fetchval("SELECT sum(char_length(body)) FROM kb_articles")
@@ -174,8 +185,19 @@ async def main() -> None:
         count = await kb.rebuild("benchmark", procs=args.procs)
         rebuild = time.perf_counter() - started
         size = sum(f.stat().st_size for f in kb.index.path.iterdir()) / 1e6
-        print(f"full rebuild: {count} articles in {rebuild:.1f} s wall with {args.procs} process(es) "
+        print(f"engine: full rebuild {count} articles in {rebuild:.1f} s wall with {args.procs} process(es) "
               f"({_cpu() - cpu0:.1f} s CPU); index {size:.0f} MB")
+        if not args.no_legacy:
+            from kb_legacy import LegacyEngine
+
+            legacy = LegacyEngine(work / "legacy-index", work / "legacy-cache", PROJECT_ROOT / "config" / "kb_synonyms.yaml")
+            rows = await pool_a.fetch(f"SELECT {articles.ARTICLE_COLUMNS} FROM kb_articles")  # noqa: S608
+            cpu0 = _cpu()
+            started = time.perf_counter()
+            count = await asyncio.to_thread(legacy.rebuild, rows, procs=args.procs)
+            print(f"legacy: full rebuild {count} articles in {time.perf_counter() - started:.1f} s wall "
+                  f"({_cpu() - cpu0:.1f} s CPU)")
+            del rows
 
         node_b_kb = KnowledgeBase(node_b)
         started = time.perf_counter()
@@ -184,41 +206,72 @@ async def main() -> None:
         print(f"second node start from a copied index (check + catch-up): {time.perf_counter() - started:.1f} s, "
               f"rebuilds {node_b_kb.stats.rebuilds}")
 
+        assert kb.segmenter is not None
         words = sorted({w for r in await pool_a.fetch("SELECT keywords FROM kb_articles WHERE id !~ '-v[0-9]{5}$'")
-                        for k in r["keywords"] for w in query_terms(k) if len(w) >= 2})
+                        for k in r["keywords"] for w in kb.segmenter.query_words(k, kb.lexicon.stop_words)
+                        if len(w) >= 2})
         queries = build_queries(words, args.queries, rng)
+        cases = relevance_cases()
+        utterances = [(0, c["question"]) for c in cases]
+        legacy_filter = KnowledgeBase._filter(SearchRequest(today=dt.date.today()))
         for _, text in queries[:20]:  # warm up searchers and caches
             await kb.search(SearchRequest(text=text))
+            if legacy:
+                legacy.search(text, filter=legacy_filter)
             await ilike(pool_a, text)
-        engine_times: dict[int, list[float]] = {1: [], 2: [], 4: []}
-        ilike_times: dict[int, list[float]] = {1: [], 2: [], 4: []}
-        for size, text in queries:
+        engine_times: dict[int, list[float]] = {0: [], 1: [], 2: [], 4: []}
+        legacy_times: dict[int, list[float]] = {0: [], 1: [], 2: [], 4: []}
+        ilike_times: dict[int, list[float]] = {0: [], 1: [], 2: [], 4: []}
+        engine_ranks: list[int | None] = []
+        legacy_ranks: list[int | None] = []
+        for i, (size, text) in enumerate(queries + utterances):
             t0 = time.perf_counter()
-            await kb.search(SearchRequest(text=text))
+            found = [item["id"] for item in (await kb.search(SearchRequest(text=text)))["items"]]
             t1 = time.perf_counter()
-            await ilike(pool_a, text)
+            old = legacy.search(text, filter=legacy_filter) if legacy else []
             t2 = time.perf_counter()
+            await ilike(pool_a, text)
+            t3 = time.perf_counter()
             engine_times[size].append(t1 - t0)
-            ilike_times[size].append(t2 - t1)
-        print(f"query latency over {len(queries)} queries (engine: jieba + synonyms + whoosh BM25F + filters + snippets):")
-        for size in (1, 2, 4):
-            print(f"  {size}-word  engine {ms(engine_times[size])}   | ILIKE {ms(ilike_times[size])}")
-        all_engine = [t for v in engine_times.values() for t in v]
-        all_ilike = [t for v in ilike_times.values() for t in v]
-        print(f"  all     engine {ms(all_engine)}   | ILIKE {ms(all_ilike)}")
+            if legacy:
+                legacy_times[size].append(t2 - t1)
+            ilike_times[size].append(t3 - t2)
+            if size == 0:
+                case = cases[i - len(queries)]
+                engine_ranks.append(rank_of(found, case["expected"]))
+                legacy_ranks.append(rank_of(old, case["expected"]))
+        print(f"query latency ({len(queries)} keyword queries, {len(utterances)} colloquial utterances); "
+              "engine | legacy | ILIKE:")
+        names = {1: "1-word", 2: "2-word", 4: "4-word", 0: "utterances"}
+        for size in (1, 2, 4, 0):
+            print(f"  {names[size]:<10} engine {ms(engine_times[size])}")
+            if legacy:
+                print(f"  {'':<10} legacy {ms(legacy_times[size])}")
+            print(f"  {'':<10} ILIKE  {ms(ilike_times[size])}")
+        keyword = (1, 2, 4)
+        print(f"  all keyword engine {ms([t for k in keyword for t in engine_times[k]])}")
+        if legacy:
+            print(f"  all keyword legacy {ms([t for k in keyword for t in legacy_times[k]])}")
+        print(f"  all keyword ILIKE  {ms([t for k in keyword for t in ilike_times[k]])}")
+        print(f"relevance on the {total}-article corpus (all {len(cases)} utterances):")
+        print(f"  engine {figures(engine_ranks)}")
+        held = [r for r, c in zip(engine_ranks, cases, strict=True) if c["part"] == "held-out"]
+        print(f"  engine, held-out part {figures(held)}")
+        if legacy:
+            print(f"  legacy {figures(legacy_ranks)}")
 
         admin = await create_user(pool_a, "bench-admin", "correct-horse-battery", ["admin"])
         delays = []
         for i in range(args.publishes):
-            row = await store.create_article(pool_a, admin, {
+            row = await articles.create_article(pool_a, admin, {
                 "title": f"基准测试发布条目{i}", "category": "测试/发布", "unit_code": "hrss",
                 "material_type": "日常咨询", "hotlines": ["12333"], "keywords": [f"基准词{i}"],
                 "body": f"这是第{i}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{i}号。"})
-            await store.transition(pool_a, admin, row["id"], "submit")
+            await articles.transition(pool_a, admin, row["id"], "submit")
             t0 = time.perf_counter()
-            await store.transition(pool_a, admin, row["id"], "publish")
+            await articles.transition(pool_a, admin, row["id"], "publish")
             while True:
-                found = await node_b_kb.search(SearchRequest(text=f"基准测试发布条目{i}", per_page=3))
+                found = await node_b_kb.search(SearchRequest(text=f"鹦鹉螺{i}号", per_page=3))
                 if any(item["id"] == row["id"] for item in found["items"]):
                     break
                 if time.perf_counter() - t0 > 30:
@@ -228,12 +281,11 @@ async def main() -> None:
             print(f"  publish {i}: {delays[-1] * 1000:.0f} ms (node B cursor {node_b_kb.cursor}, "
                   f"syncs {node_b_kb.stats.syncs})", file=sys.stderr, flush=True)
         print(f"publish → searchable on the other node ({len(delays)} publishes): {ms(delays)}")
-
-        full_recall, _ = await recall_at_5(kb)
-        print(f"recall@5 on the full {total}-article corpus: {full_recall:.3f}")
         await node_b_kb.close()
         await kb.close()
     finally:
+        if legacy is not None:
+            legacy.index.close()
         await node_a.close()
         await node_b.close()
         await pool_a.close()

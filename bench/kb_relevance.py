@@ -65,7 +65,9 @@ def build(params: RankParams | None = None, lexicon_dir: Path | None = None) -> 
                 dictionary=segmenter.fingerprint, clear=True)
     live = {r["id"] for r in rows if day_number(r["valid_from"]) <= day_number(TODAY)
             and (r["valid_to"] is None or r["valid_to"] >= TODAY)}
-    return Ranker(lexicon, segmenter, params), index, live
+    ranker = Ranker(lexicon, segmenter, params)
+    ranker.pinyin.add(w for w in index.head_terms() if 2 <= len(w) <= 5)
+    return ranker, index, live
 
 
 def run(ranker: Ranker, index: KbIndex, live: set[str], cases: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int | None, list[str]]]:

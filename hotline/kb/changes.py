@@ -10,11 +10,13 @@ notification delivered at commit. Readers (every node's index, see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import asyncpg
 
 from hotline.events import publish
+from hotline.feed.changes import Change, Cursor
 
 TOPIC = "kb.changed"
 ARTICLE = "kb_article"
@@ -43,3 +45,35 @@ async def record_lexicon(conn: asyncpg.Connection, entry_ids: Sequence[int], *, 
            SELECT $1, e, 'update', json_build_object('kinds', $3::text[]) FROM unnest($2::bigint[]) AS e""",
         LEXICON, list(entry_ids), sorted(set(kinds)))
     await publish(conn, TOPIC, {"entity": LEXICON})
+
+
+async def read_after(db: asyncpg.Pool | asyncpg.Connection, position: Cursor, *,
+                     limit: int) -> tuple[list[Change], Cursor | None]:
+    """Every committed KB change after ``position`` in ``(txid, id)`` order, including
+    rows that sort after a transaction still running, and the position of the last
+    row before the first such gap (``None``: no row is safe yet).
+
+    The index may apply them all at once: applying a change re-reads the article, so
+    applying one twice is harmless. It must only not *skip* one, so its cursor stays at
+    the safe position and the rows after it are read (and applied) again until the
+    older transaction ends. A publish is searchable at once even while, say, an
+    autovacuum ANALYZE holds the horizon back."""
+    rows = await db.fetch(
+        """SELECT c.id, c.txid::text AS txid, c.at, c.entity, c.entity_id, c.op, c.data,
+                  c.txid < s.xmin AS safe
+             FROM change_log c, (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s
+            WHERE (c.txid, c.id) > ($1::text::xid8, $2::bigint) AND c.entity = ANY($3::text[])
+            ORDER BY c.txid, c.id LIMIT $4""",
+        str(position.txid), position.id, list(ENTITIES), limit)
+    out: list[Change] = []
+    safe: Cursor | None = None
+    gap = False
+    for r in rows:
+        change = Change(Cursor(int(r["txid"]), r["id"]), r["entity"], r["entity_id"], r["op"], r["at"],
+                        r["data"] if isinstance(r["data"], dict) else json.loads(r["data"]))
+        out.append(change)
+        if not r["safe"]:
+            gap = True
+        elif not gap:
+            safe = change.cursor
+    return out, safe

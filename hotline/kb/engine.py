@@ -31,12 +31,12 @@ from typing import Any
 from whoosh.query import And, NumericRange, Or, Query, Term
 
 from hotline.errors import Unavailable, ValidationError
-from hotline.feed.changes import START, Cursor, fetch_after, head
+from hotline.feed.changes import START, Cursor, head
 from hotline.kb import changes as kb_changes
 from hotline.kb.articles import ARTICLE_COLUMNS
 from hotline.kb.index import KbIndex, day_number, document
 from hotline.kb.lexicon import Lexicon, load_files, load_published
-from hotline.kb.query import Ranked, Ranker
+from hotline.kb.query import PinyinKeys, Ranked, Ranker, head_words
 from hotline.kb.settings import (
     KbSettings,
     dictionary_path,
@@ -49,8 +49,9 @@ from hotline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 2000
-#: while an older transaction holds change rows back, look again this often
-HELD_RETRY = 0.02
+#: while an older transaction holds the cursor back, look again this often (the rows
+#: after it are searchable already; this only moves the cursor on)
+HELD_RETRY = 0.25
 NOTHING_FOUND = "没有找到相关知识"
 
 
@@ -109,6 +110,8 @@ class KnowledgeBase:
         self.lexicon = Lexicon()
         self.segmenter: Segmenter | None = None
         self.ranker: Ranker | None = None
+        #: pinyin keys of the words the index holds (typo correction), kept across reloads
+        self.pinyin = PinyinKeys()
         self._write_lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
         self._sync_task: asyncio.Task[None] | None = None
@@ -145,7 +148,7 @@ class KnowledgeBase:
                 Segmenter, lexicon.words, cache_dir=self.runtime.settings.data_dir / "cache")
         assert self.segmenter is not None
         self.lexicon = lexicon
-        self.ranker = Ranker(lexicon, self.segmenter)
+        self.ranker = Ranker(lexicon, self.segmenter, pinyin=self.pinyin)
         self.stats.lexicon_reloads += 1
         return changed
 
@@ -178,6 +181,7 @@ class KnowledgeBase:
             await self.rebuild(reason)
             return f"rebuilt: {reason}"
         self.cursor = cursor
+        await asyncio.to_thread(lambda: self.pinyin.add(w for w in self.index.head_terms() if 2 <= len(w) <= 5))
         applied = await self.sync()
         db_ids = {r["id"] for r in await self.runtime.pool.fetch("SELECT id FROM kb_articles")}
         if db_ids != await asyncio.to_thread(self.index.ids):
@@ -229,8 +233,8 @@ class KnowledgeBase:
             if self.closed:
                 return
             if held and loop.time() < deadline:
-                # an older transaction still runs: its rows (if any) come before the
-                # newer ones, which wait; look again shortly (the poller covers the rest)
+                # an older transaction still runs: its rows (if any) sort before the
+                # newer ones, which are applied already; look again to move the cursor
                 await asyncio.sleep(HELD_RETRY)
                 continue
             if not self._dirty:
@@ -244,7 +248,8 @@ class KnowledgeBase:
         return self.stats.applied - before
 
     async def _sync_once(self) -> bool:
-        """One pass over the change log; returns whether newer rows are held back."""
+        """One pass over the change log; returns whether an older transaction still
+        holds the cursor back (the rows after it are applied already)."""
         applied = 0
         held = False
         rebuild = False
@@ -252,9 +257,9 @@ class KnowledgeBase:
             if not self.index.is_open:
                 return False
             assert self.segmenter is not None
+            position = self.cursor
             while True:
-                rows, held = await fetch_after(self.runtime.pool, self.cursor, limit=BATCH,
-                                               entities=kb_changes.ENTITIES)
+                rows, safe = await kb_changes.read_after(self.runtime.pool, position, limit=BATCH)
                 if not rows:
                     break
                 ids = list(dict.fromkeys(str(c.data.get("id")) for c in rows
@@ -264,11 +269,15 @@ class KnowledgeBase:
                     f"SELECT {ARTICLE_COLUMNS} FROM kb_articles WHERE id = ANY($1)",  # noqa: S608 (constant)
                     ids) if ids else []
                 docs = [document(r, self.segmenter) for r in records]
+                for doc in docs:
+                    self.pinyin.add(head_words(doc))
                 deletes = sorted(set(ids) - {r["id"] for r in records})
-                cursor = rows[-1].cursor
-                await asyncio.to_thread(self.index.write, docs, deletes, cursor=str(cursor), instance=self.instance,
-                                        dictionary=self.segmenter.fingerprint)
-                self.cursor = cursor
+                if not held and safe is not None:
+                    self.cursor = safe
+                held = held or safe != rows[-1].cursor
+                position = rows[-1].cursor
+                await asyncio.to_thread(self.index.write, docs, deletes, cursor=str(self.cursor),
+                                        instance=self.instance, dictionary=self.segmenter.fingerprint)
                 applied += len(docs) + len(deletes)
                 if lexicon_changed and await self._load_lexicon():
                     rebuild = True
@@ -294,6 +303,7 @@ class KnowledgeBase:
                 cursor = await head(conn)
                 rows = await conn.fetch(f"SELECT {ARTICLE_COLUMNS} FROM kb_articles")  # noqa: S608
             docs = await asyncio.to_thread(lambda: [document(r, segmenter) for r in rows])
+            await asyncio.to_thread(self._learn, docs)
             count = await asyncio.to_thread(self.index.write, docs, (), cursor=str(cursor), instance=self.instance,
                                             dictionary=segmenter.fingerprint, clear=True, procs=procs)
             self.cursor = cursor
@@ -302,6 +312,10 @@ class KnowledgeBase:
             log.info("knowledge-base index rebuilt (%s): %d articles, cursor %s", reason, count, cursor)
         await self.sync()
         return count
+
+    def _learn(self, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            self.pinyin.add(head_words(doc))
 
     def stale(self) -> bool:
         return time.monotonic() - self.stats.last_sync_at > self.settings.poll_seconds

@@ -325,6 +325,11 @@ class KbIndex:
         self._local.searcher, self._local.ix = searcher, self._ix
         return searcher
 
+    def forget_searcher(self) -> None:
+        """Drop this thread's searcher (the next search opens a fresh one)."""
+        self._local.searcher = None
+        self._local.vocab = None
+
     def _docset(self, searcher: Any, query: Query | None) -> set[int] | None:
         """The documents a filter allows, computed once per searcher generation (whoosh
         would recompute it on every search)."""
@@ -340,7 +345,7 @@ class KbIndex:
         return docs
 
     def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
-                   limit: int) -> tuple[int, bool, list[Candidate]]:
+                   limit: int, vocabulary: Vocabulary | None = None) -> tuple[int, bool, list[Candidate]]:
         """``(total, total_is_exact, candidates)``: the best ``limit`` documents of the
         query ``build(searcher)`` returns (``None``: every document, newest first), with
         the words each matched. With block-max skipping whoosh does not count every
@@ -358,10 +363,13 @@ class KbIndex:
         else:
             kwargs["terms"] = True
         results = searcher.search(query, **kwargs)
-        exact = results.has_exact_length()
-        total = len(results) if exact else results.estimated_length()
+        scored = results.scored_length()
+        # counting every match would run the query a second time: when fewer than
+        # ``limit`` matched, they are all here; otherwise whoosh's estimate
+        exact = scored < limit
+        total = scored if exact else max(scored, results.estimated_length())
         out = []
-        for i in range(results.scored_length()):
+        for i in range(scored):
             hit = results[i]
             matched = hit.matched_terms() if kwargs.get("terms") else []
             out.append(Candidate(dict(hit.fields()), float(hit.score or 0.0),
@@ -375,6 +383,11 @@ class KbIndex:
         if vocab is None or vocab.searcher is not searcher:
             vocab = self._local.vocab = Vocabulary(searcher)
         return vocab
+
+    def head_terms(self) -> list[str]:
+        """Every word of the head field (titles, keywords, categories)."""
+        reader = self._searcher().reader()
+        return [t.decode() if isinstance(t, bytes) else t for t in reader.lexicon("head")]
 
     def ids(self) -> set[str]:
         searcher = self._searcher()
