@@ -14,6 +14,7 @@ from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.phone import mask
+from hotline.reports.rates import RESOLUTION_ZH
 from hotline.tickets.model import (
     ACTION_NAMES_ZH,
     CLOSE_KIND_NAMES_ZH,
@@ -136,6 +137,7 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
         caller=_caller(row, user, reveal), attachments=row["attachments"], close_kind=row["close_kind"],
         answer=row["answer"], satisfaction=row["satisfaction"],
         satisfaction_name=SATISFACTION_ZH.get(row["satisfaction"]) if row["satisfaction"] else None,
+        resolution=row["resolution"], resolution_name=RESOLUTION_ZH.get(row["resolution"] or ""),
         reopen_count=row["reopen_count"], legs=row["legs"], clocks=row["clocks"],
         call_ids=list(row["call_ids"]), merged_ids=list(row["merged_ids"]),
         supervision_orders=row["supervision_orders"],
@@ -218,6 +220,8 @@ def describe_event(action: str, detail: dict[str, Any]) -> str:
         parts.append(f"依据：{d['basis']}")
     if d.get("satisfaction"):
         parts.append(f"满意度：{SATISFACTION_ZH.get(d['satisfaction'], '')}")
+    if d.get("resolution"):
+        parts.append(f"解决情况：{RESOLUTION_ZH.get(d['resolution'], '')}")
     if d.get("instruction"):
         parts.append(f"督办意见：{d['instruction']}")
     if d.get("message"):

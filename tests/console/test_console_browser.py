@@ -143,10 +143,11 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     await dp.wait_for_selector("#d-result:has-text('已回复审核通过')")
     await dp.wait_for_selector("#d-act-callback_close")
     await dp.select_option("#d-satisfaction", "4")
+    await dp.select_option("#d-resolution", "partly")  # 回访 records the resolution too (解决率)
     await dp.click("#d-act-callback_close")
     await dp.wait_for_selector("#d-result:has-text('已回访办结')")
-    row = await pool.fetchrow("SELECT state, satisfaction FROM tickets WHERE id = $1", ticket["id"])
-    assert (row["state"], row["satisfaction"]) == ("closed", 4)
+    row = await pool.fetchrow("SELECT state, satisfaction, resolution FROM tickets WHERE id = $1", ticket["id"])
+    assert (row["state"], row["satisfaction"], row["resolution"]) == ("closed", 4, "partly")
     # the history reads in Chinese: no action codes, no "null" anywhere on the page
     await dp.reload()
     await dp.wait_for_selector("body[data-ready='1']")
@@ -156,7 +157,7 @@ async def test_fastagi_call_pops_and_agent_dispatches_a_ticket(pages, agi, phone
     page_text = await dp.inner_text("body")
     assert "callback_close" not in page_text and "request_extension" not in page_text
     assert "null" not in page_text and "undefined" not in page_text
-    assert "满意度：满意" in await dp.inner_text("#d-history")
+    assert "满意度：满意；解决情况：部分解决" in await dp.inner_text("#d-history")
 
 
 async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowledge, runtime) -> None:

@@ -75,7 +75,7 @@ function drawPop() {
   popPanel.append(el('h3', {}, `未办结工单（${pop.open_tickets.length}）`));
   popPanel.append(pop.open_tickets.length ? el('table', { id: 'open-tickets' },
     el('tr', {}, el('th', {}, '工单号'), el('th', {}, '事项'), el('th', {}, '状态'), el('th', {}, '受理时间')),
-    ...pop.open_tickets.map((t) => el('tr', {}, el('td', {}, `#${t.id}`), el('td', {}, t.subject || ''),
+    ...pop.open_tickets.map((t) => el('tr', {}, el('td', {}, t.number || `#${t.id}`), el('td', {}, t.subject || ''),
       el('td', {}, el('span', { class: 'tag' }, t.state_name || TICKET_STATES[t.state] || t.state)),
       el('td', {}, fmtTime(t.created_at))))) : el('div', { class: 'muted small' }, '无'));
   popPanel.append(el('h3', {}, `历史来电（${pop.history.length}）`));
@@ -185,6 +185,7 @@ function drawKb() {
 
 // -- ticket form --------------------------------------------------------------------
 let currentTicketId = null;
+let currentTicketLabel = '';  // the ticket's readable number (工单编号)
 let categories = [];
 let units = [];
 let regions = []; // flattened region tree: [{code, path, level}]
@@ -195,7 +196,7 @@ const flattenRegions = (nodes, prefix = '') => nodes.flatMap((n) => {
 function drawTicketForm() {
   clear(ticketPanel);
   const catOptions = [['', '请选择分类'], ...categories.map((c) => [c.code, c.path || c.name])];
-  ticketPanel.append(el('h2', {}, '工单受理', el('span', { class: 'muted small', id: 't-number' }, currentTicketId ? `工单 #${currentTicketId}` : '新工单')),
+  ticketPanel.append(el('h2', {}, '工单受理', el('span', { class: 'muted small', id: 't-number' }, currentTicketId ? `工单 ${currentTicketLabel}` : '新工单')),
     el('form', { id: 'ticket-form' },
       el('div', { class: 'row' },
         field('诉求人', el('input', { id: 't-name', name: 'caller_name', placeholder: '姓名（可匿名）' })),
@@ -267,14 +268,15 @@ async function submitTicket(action) {
       t = (pop ? await post(`/api/v1/console/calls/${pop.call.id}/ticket`, body)
         : await createTicket({ ...body, hotline_number: '12345', channel: 'phone' })).ticket;
       currentTicketId = t.id;
-      $('#t-number').textContent = `工单 #${currentTicketId}`;
+      currentTicketLabel = t.number || `#${t.id}`;
+      $('#t-number').textContent = `工单 ${currentTicketLabel}`;
     } else if (step) {
       t = (await ticketAction(currentTicketId, action, step)).ticket;
-    } else { toast(`工单 #${currentTicketId} 已受理`); return; }
+    } else { toast(`工单 ${currentTicketLabel} 已受理`); return; }
     result.className = 'small dl-ontime';
     const what = action === 'dispatch' ? `已派单至${$('#t-unit').selectedOptions[0].textContent}`
       : action === 'close_direct' ? '已直接办结' : '已受理';
-    result.textContent = `工单 #${currentTicketId} ${what}（${t.state_name || TICKET_STATES[t.state] || t.state}）`;
+    result.textContent = `工单 ${currentTicketLabel} ${what}（${t.state_name || TICKET_STATES[t.state] || t.state}）`;
     toast(result.textContent);
   } catch (e) { result.className = 'small error-text'; result.textContent = e.message; }
 }

@@ -41,14 +41,15 @@ function drawList() {
     ...tickets.map((t) => {
       const [cls, name] = colourOf(t);
       return el('tr', { class: `dl-${cls} ticket-row`, 'data-id': t.id, style: 'cursor:pointer', onclick: () => select(t.id) },
-        el('td', {}, el('b', {}, `#${t.id}`), ' ', text(t.subject), t.region_name ? el('span', { class: 'small muted' }, ` · ${t.region_name}`) : ''),
+        el('td', {}, el('b', {}, t.number || `#${t.id}`), ' ', text(t.subject), t.region_name ? el('span', { class: 'small muted' }, ` · ${t.region_name}`) : ''),
         el('td', {}, KINDS[t.kind] || t.kind || '', t.urgency && t.urgency !== 'normal' ? el('span', { class: 'tag bad' }, URGENCIES[t.urgency]) : ''),
         el('td', {}, TICKET_STATES[t.state] || t.state),
         el('td', { class: `dl-${cls}` }, dueOf(t) ? fmtTime(dueOf(t)) : '—', ' ', el('span', { class: `tag ${cls === 'overdue' ? 'bad' : cls === 'warning' ? 'warn' : 'ok'}` }, name)));
     })));
 }
-const FORM_INPUTS = ['d-text', 'd-basis', 'd-days', 'd-unit', 'd-satisfaction'];
+const FORM_INPUTS = ['d-text', 'd-basis', 'd-days', 'd-unit', 'd-satisfaction', 'd-resolution'];
 let shownId = null;
+let shownNumber = '';  // the shown ticket's readable number
 /** Show a ticket. A refresh pushed while the same ticket is open keeps what the user
  * has typed or chosen (keepInputs); opening a ticket or finishing an action starts clean. */
 async function select(id, { keepInputs = false } = {}) {
@@ -64,8 +65,9 @@ async function select(id, { keepInputs = false } = {}) {
   const kept = keepInputs && shownId === id
     ? Object.fromEntries(FORM_INPUTS.map((k) => [k, document.getElementById(k)?.value])) : null;
   shownId = id;
+  shownNumber = t.number || '';
   clear(detailPanel).append(...present(
-    el('h2', {}, `工单 #${t.id}`, el('span', { class: 'tag' }, TICKET_STATES[t.state] || t.state)),
+    el('h2', {}, `工单 ${t.number || `#${t.id}`}`, el('span', { class: 'tag' }, TICKET_STATES[t.state] || t.state)),
     el('div', {}, el('b', { id: 'd-subject' }, t.subject)),
     el('div', { class: 'small muted' }, `${KINDS[t.kind] || ''} · ${URGENCIES[t.urgency] || ''} · 来源线路 ${text(t.hotline_number)} · 受理 ${fmtTime(t.created_at)}`),
     el('div', { class: `dl-${cls}`, id: 'd-deadline', 'data-sla': t.sla_state || 'none' }, `办理期限：${dueOf(t) ? fmtTime(dueOf(t)) : '—'}（${name}）`),
@@ -87,8 +89,11 @@ async function select(id, { keepInputs = false } = {}) {
     ...pool.map((u) => el('option', { value: u.code }, u.name)));
   const satisfaction = el('select', { id: 'd-satisfaction' }, ...[[5, '非常满意'], [4, '满意'], [3, '基本满意'], [2, '不满意'], [1, '非常不满意']]
     .map(([v, n]) => el('option', { value: v }, n)));
+  // 回访 records whether the matter was resolved beside the satisfaction (解决率)
+  const resolution = el('select', { id: 'd-resolution' }, ...[['resolved', '已解决'], ['partly', '部分解决'], ['unresolved', '未解决']]
+    .map(([v, n]) => el('option', { value: v }, n)));
   const form = { text: () => reason.value.trim(), basis: () => basis.value.trim(), days: () => Number(days.value),
-    unit: () => unit.value, satisfaction: () => Number(satisfaction.value) };
+    unit: () => unit.value, satisfaction: () => Number(satisfaction.value), resolution: () => resolution.value };
   const button = (action) => {
     const spec = ACTION_FORMS[action];
     return el('button', { class: `shrink ${spec.primary ? 'primary' : ''}`, id: spec.id || `d-act-${action}`, 'data-action': action,
@@ -103,7 +108,7 @@ async function select(id, { keepInputs = false } = {}) {
       ...EXTRA_UNIT_ACTIONS.filter((a) => allowed.has(a)).map(button)),
     centre.length ? el('div', { class: 'row', style: 'margin-top:8px' },
       allowed.has('redispatch') || allowed.has('subdispatch') ? el('span', { class: 'shrink' }, unit) : null,
-      allowed.has('callback_close') ? el('span', { class: 'shrink' }, satisfaction) : null,
+      allowed.has('callback_close') ? el('span', { class: 'shrink' }, satisfaction, ' ', resolution) : null,
       ...centre.map(button)) : null,
     el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' },
       lastResult && lastResult.id === id ? lastResult.text : '')));
@@ -138,6 +143,7 @@ function reviewOf(t, history) {
     if (ask && (!last('await_citizen') || last('await_citizen').id < ask.id)) lines.push(`单位申请等待市民补充：${text(ask.detail && ask.detail.reason)}`);
   }
   if (t.satisfaction_name) lines.push(`满意度：${t.satisfaction_name}`);
+  if (t.resolution_name) lines.push(`解决情况：${t.resolution_name}`);
   return lines.length ? el('div', { id: 'd-review', class: 'panel small' }, el('b', {}, '待审核内容'), ...lines.map((l) => el('div', {}, l))) : null;
 }
 const LEG_STATES = { dispatched: '待签收', signed: '已签收', returned: '已退回', replied: '已回复', withdrawn: '已撤回', closed: '已办结', delegated: '已下派' };
@@ -168,8 +174,8 @@ const ACTION_FORMS = {
   refuse_extension: { label: '不予延期', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写理由' },
   approve_reply: { label: '回复审核通过', primary: true, body: (f) => ({ note: f.text() }) },
   reopen: { label: '重办', body: (f) => ({ reason: f.text() }), needs: 'text', hint: '请填写重办理由' },
-  callback_close: { label: '回访办结', primary: true, body: (f) => ({ satisfaction: f.satisfaction(), comment: f.text() }) },
-  callback_reopen: { label: '回访不满意重办', body: (f) => ({ satisfaction: f.satisfaction(), reason: f.text() }), needs: 'text', hint: '请填写市民不满意的原因' },
+  callback_close: { label: '回访办结', primary: true, body: (f) => ({ satisfaction: f.satisfaction(), resolution: f.resolution(), comment: f.text() }) },
+  callback_reopen: { label: '回访不满意重办', body: (f) => ({ satisfaction: f.satisfaction(), resolution: f.resolution(), reason: f.text() }), needs: 'text', hint: '请填写市民不满意的原因' },
   urge: { label: '催办', body: (f) => ({ message: f.text() }), needs: 'text', hint: '请填写催办说明' },
   supervise: { label: '督办', body: (f) => ({ instruction: f.text() }), needs: 'text', hint: '请填写督办意见' },
 };
@@ -180,7 +186,7 @@ async function act(action, body, missing) {
   try {
     await ticketAction(selectedId, action, body);
     const done = DONE[action] || `已${ACTION_FORMS[action].label}`;
-    toast(`工单 #${selectedId} ${done}`);
+    toast(`工单 ${shownNumber || `#${selectedId}`} ${done}`);
     lastResult = { id: selectedId, text: done };
     await load(); await select(selectedId);
   } catch (e) { fail(e); } finally { acting = false; }
