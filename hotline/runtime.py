@@ -35,6 +35,9 @@ class Runtime:
     _listener: EventListener | None = field(default=None, repr=False)
     _listener_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _calendars: CalendarStore | None = field(default=None, repr=False)
+    #: the node's knowledge-base engine (:func:`hotline.kb.engine.get_kb` opens it on
+    #: first use and keeps it here)
+    kb_engine: Any = field(default=None, repr=False)
 
     @property
     def calendars(self) -> CalendarStore:

@@ -13,8 +13,8 @@ and answers searches.
 * Searches run in worker threads (per-thread searchers, see :class:`KbIndex`); the
   ranking is :class:`hotline.kb.query.Ranker`.
 
-The runtime's engine: ``await get_kb(runtime)`` (kept by the runtime's
-:class:`KbEngines`, never in module globals).
+The runtime's engine: ``await get_kb(runtime)`` (kept by the runtime, never in
+module globals).
 """
 
 from __future__ import annotations
@@ -417,41 +417,18 @@ def _plain_text(markdown: str) -> str:
 
 # --- one engine per runtime ------------------------------------------------------------------
 
-class KbEngines:
-    """The engines of the runtimes of this process, kept by whoever owns the runtimes
-    (the node; in tests, the fixtures): one per runtime."""
-
-    def __init__(self) -> None:
-        self._engines: dict[int, KnowledgeBase] = {}
-
-    async def get(self, runtime: Runtime, *, listen: bool = True) -> KnowledgeBase:
-        for key, engine in list(self._engines.items()):
-            if engine.closed or engine.runtime.pool.is_closing():
-                self._engines.pop(key, None)
-                if not engine.closed:
-                    engine.closed = True
-                    engine.index.close()
-        kb = self._engines.get(id(runtime))
-        if kb is None or kb.runtime is not runtime:
-            kb = KnowledgeBase(runtime)
-            self._engines[id(runtime)] = kb
-        if not kb.opened:
-            await kb.open(listen=listen)
-        return kb
-
-    async def close(self, runtime: Runtime) -> None:
-        kb = self._engines.pop(id(runtime), None)
-        if kb is not None and kb.runtime is runtime:
-            await kb.close()
-
-
-_ENGINES = KbEngines()
-
-
 async def get_kb(runtime: Runtime, *, listen: bool = True) -> KnowledgeBase:
-    """The runtime's engine, opened (index checked, caught up, listening) on first use."""
-    return await _ENGINES.get(runtime, listen=listen)
+    """The runtime's engine (kept by the runtime), opened (index checked, caught up,
+    listening) on first use."""
+    kb = runtime.kb_engine
+    if not isinstance(kb, KnowledgeBase) or kb.closed or kb.runtime is not runtime:
+        kb = runtime.kb_engine = KnowledgeBase(runtime)
+    if not kb.opened:
+        await kb.open(listen=listen)
+    return kb
 
 
 async def close_kb(runtime: Runtime) -> None:
-    await _ENGINES.close(runtime)
+    kb, runtime.kb_engine = runtime.kb_engine, None
+    if isinstance(kb, KnowledgeBase):
+        await kb.close()
