@@ -1,6 +1,7 @@
-"""The supervisor's assessment view in a real browser: the month's ranking drawn with
-ECharts and tabulated with the hand-computed scores of tests/tickets/test_tickets_rates,
-and a unit's appeal approved from the page, which moves the ranking."""
+"""The assessment in a real browser: a unit's liaison files an appeal from its console;
+the supervisor sees the month's ranking drawn with ECharts and tabulated with the
+hand-computed scores of tests/tickets/test_tickets_rates, approves the appeal from the
+page, and the ranking moves."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tickets"))
 from test_tickets_rates import seed_march  # noqa: E402
 from tickets_support import ASSIST, LEAD, OTHER, Cast  # noqa: E402
 
-from hotline.assessment import file_appeal  # noqa: E402
-
 pytestmark = pytest.mark.browser
 
 
@@ -28,8 +27,20 @@ async def test_supervisor_ranks_units_and_approves_an_appeal(pages, reference, p
                 sub_liaison=await pages.user("liaison", unit_code=ASSIST))  # not used by the month
     async with pool.acquire() as conn:
         tickets = await seed_march(conn, cast)
-        await file_appeal(conn, cast.other_liaison, tickets["b2"], "市民诉求超出法定职责")
     number = await pool.fetchval("SELECT number FROM tickets WHERE id = $1", tickets["b2"])
+
+    # the unit's liaison appeals from its console, with the reason in 说明
+    lp: Any = await pages.sign_in(cast.other_liaison, expect="liaison")
+    await lp.get_by_role("button", name="全部", exact=True).click()
+    await lp.locator(f"tr.ticket-row[data-id='{tickets['b2']}']").click()
+    await lp.wait_for_selector(f"#ticket-detail h2:has-text('{number}')")
+    await lp.click("#d-appeal")
+    await lp.wait_for_selector(".toast:has-text('请在“说明”中填写申诉理由')")
+    await lp.fill("#d-text", "市民诉求超出法定职责")
+    await lp.click("#d-appeal")
+    await lp.wait_for_selector(f".toast:has-text('工单 {number} 的考核申诉已提交')")
+    assert await pool.fetchval("SELECT reason FROM assessment_appeals WHERE ticket_id = $1 AND status = 'pending'",
+                               tickets["b2"]) == "市民诉求超出法定职责"
 
     page: Any = await pages.sign_in(cast.supervisor, expect="supervisor")
     await page.wait_for_selector("#rank-month")

@@ -1,6 +1,6 @@
 // 承办单位: the unit's tickets with deadlines and colours; sign, return with a
 // reason, ask for an extension, reply with the basis.
-import { $, boot, clear, connectPush, el, fail, field, fmtTime, get, toast } from '../common.js';
+import { $, boot, clear, connectPush, el, fail, field, fmtTime, get, post, toast } from '../common.js';
 import { getTicket, items, KINDS, listTickets, ticketAction, ticketHistory, TICKET_STATES, URGENCIES } from '../services.js';
 
 const user = await boot('liaison', '承办单位');
@@ -110,6 +110,9 @@ async function select(id, { keepInputs = false } = {}) {
       allowed.has('redispatch') || allowed.has('subdispatch') ? el('span', { class: 'shrink' }, unit) : null,
       allowed.has('callback_close') ? el('span', { class: 'shrink' }, satisfaction, ' ', resolution) : null,
       ...centre.map(button)) : null,
+    // a unit asks the centre to leave this ticket out of its assessment (考核申诉), with a reason
+    user.unit_code && (user.roles || []).includes('liaison') && t.lead_unit_code ? el('div', { class: 'row', style: 'margin-top:8px' },
+      el('button', { class: 'shrink', id: 'd-appeal', title: '理由填写在“说明”中', onclick: () => appeal(t) }, '考核申诉')) : null,
     el('div', { id: 'd-result', class: 'small', style: 'margin-top:6px' },
       lastResult && lastResult.id === id ? lastResult.text : '')));
   if (kept) {
@@ -180,6 +183,14 @@ const ACTION_FORMS = {
   supervise: { label: '督办', body: (f) => ({ instruction: f.text() }), needs: 'text', hint: '请填写督办意见' },
 };
 const DONE = { sign: '已签收', return: '已退回，等待中心审核', request_extension: '延期申请已提交', reply: '已回复，等待中心审核' };
+async function appeal(t) {
+  const reason = $('#d-text').value.trim();
+  if (!reason) { toast('请在“说明”中填写申诉理由', 'error'); return; }
+  try {
+    await post('/api/v1/assessment/appeals', { ticket: t.number || t.id, reason });
+    toast(`工单 ${t.number || `#${t.id}`} 的考核申诉已提交，等待中心审核`);
+  } catch (e) { fail(e); }
+}
 async function act(action, body, missing) {
   if (missing) { toast(missing, 'error'); return; }
   acting = true; // the action refreshes the page itself: pushes meanwhile do not redraw under the user
