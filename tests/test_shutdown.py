@@ -8,7 +8,23 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from support import start_node
+from support import Node, start_node, wait_for
+
+
+async def _lock_waiters(conn: asyncpg.Connection) -> bool:
+    return await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()") >= 3
+
+
+async def _printed(node: Node, text: str) -> None:
+    """Read the node's output until a line with ``text`` (kept in ``node.output``)."""
+    assert node.proc.stdout is not None
+    async with asyncio.timeout(60):
+        while line := (await node.proc.stdout.readline()).decode():
+            node.output.append(line)
+            if text in line:
+                return
+    raise AssertionError(f"the node never printed {text!r}:\n{node.text}")
 
 
 async def test_sigterm_finishes_in_flight_requests_and_restarts_cleanly(tmp_path: Path) -> None:
@@ -24,10 +40,14 @@ async def test_sigterm_finishes_in_flight_requests_and_restarts_cleanly(tmp_path
             await tx.start()
             await blocker.execute("LOCK TABLE hotlines IN ACCESS EXCLUSIVE MODE")
             requests = [asyncio.create_task(http.get(node.url("/api/v1/hotlines"))) for _ in range(3)]
-            await asyncio.sleep(0.5)
+            watcher = await asyncpg.connect(f"postgresql://postgres@/hotline?host={pgdata}")
+            try:  # (not the blocker: a transaction sees one snapshot of pg_stat_activity)
+                await wait_for(lambda: _lock_waiters(watcher), what="three requests waiting on the lock")
+            finally:
+                await watcher.close()
             assert not any(r.done() for r in requests)
             node.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.5)
+            await _printed(node, "shutting down")  # the node is stopping with the requests in flight
             await tx.rollback()  # let the in-flight requests finish
             await blocker.close()
             for task in requests:

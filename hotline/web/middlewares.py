@@ -3,6 +3,7 @@ access control."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from aiohttp import web
+from aiohttp.streams import StreamReader
 
 from hotline import metrics
 from hotline.auth.sessions import load_session
@@ -214,8 +216,19 @@ async def validation_middleware(request: web.Request, handler: Handler) -> web.S
             and access_rule(route.handler) != PUBLIC
             and request.content_type in ("application/json", "application/octet-stream")):
         raw = await request.read()
+        _put_back(request, raw)
         if raw.strip():
             body = parse_json(raw)
             validate(body, schema)
             request[PARSED_BODY] = body
     return await handler(request)
+
+
+def _put_back(request: web.Request, raw: bytes) -> None:
+    """Let the handler find the body as if nobody had read it (``can_read_body``,
+    ``request.content``): aiohttp has no public way to put a read body back, so the
+    request's payload stream is replaced by one holding the same bytes."""
+    stream = StreamReader(request.protocol, limit=2**16, loop=asyncio.get_running_loop())
+    stream.feed_data(raw)
+    stream.feed_eof()
+    request._payload = stream  # noqa: SLF001

@@ -10,6 +10,7 @@ import json
 import shutil
 
 import asyncpg
+from support import wait_for
 
 from hotline.agi.peer import run_call, simulate_call
 
@@ -68,7 +69,7 @@ async def test_database_down_then_back(agi, pool: asyncpg.Pool, cluster, db_url:
     await run_call(agi.host, agi.port, "hangup", {"agi_uniqueid": "down-12349"}, args=["down-12349", "", "", "16"])
     assert agi.ctx.journal.has_pending()
     # ...while a new call's first record goes straight in (nothing of it can be in the journal)
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: agi.ctx.store.believed_up, what="the flows trust the database again")
     t = await run_call(agi.host, agi.port, "incoming?line=12345", {"agi_uniqueid": "back-new"})
     assert t.var("HOTLINE_CALL_ID")
     saved = agi.ctx.journal.directory / "copy.jsonl"
@@ -116,7 +117,6 @@ async def test_torn_journal_line_is_kept_aside_not_lost(agi, pool: asyncpg.Pool)
 
 
 async def test_concurrent_appends_share_fsyncs(tmp_path) -> None:
-    import asyncio
 
     from hotline.calls.journal import Journal
     from hotline.calls.store import make_entry

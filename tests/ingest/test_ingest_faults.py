@@ -8,11 +8,12 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
+import time
 
 import aiohttp
 from ingest_records import call_record
+from support import wait_for
 
 from hotline.config import PROJECT_ROOT
 from hotline.db.pool import connect
@@ -25,30 +26,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _start_server(settings, db_url: str, port: int) -> subprocess.Popen:
+async def _start_server(settings, db_url: str, port: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "HOTLINE_DATABASE_URL": db_url, "HOTLINE_DATA_DIR": str(settings.data_dir),
            "HOTLINE_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--no-agi", "--no-scheduler", "--no-workers",
-         "--web-port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hotline", "serve", "--no-agi", "--no-scheduler", "--no-workers",
+        "--web-port", str(port), cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    if resp.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("hotline serve did not start")
+
+    async def healthy() -> bool:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await wait_for(healthy, timeout=30, what="hotline serve answering /healthz")
+    except AssertionError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc
 
 
-async def _post(port: int, code: str, key: str, records: list[dict]) -> tuple[int, dict]:
+async def _post(port: int, code: str, key: str, records: list[dict], *,
+                timestamp: int | None = None) -> tuple[int, dict]:
     body = json.dumps({"records": records}).encode()
-    headers = {**sign_headers(code, key, "POST", "/api/v1/ingest/calls", body), "Content-Type": "application/json"}
+    headers = {**sign_headers(code, key, "POST", "/api/v1/ingest/calls", body, timestamp=timestamp),
+               "Content-Type": "application/json"}
     async with aiohttp.ClientSession() as session, session.post(
         f"http://127.0.0.1:{port}/api/v1/ingest/calls", data=body, headers=headers
     ) as resp:
@@ -66,45 +73,42 @@ async def test_server_killed_mid_batch_then_client_resends(subcentre, settings, 
         await tx.start()
         await blocker.execute("LOCK TABLE subcenter_calls IN SHARE MODE")
         sending = asyncio.create_task(_post(port, subcentre.code, subcentre.key, records))
-        for _ in range(200):
-            waiting = await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-            if waiting:
-                break
-            await asyncio.sleep(0.05)
-        assert waiting, "the batch never reached the merge"
+        await wait_for(lambda: pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"),
+            what="the batch reaching the merge")
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        await proc.wait()
         try:
             await sending
             raise AssertionError("the killed server answered")
         except aiohttp.ClientError:
             pass  # the client sees a dropped connection and will resend
         await tx.rollback()
-        for _ in range(200):  # the orphaned backend rolls back once it may run again
-            if not await pool.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hotline' "
-                    "AND state <> 'idle' AND pid <> pg_backend_pid() AND datname = current_database()"):
-                break
-            await asyncio.sleep(0.05)
+        async def orphan_gone() -> bool:  # the orphaned backend rolls back once it may run again
+            return not await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hotline' "
+                "AND state <> 'idle' AND pid <> pg_backend_pid() AND datname = current_database()")
+
+        await wait_for(orphan_gone, what="the killed server's backend rolled back")
         assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 0
         assert await pool.fetchval("SELECT count(*) FROM ingest_batches") == 0
         assert await pool.fetchval("SELECT count(*) FROM change_log WHERE entity = 'subcenter_call'") == 0
     finally:
         await blocker.close()
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait()
+            await proc.wait()
     proc = await _start_server(settings, db_url, port)
     try:
-        status, body = await _post(port, subcentre.code, subcentre.key, records)
+        sent_at = int(time.time())
+        status, body = await _post(port, subcentre.code, subcentre.key, records, timestamp=sent_at)
         assert status == 200 and body["counts"]["accepted"] == 50
-        await asyncio.sleep(1.01)  # a new timestamp: a resend after a lost answer, not an exact replay
-        status, body = await _post(port, subcentre.code, subcentre.key, records)
+        # signed a second later: a resend after a lost answer, not an exact replay
+        status, body = await _post(port, subcentre.code, subcentre.key, records, timestamp=sent_at + 1)
         assert status == 200 and body["counts"]["duplicate"] == 50
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        await asyncio.wait_for(proc.wait(), 20)
     assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 50
     assert await pool.fetchval("SELECT count(*) FROM ingest_receipts WHERE outcome = 'accepted'") == 50
     assert await pool.fetchval("SELECT count(*) FROM change_log WHERE entity = 'subcenter_call'") == 50
@@ -131,7 +135,7 @@ async def test_quarantine_reprocess_after_fix(subcentre, api_as, pool) -> None:
     fixed = call_record("q1", started_at="2026-11-27T09:00:00+08:00")
     done = await (await supervisor.post(f"/api/v1/ingest/quarantine/{qids[0]}/reprocess",
                                         json={"record": fixed})).json()
-    assert (done["status"], done["outcome"]) == ("reprocessed", "accepted")
+    assert (done["status"], done["outcome"]) == ("reprocessed", "accepted"), done
     assert (await supervisor.post(f"/api/v1/ingest/quarantine/{qids[0]}/reprocess")).status == 409
     # the sub-centre resends the other one corrected: the quarantine entry is superseded
     await subcentre.send("calls", [call_record("q2", state="completed")])
