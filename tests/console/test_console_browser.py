@@ -197,11 +197,12 @@ async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowled
                                overdue)
     await page.reload()
     await page.wait_for_selector("body[data-ready='1']")
-    row = page.locator("#risk-table tr.dl-overdue", has_text=f"#{overdue} ")
+    number = await runtime.pool.fetchval("SELECT number FROM tickets WHERE id = $1", overdue)
+    row = page.locator("#risk-table tr.dl-overdue", has_text=f"{number} ")  # shown by its number
     await row.wait_for()
     page.once("dialog", lambda dialog: dialog.accept("请于今日内联系市民并答复"))
     await row.locator("button[data-action=supervise]").click()
-    await page.wait_for_selector(f".toast:has-text('工单 #{overdue} 已督办')")
+    await page.wait_for_selector(f".toast:has-text('工单 {number} 已督办')")
     assert await runtime.pool.fetchval(
         "SELECT count(*) FROM ticket_events WHERE ticket_id = $1 AND action = 'supervise'", overdue) == 1
     await pages.shot(page, "supervisor")

@@ -92,7 +92,7 @@ async def alerts(request: web.Request) -> web.Response:
     # is no longer at risk), the facts the tickets' sla_state reads
     rows = await pool.fetch(
         """SELECT a.id, a.ticket_id, a.stage, a.unit_code, a.level_pct, a.kind, a.deadline, a.at,
-                  a.acknowledged_by, a.acknowledged_at, t.subject, t.state
+                  a.acknowledged_by, a.acknowledged_at, t.number AS ticket_number, t.subject, t.state
              FROM sla_alerts a JOIN tickets t ON t.id = a.ticket_id
             WHERE ($1::text IS NULL OR a.kind = $1)
               AND (NOT $2 OR (a.acknowledged_at IS NULL
@@ -126,7 +126,7 @@ async def overdue(request: web.Request) -> web.Response:
     unit = request.query.get("unit")
     rows = await pool.fetch(
         """SELECT c.ticket_id, c.stage, c.deadline, coalesce(l.unit_code, t.lead_unit_code) AS unit_code,
-                  t.subject, t.state, now() - c.deadline AS overdue_by
+                  t.number AS ticket_number, t.subject, t.state, now() - c.deadline AS overdue_by
              FROM sla_clocks c JOIN tickets t ON t.id = c.ticket_id LEFT JOIN ticket_legs l ON l.id = c.leg_id
             WHERE c.stopped_at IS NULL AND c.deadline < now()
               AND ($1::text IS NULL OR coalesce(l.unit_code, t.lead_unit_code) = $1)

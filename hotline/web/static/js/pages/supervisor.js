@@ -281,18 +281,19 @@ async function loadRisk() {
       ...list.map((t) => {
         const colour = t.colour || t.deadline_colour || (t.overdue ? 'overdue' : 'warning');
         const id = t.ticket_id || t.id;
-        return el('tr', { class: `dl-${colour}` }, el('td', {}, `#${id} ${t.subject || ''}`), el('td', {}, unitNames[t.unit_code] || t.unit_code || ''),
+        const label = t.ticket_number || t.number || `#${id}`;
+        return el('tr', { class: `dl-${colour}` }, el('td', {}, `${label} ${t.subject || ''}`), el('td', {}, unitNames[t.unit_code] || t.unit_code || ''),
           el('td', { class: `dl-${colour}` }, fmtTime(t.deadline), colour === 'overdue' ? '（已超期）' : `（临期，已用${t.level_pct}%）`),
           el('td', {}, TICKET_STATES[t.state] || t.state || ''),
-          el('td', {}, el('button', { class: 'small', 'data-action': 'supervise', onclick: () => press(id, 'supervise') }, '督办'), ' ',
-            el('button', { class: 'small', 'data-action': 'urge', onclick: () => press(id, 'urge') }, '催办')));
+          el('td', {}, el('button', { class: 'small', 'data-action': 'supervise', onclick: () => press(id, 'supervise', label) }, '督办'), ' ',
+            el('button', { class: 'small', 'data-action': 'urge', onclick: () => press(id, 'urge', label) }, '催办')));
       })));
   } catch (e) { riskPanel.append(el('div', { class: 'muted' }, `暂不可用：${e.message}`)); }
 }
-async function press(id, action) {
+async function press(id, action, label = `#${id}`) {
   const note = prompt(action === 'supervise' ? '督办意见' : '催办说明', action === 'supervise' ? '请加快办理，按期答复' : '请尽快签收办理');
   if (note === null) return;
-  try { await ticketAction(id, action, action === 'supervise' ? { instruction: note } : { message: note }); toast(`工单 #${id} 已${action === 'supervise' ? '督办' : '催办'}`); loadRisk(); } catch (e) { fail(e); }
+  try { await ticketAction(id, action, action === 'supervise' ? { instruction: note } : { message: note }); toast(`工单 ${label} 已${action === 'supervise' ? '督办' : '催办'}`); loadRisk(); } catch (e) { fail(e); }
 }
 
 // -- data quality and KB review -------------------------------------------------------
