@@ -246,7 +246,7 @@ async def callback_plan(conn: asyncpg.Connection, ticket_id: int, user: User, *,
         raise NotFound(f"no ticket {ticket_id}", field="id")
     master_id = row["master_id"] or ticket_id
     people = await conn.fetch(
-        """SELECT id AS ticket_id, caller_name, coalesce(nullif(contact_number, ''), caller_number) AS number,
+        """SELECT id AS ticket_id, number AS ticket_number, caller_name, coalesce(nullif(contact_number, ''), caller_number) AS number,
                   confidential FROM tickets WHERE id = $1 OR master_id = $1 ORDER BY id""", master_id)
     master = await conn.fetchrow("SELECT state, answer FROM tickets WHERE id = $1", master_id)
     await audit(conn, "ticket_callback_plan_viewed", user=user, object_type="ticket", object_id=master_id,

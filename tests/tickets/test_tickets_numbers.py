@@ -118,6 +118,8 @@ async def test_the_api_shows_and_accepts_the_number(api_as, pool: asyncpg.Pool, 
         assert (await resp.json())["ticket"]["id"] == ticket["id"]
     history = await agent.get(f"/api/v1/tickets/{number}/history")
     assert [e["action"] for e in (await history.json())["items"]] == ["create", "dispatch"]
+    plan = await (await agent.get(f"/api/v1/tickets/{number}/callback-plan")).json()
+    assert [c["ticket_number"] for c in plan["callers"]] == [number]
     acted = await agent.post(f"/api/v1/tickets/{number}/actions/urge", json={"message": "市民催促"})
     assert acted.status == 200, await acted.text()
     assert (await acted.json())["ticket"]["number"] == number
