@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import yaml
 
+from hotline.auth.audit import audit
 from hotline.auth.model import User
 from hotline.errors import ValidationError
 from hotline.kb import articles
@@ -358,7 +359,8 @@ async def import_path(db: Db, path: Path, **options: Any) -> ImportReport:
 
 
 async def import_as(pool: asyncpg.Pool, user: User, items: list[Item], problems: list[Problem], *,
-                    partial: bool = False, dry_run: bool = False, max_items: int = 1000) -> ImportReport:
+                    partial: bool = False, dry_run: bool = False, max_items: int = 1000,
+                    remote_addr: str | None = None) -> ImportReport:
     """An editor's import (console upload): a unit's editors import their unit's
     articles as drafts for review; reviewers of every unit import published articles.
     ``dry_run`` checks and reports without keeping anything."""
@@ -378,6 +380,14 @@ async def import_as(pool: asyncpg.Pool, user: User, items: list[Item], problems:
         if dry_run:
             await tx.rollback()
             report.written = False
-        else:
-            await tx.commit()
+            return report
+        try:
+            if report.written:
+                await audit(conn, "kb_import", user=user, object_type="kb_import",
+                            detail={"created": len(report.created), "updated": len(report.updated)},
+                            remote_addr=remote_addr)
+        except BaseException:
+            await tx.rollback()
+            raise
+        await tx.commit()
     return report

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.auth.audit import audit
 from hotline.auth.model import User
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.kb.access import is_editor, reviews_everything
@@ -158,7 +159,8 @@ async def published_groups(db: Db) -> list[list[str]]:
     return [list(r["terms"]) for r in rows]
 
 
-async def replace_synonyms(db: Db, user: User, groups: list[list[str]]) -> list[list[str]]:
+async def replace_synonyms(db: Db, user: User, groups: list[list[str]], *,
+                           remote_addr: str | None = None) -> list[list[str]]:
     """``PUT /api/v1/kb/synonyms`` (reviewers of every unit): the published synonym
     groups become exactly ``groups`` (others archived, new ones published at once)."""
     if not await reviews_everything(db, user):
@@ -187,4 +189,6 @@ async def replace_synonyms(db: Db, user: User, groups: list[list[str]]) -> list[
             await _history(conn, row, "publish", None, user, "替换同义词组")
             changed.append(row["id"])
         await record_lexicon(conn, changed, kinds=["synonym"])
+        await audit(conn, "kb_synonyms_replaced", user=user, object_type="kb_synonyms",
+                    detail={"groups": len(cleaned)}, remote_addr=remote_addr)
     return cleaned

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from hotline.auth.audit import audit
 from hotline.auth.model import User
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.kb.access import editor_scope
-from hotline.kb.db import Db
+from hotline.kb.db import Db, transaction
 from hotline.kb.present import row_json
 
 
@@ -20,20 +21,31 @@ async def list_reviewers(db: Db) -> list[dict[str, Any]]:
     return [row_json(r) for r in rows]
 
 
-async def grant_reviewer(db: Db, admin: User, user_id: int, unit_code: str | None) -> None:
+async def grant_reviewer(db: Db, admin: User, user_id: int, unit_code: str | None, *,
+                         remote_addr: str | None = None) -> None:
+    """Name a knowledge administrator (audited in the same transaction)."""
     if not await db.fetchval("SELECT 1 FROM users WHERE id = $1", user_id):
         raise NotFound(f"用户 {user_id} 不存在", field="user_id")
     if unit_code is not None and not await db.fetchval("SELECT 1 FROM units WHERE code = $1", unit_code):
         raise ValidationError(f"单位 {unit_code} 不存在", field="unit_code")
-    await db.execute(
-        """INSERT INTO kb_reviewers (user_id, unit_code, granted_by) VALUES ($1, $2, $3)
-           ON CONFLICT DO NOTHING""", user_id, unit_code, admin.id)
+    async with transaction(db) as conn:
+        await conn.execute(
+            """INSERT INTO kb_reviewers (user_id, unit_code, granted_by) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING""", user_id, unit_code, admin.id)
+        await audit(conn, "kb_reviewer_granted", user=admin, object_type="user", object_id=user_id,
+                    detail={"unit_code": unit_code}, remote_addr=remote_addr)
 
 
-async def revoke_reviewer(db: Db, user_id: int, unit_code: str | None) -> bool:
-    result = await db.execute(
-        "DELETE FROM kb_reviewers WHERE user_id = $1 AND unit_code IS NOT DISTINCT FROM $2", user_id, unit_code)
-    return bool(result.endswith(" 1"))
+async def revoke_reviewer(db: Db, admin: User, user_id: int, unit_code: str | None, *,
+                          remote_addr: str | None = None) -> None:
+    """Withdraw a knowledge administrator's review right (audited in the same transaction)."""
+    async with transaction(db) as conn:
+        result = await conn.execute(
+            "DELETE FROM kb_reviewers WHERE user_id = $1 AND unit_code IS NOT DISTINCT FROM $2", user_id, unit_code)
+        if not result.endswith(" 1"):
+            raise NotFound("没有这条审核员授权", field="user_id")
+        await audit(conn, "kb_reviewer_revoked", user=admin, object_type="user", object_id=user_id,
+                    detail={"unit_code": unit_code}, remote_addr=remote_addr)
 
 
 async def review_due(db: Db, user: User, *, unit_code: str | None = None, within_days: int = 30,

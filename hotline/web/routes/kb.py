@@ -13,8 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.auth import audit
-from hotline.errors import NotFound, PayloadTooLarge, ValidationError
+from hotline.errors import PayloadTooLarge, ValidationError
 from hotline.kb import access, articles, flags, lexicon_entries, reviewers
 from hotline.kb.engine import SearchRequest, Visibility, get_kb
 from hotline.kb.importer import import_as, read_path
@@ -277,9 +276,7 @@ async def put_synonyms(request: web.Request) -> web.Response:
         raise ValidationError("groups 必须是词组列表（最多 1000 组）", field="groups")
     runtime = request.app[RUNTIME]
     user = current_user(request)
-    cleaned = await lexicon_entries.replace_synonyms(runtime.pool, user, groups)
-    await audit(runtime.pool, "kb_synonyms_replaced", user=user, object_type="kb_synonyms",
-                detail={"groups": len(cleaned)}, remote_addr=request.remote)
+    cleaned = await lexicon_entries.replace_synonyms(runtime.pool, user, groups, remote_addr=request.remote)
     await _sync_local(request)
     return json_response({"groups": cleaned})
 
@@ -379,9 +376,7 @@ async def grant_reviewer(request: web.Request) -> web.Response:
     """Name a user knowledge administrator (reviewer) of a unit (or of all units)."""
     user_id, unit = _reviewer_body(await read_json(request))
     runtime = request.app[RUNTIME]
-    await reviewers.grant_reviewer(runtime.pool, current_user(request), user_id, unit)
-    await audit(runtime.pool, "kb_reviewer_granted", user=current_user(request), object_type="user",
-                object_id=user_id, detail={"unit_code": unit}, remote_addr=request.remote)
+    await reviewers.grant_reviewer(runtime.pool, current_user(request), user_id, unit, remote_addr=request.remote)
     return json_response({"user_id": user_id, "unit_code": unit}, status=201)
 
 
@@ -391,10 +386,7 @@ async def revoke_reviewer(request: web.Request) -> web.Response:
     """Withdraw a knowledge administrator's review right."""
     user_id, unit = _reviewer_body(await read_json(request))
     runtime = request.app[RUNTIME]
-    if not await reviewers.revoke_reviewer(runtime.pool, user_id, unit):
-        raise NotFound("没有这条审核员授权", field="user_id")
-    await audit(runtime.pool, "kb_reviewer_revoked", user=current_user(request), object_type="user",
-                object_id=user_id, detail={"unit_code": unit}, remote_addr=request.remote)
+    await reviewers.revoke_reviewer(runtime.pool, current_user(request), user_id, unit, remote_addr=request.remote)
     return json_response({"ok": True})
 
 
@@ -423,11 +415,9 @@ async def import_(request: web.Request) -> web.Response:
     # co-building: a unit's editors import their unit's articles, as drafts for review
     dry_run = bool(_flag(request.query, "dry_run"))
     report = await import_as(runtime.pool, user, items, problems, partial=bool(_flag(request.query, "partial")),
-                             dry_run=dry_run, max_items=KbSettings.from_settings(runtime.settings).max_import_items)
+                             dry_run=dry_run, max_items=KbSettings.from_settings(runtime.settings).max_import_items,
+                             remote_addr=request.remote)
     if report.written:
-        await audit(runtime.pool, "kb_import", user=user, object_type="kb_import",
-                    detail={"created": len(report.created), "updated": len(report.updated)},
-                    remote_addr=request.remote)
         await _sync_local(request)
     return json_response({"report": report.to_json()}, status=200 if report.written or dry_run else 400)
 
