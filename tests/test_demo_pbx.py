@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from support import start_node
+from support import start_node, wait_for
 
 from hotline.telephony.sandbox import AsteriskSandbox, free_port
 
@@ -43,14 +43,13 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
         await asyncio.to_thread(pbx.call, "12345", "13900007777", stay=30)
         conn = await asyncpg.connect(_database_url(data_dir))
         try:
-            async with asyncio.timeout(60):
-                while True:
-                    row = await conn.fetchrow(
-                        "SELECT route, agent_id, answered_by, queued_at FROM calls WHERE caller_number = $1",
-                        "13900007777")
-                    if row is not None and row["agent_id"] is not None:
-                        break
-                    await asyncio.sleep(0.5)
+            async def answered() -> asyncpg.Record | None:
+                row = await conn.fetchrow(
+                    "SELECT route, agent_id, answered_by, queued_at FROM calls WHERE caller_number = $1",
+                    "13900007777")
+                return row if row is not None and row["agent_id"] is not None else None
+
+            row = await wait_for(answered, timeout=60, what="a demo phone answering the call", interval=0.5)
         finally:
             await conn.close()
         assert row["route"] == "platform" and row["queued_at"] is not None

@@ -3,7 +3,6 @@ test database, and helpers to read call records."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from support import wait_for
 
 from hotline.agi.server import FastAgiServer
 from hotline.calls.context import CallContext
@@ -41,11 +41,7 @@ class AgiHarness:
 
     async def idle(self) -> None:
         """Wait until the server has finished every session (a peer may leave first)."""
-        for _ in range(500):
-            if self.server.active == 0:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("FastAGI sessions did not finish")
+        await wait_for(lambda: self.server.active == 0, what="every FastAGI session finished", interval=0.01)
 
     async def call_row(self, pool: asyncpg.Pool, uid: str) -> asyncpg.Record | None:
         await self.idle()

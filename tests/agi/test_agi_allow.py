@@ -4,12 +4,12 @@ once, counted and logged without flooding the log."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
 import asyncpg
 import pytest
+from support import wait_for
 
 from hotline.agi.allow import AllowList
 from hotline.agi.peer import run_call, simulate_call
@@ -82,10 +82,7 @@ async def test_forged_agent_connect_from_another_host_is_refused(runtime, pool: 
                                 {"agi_channel": "PJSIP/8001-00000001", "agi_uniqueid": "forged-1"}, [call.uid],
                                 timeout=5.0)
         assert forged.commands == [] and forged.variables == {}  # closed before anything was read or set
-        for _ in range(100):
-            if server.active == 0:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: server.active == 0, what="the refused session closed")
         row = await pool.fetchrow("SELECT agent_id, answered_at FROM calls WHERE call_uid = $1", call.uid)
         assert row["agent_id"] is None and row["answered_at"] is None
         assert server.allow.refused == 1

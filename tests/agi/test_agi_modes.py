@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from support import wait_for
 
 from hotline.agi.peer import run_call, simulate_call
 
@@ -106,12 +107,7 @@ async def test_full_call_answered_by_agent_publishes_offer_and_finalises(agi, po
     assert row["wait_seconds"] is not None and row["talk_seconds"] is not None
     seat = await pool.fetchrow("SELECT state, current_call_id FROM seats WHERE user_id = $1", agent.id)
     assert seat["state"] == "after_call" and seat["current_call_id"] is None
-    for _ in range(50):
-        if offered:
-            break
-        import asyncio
-
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: offered, what="the call.offered event")
     assert offered == [{"call_id": row["id"], "user_id": agent.id, "hotline_number": "12315"}]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import asyncpg
+from support import wait_for
 
 from hotline.agi.peer import run_call
 from hotline.agi.service import AgiService, create_service
@@ -31,10 +31,8 @@ async def test_service_serves_and_replays_the_journal_by_itself(runtime: Runtime
         assert service.ctx is not None
         service.ctx.journal.append(make_entry("start", "svc-journaled", {"hotline_number": "12366",
                                                                           "route": "subcenter"}))
-        for _ in range(100):
-            if await pool.fetchval("SELECT 1 FROM calls WHERE call_uid = 'svc-journaled'"):
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: pool.fetchval("SELECT 1 FROM calls WHERE call_uid = 'svc-journaled'"),
+                       what="the journaled call replayed")
         assert await pool.fetchval("SELECT route FROM calls WHERE call_uid = 'svc-journaled'") == "subcenter"
     finally:
         await service.stop()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import wait_for
 
 from hotline.agi.ami import AmiTestPeer
 from hotline.agi.live_transfer import ami_mover
@@ -57,10 +58,8 @@ async def test_expert_transfer_with_a_free_expert(agi, pool: asyncpg.Pool, runti
                    args=[str(attempt), "ANSWER", call["call_uid"]])
     row = await pool.fetchrow("SELECT outcome, finished_at, expert_user_id FROM transfer_attempts WHERE id = $1", attempt)
     assert row["outcome"] == "answered" and row["finished_at"] is not None and row["expert_user_id"] == expert
-    for _ in range(50):
-        if any(t == "transfer.expert" and p["outcome"] == "answered" for t, p in events):
-            break
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: any(t == "transfer.expert" and p["outcome"] == "answered" for t, p in events),
+                   what="the answered transfer event")
     xfer = [p for t, p in events if t == "transfer.expert"]
     assert xfer[0] == {"call_id": call["id"], "expert_user_id": expert, "ticket_id": None, "outcome": "connecting"}
     assert ("call.offered", {"call_id": call["id"], "user_id": expert, "hotline_number": "12315"}) in events

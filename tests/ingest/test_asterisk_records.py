@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from support import wait_for
 
 from hotline.ingest.cdr import import_cdr_table
 from hotline.ingest.follower import FileFollower
@@ -178,7 +179,6 @@ async def test_cdr_pgsql_table_import(pool, db_url) -> None:
 
 
 async def test_follower_node_service(runtime, pool, tmp_path) -> None:
-    import asyncio
     from dataclasses import replace
 
     from hotline.ingest.service import create_service
@@ -195,9 +195,10 @@ async def test_follower_node_service(runtime, pool, tmp_path) -> None:
     try:
         with path.open("a") as fh:
             fh.write(cdr("9.2", "9.2"))
-        async with asyncio.timeout(10):
-            while await pool.fetchval("SELECT count(*) FROM calls") < 2:
-                await asyncio.sleep(0.05)
+        async def both() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM calls") >= 2
+
+        await wait_for(both, what="the appended record followed")
     finally:
         await service.stop()
     assert await pool.fetchval("SELECT count(*) FROM cdr_records") == 2

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from aiohttp import web
+from support import wait_for
 
 from hotline.upstream.config import UpstreamSettings
 from hotline.upstream.worker import UpstreamWorker
@@ -145,7 +146,6 @@ async def test_refused_record_goes_to_dead_letter_after_n_attempts(platform, poo
 
 
 async def test_node_service_pushes_changes_as_they_commit(platform, runtime, pool) -> None:
-    import asyncio
     from dataclasses import replace
 
     from hotline.services import NodeOptions
@@ -160,9 +160,7 @@ async def test_node_service_pushes_changes_as_they_commit(platform, runtime, poo
     await service.start()
     try:
         await _calls(pool, "live-1", "live-2")
-        async with asyncio.timeout(10):
-            while len(platform.applied) < 2:
-                await asyncio.sleep(0.05)
+        await wait_for(lambda: len(platform.applied) >= 2, what="both changes pushed")
     finally:
         await service.stop()
     assert platform.applied == await _change_keys(pool)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from support import wait_for
 
 from hotline.agi.live_transfer import ami_mover
 from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
@@ -66,14 +67,7 @@ class PhoneSystem:
     async def eventually(self, check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0,
                          what: str = "condition") -> Any:
         """Poll ``check`` until it returns something truthy (Asterisk works in real time)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        last: Any = None
-        while asyncio.get_running_loop().time() < deadline:
-            last = await check()
-            if last:
-                return last
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+        return await wait_for(check, timeout=timeout, what=what, interval=0.2)
 
     async def calls(self) -> list[asyncpg.Record]:
         return await self.pool.fetch("SELECT * FROM calls ORDER BY id")
