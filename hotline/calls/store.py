@@ -350,7 +350,7 @@ WITH member AS ({MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS N
            -- the same answer told again by another source (the member's gosub, AMI's
            -- AgentConnect, queue_log's CONNECT): nothing new, and no second screen-pop
            AND (c.answered_at IS NULL OR (who.agent_id IS NOT NULL AND who.agent_id IS DISTINCT FROM c.agent_id))
-        RETURNING c.id, c.hotline_number, who.agent_id),
+        RETURNING c.id, c.call_uid, c.hotline_number, who.agent_id),
      seat AS (
         INSERT INTO seats (user_id, state, since, current_call_id)
         SELECT agent_id, 'on_call', now(), id FROM up WHERE agent_id IS NOT NULL AND $7
@@ -368,7 +368,8 @@ WITH member AS ({MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS N
           FROM up WHERE agent_id IS NOT NULL AND $7
         UNION ALL
         SELECT 3, json_build_object('topic', 'call.updated', 'payload',
-                                    json_build_object('call_id', id, 'state', 'answered')) FROM up)
+                                    json_build_object('call_id', id, 'call_uid', call_uid, 'state', 'answered'))
+          FROM up)
 SELECT coalesce((SELECT id FROM up), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
        (SELECT agent_id FROM who) AS agent_id,
        (SELECT count(pg_notify($8, m::text)) FROM (SELECT m FROM events ORDER BY i) e) AS notified"""  # noqa: S608 (constant SQL)
@@ -450,7 +451,7 @@ WITH cur AS (
                                       'disposition', calc.new_disposition) || $8::jsonb),
                agent_id = coalesce(c.agent_id, $7::bigint), updated_at = now()
           FROM calc WHERE c.id = calc.id
-        RETURNING c.id, c.state),
+        RETURNING c.id, c.call_uid, c.state),
      fill AS (
         UPDATE calls c
            SET disposition = coalesce(c.disposition, nullif($6::text, '')),
@@ -466,8 +467,8 @@ WITH cur AS (
           FROM up WHERE s.current_call_id = up.id
         RETURNING s.user_id),
      events AS (
-        SELECT 0 AS i, json_build_object('topic', 'call.updated', 'payload',
-                                         json_build_object('call_id', id, 'state', state)) AS m FROM up
+        SELECT 0 AS i, json_build_object('topic', 'call.updated', 'payload', json_build_object(
+                   'call_id', id, 'call_uid', call_uid, 'state', state)) AS m FROM up
         UNION ALL
         SELECT 1, json_build_object('topic', 'seat.changed', 'payload',
                                     json_build_object('user_id', user_id, 'state', 'after_call')) FROM left_call)

@@ -32,6 +32,7 @@ from hotline.calls.settings import CallSettings
 from hotline.db.pool import create_work_pool
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
+from hotline.telephony.live import LiveCalls
 from hotline.telephony.pbx import AmiSeatPbx, ami_config, reconcile
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class TelephonyService:
         self._wake = asyncio.Event()
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.pool: asyncpg.Pool | None = None
+        #: the live call state listener (started with the service)
+        self.live: LiveCalls | None = None
 
     # -- listeners -------------------------------------------------------------------
     def add_listener(self, callback: Listener) -> None:
@@ -138,7 +141,11 @@ class TelephonyService:
 
         # the live call state writes on a pool of its own (no reset query per release)
         self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, min_size=1, max_size=4)
-        live_calls = live.listener(self.runtime, self.pool)
+        live_calls = self.live = live.listener(self.runtime, self.pool)
+        try:  # without the node's events, each AgentConnect and hang-up costs a look in the database
+            await live_calls.follow_events(await self.runtime.events())
+        except Exception as exc:
+            log.warning("live call state without the node's events: %s", exc)
         self.add_listener(live_calls)
         self._closers.append(live_calls.close)
         self._workers = [asyncio.create_task(self._deliver(cb, q), name="ami-listener") for cb, q in self._listeners]

@@ -83,3 +83,30 @@ async def _ends_without_the_agi(system: PhoneSystem) -> None:
     assert record["state"] == "completed"
     assert record["agent_id"] == agent.id
     assert record["ended_at"] > record["answered_at"]
+
+
+async def test_answers_and_ends_the_flows_reported_cost_ami_no_database_look(phone_system: PhoneSystem) -> None:
+    """AMI's AgentConnect and Hangup repeat what the gosub and the hangup handler told:
+    the listener hears the flows' ``call.updated`` events and looks nothing up."""
+    system = phone_system
+    live = system.service("telephony").live
+    live.hangup_grace = live.answer_grace = 0.5
+    agent = await create_user(system.pool, "agent-8002", TEST_PASSWORD, ("agent",))
+    await system.pool.execute(
+        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8002@agents')", agent.id)
+    await system.rx("dialplan set global TALK 1")
+    await system.rx(f"queue add member Local/8002@agents to {system.registry.platform.queue}")
+    await system.call("12345", "13800000011", stay=30)
+
+    async def ended() -> Any:
+        return await system.pool.fetchrow("SELECT * FROM calls WHERE ended_at IS NOT NULL")
+
+    record = await system.eventually(ended, what="the call answered and ended")
+    assert record["agent_id"] == agent.id and record["answered_at"] is not None
+
+    async def settled() -> Any:
+        return live.handled >= 2 or None  # the AgentConnect and the Hangup of the citizen's channel
+
+    await system.eventually(settled, what="AMI's answer and hang-up handled")
+    assert live.looked_up == 0
+    assert [d.get("source") for d in record["decisions"] if d.get("step") == "answer"] == [None]
