@@ -201,8 +201,6 @@ class IndexMeta:
 class Candidate:
     fields: dict[str, Any]
     score: float
-    #: ``(field, word)`` pairs the document matched
-    matched: frozenset[tuple[str, str]]
 
 
 class Vocabulary:
@@ -347,8 +345,7 @@ class KbIndex:
     def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
                    limit: int, vocabulary: Vocabulary | None = None) -> tuple[int, bool, list[Candidate]]:
         """``(total, total_is_exact, candidates)``: the best ``limit`` documents of the
-        query ``build(searcher)`` returns (``None``: every document, newest first), with
-        the words each matched. With block-max skipping whoosh does not count every
+        query ``build(searcher)`` returns (``None``: every document, newest first). With block-max skipping whoosh does not count every
         match; the total is then its estimate."""
         searcher = self._searcher()
         allowed = self._docset(searcher, filter)
@@ -360,8 +357,6 @@ class KbIndex:
             query = Every()
             kwargs["sortedby"] = "updated"
             kwargs["reverse"] = True
-        else:
-            kwargs["terms"] = True
         results = searcher.search(query, **kwargs)
         scored = results.scored_length()
         # counting every match would run the query a second time: when fewer than
@@ -371,9 +366,7 @@ class KbIndex:
         out = []
         for i in range(scored):
             hit = results[i]
-            matched = hit.matched_terms() if kwargs.get("terms") else []
-            out.append(Candidate(dict(hit.fields()), float(hit.score or 0.0),
-                                 frozenset((f, t.decode() if isinstance(t, bytes) else t) for f, t in matched)))
+            out.append(Candidate(dict(hit.fields()), float(hit.score or 0.0)))
         return total, exact, out
 
     def vocabulary(self) -> Vocabulary:

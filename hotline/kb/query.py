@@ -301,40 +301,46 @@ class Ranker:
     def rank(self, plan: Plan, candidates: list[Candidate], vocab: Vocabulary) -> list[Ranked]:
         p = self.params
         group_of = {w.word: w.group for w in plan.words}
-        weight_of = {w.word: w.weight for w in plan.words}
         group_idf: dict[int, float] = {}
         for w in plan.words:
             group_idf[w.group] = max(group_idf.get(w.group, 0.0), vocab.idf(w.word) * w.weight)
         total_idf = sum(group_idf.values()) or 1.0
         known_groups = {g for g, v in group_idf.items() if v > 0}
         ranked: list[Ranked] = []
+        matched_groups: dict[int, frozenset[int]] = {}
         for c in candidates:
+            # what the article matched, read from its stored text (whoosh's own term
+            # tracking costs a Python call per posting of every matching document)
+            head_text = fold(" ".join((c.fields.get("title", ""), c.fields.get("keywords", ""),
+                                       c.fields.get("category", ""))))
+            body_text = fold(c.fields.get("body_text", "")[:20_000])
             head_groups: dict[int, float] = {}
             body_groups: dict[int, float] = {}
-            for fieldname, word in c.matched:
-                g = group_of.get(word)
-                if g is None:
+            strong_head: set[int] = set()
+            for w in plan.words:
+                value = vocab.idf(w.word) * w.weight * (0.5 if len(w.word) == 1 else 1.0)
+                if not value:
                     continue
-                # a one-character word is weak evidence (it matches inside many titles)
-                value = vocab.idf(word) * weight_of[word] * (0.5 if len(word) == 1 else 1.0)
-                target = head_groups if fieldname == "head" else body_groups
-                target[g] = max(target.get(g, 0.0), value)
+                if w.word in head_text:
+                    head_groups[w.group] = max(head_groups.get(w.group, 0.0), value)
+                    # a completion of a one-character word (人 → 人才) is no evidence of its own
+                    if len(w.word) > 1 and w.weight > p.prefix:
+                        strong_head.add(w.group)
+                elif w.word in body_text:
+                    body_groups[w.group] = max(body_groups.get(w.group, 0.0), value)
             matched = {g: max(head_groups.get(g, 0.0), body_groups.get(g, 0.0)) for g in {*head_groups, *body_groups}}
             coverage = sum(matched.values()) / total_idf
             title_words = set((c.fields.get("title_words") or "").split())
             title_groups = {group_of[w] for w in title_words if w in group_of}
             title_share = sum(group_idf.get(g, 0.0) for g in title_groups) / total_idf
             evidence = sum(head_groups.values()) + 0.5 * sum(v for g, v in body_groups.items() if g not in head_groups)
-            score = c.score * (coverage ** p.coverage_power) * (1.0 + p.title_bonus * title_share)
-            # a completion of a one-character word (人 → 人才) is no evidence of its own
-            strong_head = {group_of[w] for f, w in c.matched
-                           if f == "head" and w in group_of and len(w) > 1 and weight_of[w] > p.prefix}
             head_full = bool(known_groups) and strong_head >= known_groups
-            ranked.append(Ranked(c.fields, score, evidence, coverage, head_full))
+            score = c.score * (coverage ** p.coverage_power) * (1.0 + p.title_bonus * title_share)
+            r = Ranked(c.fields, score, evidence, coverage, head_full)
+            matched_groups[id(r.fields)] = frozenset(matched)
+            ranked.append(r)
         ranked.sort(key=lambda r: -r.score)
-        return self._diversify(ranked, candidates_groups={
-            id(r.fields): frozenset(group_of[w] for f, w in c.matched if w in group_of)
-            for r, c in zip(ranked, _align(ranked, candidates), strict=True)})
+        return self._diversify(ranked, matched_groups)
 
     def _diversify(self, ranked: list[Ranked], candidates_groups: dict[int, frozenset[int]]) -> list[Ranked]:
         """Greedy re-ordering of the head of the list: an article in a category already
@@ -405,11 +411,6 @@ class Ranker:
         if not self._relevant(plan, ranked):
             return plan, 0, True, [], ranked[:3]
         return plan, total, exact, ranked[(page - 1) * pagelen: page * pagelen], []
-
-
-def _align(ranked: list[Ranked], candidates: list[Candidate]) -> list[Candidate]:
-    by_fields = {id(c.fields): c for c in candidates}
-    return [by_fields[id(r.fields)] for r in ranked]
 
 
 def idf_weight(df: int, docs: int) -> float:
