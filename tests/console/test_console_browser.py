@@ -311,6 +311,22 @@ async def test_agent_closes_directly_with_a_knowledge_article(pages, agi, phone,
     await page.wait_for_selector("#seat-state:has-text('空闲')")
 
 
+async def test_agent_sends_an_emergency_to_another_channel_with_a_reason(pages, reference, pool) -> None:
+    """转其他渠道 with a configured reason code (counted by reason in the refusal report)."""
+    agent = await pages.user("agent")
+    page = await pages.sign_in(agent, expect="agent")
+    await page.fill("#t-subject", "楼道起火冒烟")
+    await page.click("#t-transfer")
+    await page.wait_for_selector("#t-result:has-text('请选择原因')")
+    assert await page.locator("#t-reason option[value=emergency_119]").count() == 1
+    await page.select_option("#t-reason", "emergency_119")
+    await page.fill("#t-answer", "已转119消防处置，请市民注意安全撤离")
+    await page.click("#t-transfer")
+    await page.wait_for_selector("#t-result:has-text('已转其他渠道')")
+    row = await pool.fetchrow("SELECT state, close_kind, refusal_reason, answer FROM tickets")
+    assert tuple(row) == ("closed", "transferred", "emergency_119", "已转119消防处置，请市民注意安全撤离")
+
+
 async def test_agent_page_catches_up_after_a_lost_connection(pages, server, place_call) -> None:
     """A call that reached the seat while the push channel was down still pops:
     after reconnecting the page reloads the seat's current call."""

@@ -12,7 +12,8 @@ import {
 const settle = (promise) => promise.then((v) => v, (e) => { console.warn(e); return null; });
 const firstData = Promise.all([
   settle(get('/api/v1/console/seat')), settle(get('/api/v1/console/meta')), settle(get('/api/v1/console/current')),
-  settle(listCategories()), settle(listUnits()), settle(get('/api/v1/regions'))]);
+  settle(listCategories()), settle(listUnits()), settle(get('/api/v1/regions')),
+  settle(get('/api/v1/tickets/refusal-reasons'))]);
 await boot('agent', '话务台');
 const app = $('#app');
 let seat = null;
@@ -189,6 +190,7 @@ let currentTicketLabel = '';  // the ticket's readable number (工单编号)
 let categories = [];
 let units = [];
 let regions = []; // flattened region tree: [{code, path, level}]
+let refusalReasons = []; // [{code, name, outcomes}] from config/refusal_reasons.yaml
 const flattenRegions = (nodes, prefix = '') => nodes.flatMap((n) => {
   const path = n.level === 'city' ? '' : `${prefix}${prefix ? ' / ' : ''}${n.name}`;
   return [...(n.level === 'city' ? [] : [{ code: n.code, path, level: n.level }]), ...flattenRegions(n.children || [], path)];
@@ -221,6 +223,12 @@ function drawTicketForm() {
       el('div', { class: 'small' }, '引用知识：', el('span', { id: 't-article', class: 'muted' }, '未引用')),
       field('答复内容', el('textarea', { id: 't-answer', name: 'answer' })),
       el('div', { style: 'margin-top:8px' }, el('button', { type: 'button', id: 't-close', onclick: () => submitTicket('close_direct') }, '直接办结')),
+      el('h3', {}, '不予受理 / 转其他渠道'),
+      el('div', { class: 'row' },
+        field('原因', Object.assign(select('reason_code', [['', '请选择原因'], ...refusalReasons.map((r) => [r.code, r.name])]), { id: 't-reason' })),
+        el('button', { type: 'button', class: 'shrink', id: 't-refuse', onclick: () => submitTicket('refuse') }, '不予受理'),
+        el('button', { type: 'button', class: 'shrink', id: 't-transfer', onclick: () => submitTicket('transfer_out') }, '转其他渠道')),
+      el('div', { class: 'small muted' }, '告知市民的内容请填写在上方“答复内容”中'),
       el('div', { id: 't-result', class: 'small', style: 'margin-top:8px' })));
 }
 function onCategory() {
@@ -251,9 +259,13 @@ async function submitTicket(action) {
     if (action === 'dispatch' && !$('#t-unit').value) throw new Error('请选择承办单位');
     if (action === 'dispatch' && !$('#t-region').value) throw new Error('请选择属地（区县/街道）');
     if (action === 'close_direct' && !v('#t-answer')) throw new Error('请填写答复内容');
+    const refusal = action === 'refuse' || action === 'transfer_out';
+    if (refusal && !$('#t-reason').value) throw new Error('请选择原因');
+    if (refusal && !v('#t-answer')) throw new Error('请在“答复内容”中填写告知市民的内容');
     if (!v('#t-subject')) throw new Error('请填写事项（标题）');
     const step = action === 'dispatch' ? { unit_code: $('#t-unit').value }
-      : action === 'close_direct' ? { answer: v('#t-answer'), kb_article_id: chosenArticle?.id || undefined } : null;
+      : action === 'close_direct' ? { answer: v('#t-answer'), kb_article_id: chosenArticle?.id || undefined }
+        : refusal ? { reason_code: $('#t-reason').value, answer: v('#t-answer') } : null;
     let t;
     if (!currentTicketId) {
       const body = {
@@ -263,19 +275,21 @@ async function submitTicket(action) {
         category_code: $('#t-category').value || null, urgency: $('#t-urgency').value,
         region_code: $('#t-region').value || null,
       };
-      if (step) body[action] = step;
+      if (step && !refusal) body[action] = step;
       // on a call the server takes line, caller number and link from the call record
       t = (pop ? await post(`/api/v1/console/calls/${pop.call.id}/ticket`, body)
         : await createTicket({ ...body, hotline_number: '12345', channel: 'phone' })).ticket;
       currentTicketId = t.id;
       currentTicketLabel = t.number || `#${t.id}`;
       $('#t-number').textContent = `工单 ${currentTicketLabel}`;
+      if (refusal) t = (await ticketAction(currentTicketId, action, step)).ticket;
     } else if (step) {
       t = (await ticketAction(currentTicketId, action, step)).ticket;
     } else { toast(`工单 ${currentTicketLabel} 已受理`); return; }
     result.className = 'small dl-ontime';
     const what = action === 'dispatch' ? `已派单至${$('#t-unit').selectedOptions[0].textContent}`
-      : action === 'close_direct' ? '已直接办结' : '已受理';
+      : action === 'close_direct' ? '已直接办结' : action === 'refuse' ? '已不予受理'
+        : action === 'transfer_out' ? '已转其他渠道' : '已受理';
     result.textContent = `工单 ${currentTicketLabel} ${what}（${t.state_name || TICKET_STATES[t.state] || t.state}）`;
     toast(result.textContent);
   } catch (e) { result.className = 'small error-text'; result.textContent = e.message; }
@@ -297,7 +311,7 @@ function onPush(msg) {
 }
 
 // -- start --------------------------------------------------------------------------
-const [seatData, meta, current, cats, unitList, regionTree] = await firstData;
+const [seatData, meta, current, cats, unitList, regionTree, reasonList] = await firstData;
 if (!seatData) fail(new Error('无法读取座席状态'));
 setServerTime(seatData?.server_time);
 seat = seatData?.seat ?? { state: 'offline', since: new Date().toISOString() };
@@ -306,6 +320,7 @@ pop = current?.pop ?? null;
 categories = cats ? flattenCategories(items(cats)) : [];
 units = unitList ? items(unitList) : [];
 regions = regionTree ? flattenRegions(items(regionTree)) : [];
+refusalReasons = reasonList ? items(reasonList) : [];
 drawSeat(); drawTicketForm(); drawPop(); drawKb();
 connectPush(onPush, async () => {
   // missed pushes while disconnected: the tables are the truth
