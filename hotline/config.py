@@ -176,6 +176,16 @@ def _build_section(cls: type[T], raw: Mapping[str, Any], name: str) -> T:
     return cls(**values)
 
 
+def read_secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The one place a secret (a signing key, the AMI password) is read from the
+    environment: never a setting of the file, never read by feature modules from
+    ``os.environ`` themselves. Only ``HOTLINE_*`` variables are secrets here."""
+    if not name.startswith("HOTLINE_"):
+        raise ConfigError(f"a secret comes from a HOTLINE_* environment variable, not {name!r}", field=name)
+    value = (os.environ if env is None else env).get(name)
+    return value or None
+
+
 def section_settings(settings: Settings, name: str, cls: type[T]) -> T:
     """Read the ``[name]`` table into ``cls``, a frozen dataclass whose every field has
     a default: the one way feature packages read their settings. Unknown keys and

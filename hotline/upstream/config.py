@@ -35,4 +35,7 @@ def upstream_settings(settings: Settings) -> UpstreamSettings:
     cfg = section_settings(settings, "upstream", UpstreamSettings)
     if cfg.max_attempts < 1 or cfg.batch_size < 1:
         raise ConfigError("[upstream] max_attempts and batch_size must be ≥ 1", field="upstream")
+    if cfg.key_env and not cfg.key_env.startswith("HOTLINE_"):
+        raise ConfigError(f"[upstream] key_env must name a HOTLINE_* environment variable, got {cfg.key_env!r}",
+                          field="upstream.key_env")
     return cfg

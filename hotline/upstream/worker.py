@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from hotline.config import read_secret
 from hotline.db.locks import LockKey, run_on_one_node, wait_or_stop
 from hotline.feed.changes import Change, Cursor, fetch_after
 from hotline.jsoncodec import dumps
@@ -59,7 +59,7 @@ class UpstreamWorker:
         self.session: aiohttp.ClientSession | None = None
         self.outage = 0  # consecutive "unavailable" answers
         self._isolate_until: Cursor | None = None  # send singly up to here (a batch was refused)
-        self._key = os.environ.get(cfg.key_env) if cfg.key_env else None
+        self._key = read_secret(cfg.key_env) if cfg.key_env else None
         self.wake = wake
 
     async def close(self) -> None:
