@@ -169,6 +169,8 @@ async def test_supervisor_sees_the_wallboard_move(pages, agi, reference, knowled
     await seed_day(runtime, agents, rng=random.Random(12345))  # a day of traffic
     supervisor = await pages.user("supervisor")
     page = await pages.sign_in(supervisor, expect="supervisor")
+    # refusals by reason (the server's month): a panel fed by /api/v1/tickets/refusals
+    await page.wait_for_selector("#refusals[data-loaded='1'] #refusal-totals:has-text('不予受理')")
     offered = int(await page.inner_text("#kpi-offered .v"))
     assert offered > 0
     await page.wait_for_selector("#kpi-waiting .v:text-is('0')")

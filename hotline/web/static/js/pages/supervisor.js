@@ -26,8 +26,10 @@ const lexiconPanel = el('section', { class: 'panel', id: 'kb-lexicon' });
 const rankPanel = el('section', { class: 'panel', id: 'ranking' });
 const appealPanel = el('section', { class: 'panel', id: 'appeals' });
 const notifyPanel = el('section', { class: 'panel', id: 'notifications' });
+const refusalPanel = el('section', { class: 'panel', id: 'refusals' });
 app.className = 'grid2';
-app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, qualityPanel, appealPanel, notifyPanel, kbPanel, lexiconPanel);
+app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, refusalPanel, qualityPanel, appealPanel, notifyPanel,
+  kbPanel, lexiconPanel);
 kpis.style.gridColumn = '1 / -1';
 reportPanel.style.gridColumn = '1 / -1';
 rankPanel.style.gridColumn = '1 / -1';
@@ -373,10 +375,25 @@ const metaLoaded = get('/api/v1/console/meta').then((m) => { timeZone = m.timezo
 const unitsLoaded = get('/api/v1/console/units')
   .then((d) => { unitNames = Object.fromEntries(items(d).map((u) => [u.code, u.name])); }, (e) => console.warn(e));
 
+// -- 不予受理 / 转其他渠道 by reason, this month (the server's month) -----------------------
+async function loadRefusals() {
+  let report;
+  try { report = await get('/api/v1/tickets/refusals'); } catch (e) { fail(e); return; }
+  const rows = (report.items || []).filter((i) => i.count > 0);
+  clear(refusalPanel).append(el('h2', {}, '不予受理与转其他渠道（本月）'),
+    el('div', { class: 'small muted', id: 'refusal-totals' },
+      `不予受理 ${report.totals.refused} 件 · 转其他渠道 ${report.totals.transferred} 件 · 本月受理 ${report.tickets_taken} 件`),
+    rows.length ? el('table', { id: 'refusal-table' }, el('tr', {}, el('th', {}, '去向'), el('th', {}, '原因'), el('th', {}, '件数')),
+      ...rows.map((i) => el('tr', {}, el('td', {}, i.outcome_name), el('td', {}, i.reason_name), el('td', {}, String(i.count)))))
+      : el('div', { class: 'muted' }, '本月暂无'));
+  refusalPanel.dataset.loaded = '1';
+}
+
 // -- start -------------------------------------------------------------------------------
 board = await firstBoard;
 if (board) setServerTime(board.at); else fail(new Error('无法读取大屏数据'));
 drawBoard();
+loadRefusals();
 connectPush((msg) => {
   if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
   else if (msg.type === 'ticket') { loadRisk(); }
