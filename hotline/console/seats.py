@@ -30,6 +30,7 @@ from hotline.calls.members import (
     validate_interface,
     validate_skills,
 )
+from hotline.db.locks import LockKey
 from hotline.errors import Conflict, NotFound, ValidationError
 from hotline.events import publish
 from hotline.registry import Registry
@@ -94,7 +95,7 @@ class SeatChange:
 #: seat changes that touch the PBX hold this advisory lock shared, a reconcile holds it
 #: exclusively: a reconcile never undoes a change made between its reading Asterisk
 #: and its reading the seats
-PBX_LOCK = 1_2345_0060
+PBX_LOCK = int(LockKey.PBX_MEMBERSHIP)  # queue membership vs seat changes (hotline/db/locks.py)
 
 
 def _seat(row: Any) -> Seat:
