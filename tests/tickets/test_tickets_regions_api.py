@@ -36,6 +36,15 @@ async def test_regions_rules_and_suggestion(api_as: Any, seeded: Any) -> None:
     await _json(await admin.post("/api/v1/regions", json={"code": "330902099", "name": "试验街道", "level": "street",
                                                           "parent_code": "330902"}), 201)
     await _json(await admin.patch("/api/v1/regions/330902099", json={"active": False}), 200)
+    # units are bound to regions through the units API (a street's new office answers for it)
+    await _json(await admin.post("/api/v1/units", json={"code": "dinghai-changguo", "name": "定海区昌国街道",
+                                                        "kind": "street", "parent_code": "dinghai"}), 201)
+    bound = await _json(await admin.patch("/api/v1/units/dinghai-changguo", json={"region_code": "330902002"}), 200)
+    assert bound["unit"]["region_code"] == "330902002"
+    got = await _json(await agent.get("/api/v1/dispatch-suggestion?region=330902002"), 200)
+    assert got["unit"]["code"] == "dinghai-changguo"
+    bad = await _json(await admin.patch("/api/v1/units/dinghai-changguo", json={"region_code": "330902777"}), 400)
+    assert bad["error"]["field"] == "region_code"
     # the suggestion for region x category, then a rule that changes it
     got = await _json(await agent.get("/api/v1/dispatch-suggestion?region=330902003"), 200)
     assert got["unit"]["code"] == "dinghai-huannan"
