@@ -35,7 +35,7 @@ class IngestSettings:
     #: minutes after which a CDR leg no call claimed counts as unlinked in the quality report
     cdr_unlinked_minutes: int = 10
     #: seconds between polls of a followed file that did not grow
-    follow_interval: float = 1.0
+    follow_interval: float = 5.0
     #: the line a CDR-recorded call is put on when its tag names no known line
     cdr_default_line: str = "12345"
     #: minutes after ``hotline ingest rotate-key`` during which the previous key still signs

@@ -201,32 +201,41 @@ class TelephonyService:
                     fut.cancel()
 
     async def _wrapup_loop(self) -> None:
-        """Seats in after-call work return to ready when their ``wrapup_seconds`` are up:
-        the loop sleeps until the next one is due, or until a seat enters after-call work
-        (``seat.changed``), so an idle node asks the database nothing but a rare check."""
-        entered = asyncio.Event()
+        """Seats in after-call work return to ready when their ``wrapup_seconds`` are up.
+        The loop sleeps until the next one is due: a seat entering after-call work
+        (``seat.changed``) is due ``wrapup_seconds`` later, without asking the database;
+        the database is asked when a seat is due (and, without news, every WRAPUP_IDLE
+        seconds: another node's seats, a lost event)."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        due_at = loop.time()
 
         def on_seat(topic: str, payload: dict[str, object]) -> None:
+            nonlocal due_at
             if payload.get("state") == "after_call":
-                entered.set()
+                due_at = min(due_at, loop.time() + self.calls.wrapup_seconds)
+                changed.set()
 
         unsubscribe = None
         with contextlib.suppress(Exception):  # without events, the idle check still runs
             unsubscribe = (await self.runtime.events()).subscribe("seat.changed", on_seat)
         try:
             while not self._stopping.is_set():
-                entered.clear()
-                try:
-                    async with (self.pool or self.runtime.pool).acquire() as conn:
-                        _, due = await store.finish_wrapups_due(conn, self.calls.wrapup_seconds)
-                    wait = WRAPUP_IDLE if due is None else min(max(due, WRAPUP_MIN), WRAPUP_IDLE)
-                except Exception as exc:  # the database may be away for a while
-                    log.warning("returning seats from after-call work failed (will retry): %s", exc)
-                    wait = RETRY_SOON
+                changed.clear()
+                if loop.time() >= due_at:
+                    due_at = loop.time() + WRAPUP_IDLE
+                    try:
+                        async with (self.pool or self.runtime.pool).acquire() as conn:
+                            _, due = await store.finish_wrapups_due(conn, self.calls.wrapup_seconds)
+                        if due is not None:
+                            due_at = min(due_at, loop.time() + max(due, WRAPUP_MIN))
+                    except Exception as exc:  # the database may be away for a while
+                        log.warning("returning seats from after-call work failed (will retry): %s", exc)
+                        due_at = loop.time() + RETRY_SOON
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(max(due_at - loop.time(), 0.0)):
                         stop = asyncio.ensure_future(self._stopping.wait())
-                        woken = asyncio.ensure_future(entered.wait())
+                        woken = asyncio.ensure_future(changed.wait())
                         try:
                             await asyncio.wait({stop, woken}, return_when=asyncio.FIRST_COMPLETED)
                         finally:
