@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -342,9 +343,10 @@ async def test_agent_page_catches_up_after_a_lost_connection(pages, server, plac
     for client in lost:
         hub.remove(client)  # the node forgets the socket: pushes no longer reach it
     call_id = await place_call("12329", "13600001234", agent_id=agent.id)  # nobody hears this push
-    async with asyncio.timeout(5):
-        while await pages.pool.fetchval("SELECT current_call_id FROM seats WHERE user_id = $1", agent.id) != call_id:
-            await asyncio.sleep(0.05)
+    async def on_the_seat() -> bool:
+        return await pages.pool.fetchval("SELECT current_call_id FROM seats WHERE user_id = $1", agent.id) == call_id
+
+    await wait_for(on_the_seat, what="the call on the agent's seat")
     assert await page.locator("#pop-line").count() == 0
     for client in lost:
         await client.ws.close(code=1012, message=b"restart")  # the page reconnects and catches up
