@@ -7,10 +7,13 @@ counts an attempt), and the capped exponential backoff between tries."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -62,3 +65,36 @@ def public_endpoint(url: str) -> str | None:
     parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+class DeliveryWorker(Protocol):
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DeliveryService:
+    """A delivery worker (the upstream push, the notification gateway) as a node service
+    of role ``workers``: one task running ``worker.run`` until stopped, then the
+    worker's HTTP session closed. Subclasses set ``name`` and ``order`` and call
+    :meth:`launch` from ``start``."""
+
+    role = "workers"
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.worker: DeliveryWorker | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def launch(self, worker: DeliveryWorker, task_name: str) -> None:
+        self.worker = worker
+        self.task = asyncio.create_task(worker.run(self.stopping), name=task_name)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.worker is not None:
+            await self.worker.close()

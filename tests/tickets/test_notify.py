@@ -160,6 +160,33 @@ async def test_one_result_reaches_every_merged_caller(pool: asyncpg.Pool, cast: 
         (master, "13800001111", numbers[master]), (duplicate, "13900003333", numbers[duplicate])]
 
 
+async def test_the_worker_runs_as_a_node_service(pool: asyncpg.Pool, cast: Cast, runtime) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from support import wait_for
+
+    from hotline.notify.service import create_service
+    from hotline.services import NodeOptions
+
+    assert create_service(runtime, NodeOptions()) is None  # no [notify] url: nothing is sent
+    gateway = Gateway()
+    server = TestServer(gateway.app(), host="127.0.0.1")
+    await server.start_server()
+    runtime.settings = replace(runtime.settings, extra={**runtime.settings.extra,
+                                                        "notify": {"url": str(server.make_url("/sms"))}})
+    service = create_service(runtime, NodeOptions())
+    assert service is not None and service.role == "workers"
+    await service.start()
+    try:
+        async with pool.acquire() as conn:
+            await new_ticket(conn, cast, caller_number="13800001111")
+        await wait_for(lambda: len(gateway.received) == 1, what="the receipt delivered")
+    finally:
+        await service.stop()
+        await server.close()
+    assert await _statuses(pool) == [("receipt", "sent", 0)]
+
+
 def test_the_settings_are_checked_at_start() -> None:
     with pytest.raises(ConfigError) as err:
         notify_settings(Settings(extra={"notify": {"receipt_template": "您的电话{phone}"}}))
