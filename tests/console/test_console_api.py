@@ -221,3 +221,20 @@ async def test_logout_everywhere_closes_the_push_channel(api_as, server) -> None
             while msg.type.name == "TEXT":
                 msg = await ws.receive()
         assert ws.close_code == 4401
+
+
+async def test_screen_pop_open_tickets_mask_the_callers_name(api_as, place_call) -> None:
+    """The pop's ticket summaries are documented as masked: the number and the name."""
+    agent = await api_as("agent")
+    first = await place_call("12333", "13900005555", agent_id=agent.user.id)
+    resp = await agent.post(f"/api/v1/console/calls/{first}/ticket",  # the one intake path, from the console
+                            json={"subject": "咨询社保关系转移", "caller_name": "张三丰", "kind": "enquiry"})
+    assert resp.status == 201, await resp.text()
+    ticket = (await resp.json())["ticket"]
+    assert ticket["hotline_number"] == "12333"  # line and number come from the call, not the browser
+    again = await place_call("12333", "13900005555", agent_id=agent.user.id)
+    pop = await (await agent.get(f"/api/v1/console/calls/{again}/pop")).json()
+    summary = next(t for t in pop["open_tickets"] if t["id"] == ticket["id"])
+    assert summary["caller_name"] == "张**" and summary["caller_number"] == "139****5555"
+    text = json.dumps(pop, ensure_ascii=False)
+    assert "张三丰" not in text and "13900005555" not in text
