@@ -8,7 +8,7 @@ import pytest
 from test_tickets_rates import APRIL_1, MARCH, seed_march
 from tickets_support import LEAD, OTHER, Cast
 
-from hotline.assessment import AssessmentSettings, assessment_settings, ranking
+from hotline.assessment import AssessmentSettings, assessment_settings, grant_exemption, ranking
 from hotline.config import Settings
 from hotline.errors import ConfigError
 
@@ -41,6 +41,15 @@ async def test_the_ranking_matches_the_hand_computation(pool: asyncpg.Pool, marc
     assert _scores(rows) == [(LEAD, 66.67, 1), (OTHER, 50.0, 2)]
     strict = AssessmentSettings(min_items=8)  # LEAD has 4 + 3 + 3 = 10 items, OTHER 2 + 2 + 2 = 6
     assert _scores(await ranking(pool, MARCH, strict, now=APRIL_1)) == [(LEAD, 50.0, 1), (OTHER, 55.0, None)]
+
+
+async def test_equal_scores_share_a_rank(pool: asyncpg.Pool, cast: Cast, march: dict[str, int]) -> None:
+    only_response = AssessmentSettings(response_weight=1, resolution_weight=0, satisfaction_weight=0)
+    assert _scores(await ranking(pool, MARCH, only_response, now=APRIL_1)) == [(OTHER, 100.0, 1), (LEAD, 50.0, 2)]
+    async with pool.acquire() as conn:  # LEAD's late sign-ins exempted: 2 / 2 on time, like OTHER
+        for key in ("a2", "a4"):
+            await grant_exemption(conn, cast.supervisor, march[key], LEAD, "系统故障期间派单")
+    assert _scores(await ranking(pool, MARCH, only_response, now=APRIL_1)) == [(OTHER, 100.0, 1), (LEAD, 100.0, 1)]
 
 
 async def test_appeals_and_exemptions_move_the_score_with_an_audit_trail(
