@@ -28,7 +28,7 @@ class Runtime:
     registry: Registry
     db: Database
     #: builds the PBX port that moves a live channel (``[calls] ami_*`` settings ->
-    #: :class:`hotline.calls.live_transfer.ChannelMover` or None). The composition
+    #: :class:`hotline.calls.transfer.ChannelMover` or None). The composition
     #: root (``hotline.node``) passes the AMI adapter; None: transfers are decided
     #: and recorded but no channel is moved.
     channel_mover: Callable[[Any], Any] | None = None

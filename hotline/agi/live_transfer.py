@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hotline.agi.ami import AmiClient, AmiConfig, AmiError
-from hotline.calls.live_transfer import ChannelMover, ChannelNotMoved
 from hotline.calls.settings import CallSettings
+from hotline.calls.transfer import ChannelMover, ChannelNotMoved
 
 
 class AmiMover:

@@ -12,6 +12,7 @@ from typing import Any
 from hotline.calls.channel import Channel, ChannelHungUp
 from hotline.calls.context import CallContext
 from hotline.calls.store import DatabaseDown, make_entry, now
+from hotline.calls.transfer import finish_attempt
 
 log = logging.getLogger("hotline.calls")
 
@@ -96,8 +97,6 @@ async def dial_result(ctx: CallContext, channel: Channel) -> DialResult:
     if fallback:
         decision["action"] = f"back to the {platform.queue} queue (7x24)"
     if attempt_id is not None:
-        from hotline.calls.transfer import finish_attempt
-
         try:
             async with ctx.store.connection() as conn:
                 async with conn.transaction():
@@ -146,8 +145,6 @@ async def _finish_open_attempts(ctx: CallContext, uid: str, outcome: str) -> Non
     """A transfer whose ``Dial()`` was answered never reaches ``dial_result``: Dial()
     hangs the caller up when the bridged callee does (no ``g`` option), so the
     hangup handler's DIALSTATUS is the only report of how the last Dial() ended."""
-    from hotline.calls.transfer import finish_attempt
-
     try:
         async with ctx.store.connection() as conn:
             async with conn.transaction():

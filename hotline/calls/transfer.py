@@ -1,27 +1,41 @@
-"""Transfers of an answered call: to the line's expert-seat pool (专家座席) or to a
-sub-centre (分中心). Both record every attempt in ``transfer_attempts``, carry the
-ticket, publish ``transfer.expert`` / ``transfer.subcenter``, and fall back (the
-expert pool queue or a callback ticket; the 12345 queue) when the target cannot
-take the call.
+"""Transfers of an answered call, all of them in this module: to the line's
+expert-seat pool (专家座席) or to a sub-centre (分中心), decided from the console
+(:func:`transfer_live_call`, which then has the caller's channel moved) or from inside
+the dialplan (:func:`transfer_from_channel`, a feature code or blind transfer into
+``hotline-transfer``), and finished by the ``Dial()`` result (:func:`finish_attempt`).
+
+Every attempt is recorded in ``transfer_attempts``, carries the ticket, publishes
+``transfer.expert`` / ``transfer.subcenter``, and falls back (the expert pool queue or
+a callback ticket; the 12345 queue) when the target cannot take the call.
 
 Choosing an expert locks the seat row with ``FOR UPDATE SKIP LOCKED`` and marks
 it ``on_call`` in the same transaction: two agents transferring at the same
 moment never get the same expert.
+
+Moving a live channel is a port (:class:`ChannelMover`): the PBX adapter (AMI
+``Setvar HOTLINE_XFER_*`` and ``Redirect`` to ``hotline-transfer,decided,1``, where the
+generated dialplan acts on the decision) is given by the composition root
+(``hotline.node``: :func:`hotline.agi.live_transfer.ami_mover`), so neither this module
+nor the web routes import an adapter. If the PBX refuses, the decision is undone (the
+expert's seat freed, the attempt marked failed).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from hotline.calls import store
+from hotline.calls.channel import Channel
 from hotline.calls.context import CallContext
+from hotline.calls.incoming import set_variables
 from hotline.calls.settings import EXPERT_FALLBACKS
-from hotline.calls.store import OPEN_STATES, make_entry, now
-from hotline.errors import Conflict, NotFound, ValidationError
+from hotline.calls.store import OPEN_STATES, DatabaseDown, make_entry, now
+from hotline.errors import Conflict, HotlineError, NotFound, ValidationError
 from hotline.events import publish
 from hotline.registry import Hotline, Mode
 
@@ -269,3 +283,88 @@ def journal_failure(call_uid: str, kind: str, error: str) -> dict[str, Any]:
         "step": f"transfer_{kind}", "outcome": "failed", "reason": f"database unavailable: {error}"[:200],
         "action": "12345 queue", "at": now().isoformat(),
     }]})
+
+
+# ---- from the console: decide, then move the caller's channel -------------------------
+
+TRANSFER_CONTEXT = "hotline-transfer"
+DECIDED_EXTEN = "decided"
+KINDS = ("expert", "subcenter")
+
+
+class ChannelNotMoved(Exception):
+    """The PBX refused to move the channel, or could not be reached."""
+
+
+class ChannelMover(Protocol):
+    async def redirect(self, channel: str, context: str, exten: str, priority: int, *,
+                       variables: Mapping[str, str]) -> None:
+        """Move ``channel`` to ``context,exten,priority`` after setting ``variables``;
+        raises :class:`ChannelNotMoved`."""
+
+
+async def transfer_live_call(
+    ctx: CallContext, *, call_id: int, kind: str, target: str | None = None, fallback: str | None = None,
+    requested_by: int | None = None, mover: ChannelMover | None = None,
+) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {list(KINDS)}", field="kind", value=kind)
+    if kind == "expert":
+        result: TransferOutcome = await transfer_expert(
+            ctx, call_id=call_id, target=target, fallback=fallback, requested_by=requested_by, via="api")
+    else:
+        result = await transfer_subcenter(ctx, call_id=call_id, target=target, requested_by=requested_by, via="api")
+    body = result.to_json()
+    if result.outcome == "failed":
+        body.update(channel_moved=False, note="nothing to move: the call stays where it is")
+        return body
+    if mover is None:
+        body.update(channel_moved=None, note="no AMI configured ([calls] ami_host): decision recorded, channel not moved")
+        return body
+    async with ctx.store.connection() as conn:
+        channel = await conn.fetchval("SELECT channel FROM calls WHERE id = $1", result.call_id)
+    try:
+        if not channel:
+            raise ChannelNotMoved("the call has no Asterisk channel on record")
+        await mover.redirect(channel, TRANSFER_CONTEXT, DECIDED_EXTEN, 1,
+                             variables=result.variables(ctx.calls.callback_sound))
+    except ChannelNotMoved as exc:
+        log.warning("transfer of call %s: channel not moved: %s", result.call_id, exc)
+        async with ctx.store.connection() as conn:
+            async with conn.transaction():
+                await release_attempt(conn, result.attempt_id, f"channel not moved: {exc}"[:300])
+                # the citizen is still with the agent: the call is answered again
+                await store.note_on_call(conn, result.call_id, [{
+                    "step": f"transfer_{kind}", "attempt_id": result.attempt_id, "outcome": "failed",
+                    "reason": f"AMI: {exc}"[:200]}], state="answered", only_from=("transferred", "queued"))
+        body.update(outcome="failed", channel_moved=False, reason=f"channel not moved: {exc}")
+        return body
+    async with ctx.store.connection() as conn:
+        await conn.execute("UPDATE transfer_attempts SET channel_moved = true WHERE id = $1", result.attempt_id)
+    body.update(channel_moved=True, note=None)
+    return body
+
+
+# ---- from inside the dialplan: the AGI runs on the caller's channel ----------------------
+
+async def transfer_from_channel(ctx: CallContext, channel: Channel, kind: str) -> str:
+    req = channel.request
+    uid = (req.param("uid", 2) or req.uniqueid)[:150]
+    target = req.param("target", 1).strip() or None
+    flow = transfer_expert if kind == "expert" else transfer_subcenter
+    try:
+        result = await flow(ctx, call_uid=uid, target=target, via="agi")
+    except DatabaseDown as exc:
+        await ctx.writer.write(journal_failure(uid, kind, str(exc)))
+        await set_variables(channel, {"HOTLINE_XFER_OUTCOME": "failed"})
+        return "failed"
+    except HotlineError as exc:
+        log.warning("transfer_%s for %s refused: %s", kind, uid, exc.message)
+        await ctx.writer.write(make_entry("update", uid, {"append": [{
+            "step": f"transfer_{kind}", "outcome": "failed", "reason": exc.message[:200],
+            "via": "agi", "at": now().isoformat(),
+        }]}))
+        await set_variables(channel, {"HOTLINE_XFER_OUTCOME": "failed"})
+        return "failed"
+    await set_variables(channel, result.variables(ctx.calls.callback_sound))
+    return result.outcome

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hotline.agi.handlers import entry_point
 from hotline.calls.channel import Channel
 from hotline.calls.context import CallContext
-from hotline.calls.transfer_agi import transfer_from_channel
+from hotline.calls.transfer import transfer_from_channel
 
 
 @entry_point("transfer_expert")

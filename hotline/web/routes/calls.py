@@ -4,7 +4,7 @@ and the console's transfer buttons (``POST /api/v1/calls/{id}/transfer``).
 Caller numbers are masked unless the viewer needs them (the agent or expert on
 that call, a supervisor) and asks with ``?unmask=1``; every unmasked view is
 audited. Thin: the domain is :mod:`hotline.calls`; the channel is moved by
-:mod:`hotline.calls.live_transfer` (the PBX moves the channel through the runtime's mover).
+:mod:`hotline.calls.transfer` (the PBX moves the channel through the runtime's mover).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from aiohttp import web
 from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.calls.context import CallContext
-from hotline.calls.live_transfer import KINDS, transfer_live_call
 from hotline.calls.queries import call_json, get_call, is_on_call, list_calls, transfer_attempts
 from hotline.calls.settings import EXPERT_FALLBACKS
+from hotline.calls.transfer import KINDS, transfer_live_call
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
