@@ -330,7 +330,10 @@ class KbIndex:
 
     def _docset(self, searcher: Any, query: Query | None) -> set[int] | None:
         """The documents a filter allows, computed once per searcher generation (whoosh
-        would recompute it on every search)."""
+        would recompute it on every search) from per-segment sets kept across
+        generations: after a publish only the new small segment is evaluated, not the
+        50,000 documents of the big ones. (A document deleted from an old segment may
+        stay in its set: whoosh never matches deleted documents.)"""
         if query is None:
             return None
         cache: dict[str, set[int]] = self._local.filters
@@ -339,13 +342,28 @@ class KbIndex:
         if docs is None:
             if len(cache) > 256:
                 cache.clear()
-            docs = cache[key] = set(query.docs(searcher))
+            segments: dict[tuple[str, str], frozenset[int]] = getattr(self._local, "segments", None) or {}
+            if len(segments) > 1024:
+                segments = {}
+            self._local.segments = segments
+            docs = set()
+            for sub, offset in searcher.leaf_searchers():
+                segment = sub.reader().segment()
+                seg_key = (segment.segment_id() if segment is not None else "", key)
+                local = segments.get(seg_key) if segment is not None else None
+                if local is None:
+                    local = frozenset(query.docs(sub))
+                    if segment is not None:
+                        segments[seg_key] = local
+                docs.update(offset + d for d in local)
+            cache[key] = docs
         return docs
 
     def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
                    limit: int, vocabulary: Vocabulary | None = None) -> tuple[int, bool, list[Candidate]]:
         """``(total, total_is_exact, candidates)``: the best ``limit`` documents of the
-        query ``build(searcher)`` returns (``None``: every document, newest first). With block-max skipping whoosh does not count every
+        query ``build(searcher)`` returns (``None``: every document, newest first);
+        when not exact, ``total`` is only how many were collected. With block-max skipping whoosh does not count every
         match; the total is then its estimate."""
         searcher = self._searcher()
         allowed = self._docset(searcher, filter)
@@ -359,10 +377,13 @@ class KbIndex:
             kwargs["reverse"] = True
         results = searcher.search(query, **kwargs)
         scored = results.scored_length()
-        # counting every match would run the query a second time: when fewer than
-        # ``limit`` matched, they are all here; otherwise whoosh's estimate
+        # counting every match would run the query a second time (whoosh's
+        # ``estimated_length`` does, for the array matcher): when fewer than ``limit``
+        # matched, they are all here; otherwise the caller estimates
         exact = scored < limit
-        total = scored if exact else max(scored, results.estimated_length())
+        total = scored
+        if not exact and "sortedby" in kwargs:
+            exact, total = True, len(results)  # browsing (no words): the count is cheap and wanted
         out = []
         for i in range(scored):
             hit = results[i]

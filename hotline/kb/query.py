@@ -412,6 +412,9 @@ class Ranker:
         limit = max(self.params.candidates, page * pagelen)
         total, exact, cands = index.candidates(lambda s: self.build_query(plan, vocab), filter=filter, limit=limit,
                                                vocabulary=vocab)
+        if not exact:
+            # an estimate without a counting pass: at least the most frequent word's articles
+            total = max([total, *(max(vocab.df("head", w.word), vocab.df("body", w.word)) for w in plan.words)])
         ranked = self.rank(plan, cands, vocab)
         self._max_idf = math.log(1 + (vocab.docs - 0.5) / 1.5)
         if not self._relevant(plan, ranked):
