@@ -136,6 +136,10 @@ class KnowledgeBase:
                 listener.on_reconnect.append(self.kick)
             await self._load_lexicon()
             await self.check()
+            # warm the shared per-segment filter sets: the first search after start (or
+            # after the first publish) then pays only for what changed
+            await asyncio.to_thread(self.index.warm, self._filter(SearchRequest(
+                today=dt.datetime.now(self.runtime.settings.tz).date())))
             self.opened = True
 
     async def _load_lexicon(self) -> bool:

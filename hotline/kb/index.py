@@ -244,6 +244,10 @@ class KbIndex:
         self._ix: Any = None
         self._local = threading.local()
         self._open_lock = threading.Lock()
+        #: per-segment filter document sets, shared by the searching threads (immutable
+        #: sets; a segment's numbering never changes)
+        self._segment_sets: dict[tuple[str, str], frozenset[int]] = {}
+        self._segment_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------
     def open(self) -> IndexMeta | None:
@@ -323,6 +327,10 @@ class KbIndex:
         self._local.searcher, self._local.ix = searcher, self._ix
         return searcher
 
+    def warm(self, filter: Query | None) -> None:
+        """Compute a filter's document sets for the current generation."""
+        self._docset(self._searcher(), filter)
+
     def forget_searcher(self) -> None:
         """Drop this thread's searcher (the next search opens a fresh one)."""
         self._local.searcher = None
@@ -342,10 +350,7 @@ class KbIndex:
         if docs is None:
             if len(cache) > 256:
                 cache.clear()
-            segments: dict[tuple[str, str], frozenset[int]] = getattr(self._local, "segments", None) or {}
-            if len(segments) > 1024:
-                segments = {}
-            self._local.segments = segments
+            segments = self._segment_sets
             docs = set()
             for sub, offset in searcher.leaf_searchers():
                 segment = sub.reader().segment()
@@ -354,7 +359,10 @@ class KbIndex:
                 if local is None:
                     local = frozenset(query.docs(sub))
                     if segment is not None:
-                        segments[seg_key] = local
+                        with self._segment_lock:
+                            if len(segments) > 1024:
+                                segments.clear()
+                            segments[seg_key] = local
                 docs.update(offset + d for d in local)
             cache[key] = docs
         return docs
