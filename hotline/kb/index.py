@@ -328,8 +328,9 @@ class KbIndex:
         return searcher
 
     def warm(self, filter: Query | None) -> None:
-        """Compute a filter's document sets for the current generation."""
+        """Open this thread's searcher and compute a filter's document sets."""
         self._docset(self._searcher(), filter)
+        self.vocabulary()
 
     def forget_searcher(self) -> None:
         """Drop this thread's searcher (the next search opens a fresh one)."""
