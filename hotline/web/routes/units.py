@@ -10,6 +10,7 @@ from hotline.errors import NotFound, ValidationError
 from hotline.tickets.catalogue import list_catalogue, list_units, save_unit, set_catalogue
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response, read_json
 
 UNIT_BODY = {"type": "object", "properties": {
@@ -25,7 +26,7 @@ UNIT_BODY = {"type": "object", "properties": {
          responses={200: "units with their liaisons' user ids"})
 async def units(request: web.Request) -> web.Response:
     """List handling units (承办单位) with their liaisons."""
-    items = await list_units(request.app[RUNTIME].pool, include_inactive=request.query.get("all") in ("1", "true"))
+    items = await list_units(request.app[RUNTIME].pool, include_inactive=query_bool(request, "all"))
     return json_response({"items": items})
 
 
