@@ -25,6 +25,7 @@ from hotline.tickets.workflow import apply
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool, query_optional_bool
 from hotline.web.util import json_response, query_int, read_json
 
 FRONT = ("agent", "expert", "dispatcher", "supervisor", "admin")
@@ -151,13 +152,13 @@ async def list_(request: web.Request) -> web.Response:
     q = request.query
     limit = query_int(request, "limit", 50, high=500)
     before = query_int(request, "before_id", None, high=2**62)
-    overdue = {"true": True, "1": True, "false": False, "0": False}.get(q.get("overdue", ""), None)
+    overdue = query_optional_bool(request, "overdue")
     if q.get("caller") and is_unit_only(current_user(request)):
         raise Forbidden("handling units cannot search tickets by caller number", field="caller")
     caller = await caller_filter(request, audit_action="tickets.search_by_caller")
     items = await views.list_tickets(
         request.app[RUNTIME].pool, current_user(request), state=q.get("state"),
-        open_only=q.get("open") in ("1", "true"), unit_code=q.get("unit"), hotline_number=q.get("line"),
+        open_only=query_bool(request, "open"), unit_code=q.get("unit"), hotline_number=q.get("line"),
         caller_number=caller.number, caller_pattern=caller.pattern, overdue=overdue, created_from=_dt(q.get("from"), "from"),
         created_to=_dt(q.get("to"), "to"), before_id=before, limit=limit)
     return json_response({"items": items, "next_before_id": items[-1]["id"] if len(items) == limit else None})
@@ -261,7 +262,7 @@ async def refusal_report(request: web.Request) -> web.Response:
          responses={200: "the category tree with each node's default unit"})
 async def categories(request: web.Request) -> web.Response:
     """The category code table (诉求分类) as a tree, with the dispatch catalogue's default units."""
-    tree = await category_tree(request.app[RUNTIME].pool, include_inactive=request.query.get("all") in ("1", "true"))
+    tree = await category_tree(request.app[RUNTIME].pool, include_inactive=query_bool(request, "all"))
     return json_response({"items": tree})
 
 
