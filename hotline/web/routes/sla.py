@@ -12,6 +12,7 @@ from hotline.sla.policies import create_policy, delete_policy, list_policies, up
 from hotline.tickets.scope import scope_units
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response, query_int, read_json
 
 TAGS = ["sla"]
@@ -99,7 +100,7 @@ async def alerts(request: web.Request) -> web.Response:
                               AND EXISTS (SELECT 1 FROM sla_clocks c WHERE c.id = a.clock_id AND c.stopped_at IS NULL)))
               AND ($3::text[] IS NULL OR a.unit_code = ANY($3::text[]))
             ORDER BY a.id DESC LIMIT $4""",
-        kind, request.query.get("open") in ("1", "true"), await scope_units(pool, user), limit)
+        kind, query_bool(request, "open"), await scope_units(pool, user), limit)
     return json_response({"items": [dict(r) for r in rows]})
 
 
