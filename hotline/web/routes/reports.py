@@ -12,6 +12,7 @@ from hotline.reports import metrics, rates
 from hotline.reports.export import to_csv, to_xlsx
 from hotline.web.access import api_doc, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response
 
 QUERY = {
@@ -106,7 +107,7 @@ async def rates_report(request: web.Request) -> web.Response:
     if fmt not in ("json", "csv", "xlsx"):
         raise ValidationError(f"format must be json, csv or xlsx, got {fmt!r}", field="format")
     rows = await rates.three_rates(rt.pool, period, now=datetime.now(rt.settings.tz), group=q.get("group", "unit"),
-                                   exemptions=q.get("exemptions") in ("1", "true"))
+                                   exemptions=query_bool(request, "exemptions"))
     first, last = period.start.date().isoformat(), period.end.date().isoformat()
     name = f"rates-{first}"
     if fmt == "csv":
