@@ -24,6 +24,7 @@ from hotline.kb.settings import KbSettings
 from hotline.kb.suggest import suggest
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import param_bool
 from hotline.web.util import json_response, param_int, read_json
 
 TAGS = ["knowledge base"]
@@ -33,14 +34,8 @@ _INT = {"type": "integer"}
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise ValidationError(f"{name} 应为 true 或 false", field=name, value=raw)
+    """A boolean parameter with one meaning everywhere (hotline.web.params), None when absent."""
+    return param_bool(params, name) if params.get(name) else None
 
 
 async def _visibility(request: web.Request) -> Visibility:
