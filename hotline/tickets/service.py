@@ -37,7 +37,18 @@ class TicketsSeedService:
         return None
 
     def describe(self) -> str:
-        return f"tickets reference data: {self.result}"
+        """One readable line (the start-up summary), not the seed's dict."""
+        parts = []
+        for key, value in (self.result or {}).items():
+            words = key.replace("_", " ").replace("sla", "SLA")
+            if isinstance(value, dict):
+                parts.append(f"{words} " + ", ".join(f"{k}: {v}" for k, v in value.items()))
+            elif isinstance(value, list | tuple):
+                if value:
+                    parts.append(f"{words}: {', '.join(map(str, value))}")
+            else:
+                parts.append(f"{value} {words}")
+        return "tickets reference data: " + ("; ".join(parts) or "nothing to add")
 
 
 def create_service(runtime: Runtime, options: NodeOptions) -> TicketsSeedService:
