@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import asyncpg
 import pytest
@@ -12,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from support import wait_for
 
+from hotline.config import PACKAGE_DIR
 from hotline.db import LockKey, is_unavailable, run_on_one_node, transaction
 from hotline.web.middlewares import error_middleware
 
@@ -52,8 +54,13 @@ async def test_transaction_joins_the_callers_transaction(runtime) -> None:
     await pool.execute("DROP TABLE tx_probe")
 
 
-def test_lock_keys_are_distinct() -> None:
+def test_lock_keys_are_distinct_and_only_in_the_registry() -> None:
     assert len({int(k) for k in LockKey}) == len(LockKey)
+    magic = re.compile(r"^\s*\w*LOCK\w*\s*=\s*[\d_]{4,}\s*(#.*)?$", re.M)
+    literal = re.compile(r"pg_\w*advisory\w*\(\s*[\d_]{4,}")
+    found = [str(p.relative_to(PACKAGE_DIR)) for p in PACKAGE_DIR.rglob("*.py")
+             if p.name != "locks.py" and (magic.search(t := p.read_text(encoding="utf-8")) or literal.search(t))]
+    assert found == [], f"advisory-lock keys outside hotline/db/locks.py: {found}"
 
 
 async def test_run_on_one_node_waits_while_another_node_holds_the_lock(runtime, caplog) -> None:

@@ -14,7 +14,6 @@ resend after a lost answer (at-least-once delivery)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from datetime import datetime, timedelta
@@ -24,12 +23,12 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 
+from hotline.db.locks import LockKey, run_on_one_node, wait_or_stop
 from hotline.jsoncodec import dumps
 from hotline.notify import NotifySettings, render
 from hotline.outbound import SendResult, backoff, post_json, signed_headers
 
 log = logging.getLogger(__name__)
-LOCK_KEY = 7_345_120_683  # one delivering node at a time
 
 
 class NotifyWorker:
@@ -103,28 +102,12 @@ class NotifyWorker:
 
     async def run(self, stopping: asyncio.Event, *, interval: float = 1.0) -> None:
         """Forever, on the one node holding the lock; survives database outages."""
-        while not stopping.is_set():
-            try:
-                async with self.pool.acquire() as lock_conn:
-                    if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                        try:
-                            while not stopping.is_set():
-                                await self.step(datetime.now(self.tz))
-                                await _sleep(stopping, interval)
-                        finally:
-                            with contextlib.suppress(Exception):
-                                await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-                    else:
-                        await _sleep(stopping, 5.0)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("notification worker lost the database (%s); retrying", exc)
-                await _sleep(stopping, 5.0)
+        async def deliver(lock_conn: asyncpg.Connection) -> None:
+            while not stopping.is_set():
+                await self.step(datetime.now(self.tz))
+                await wait_or_stop(stopping, interval)
 
-
-async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stopping.wait()
+        await run_on_one_node(self.pool, LockKey.NOTIFY_DELIVERY, deliver, stopping, name="notification worker")
 
 
 async def remind(conn: asyncpg.Connection | asyncpg.Pool, cfg: NotifySettings, now: datetime) -> int:
