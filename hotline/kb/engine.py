@@ -123,6 +123,8 @@ class KnowledgeBase:
         self._sync_task: asyncio.Task[None] | None = None
         self._dirty = False
         self._unsubscribe: Any = None
+        #: changes past a running older transaction, applied already (the cursor waits)
+        self._ahead: set[Cursor] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self, *, listen: bool = True) -> None:
@@ -275,9 +277,11 @@ class KnowledgeBase:
                 rows, safe = await kb_changes.read_after(self.runtime.pool, position, limit=BATCH)
                 if not rows:
                     break
-                ids = list(dict.fromkeys(str(c.data.get("id")) for c in rows
+                # rows past a gap were applied on an earlier pass: not again
+                fresh = [c for c in rows if c.cursor not in self._ahead]
+                ids = list(dict.fromkeys(str(c.data.get("id")) for c in fresh
                                          if c.entity == kb_changes.ARTICLE and c.data.get("id")))
-                lexicon_changed = any(c.entity == kb_changes.LEXICON for c in rows)
+                lexicon_changed = any(c.entity == kb_changes.LEXICON for c in fresh)
                 records = await self.runtime.pool.fetch(
                     f"SELECT {ARTICLE_COLUMNS} FROM kb_articles WHERE id = ANY($1)",  # noqa: S608 (constant)
                     ids) if ids else []
@@ -285,12 +289,17 @@ class KnowledgeBase:
                 for doc in docs:
                     self.pinyin.add(head_words(doc))
                 deletes = sorted(set(ids) - {r["id"] for r in records})
+                before = self.cursor
                 if not held and safe is not None:
                     self.cursor = safe
                 held = held or safe != rows[-1].cursor
                 position = rows[-1].cursor
-                await asyncio.to_thread(self.index.write, docs, deletes, cursor=str(self.cursor),
-                                        instance=self.instance, dictionary=self.segmenter.fingerprint)
+                if held:
+                    self._ahead.update(c.cursor for c in fresh if c.cursor > self.cursor)
+                self._ahead = {c for c in self._ahead if c > self.cursor}
+                if docs or deletes or self.cursor != before:
+                    await asyncio.to_thread(self.index.write, docs, deletes, cursor=str(self.cursor),
+                                            instance=self.instance, dictionary=self.segmenter.fingerprint)
                 applied += len(docs) + len(deletes)
                 if lexicon_changed and await self._load_lexicon():
                     rebuild = True
@@ -320,6 +329,7 @@ class KnowledgeBase:
             count = await asyncio.to_thread(self.index.write, docs, (), cursor=str(cursor), instance=self.instance,
                                             dictionary=segmenter.fingerprint, clear=True, procs=procs)
             self.cursor = cursor
+            self._ahead = set()
             self.stats.rebuilds += 1
             self.stats.last_rebuild_reason = reason
             log.info("knowledge-base index rebuilt (%s): %d articles, cursor %s", reason, count, cursor)
