@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.db.errors import is_unavailable
 from hotline.errors import Unavailable
 from hotline.events import CHANNEL as EVENTS_CHANNEL
 from hotline.events import publish, publish_many
@@ -73,19 +74,9 @@ def _value(column: str, value: Any) -> Any:
     return _ts(value) if column in _TIMESTAMPS else value
 
 
-def is_connection_failure(exc: BaseException) -> bool:
-    """Errors that mean "the database is not there", as opposed to a bug or bad data."""
-    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError,
-                        asyncpg.PostgresConnectionError, ConnectionError)):
-        return True
-    if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        return True  # a connection left mid-protocol by a terminated backend
-    if isinstance(exc, asyncpg.PostgresError):
-        state = getattr(exc, "sqlstate", "") or ""
-        # 08 connection exception, 57 operator intervention (shutdown, cannot connect now),
-        # 53 insufficient resources, 55000 "database is not accepting connections"
-        return state[:2] in ("08", "57", "53") or state == "55000"
-    return False
+#: "the database is not there" as opposed to a bug or bad data: the one predicate
+#: (hotline.db.is_unavailable), under the name the call flows use
+is_connection_failure = is_unavailable
 
 
 class CallStore:
