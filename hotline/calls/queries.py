@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.phone import mask
+from hotline.masking import mask, mask_name
 
 _LIST_COLUMNS = (
     "id, call_uid, source, hotline_number, caller_number, caller_kind, route, queue, skill, state, "
@@ -24,7 +24,7 @@ def call_json(row: asyncpg.Record | dict[str, Any], *, unmasked: bool = False) -
     if not unmasked:
         data.pop("caller_raw", None)
         if data.get("caller_name"):
-            data["caller_name"] = data["caller_name"][:1] + "*" * (len(data["caller_name"]) - 1)
+            data["caller_name"] = mask_name(data["caller_name"])
     return data
 
 
