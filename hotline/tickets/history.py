@@ -3,20 +3,13 @@ and the ``ticket.changed`` event that goes with every change."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from hotline.db import transaction  # noqa: F401  (the one helper, re-exported: joins the caller's transaction)
 from hotline.events import publish
-
-
-def transaction(conn: asyncpg.Connection) -> Any:
-    """A transaction, or nothing when the caller already opened one (no savepoint:
-    a refusal raised here aborts the caller's whole unit of work, as it should)."""
-    return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
-
 
 _UNSET: Any = object()
 
