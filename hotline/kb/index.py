@@ -339,10 +339,7 @@ class KbIndex:
 
     def _docset(self, searcher: Any, query: Query | None) -> set[int] | None:
         """The documents a filter allows, computed once per searcher generation (whoosh
-        would recompute it on every search) from per-segment sets kept across
-        generations: after a publish only the new small segment is evaluated, not the
-        50,000 documents of the big ones. (A document deleted from an old segment may
-        stay in its set: whoosh never matches deleted documents.)"""
+        would recompute it on every search)."""
         if query is None:
             return None
         cache: dict[str, set[int]] = self._local.filters
@@ -351,21 +348,7 @@ class KbIndex:
         if docs is None:
             if len(cache) > 256:
                 cache.clear()
-            segments = self._segment_sets
-            docs = set()
-            for sub, offset in searcher.leaf_searchers():
-                segment = sub.reader().segment()
-                seg_key = (segment.segment_id() if segment is not None else "", key)
-                local = segments.get(seg_key) if segment is not None else None
-                if local is None:
-                    local = frozenset(query.docs(sub))
-                    if segment is not None:
-                        with self._segment_lock:
-                            if len(segments) > 1024:
-                                segments.clear()
-                            segments[seg_key] = local
-                docs.update(offset + d for d in local)
-            cache[key] = docs
+            docs = cache[key] = set(query.docs(searcher))
         return docs
 
     def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
