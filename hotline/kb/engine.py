@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import time
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,10 +114,6 @@ class KnowledgeBase:
         self.pinyin = PinyinKeys()
         self._write_lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
-        #: searches run on a few threads of their own: each keeps a warm searcher (a
-        #: thread's first search on a 50,000-article index costs a few hundred ms)
-        self._search_threads = ThreadPoolExecutor(max_workers=self.settings.search_threads,
-                                                  thread_name_prefix="kb-search")
         self._sync_task: asyncio.Task[None] | None = None
         self._dirty = False
         self._unsubscribe: Any = None
@@ -144,12 +138,6 @@ class KnowledgeBase:
                 listener.on_reconnect.append(self.kick)
             await self._load_lexicon()
             await self.check()
-            # warm the shared per-segment filter sets: the first search after start (or
-            # after the first publish) then pays only for what changed
-            live = self._filter(SearchRequest(today=dt.datetime.now(self.runtime.settings.tz).date()))
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(self._search_threads, self.index.warm, live)
-                                   for _ in range(self.settings.search_threads)))
             self.opened = True
 
     async def _load_lexicon(self) -> bool:
@@ -216,7 +204,6 @@ class KnowledgeBase:
                 await self._sync_task
         async with self._write_lock:
             self.index.close()
-        self._search_threads.shutdown(wait=False, cancel_futures=True)
 
     # -- keeping up -----------------------------------------------------------------------
     async def latest(self) -> Cursor:
@@ -382,10 +369,9 @@ class KnowledgeBase:
         ranker = self.ranker
         text = unicodedata.normalize("NFKC", req.text or "")
         try:
-            plan, total, exact, hits, suggestions = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(self._search_threads, functools.partial(
-                    ranker.search, self.index, text, filter=self._filter(req), page=req.page,
-                    pagelen=req.per_page)), self.settings.search_timeout)
+            plan, total, exact, hits, suggestions = await asyncio.wait_for(asyncio.to_thread(
+                ranker.search, self.index, text, filter=self._filter(req), page=req.page,
+                pagelen=req.per_page), self.settings.search_timeout)
         except TimeoutError:
             raise Unavailable("知识库检索超时，请稍后重试或换个说法", field="q") from None
         notice = None

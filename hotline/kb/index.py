@@ -327,11 +327,6 @@ class KbIndex:
         self._local.searcher, self._local.ix = searcher, self._ix
         return searcher
 
-    def warm(self, filter: Query | None) -> None:
-        """Open this thread's searcher and compute a filter's document sets."""
-        self._docset(self._searcher(), filter)
-        self.vocabulary()
-
     def forget_searcher(self) -> None:
         """Drop this thread's searcher (the next search opens a fresh one)."""
         self._local.searcher = None

@@ -27,8 +27,6 @@ class KbSettings:
     snippet_chars: int = 120
     #: a search that takes longer is answered with 503 (the call flow falls back)
     search_timeout: float = 5.0
-    #: threads that run searches (each keeps a warm searcher of its own)
-    search_threads: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KbSettings:
