@@ -23,6 +23,8 @@ from typing import Any
 
 import asyncpg
 
+from hotline.auth.audit import audit
+from hotline.auth.model import User
 from hotline.errors import Conflict, NotFound, ValidationError
 from hotline.ingest import metrics
 from hotline.ingest.keys import Source
@@ -390,65 +392,77 @@ async def list_quarantine(
 
 
 async def reprocess(
-    pool: asyncpg.Pool, quarantine_id: int, *, record: dict[str, Any] | None = None, user_id: int | None = None
+    pool: asyncpg.Pool, quarantine_id: int, *, record: dict[str, Any] | None = None, user: User | None = None,
+    remote_addr: str | None = None, bulk: bool = False,
 ) -> dict[str, Any]:
     """Validate a quarantined record again (as stored, or as corrected by ``record``);
     when it passes, merge it like a one-record batch and close the entry. When it
-    still fails, the entry stays open with the new reasons."""
+    still fails, the entry stays open with the new reasons. Who did it is audited in
+    the same transaction (``quarantine_reprocessed``)."""
     async with pool.acquire() as conn, conn.transaction():
-        entry = await conn.fetchrow("SELECT * FROM ingest_quarantine WHERE id = $1 FOR UPDATE", quarantine_id)
-        if entry is None:
-            raise NotFound(f"no quarantined record {quarantine_id}", field="id")
-        if entry["status"] != "open":
-            raise Conflict(f"quarantined record {quarantine_id} is already {entry['status']}",
-                           field="id", status_now=entry["status"])
-        src_row = await conn.fetchrow("SELECT * FROM ingest_sources WHERE code = $1", entry["source"])
-        source = Source.from_row(src_row)
-        raw = record if record is not None else entry["record"]
-        if not isinstance(raw, dict):
-            raise ValidationError("record must be a JSON object", field="record")
-        kind = entry["kind"]
-        clean, reasons = validate(kind, raw, await validation_context(conn, source))
-        if clean is None:
-            await conn.execute("UPDATE ingest_quarantine SET reasons = $2 WHERE id = $1",
-                               quarantine_id, [r.to_json() for r in reasons])
-            return {"id": quarantine_id, "status": "open", "outcome": "rejected",
-                    "reasons": [r.to_json() for r in reasons]}
-        batch = await conn.fetchrow(
-            """INSERT INTO ingest_batches (source, kind, signature, signed_at, format, records,
-                                           accepted, updated, duplicate, rejected, response)
-               VALUES ($1, $2, $3, now(), 'reprocess', 1, 0, 0, 0, 0, '{}') RETURNING id, received_at""",
-            source.code, kind, f"reprocess:{quarantine_id}:{uuid.uuid4().hex}",
-        )
-        item = Item(entry["record_index"] or 0, raw, clean, [])
-        await merge_items(conn, source, kind, [item], batch["id"], batch["received_at"], quarantine=False)
-        counts = _counts([item])
-        if item.status == "rejected":  # the database refused it: the entry stays open with that reason
-            await conn.execute("UPDATE ingest_batches SET rejected = 1, response = $2 WHERE id = $1",
-                               batch["id"], {"batch_id": batch["id"], "results": [item.to_json()], "counts": counts})
-            await conn.execute("UPDATE ingest_quarantine SET reasons = $2 WHERE id = $1",
-                               quarantine_id, [r.to_json() for r in item.reasons])
-            return {"id": quarantine_id, "status": "open", "outcome": "rejected",
-                    "reasons": [r.to_json() for r in item.reasons]}
-        await conn.execute(
-            """UPDATE ingest_batches SET accepted = $2, updated = $3, duplicate = $4, response = $5
-                WHERE id = $1""",
-            batch["id"], counts["accepted"], counts["updated"], counts["duplicate"],
-            {"batch_id": batch["id"], "results": [item.to_json()], "counts": counts},
-        )
-        resolution = {"batch_id": batch["id"], "outcome": item.status, "corrected": record is not None}
-        await conn.execute(
-            """UPDATE ingest_quarantine SET status = 'reprocessed', resolved_at = now(), resolved_by = $2,
-                                            resolution = $3, reasons = reasons
-                WHERE id = $1""",
-            quarantine_id, user_id, resolution,
-        )
-        return {"id": quarantine_id, "status": "reprocessed", "outcome": item.status, "batch_id": batch["id"]}
+        result = await _reprocess(conn, quarantine_id, record, user.id if user is not None else None)
+        if user is not None:
+            await audit(conn, "quarantine_reprocessed", user=user, object_type="ingest_quarantine",
+                        object_id=quarantine_id, remote_addr=remote_addr,
+                        detail={"outcome": result["outcome"], "corrected": record is not None, "bulk": bulk})
+        return result
+
+
+async def _reprocess(conn: asyncpg.Connection, quarantine_id: int, record: dict[str, Any] | None,
+                     user_id: int | None) -> dict[str, Any]:
+    entry = await conn.fetchrow("SELECT * FROM ingest_quarantine WHERE id = $1 FOR UPDATE", quarantine_id)
+    if entry is None:
+        raise NotFound(f"no quarantined record {quarantine_id}", field="id")
+    if entry["status"] != "open":
+        raise Conflict(f"quarantined record {quarantine_id} is already {entry['status']}",
+                       field="id", status_now=entry["status"])
+    src_row = await conn.fetchrow("SELECT * FROM ingest_sources WHERE code = $1", entry["source"])
+    source = Source.from_row(src_row)
+    raw = record if record is not None else entry["record"]
+    if not isinstance(raw, dict):
+        raise ValidationError("record must be a JSON object", field="record")
+    kind = entry["kind"]
+    clean, reasons = validate(kind, raw, await validation_context(conn, source))
+    if clean is None:
+        await conn.execute("UPDATE ingest_quarantine SET reasons = $2 WHERE id = $1",
+                           quarantine_id, [r.to_json() for r in reasons])
+        return {"id": quarantine_id, "status": "open", "outcome": "rejected",
+                "reasons": [r.to_json() for r in reasons]}
+    batch = await conn.fetchrow(
+        """INSERT INTO ingest_batches (source, kind, signature, signed_at, format, records,
+                                       accepted, updated, duplicate, rejected, response)
+           VALUES ($1, $2, $3, now(), 'reprocess', 1, 0, 0, 0, 0, '{}') RETURNING id, received_at""",
+        source.code, kind, f"reprocess:{quarantine_id}:{uuid.uuid4().hex}",
+    )
+    item = Item(entry["record_index"] or 0, raw, clean, [])
+    await merge_items(conn, source, kind, [item], batch["id"], batch["received_at"], quarantine=False)
+    counts = _counts([item])
+    if item.status == "rejected":  # the database refused it: the entry stays open with that reason
+        await conn.execute("UPDATE ingest_batches SET rejected = 1, response = $2 WHERE id = $1",
+                           batch["id"], {"batch_id": batch["id"], "results": [item.to_json()], "counts": counts})
+        await conn.execute("UPDATE ingest_quarantine SET reasons = $2 WHERE id = $1",
+                           quarantine_id, [r.to_json() for r in item.reasons])
+        return {"id": quarantine_id, "status": "open", "outcome": "rejected",
+                "reasons": [r.to_json() for r in item.reasons]}
+    await conn.execute(
+        """UPDATE ingest_batches SET accepted = $2, updated = $3, duplicate = $4, response = $5
+            WHERE id = $1""",
+        batch["id"], counts["accepted"], counts["updated"], counts["duplicate"],
+        {"batch_id": batch["id"], "results": [item.to_json()], "counts": counts},
+    )
+    resolution = {"batch_id": batch["id"], "outcome": item.status, "corrected": record is not None}
+    await conn.execute(
+        """UPDATE ingest_quarantine SET status = 'reprocessed', resolved_at = now(), resolved_by = $2,
+                                        resolution = $3, reasons = reasons
+            WHERE id = $1""",
+        quarantine_id, user_id, resolution,
+    )
+    return {"id": quarantine_id, "status": "reprocessed", "outcome": item.status, "batch_id": batch["id"]}
 
 
 async def reprocess_open(
-    pool: asyncpg.Pool, *, source: str | None = None, kind: str | None = None, user_id: int | None = None,
-    limit: int = 1000,
+    pool: asyncpg.Pool, *, source: str | None = None, kind: str | None = None, user: User | None = None,
+    remote_addr: str | None = None, limit: int = 1000,
 ) -> dict[str, Any]:
     """Try every open entry again as stored (after a fix of reference data, e.g. the registry)."""
     ids = await pool.fetch(
@@ -457,17 +471,22 @@ async def reprocess_open(
             ORDER BY id LIMIT $3""",
         source, kind, limit,
     )
-    results = [await reprocess(pool, r["id"], user_id=user_id) for r in ids]
+    results = [await reprocess(pool, r["id"], user=user, remote_addr=remote_addr, bulk=True) for r in ids]
     landed = sum(1 for r in results if r["status"] == "reprocessed")
     return {"tried": len(results), "reprocessed": landed, "still_open": len(results) - landed, "results": results}
 
 
-async def discard(pool: asyncpg.Pool, quarantine_id: int, *, user_id: int | None, note: str) -> None:
-    done = await pool.fetchval(
-        """UPDATE ingest_quarantine SET status = 'discarded', resolved_at = now(), resolved_by = $2,
-                                        resolution = jsonb_build_object('note', $3::text)
-            WHERE id = $1 AND status = 'open' RETURNING id""",
-        quarantine_id, user_id, note,
-    )
-    if done is None:
-        raise Conflict(f"quarantined record {quarantine_id} is not open", field="id")
+async def discard(pool: asyncpg.Pool, quarantine_id: int, *, user: User, note: str,
+                  remote_addr: str | None = None) -> None:
+    """Close an entry that will never be fixed, with the note saying why (audited with it)."""
+    async with pool.acquire() as conn, conn.transaction():
+        done = await conn.fetchval(
+            """UPDATE ingest_quarantine SET status = 'discarded', resolved_at = now(), resolved_by = $2,
+                                            resolution = jsonb_build_object('note', $3::text)
+                WHERE id = $1 AND status = 'open' RETURNING id""",
+            quarantine_id, user.id, note,
+        )
+        if done is None:
+            raise Conflict(f"quarantined record {quarantine_id} is not open", field="id")
+        await audit(conn, "quarantine_discarded", user=user, object_type="ingest_quarantine",
+                    object_id=quarantine_id, detail={"note": note}, remote_addr=remote_addr)

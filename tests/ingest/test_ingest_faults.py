@@ -154,6 +154,24 @@ async def test_reprocess_all_after_reference_data_fix(subcentre, api_as, pool) -
     result = await (await admin.post("/api/v1/ingest/quarantine/reprocess", json={"source": "tax-sub"})).json()
     assert (result["tried"], result["reprocessed"], result["still_open"]) == (2, 2, 0)
     assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 2
+    # each entry audited with its own change, the summary once
+    rows = await pool.fetch("SELECT action, detail FROM audit_log WHERE action LIKE 'quarantine_reprocessed%' "
+                            "ORDER BY id")
+    assert [r["action"] for r in rows] == ["quarantine_reprocessed"] * 2 + ["quarantine_reprocessed_all"]
+    assert all(r["detail"]["bulk"] for r in rows[:2])
+
+
+async def test_a_discard_is_audited_with_its_note_in_its_transaction(subcentre, api_as, pool) -> None:
+    body = await (await subcentre.send("calls", [call_record("d1", started_at="2026-11-27 09:00")])).json()
+    qid = body["results"][0]["quarantine_id"]
+    supervisor = await api_as("supervisor")
+    resp = await supervisor.post(f"/api/v1/ingest/quarantine/{qid}/discard", json={"note": "重复推送, 已核实"})
+    assert resp.status == 200
+    row = await pool.fetchrow("SELECT object_id, detail FROM audit_log WHERE action = 'quarantine_discarded'")
+    assert row["object_id"] == str(qid) and row["detail"] == {"note": "重复推送, 已核实"}
+    # discarding again is refused and audits nothing more
+    assert (await supervisor.post(f"/api/v1/ingest/quarantine/{qid}/discard", json={"note": "again"})).status == 409
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'quarantine_discarded'") == 1
 
 
 async def test_change_rows_commit_and_roll_back_with_the_change(pool) -> None:

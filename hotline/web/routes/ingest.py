@@ -205,11 +205,8 @@ async def quarantine_reprocess(request: web.Request) -> web.Response:
     record = body.get("record")
     if record is not None and not isinstance(record, dict):
         raise ValidationError("record must be a JSON object", field="record")
-    user = current_user(request)
-    result = await reprocess(pool, _qid(request), record=record, user_id=user.id)
-    await audit(pool, "quarantine_reprocessed", user=user, object_type="ingest_quarantine",
-                object_id=_qid(request), detail={"outcome": result["outcome"], "corrected": record is not None},
-                remote_addr=request.remote)
+    result = await reprocess(pool, _qid(request), record=record, user=current_user(request),
+                             remote_addr=request.remote)
     return json_response(result)
 
 
@@ -225,7 +222,9 @@ async def quarantine_reprocess_all(request: web.Request) -> web.Response:
     pool = request.app[RUNTIME].pool
     body = await read_json(request) if request.can_read_body else {}
     user = current_user(request)
-    result = await reprocess_open(pool, source=body.get("source"), kind=body.get("kind"), user_id=user.id)
+    # each entry's re-processing is audited in its own transaction; the summary says what was asked
+    result = await reprocess_open(pool, source=body.get("source"), kind=body.get("kind"), user=user,
+                                  remote_addr=request.remote)
     await audit(pool, "quarantine_reprocessed_all", user=user, object_type="ingest_quarantine",
                 detail={k: result[k] for k in ("tried", "reprocessed", "still_open")}, remote_addr=request.remote)
     return json_response(result)
@@ -242,10 +241,7 @@ async def quarantine_discard(request: web.Request) -> web.Response:
     note = body.get("note")
     if not isinstance(note, str) or not note.strip():
         raise ValidationError("a note saying why is required", field="note")
-    user = current_user(request)
-    await discard(pool, _qid(request), user_id=user.id, note=note.strip())
-    await audit(pool, "quarantine_discarded", user=user, object_type="ingest_quarantine",
-                object_id=_qid(request), detail={"note": note.strip()}, remote_addr=request.remote)
+    await discard(pool, _qid(request), user=current_user(request), note=note.strip(), remote_addr=request.remote)
     return json_response({"id": _qid(request), "status": "discarded"})
 
 
