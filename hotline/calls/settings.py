@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
-from hotline.config import Settings, section_settings
+from hotline.config import Settings, read_secret, section_settings
 from hotline.errors import ConfigError
 
 EXPERT_FALLBACKS = ("queue", "callback")
@@ -54,8 +53,9 @@ class CallSettings:
     @classmethod
     def from_settings(cls, settings: Settings) -> CallSettings:
         result = section_settings(settings, "calls", cls)
-        if os.environ.get("HOTLINE_AMI_SECRET"):
-            result = replace(result, ami_secret=os.environ["HOTLINE_AMI_SECRET"])
+        secret = read_secret("HOTLINE_AMI_SECRET")
+        if secret:
+            result = replace(result, ami_secret=secret)
         if result.expert_fallback not in EXPERT_FALLBACKS:
             raise ConfigError(
                 f"calls.expert_fallback must be one of {EXPERT_FALLBACKS}, got {result.expert_fallback!r}",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from hotline.config import Settings
+from hotline.config import Settings, read_secret
 from hotline.errors import Conflict, NotFound, ValidationError
 
 _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -70,9 +70,9 @@ def env_var(code: str) -> str:
 
 def load_key(settings: Settings, code: str, env: Mapping[str, str] | None = None) -> str | None:
     """The key of a source on this node, or None when it has none."""
-    env = os.environ if env is None else env
-    if env.get(env_var(code)):
-        return env[env_var(code)]
+    secret = read_secret(env_var(code), env)
+    if secret:
+        return secret
     path = key_dir(settings) / f"{code}.key"
     try:
         return path.read_text(encoding="utf-8").strip() or None
@@ -84,9 +84,9 @@ def load_previous_key(settings: Settings, code: str, env: Mapping[str, str] | No
     """The key a source had before its last rotation (``HOTLINE_INGEST_KEY_<CODE>_PREVIOUS``
     or ``<code>.previous.key``): accepted during the overlap, so a sub-centre has time to
     switch without a refused batch."""
-    env = os.environ if env is None else env
-    if env.get(env_var(code) + "_PREVIOUS"):
-        return env[env_var(code) + "_PREVIOUS"]
+    secret = read_secret(env_var(code) + "_PREVIOUS", env)
+    if secret:
+        return secret
     try:
         return (key_dir(settings) / f"{code}.previous.key").read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
