@@ -9,13 +9,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hotline.config import read_secret
 from hotline.db import Database, open_database
 from hotline.errors import ValidationError
 
@@ -151,7 +151,7 @@ async def send_cmd(args: argparse.Namespace) -> int:
 
     from hotline.ingest.signing import sign_headers
 
-    key = Path(args.key_file).read_text().strip() if args.key_file else os.environ.get("HOTLINE_INGEST_KEY", "")
+    key = Path(args.key_file).read_text().strip() if args.key_file else (read_secret("HOTLINE_INGEST_KEY") or "")
     if not key:
         raise ValidationError("no key: use --key-file or set HOTLINE_INGEST_KEY", field="key")
     records, fmt = _read_records(Path(args.file))

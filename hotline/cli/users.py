@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 
 from hotline.auth import ROLES, audit, create_user, list_users, update_user
+from hotline.config import read_secret
 from hotline.db import open_database, transaction
 from hotline.errors import NotFound, ValidationError
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _password() -> str:
-    env = os.environ.get("HOTLINE_NEW_PASSWORD")
+    env = read_secret("HOTLINE_NEW_PASSWORD")
     if env:
         return env
     first = getpass.getpass("password: ")

@@ -63,6 +63,9 @@ def notify_settings(settings: Settings) -> NotifySettings:
         raise ConfigError("[notify] needs 0 ≤ backoff_base ≤ backoff_max", field="notify.backoff_base")
     if cfg.url and not cfg.url.startswith(("http://", "https://")):
         raise ConfigError(f"[notify] url must be http(s)://, got {cfg.url!r}", field="notify.url")
+    if cfg.key_env and not cfg.key_env.startswith("HOTLINE_"):
+        raise ConfigError(f"[notify] key_env must name a HOTLINE_* environment variable, got {cfg.key_env!r}",
+                          field="notify.key_env")
     unknown_stages = set(cfg.remind_stages) - set(STAGE_ZH)
     if unknown_stages:
         raise ConfigError(f"[notify] remind_stages: unknown {sorted(unknown_stages)}", field="notify.remind_stages")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 
+from hotline.config import read_secret
 from hotline.db.locks import LockKey, run_on_one_node, wait_or_stop
 from hotline.jsoncodec import dumps
 from hotline.notify import NotifySettings, render
@@ -39,7 +39,7 @@ class NotifyWorker:
         self.session: aiohttp.ClientSession | None = None
         self.outage = 0  # consecutive "unavailable" answers
         self.resume_at: datetime | None = None
-        self._key = os.environ.get(cfg.key_env) if cfg.key_env else None
+        self._key = read_secret(cfg.key_env) if cfg.key_env else None
 
     async def close(self) -> None:
         if self.session is not None:
