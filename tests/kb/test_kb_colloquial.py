@@ -5,14 +5,14 @@ entries edited from the console taking effect on a second node."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support import wait_for
 
 from hotline.config import PROJECT_ROOT
 from hotline.db import Database
@@ -27,16 +27,6 @@ SEED = PROJECT_ROOT / "knowledge_base"
 #: utterances of the part kept out of tuning
 RECALL5_ALL = 0.95
 RECALL5_HELD_OUT_PARAPHRASE = 0.85
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> None:
-    """Poll an async predicate until true (bounded; tests never assert on time)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

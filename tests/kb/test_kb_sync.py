@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from hotline.auth import create_user
 from hotline.db import Database
@@ -20,18 +21,6 @@ from hotline.kb.engine import KnowledgeBase, SearchRequest, Visibility
 from hotline.runtime import Runtime
 
 ALL = Visibility(all_states=True)
-
-
-async def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    """Poll an async predicate until true (bounded; tests never assert on time)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        if await predicate():  # type: ignore[misc]
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -36,11 +36,7 @@ async def test_waiting_and_talking_on_the_wallboard_are_what_asterisk_says(phone
     assert board["queues"] == [{"queue": queue, "waiting": 3, "oldest": board["oldest_queued_at"]}]
 
     # an agent takes one: Asterisk has two waiting, the wallboard too, and one agent on a call
-    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
-    await system.pool.execute(
-        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
-    await system.rx("dialplan set global TALK 30")
-    await system.rx(f"queue add member Local/8001@agents to {queue}")
+    await agent_in_queue(system, "8001", talk=30)
 
     async def one_taken() -> Any:
         board = await snapshot(system.pool, system.registry, system.runtime.settings.timezone)
@@ -61,12 +57,20 @@ async def test_a_call_whose_agi_hangup_never_arrives_still_ends(
         await stop_phone_system(system)
 
 
-async def _ends_without_the_agi(system: PhoneSystem) -> None:
-    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
+async def agent_in_queue(system: PhoneSystem, extension: str, *, talk: int) -> Any:
+    """An agent whose phone (``Local/<extension>@agents``) is a ready member of the 12345
+    queue and talks ``talk`` seconds on every call."""
+    agent = await create_user(system.pool, f"agent-{extension}", TEST_PASSWORD, ("agent",))
     await system.pool.execute(
-        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
-    await system.rx("dialplan set global TALK 4")
-    await system.rx(f"queue add member Local/8001@agents to {system.registry.platform.queue}")
+        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', $2)", agent.id,
+        f"Local/{extension}@agents")
+    await system.rx(f"dialplan set global TALK {talk}")
+    await system.rx(f"queue add member Local/{extension}@agents to {system.registry.platform.queue}")
+    return agent
+
+
+async def _ends_without_the_agi(system: PhoneSystem) -> None:
+    agent = await agent_in_queue(system, "8001", talk=4)
     await system.call("12345", "13800000009", stay=60)
 
     async def talking() -> Any:
@@ -91,11 +95,7 @@ async def test_answers_and_ends_the_flows_reported_cost_ami_no_database_look(pho
     system = phone_system
     live = system.service("telephony").live
     live.hangup_grace = live.answer_grace = 0.5
-    agent = await create_user(system.pool, "agent-8002", TEST_PASSWORD, ("agent",))
-    await system.pool.execute(
-        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8002@agents')", agent.id)
-    await system.rx("dialplan set global TALK 1")
-    await system.rx(f"queue add member Local/8002@agents to {system.registry.platform.queue}")
+    agent = await agent_in_queue(system, "8002", talk=1)
     await system.call("12345", "13800000011", stay=30)
 
     async def ended() -> Any:
