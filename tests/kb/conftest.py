@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kbhelpers import article_md
 
+from hotline.db import Database
+from hotline.db.pool import create_pool
 from hotline.kb.engine import KnowledgeBase, close_kb, get_kb
 from hotline.kb.importer import import_path
 from hotline.runtime import Runtime
@@ -61,3 +64,16 @@ async def kb(runtime: Runtime, seeded: Any) -> AsyncIterator[KnowledgeBase]:
         yield engine
     finally:
         await close_kb(runtime)
+
+
+@pytest.fixture
+async def second_node(settings, registry, db_url, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """Another node: same database, its own data directory (so its own index)."""
+    other = replace(settings, data_dir=tmp_path / "node-b")
+    pool = await create_pool(db_url, other, min_size=1, max_size=4)
+    rt = Runtime(other, registry, Database(pool=pool, url=db_url))
+    try:
+        yield rt
+    finally:
+        await rt.close()
+        await pool.close()

@@ -6,7 +6,6 @@ entries edited from the console taking effect on a second node."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ import yaml
 from support import wait_for
 
 from hotline.config import PROJECT_ROOT
-from hotline.db import Database
-from hotline.db.pool import create_pool
 from hotline.kb.engine import NOTHING_FOUND, KnowledgeBase, SearchRequest, close_kb, get_kb
 from hotline.kb.importer import import_path
 from hotline.runtime import Runtime
@@ -112,18 +109,6 @@ async def test_typos_prefixes_fillers_and_two_topics(seed_kb: KnowledgeBase) -> 
     assert {"kb-12329-005", "kb-12333-004"} <= set(both)
     # colloquial phrases with a gap: 房东…不退 means the tenancy deposit article
     assert (await top(seed_kb, "房东到现在都不退我押金", 3))[0] == "kb-12345-010"
-
-
-@pytest.fixture
-async def second_node(settings, registry, db_url, tmp_path: Path) -> AsyncIterator[Runtime]:
-    other = replace(settings, data_dir=tmp_path / "node-b")
-    pool = await create_pool(db_url, other, min_size=1, max_size=4)
-    rt = Runtime(other, registry, Database(pool=pool, url=db_url))
-    try:
-        yield rt
-    finally:
-        await rt.close()
-        await pool.close()
 
 
 async def test_lexicon_entries_are_reviewed_and_reach_every_node(api_as, kb: KnowledgeBase,

@@ -6,34 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
 
-import pytest
 from support import wait_for
 
 from hotline.auth import create_user
-from hotline.db import Database
-from hotline.db.pool import create_pool
 from hotline.kb import articles
 from hotline.kb.engine import KnowledgeBase, SearchRequest, Visibility
 from hotline.runtime import Runtime
 
 ALL = Visibility(all_states=True)
-
-
-@pytest.fixture
-async def second_node(settings, registry, db_url, tmp_path: Path) -> AsyncIterator[Runtime]:
-    """Another node: same database, its own data directory (so its own index)."""
-    other = replace(settings, data_dir=tmp_path / "node-b")
-    pool = await create_pool(db_url, other, min_size=1, max_size=4)
-    rt = Runtime(other, registry, Database(pool=pool, url=db_url))
-    try:
-        yield rt
-    finally:
-        await rt.close()
-        await pool.close()
 
 
 async def found(kb: KnowledgeBase, text: str) -> list[str]:
