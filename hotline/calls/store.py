@@ -609,15 +609,10 @@ async def free_seat(conn: asyncpg.Connection, user_id: int, call_id: int) -> boo
     return bool(done)
 
 
-async def finish_wrapups(conn: asyncpg.Connection, wrapup_seconds: float) -> list[int]:
-    """Seats in after-call work for ``wrapup_seconds`` are ready again."""
-    users, _ = await finish_wrapups_due(conn, wrapup_seconds)
-    return users
-
-
 async def finish_wrapups_due(conn: asyncpg.Connection, wrapup_seconds: float) -> tuple[list[int], float | None]:
-    """:func:`finish_wrapups` in one statement (events included), and in how many seconds
-    the next seat in after-call work is due (None: nobody is in after-call work)."""
+    """Seats in after-call work for ``wrapup_seconds`` are ready again (one statement,
+    their ``seat.changed`` events included): their user ids, and in how many seconds the
+    next seat in after-call work is due (None: nobody is in after-call work)."""
     row = await conn.fetchrow(
         """WITH done AS (
                UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
