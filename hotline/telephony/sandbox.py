@@ -20,6 +20,7 @@ generates, and simulates people with Local channels:
 from __future__ import annotations
 
 import os
+import random
 import re
 import secrets
 import shutil
@@ -88,8 +89,31 @@ def host_timezone() -> str:
         return "UTC"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port for a server to listen on later, chosen below the kernel's ephemeral
+    range: a port the kernel hands out for ``bind(0)`` or an outgoing connection (a
+    FastAGI server started on port 0 in the meantime, say) can then never take it
+    between this check and the server's own bind."""
+    low, _ = _ephemeral_range()
+    top = max(low - 1, 2048)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, top - 12000), top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded host: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -289,10 +313,24 @@ class AsteriskSandbox:
                 raise RuntimeError(f"Asterisk exited with {self._proc.returncode}; see {self.root}/log")
             done = subprocess.run(self._cmd("-rx", "core waitfullybooted"), capture_output=True, timeout=10)
             if done.returncode == 0 and b"fully booted" in done.stdout.lower():
+                self._check_ami()
                 return
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"Asterisk did not boot within {timeout} s; see {self.root}/log")
+
+    def _check_ami(self) -> None:
+        """The AMI port answers with Asterisk's banner (and not another server that took
+        the port first: then Asterisk logs a bind error and runs without AMI)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.ami_port), timeout=5) as conn:
+                banner = conn.recv(64)
+        except OSError as exc:
+            banner = repr(exc).encode()
+        if not banner.startswith(b"Asterisk Call Manager"):
+            self.stop()
+            raise RuntimeError(f"Asterisk's AMI is not on 127.0.0.1:{self.ami_port} (got {banner[:40]!r}); "
+                               f"is the port taken by another process? see {self.root}/log")
 
     def rx(self, command: str) -> str:
         done = subprocess.run(self._cmd("-rx", command), capture_output=True, timeout=20)
