@@ -23,7 +23,7 @@ from hotline.sla.config import SlaConfig, load_sla_config
 from hotline.tickets import refusals
 from hotline.tickets.catalogue import check_unit
 from hotline.tickets.history import append_event, transaction
-from hotline.tickets.intake import _check_attachments, link_call
+from hotline.tickets.links import check_attachments, link_call
 from hotline.tickets.model import (
     ACTION_NAMES_ZH,
     KINDS,
@@ -667,7 +667,7 @@ async def update(ctx: Ctx) -> None:
     if "confidential" in c and not isinstance(c["confidential"], bool):
         raise ValidationError("confidential must be true or false", field="confidential")
     if "attachments" in c:
-        c["attachments"] = _check_attachments(c["attachments"])
+        c["attachments"] = check_attachments(c["attachments"])
     if "region_code" in c:
         c["region_code"] = await check_region(ctx.conn, c["region_code"])
     if "occurred_at" in c and c["occurred_at"] is not None:

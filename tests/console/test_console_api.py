@@ -232,6 +232,13 @@ async def test_screen_pop_open_tickets_mask_the_callers_name(api_as, place_call)
     assert resp.status == 201, await resp.text()
     ticket = (await resp.json())["ticket"]
     assert ticket["hotline_number"] == "12333"  # line and number come from the call, not the browser
+    # the same intake as the tickets API: the same refusals, whatever the route
+    for bad, field, code in [({"subject": "x", "urgency": "asap"}, "urgency", "invalid_choice"),
+                             ({"subject": "x", "dispatch": "now"}, "dispatch", "invalid_type"),
+                             ({"subject": "x", "confidential": "yes"}, "confidential", "invalid_type")]:
+        refused = await agent.post(f"/api/v1/console/calls/{first}/ticket", json=bad)
+        err = (await refused.json())["error"]
+        assert refused.status == 400 and (err["field"], err["code"]) == (field, code), err
     again = await place_call("12333", "13900005555", agent_id=agent.user.id)
     pop = await (await agent.get(f"/api/v1/console/calls/{again}/pop")).json()
     summary = next(t for t in pop["open_tickets"] if t["id"] == ticket["id"])

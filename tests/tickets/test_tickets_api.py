@@ -83,6 +83,16 @@ async def test_bad_intake_names_the_field(api_as: Any, seeded: Any) -> None:
                           ({"dispatch": {"unit_code": "nowhere"}}, "unit_code")]:
         err = (await _json(await agent.post("/api/v1/tickets", json={**BODY, **change}), 400))["error"]
         assert err["field"] == field
+    # console users read the refusal in Chinese, with a stable code and the value named
+    for change, code, shown in [({"hotline_number": "00000"}, "unknown_line", "00000"),
+                                ({"category_code": "zz"}, "unknown_category", "zz"),
+                                ({"urgency": "asap"}, "invalid_choice", "asap"),
+                                ({"subject": ""}, "missing_field", "诉求事项"),
+                                ({"confidential": "yes"}, "invalid_type", "yes"),
+                                ({"dispatch": "now"}, "invalid_type", "now")]:
+        err = (await _json(await agent.post("/api/v1/tickets", json={**BODY, **change}), 400))["error"]
+        assert err["code"] == code and shown in err["message"], err
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message"]), err
     assert (await _json(await agent.get("/api/v1/tickets"), 200))["items"] == []  # nothing half-applied
     liaison = await api_as("liaison", unit_code=LEAD)
     assert (await liaison.post("/api/v1/tickets", json=BODY)).status == 403

@@ -8,7 +8,6 @@ authenticated APIs below or pushed over the session-authenticated WebSocket.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +21,8 @@ from hotline.console.hub import Client, ConsoleHub
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.events import Topic
 from hotline.telephony.pbx import seat_pbx
+from hotline.tickets import views
+from hotline.tickets.intake import open_ticket
 from hotline.web.access import api_doc, current_user, public, requires
 from hotline.web.keys import RUNTIME, SESSION
 from hotline.web.params import path_int, query_bool
@@ -202,34 +203,16 @@ async def call_ticket(request: web.Request) -> web.Response:
 
     The browser only ever holds the masked number; the server copies the caller's
     number from the call record, then dispatches or closes it if asked."""
-    from hotline.tickets import views
-    from hotline.tickets.intake import create_ticket
-    from hotline.tickets.workflow import apply
-    from hotline.web.routes.tickets import _new_ticket
-
     user = current_user(request)
     body = await read_json(request)
     call_id = path_int(request, "id")
     runtime = request.app[RUNTIME]
-    pool = runtime.pool
     # the ticket carries the caller's full number (revealable on the ticket): only
     # those who may see it on the call may open one from it
     await _require_on_call(request, call_id, "为这通来电登记工单")
-    call = await pool.fetchrow("SELECT hotline_number, caller_number FROM calls WHERE id = $1", call_id)
-    if call is None:
-        raise NotFound(f"来电 {call_id} 不存在", field="id")
-    # the one intake path (the tickets API's): line, caller number and call link come
-    # from the call, never from the browser
-    new = dataclasses.replace(_new_ticket({
-        **body, "hotline_number": call["hotline_number"], "caller_number": call["caller_number"],
-        "call_ids": [call_id], "channel": "phone", "attachments": []}), source="console")
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
-            for step in ("dispatch", "close_direct"):
-                if isinstance(body.get(step), dict):
-                    await apply(conn, ticket_id, step, user, body[step], calendars=runtime.calendars)
-                    break
+    async with runtime.pool.acquire() as conn:
+        ticket_id = await open_ticket(conn, body, user, source="console", calendars=runtime.calendars,
+                                      call_id=call_id)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
 

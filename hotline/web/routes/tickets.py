@@ -4,14 +4,13 @@ the callback plan, the category code table. Thin: the domain is hotline.tickets.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.tickets import refusals, views
 from hotline.tickets.catalogue import category_tree, save_category
-from hotline.tickets.intake import NewTicket, create_ticket
+from hotline.tickets.intake import open_ticket
 from hotline.tickets.model import (
     ACTION_NAMES_ZH,
     CHANNELS,
@@ -86,32 +85,6 @@ def _dt(value: str | None, field: str) -> datetime | None:
         raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
 
 
-def _new_ticket(body: dict[str, Any]) -> NewTicket:
-    def text(key: str, default: str = "") -> str:
-        value = body.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise ValidationError(f"{key} must be text", field=key)
-        return value
-
-    if not isinstance(body.get("hotline_number"), str):
-        raise ValidationError("hotline_number is required", field="hotline_number")
-    calls = body.get("call_ids") or []
-    if not isinstance(calls, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in calls):
-        raise ValidationError("call_ids must be a list of call ids", field="call_ids")
-    if not isinstance(body.get("confidential", False), bool):
-        raise ValidationError("confidential must be true or false", field="confidential")
-    return NewTicket(
-        hotline_number=body["hotline_number"], subject=text("subject"), facts=text("facts"),
-        location=text("location"), occurred_at=_dt(body.get("occurred_at"), "occurred_at"),
-        caller_name=text("caller_name"), caller_number=text("caller_number"), contact_number=text("contact_number"),
-        category_code=body.get("category_code"), region_code=body.get("region_code"), kind=text("kind", "help"), urgency=text("urgency", "normal"),
-        channel=text("channel", "phone"), source="api", confidential=body.get("confidential", False),
-        attachments=body.get("attachments") or [], call_ids=calls,
-    )
-
-
 @requires(*FRONT)
 @api_doc(tags=TAGS, body=TICKET_BODY, responses={201: "the ticket", 400: "bad input, naming the field"})
 async def create(request: web.Request) -> web.Response:
@@ -122,18 +95,9 @@ async def create(request: web.Request) -> web.Response:
     """
     user = current_user(request)
     body = await read_json(request)
-    new = _new_ticket(body)
-    for key in ("dispatch", "close_direct"):
-        if body.get(key) is not None and not isinstance(body[key], dict):
-            raise ValidationError(f"{key} must be an object", field=key)
-    async with request.app[RUNTIME].pool.acquire() as conn:
-        async with conn.transaction():
-            ticket_id = await create_ticket(conn, new, actor_id=user.id, actor_name=user.display_name)
-            calendars = request.app[RUNTIME].calendars
-            if body.get("dispatch") is not None:
-                await apply(conn, ticket_id, "dispatch", user, body["dispatch"], calendars=calendars)
-            elif body.get("close_direct") is not None:
-                await apply(conn, ticket_id, "close_direct", user, body["close_direct"], calendars=calendars)
+    runtime = request.app[RUNTIME]
+    async with runtime.pool.acquire() as conn:
+        ticket_id = await open_ticket(conn, body, user, source="api", calendars=runtime.calendars)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
 
