@@ -48,22 +48,26 @@ async def ensure_users(
     ``pbx`` the membership of a signed-on seat follows); ``phone`` maps a demo seat's
     interface to the phone it really has (the sandbox PBX's)."""
     out: dict[str, tuple[int, str]] = {}
+    async with transaction(pool) as conn:  # the audit row commits with the reset it records
+        for u in data.USERS:
+            password = secrets.token_urlsafe(9)
+            user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", u.username)
+            if user_id is None:
+                user = await create_user(conn, u.username, password, u.roles, display_name=u.display_name,
+                                         **u.extra)
+                user_id = user.id
+            else:
+                await update_user(conn, user_id, {"password": password, "active": True, "roles": list(u.roles)})
+            out[u.username] = (user_id, password)
+        await audit(conn, "demo_users_reset", username="demo", detail={"users": sorted(out)})
     for u in data.USERS:
-        password = secrets.token_urlsafe(9)
-        user_id = await pool.fetchval("SELECT id FROM users WHERE username = $1", u.username)
-        if user_id is None:
-            user = await create_user(pool, u.username, password, u.roles, display_name=u.display_name, **u.extra)
-            user_id = user.id
-        else:
-            await update_user(pool, user_id, {"password": password, "active": True, "roles": list(u.roles)})
-        if u.interface:
+        if u.interface:  # each phone change is its own audited transaction (and may move PBX members)
+            user_id = out[u.username][0]
             skills = set(await pool.fetchval("SELECT skills FROM seats WHERE user_id = $1", user_id) or ())
             if "agent" in u.roles:  # the demo's agents answer these lines' skills
                 skills |= set(agent_skills)
             await seats.set_phone(pool, registry, user_id, interface=phone(u.interface) if phone else u.interface,
                                   skills=sorted(skills), by_name="demo", pbx=pbx)
-        out[u.username] = (user_id, password)
-    await audit(pool, "demo_users_reset", username="demo", detail={"users": sorted(out)})
     return out
 
 

@@ -174,6 +174,12 @@ async def test_demo_seeds_users_and_a_day(runtime, pool) -> None:
     assert {"demo-agent", "demo-expert", "demo-liaison", "demo-supervisor", "demo-admin"} <= set(users)
     again = await ensure_users(pool, runtime.registry)
     assert again["demo-agent"][1] != users["demo-agent"][1]  # a new password at every start
+    # the reset's audit row was written by the transaction that reset the accounts
+    audit_xid = await pool.fetchval(
+        "SELECT xmin::text FROM audit_log WHERE action = 'demo_users_reset' ORDER BY id DESC LIMIT 1")
+    user_xids = await pool.fetchval(
+        "SELECT array_agg(DISTINCT xmin::text) FROM users WHERE username = ANY($1::text[])", list(again))
+    assert user_xids == [audit_xid]
     agents = [users[name][0] for name in ("demo-agent", "demo-agent2")]
     # the clock is injected: five minutes after local midnight (the hour that used to leave
     # "today" empty: the calls went to the evening before)

@@ -98,12 +98,15 @@ async def test_bad_intake_names_the_field(api_as: Any, seeded: Any) -> None:
     assert (await liaison.post("/api/v1/tickets", json=BODY)).status == 403
 
 
-async def test_catalogue_units_and_categories_are_editable(api_as: Any, seeded: Any) -> None:
+async def test_catalogue_units_and_categories_are_editable(api_as: Any, pool: asyncpg.Pool, seeded: Any) -> None:
     sup = await api_as("supervisor")
     agent = await api_as("agent")
     assert (await agent.put("/api/v1/dispatch-catalogue/0603", json={"unit_code": LEAD})).status == 403
     await _json(await sup.post("/api/v1/units", json={"code": "dinghai-yancang", "name": "定海区盐仓街道",
                                                       "kind": "street", "parent_code": "dinghai"}), 201)
+    # the audit row was written by the transaction that created the unit
+    assert await pool.fetchval("SELECT xmin::text FROM units WHERE code = 'dinghai-yancang'") == await pool.fetchval(
+        "SELECT xmin::text FROM audit_log WHERE action = 'unit_created' AND object_id = 'dinghai-yancang'")
     await _json(await sup.put("/api/v1/dispatch-catalogue/0603", json={"unit_code": "dinghai-yancang"}), 200)
     err = (await _json(await sup.put("/api/v1/dispatch-catalogue/0603", json={"unit_code": "nope"}), 400))["error"]
     assert err["field"] == "unit_code"

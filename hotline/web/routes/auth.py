@@ -110,14 +110,15 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthenticated("用户名或密码错误")
     await clear_failures(pool, username)
     settings = runtime.settings.web
-    token, csrf = await create_session(
-        pool,
-        user,
-        absolute=timedelta(hours=settings.session_absolute_hours),
-        remote_addr=request.remote,
-        user_agent=request.headers.get("User-Agent"),
-    )
-    await audit(pool, "sign_in", user=user, remote_addr=request.remote)
+    async with transaction(pool) as conn:  # the audit row commits with the session it records
+        token, csrf = await create_session(
+            conn,
+            user,
+            absolute=timedelta(hours=settings.session_absolute_hours),
+            remote_addr=request.remote,
+            user_agent=request.headers.get("User-Agent"),
+        )
+        await audit(conn, "sign_in", user=user, remote_addr=request.remote)
     metrics.SIGN_INS.labels("ok").inc()
     response = json_response({"user": user.to_json(), "csrf_token": csrf})
     response.set_cookie(
@@ -136,8 +137,9 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """Sign out of this session."""
     pool = request.app[RUNTIME].pool
-    await end_session(pool, request[SESSION].token_hash)
-    await audit(pool, "sign_out", user=current_user(request), remote_addr=request.remote)
+    async with transaction(pool) as conn:  # the audit row commits with the change
+        await end_session(conn, request[SESSION].token_hash)
+        await audit(conn, "sign_out", user=current_user(request), remote_addr=request.remote)
     response = json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -148,8 +150,9 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     """Sign out of every session of the current user (logout everywhere)."""
     pool = request.app[RUNTIME].pool
     user = current_user(request)
-    ended = await end_all_sessions(pool, user.id)
-    await audit(pool, "sign_out_everywhere", user=user, detail={"sessions": ended}, remote_addr=request.remote)
+    async with transaction(pool) as conn:  # the audit row commits with the change
+        ended = await end_all_sessions(conn, user.id)
+        await audit(conn, "sign_out_everywhere", user=user, detail={"sessions": ended}, remote_addr=request.remote)
     response = json_response({"ok": True, "sessions_ended": ended})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response

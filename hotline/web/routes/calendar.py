@@ -90,8 +90,9 @@ async def hours_set(request: web.Request) -> web.Response:
         except (TypeError, KeyError, ValueError):
             raise ValidationError(f"window {w!r} needs opens and closes as HH:MM", field="windows") from None
     async with request.app[RUNTIME].pool.acquire() as conn:
-        await set_hours(conn, parsed)
-        await audit(conn, "calendar_hours_changed", user=current_user(request), detail={"windows": windows})
+        async with conn.transaction():  # the audit row commits with the change
+            await set_hours(conn, parsed)
+            await audit(conn, "calendar_hours_changed", user=current_user(request), detail={"windows": windows})
         recomputed = await _recompute(request, conn)
     return json_response({"windows": windows, "clocks_recomputed": recomputed})
 

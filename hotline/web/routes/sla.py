@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
+from hotline.db import transaction
 from hotline.errors import NotFound, ValidationError
 from hotline.sla.clocks import recompute_all
 from hotline.sla.policies import create_policy, delete_policy, list_policies, update_policy
@@ -48,7 +49,7 @@ async def _after_change(request: web.Request, conn: asyncpg.Connection, action: 
 async def policy_create(request: web.Request) -> web.Response:
     """Add an SLA policy."""
     body = await read_json(request)
-    async with request.app[RUNTIME].pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         policy = await create_policy(conn, body, user_id=current_user(request).id)
         n = await _after_change(request, conn, "sla_policy_created", {"id": policy["id"]})
     return json_response({"policy": policy, "clocks_recomputed": n}, status=201)
@@ -59,7 +60,7 @@ async def policy_create(request: web.Request) -> web.Response:
 async def policy_update(request: web.Request) -> web.Response:
     """Change an SLA policy; running deadlines that use it are recomputed."""
     body = await read_json(request)
-    async with request.app[RUNTIME].pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         policy = await update_policy(conn, _int(request), body, user_id=current_user(request).id)
         n = await _after_change(request, conn, "sla_policy_updated", {"id": policy["id"], "changed": sorted(body)})
     return json_response({"policy": policy, "clocks_recomputed": n})
@@ -69,7 +70,7 @@ async def policy_update(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, responses={200: "deleted", 404: "no such policy"})
 async def policy_delete(request: web.Request) -> web.Response:
     """Delete an SLA policy (running clocks keep the budget they had)."""
-    async with request.app[RUNTIME].pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         await delete_policy(conn, _int(request))
         await audit(conn, "sla_policy_deleted", user=current_user(request), object_type="sla_policy",
                     object_id=_int(request))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hotline.auth import audit
+from hotline.db import transaction
 from hotline.errors import NotFound, ValidationError
 from hotline.tickets.catalogue import list_catalogue, list_units, save_unit, set_catalogue
 from hotline.web.access import api_doc, current_user, requires
@@ -38,8 +39,7 @@ async def unit_create(request: web.Request) -> web.Response:
     code = body.pop("code", None)
     if not isinstance(code, str):
         raise ValidationError("code is required", field="code")
-    pool = request.app[RUNTIME].pool
-    async with pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         unit = await save_unit(conn, code, body, create=True)
         await audit(conn, "unit_created", user=current_user(request), object_type="unit", object_id=code)
     return json_response({"unit": unit}, status=201)
@@ -51,7 +51,7 @@ async def unit_update(request: web.Request) -> web.Response:
     """Rename, re-parent, (de)activate a unit or change its contact phone."""
     body = await read_json(request)
     code = request.match_info["code"]
-    async with request.app[RUNTIME].pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         unit = await save_unit(conn, code, body, create=False)
         await audit(conn, "unit_updated", user=current_user(request), object_type="unit", object_id=code,
                     detail={"changed": sorted(body)})
@@ -90,7 +90,7 @@ async def catalogue_set(request: web.Request) -> web.Response:
         raise ValidationError("unit_code is required (null to remove)", field="unit_code")
     user = current_user(request)
     category = request.match_info["category"]
-    async with request.app[RUNTIME].pool.acquire() as conn:
+    async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         entry = await set_catalogue(conn, category, body["unit_code"], user_id=user.id,
                                     note=str(body.get("note") or ""))
         await audit(conn, "catalogue_changed", user=user, object_type="category", object_id=category,
