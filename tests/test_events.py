@@ -82,3 +82,19 @@ def test_every_published_topic_is_named_and_has_a_subscriber_or_is_external() ->
 def test_external_topics_really_have_no_subscriber_and_every_topic_is_published() -> None:
     assert not ({t.value for t in EXTERNAL} & subscribed()), "an external topic has a subscriber: drop it from EXTERNAL"
     assert {t.value for t in Topic} <= published(), "a Topic nobody publishes: remove it"
+
+
+#: files that still spell topics as strings, being edited by others while this test was
+#: written (calls, telephony, kb); the list may only shrink
+PENDING = {"calls/store.py", "calls/transfer.py", "telephony/service.py", "telephony/live.py", "kb/flags.py",
+           "kb/changes.py"}
+
+
+def test_publishers_and_subscribers_name_topics_by_constant() -> None:
+    values = "|".join(re.escape(t.value) for t in Topic)
+    bare = {
+        str(path.relative_to(PACKAGE_DIR))
+        for path in PACKAGE_DIR.rglob("*.py")
+        if path.name != "events.py" and re.search(rf"[\"']({values})[\"']", path.read_text("utf-8"))
+    }
+    assert bare <= PENDING, f"topics spelt as strings (use hotline.events.Topic): {sorted(bare - PENDING)}"

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +45,9 @@ SESSION_CHECK = 30.0  # seconds: close sockets whose session ended (logout every
 SEND_TIMEOUT = 5.0  # seconds a push may wait for one browser before that socket is closed
 TOPICS = (Topic.CALL_OFFERED, Topic.CALL_UPDATED, Topic.TRANSFER_EXPERT, Topic.TRANSFER_SUBCENTER,
           Topic.SEAT_CHANGED, Topic.TICKET_CHANGED, Topic.CONSOLE_EXPERT_RETURNED)
+#: what changes the wallboard's figures (it is recomputed once per burst, see mark_dirty)
+WALLBOARD_TOPICS = frozenset({Topic.CALL_OFFERED, Topic.CALL_UPDATED, Topic.SEAT_CHANGED, Topic.TRANSFER_EXPERT,
+                              Topic.TRANSFER_SUBCENTER})
 
 
 WATCHED_CALLS = 20  # calls a page keeps hearing about (the latest ones)
@@ -167,37 +170,50 @@ class ConsoleHub:
             log.exception("console hub failed on %s %s", topic, payload)
 
     async def _dispatch(self, topic: str, payload: dict[str, Any]) -> None:
-        if topic in ("call.offered", "call.updated", "seat.changed", "transfer.expert", "transfer.subcenter"):
+        if topic in WALLBOARD_TOPICS:
             self.mark_dirty()
-        if topic == "call.offered":
-            await self._call_offered(payload)
-        elif topic == "call.updated":
-            call_id = int(payload["call_id"])
-            await self.send_call_watchers(call_id, {"type": "call_updated", **payload})
-            if payload.get("state") in ("completed", "abandoned", "failed"):
-                # the call flow moves the seat to after-call work at hangup
-                for user_id in {c.user.id for c in self.clients if call_id in c.calls}:
-                    seat = await seats.get_seat(self.runtime.pool, user_id)
-                    await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
-        elif topic == "transfer.expert":
-            await self._transfer_expert(payload)
-        elif topic == "transfer.subcenter":
-            await self.send_call_watchers(int(payload["call_id"]),
-                                          {"type": "transfer_outcome", "kind": "subcenter", **payload})
-        elif topic == "seat.changed":
-            user_id = int(payload["user_id"])
-            if user_id in self.by_user:
+        handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            Topic.CALL_OFFERED: self._call_offered,
+            Topic.CALL_UPDATED: self._call_updated,
+            Topic.TRANSFER_EXPERT: self._transfer_expert,
+            Topic.TRANSFER_SUBCENTER: self._transfer_subcenter,
+            Topic.SEAT_CHANGED: self._seat_changed,
+            Topic.CONSOLE_EXPERT_RETURNED: self._expert_returned,
+            Topic.TICKET_CHANGED: self._ticket_changed,
+        }
+        handler = handlers.get(topic)  # a Topic is its string: plain strings from the wire match
+        if handler is not None:
+            await handler(payload)
+
+    async def _call_updated(self, payload: dict[str, Any]) -> None:
+        call_id = int(payload["call_id"])
+        await self.send_call_watchers(call_id, {"type": "call_updated", **payload})
+        if payload.get("state") in ("completed", "abandoned", "failed"):
+            # the call flow moves the seat to after-call work at hangup
+            for user_id in {c.user.id for c in self.clients if call_id in c.calls}:
                 seat = await seats.get_seat(self.runtime.pool, user_id)
                 await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
-        elif topic == "console.expert_returned":
-            await self.send_call_watchers(int(payload["call_id"]),
-                                          {"type": "transfer_outcome", "kind": "expert", "outcome": "returned",
-                                           "call_id": int(payload["call_id"])})
-        elif topic == "ticket.changed":
-            unit = payload.get("unit_code")
-            message = {"type": "ticket", **payload}
-            await self.send_roles(("liaison",), message, only=lambda u: unit is not None and u.unit_code == unit)
-            await self.send_roles(("dispatcher", "supervisor", "expert"), message)
+
+    async def _transfer_subcenter(self, payload: dict[str, Any]) -> None:
+        await self.send_call_watchers(int(payload["call_id"]),
+                                      {"type": "transfer_outcome", "kind": "subcenter", **payload})
+
+    async def _seat_changed(self, payload: dict[str, Any]) -> None:
+        user_id = int(payload["user_id"])
+        if user_id in self.by_user:
+            seat = await seats.get_seat(self.runtime.pool, user_id)
+            await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
+
+    async def _expert_returned(self, payload: dict[str, Any]) -> None:
+        await self.send_call_watchers(int(payload["call_id"]),
+                                      {"type": "transfer_outcome", "kind": "expert", "outcome": "returned",
+                                       "call_id": int(payload["call_id"])})
+
+    async def _ticket_changed(self, payload: dict[str, Any]) -> None:
+        unit = payload.get("unit_code")
+        message = {"type": "ticket", **payload}
+        await self.send_roles(("liaison",), message, only=lambda u: unit is not None and u.unit_code == unit)
+        await self.send_roles(("dispatcher", "supervisor", "expert"), message)
 
     async def _call_offered(self, payload: dict[str, Any]) -> None:
         call_id, user_id = int(payload["call_id"]), payload.get("user_id")

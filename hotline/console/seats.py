@@ -32,7 +32,7 @@ from hotline.calls.members import (
 )
 from hotline.db.locks import LockKey
 from hotline.errors import Conflict, NotFound, ValidationError
-from hotline.events import publish
+from hotline.events import Topic, publish
 from hotline.registry import Registry
 
 STATES = ("offline", "ready", "on_call", "after_call", "break")
@@ -277,7 +277,7 @@ async def set_phone(
                     pbx_updated = True
             except (PbxRefused, PbxUnreachable) as exc:
                 pbx_updated, note = False, f"已保存；电话系统未更新（{exc.message}），稍后自动核对"
-        await publish(conn, "seat.changed", {"user_id": user_id, "state": (await get_seat(conn, user_id)).state})
+        await publish(conn, Topic.SEAT_CHANGED, {"user_id": user_id, "state": (await get_seat(conn, user_id)).state})
     return PhoneChange(user_id, phone, chosen, pbx_updated, note)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from hotline.events import publish
+from hotline.events import Topic, publish
 
 _FIRE = """
 WITH due AS MATERIALIZED (
@@ -95,11 +95,11 @@ async def scan(pool: asyncpg.Pool, *, now: datetime | None = None, batch: int = 
                 alerts = row["alerts"]
                 if len(alerts) <= MAX_EVENTS_PER_ROUND:
                     for a in alerts:
-                        await publish(conn, "sla.alert", {"alert_id": a["id"], "ticket_id": a["ticket_id"],
+                        await publish(conn, Topic.SLA_ALERT, {"alert_id": a["id"], "ticket_id": a["ticket_id"],
                                                           "kind": a["kind"], "stage": a["stage"],
                                                           "unit_code": a["unit_code"], "level_pct": a["level_pct"]})
                 elif alerts:
-                    await publish(conn, "sla.alerts", {"count": len(alerts)})
+                    await publish(conn, Topic.SLA_ALERTS, {"count": len(alerts)})
             result.rounds += 1
             result.due += row["due"]
             result.alerts += len(alerts)

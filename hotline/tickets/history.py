@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from hotline.db import transaction  # noqa: F401  (the one helper, re-exported: joins the caller's transaction)
-from hotline.events import publish
+from hotline.events import Topic, publish
 
 _UNSET: Any = object()
 
@@ -39,5 +39,5 @@ async def append_event(
     )
     if unit_code is _UNSET:
         unit_code = await conn.fetchval("SELECT lead_unit_code FROM tickets WHERE id = $1", ticket_id)
-    await publish(conn, "ticket.changed", {"ticket_id": ticket_id, "state": to_state, "unit_code": unit_code})
+    await publish(conn, Topic.TICKET_CHANGED, {"ticket_id": ticket_id, "state": to_state, "unit_code": unit_code})
     return int(event_id)
