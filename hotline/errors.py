@@ -16,10 +16,15 @@ class HotlineError(Exception):
     code = "error"
     status = 500
 
-    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None, **details: Any) -> None:
+        """``code`` names the refusal more precisely than the class's (``unknown_category``
+        rather than ``invalid``); ``details`` (``value=`` the refused value, ...) go into
+        the response body beside it."""
         super().__init__(message)
         self.message = message
         self.field = field
+        if code is not None:
+            self.code = code
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:

@@ -95,37 +95,43 @@ async def ranking(conn: asyncpg.Connection | asyncpg.Pool, period: Period, cfg: 
     return ranked + sorted(unranked, key=lambda r: r["unit_code"])
 
 
+_APPEAL_STATUS_ZH = {"pending": "待审核", "approved": "已通过", "rejected": "已驳回"}
+
+
 def _reason(value: Any, field: str = "reason") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{field} is required (why)", field=field)
+        raise ValidationError(f"请填写理由 {field}", field=field, value=value, code="missing_field")
     if len(value) > 2000:
-        raise ValidationError(f"{field} must be at most 2000 characters", field=field)
+        raise ValidationError(f"理由 {field} 最多 2000 个字，收到 {len(value)} 个字", field=field, value=len(value),
+                              code="out_of_range")
     return value.strip()
 
 
 async def _unit_on_ticket(conn: asyncpg.Connection, ticket_id: int, unit_code: str) -> None:
     if not await conn.fetchval("SELECT true FROM ticket_legs WHERE ticket_id = $1 AND unit_code = $2 LIMIT 1",
                                ticket_id, unit_code):
-        raise NotFound(f"no ticket {ticket_id} handled by unit {unit_code}", field="ticket")
+        raise NotFound(f"单位 {unit_code} 没有办理过工单 {ticket_id}", field="ticket", value=ticket_id)
 
 
 async def file_appeal(conn: asyncpg.Connection, user: User, ticket_id: int, reason: Any, *,
                       remote_addr: str | None = None) -> dict[str, Any]:
     """A unit's liaison asks to leave one of its tickets out of its assessment."""
     if not user.unit_code:
-        raise Forbidden("only a handling unit's liaison may appeal")
+        raise Forbidden("只有承办单位的联络员可以申诉", code="not_a_unit")
     text = _reason(reason)
     async with conn.transaction():
         await _unit_on_ticket(conn, ticket_id, user.unit_code)
         if await conn.fetchval("SELECT true FROM assessment_exemptions WHERE ticket_id = $1 AND unit_code = $2 "
                                "AND revoked_at IS NULL", ticket_id, user.unit_code):
-            raise Conflict(f"ticket {ticket_id} is already exempted for {user.unit_code}", field="ticket")
+            raise Conflict(f"工单 {ticket_id} 已对单位 {user.unit_code} 免于考核", field="ticket", value=ticket_id,
+                           code="already_exempted")
         try:
             row = await conn.fetchrow(
                 """INSERT INTO assessment_appeals (ticket_id, unit_code, reason, created_by) VALUES ($1, $2, $3, $4)
                    RETURNING *""", ticket_id, user.unit_code, text, user.id)
         except asyncpg.UniqueViolationError:
-            raise Conflict(f"an appeal on ticket {ticket_id} is already pending", field="ticket") from None
+            raise Conflict(f"工单 {ticket_id} 已有待审核的申诉", field="ticket", value=ticket_id,
+                           code="appeal_pending") from None
         await audit(conn, "assessment_appeal_filed", user=user, object_type="assessment_appeal", object_id=row["id"],
                     detail={"ticket_id": ticket_id, "unit_code": user.unit_code, "reason": text},
                     remote_addr=remote_addr)
@@ -136,14 +142,16 @@ async def decide_appeal(conn: asyncpg.Connection, user: User, appeal_id: int, de
                         at: datetime | None = None, remote_addr: str | None = None) -> dict[str, Any]:
     """The centre approves (the ticket is exempted for the unit) or rejects, with a reason."""
     if decision not in ("approve", "reject"):
-        raise ValidationError(f"decision must be approve or reject, got {decision!r}", field="decision")
+        raise ValidationError(f"审核结果 decision 必须是 approve（通过）或 reject（驳回），收到 {decision!r}",
+                              field="decision", value=decision, code="invalid_choice")
     text = _reason(reason)
     async with conn.transaction():
         appeal = await conn.fetchrow("SELECT * FROM assessment_appeals WHERE id = $1 FOR UPDATE", appeal_id)
         if appeal is None:
-            raise NotFound(f"no appeal {appeal_id}", field="id")
+            raise NotFound(f"没有申诉 {appeal_id}", field="id", value=appeal_id)
         if appeal["status"] != "pending":
-            raise Conflict(f"appeal {appeal_id} was already {appeal['status']}", field="id")
+            raise Conflict(f"申诉 {appeal_id} 已审核（{_APPEAL_STATUS_ZH.get(appeal['status'], appeal['status'])}）",
+                           field="id", value=appeal_id, code="already_decided")
         status = "approved" if decision == "approve" else "rejected"
         row = await conn.fetchrow(
             """UPDATE assessment_appeals SET status = $2, decided_by = $3, decided_at = coalesce($4, now()),
@@ -166,7 +174,8 @@ async def _exempt(conn: asyncpg.Connection, user: User, ticket_id: int, unit_cod
             """INSERT INTO assessment_exemptions (ticket_id, unit_code, reason, appeal_id, created_by)
                VALUES ($1, $2, $3, $4, $5) RETURNING *""", ticket_id, unit_code, reason, appeal_id, user.id)
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"ticket {ticket_id} is already exempted for {unit_code}", field="ticket") from None
+        raise Conflict(f"工单 {ticket_id} 已对单位 {unit_code} 免于考核", field="ticket", value=ticket_id,
+                       code="already_exempted") from None
     await audit(conn, "assessment_exemption_granted", user=user, object_type="assessment_exemption",
                 object_id=row["id"], detail={"ticket_id": ticket_id, "unit_code": unit_code, "reason": reason,
                                              "appeal_id": appeal_id}, remote_addr=remote_addr)
@@ -177,7 +186,8 @@ async def grant_exemption(conn: asyncpg.Connection, user: User, ticket_id: int, 
                           remote_addr: str | None = None) -> dict[str, Any]:
     """The centre exempts a ticket from a unit's assessment directly (e.g. a force majeure)."""
     if not isinstance(unit_code, str) or not unit_code:
-        raise ValidationError("unit_code is required", field="unit_code")
+        raise ValidationError(f"请填写单位代码 unit_code，收到 {unit_code!r}", field="unit_code", value=unit_code,
+                              code="missing_field")
     text = _reason(reason)
     async with conn.transaction():
         await _unit_on_ticket(conn, ticket_id, unit_code)
@@ -192,7 +202,7 @@ async def revoke_exemption(conn: asyncpg.Connection, user: User, exemption_id: i
             """UPDATE assessment_exemptions SET revoked_at = now(), revoked_by = $2, revoke_reason = $3
                 WHERE id = $1 AND revoked_at IS NULL RETURNING *""", exemption_id, user.id, text)
         if row is None:
-            raise NotFound(f"no active exemption {exemption_id}", field="id")
+            raise NotFound(f"没有生效中的免考核记录 {exemption_id}", field="id", value=exemption_id)
         await audit(conn, "assessment_exemption_revoked", user=user, object_type="assessment_exemption",
                     object_id=exemption_id, detail={"ticket_id": row["ticket_id"], "unit_code": row["unit_code"],
                                                     "reason": text}, remote_addr=remote_addr)
@@ -202,7 +212,8 @@ async def revoke_exemption(conn: asyncpg.Connection, user: User, exemption_id: i
 async def appeals(conn: asyncpg.Connection | asyncpg.Pool, *, status: str | None = None,
                   unit_code: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     if status is not None and status not in ("pending", "approved", "rejected"):
-        raise ValidationError(f"status must be pending, approved or rejected, got {status!r}", field="status")
+        raise ValidationError(f"状态 status 必须是 pending（待审核）、approved（通过）或 rejected（驳回），收到 {status!r}",
+                              field="status", value=status, code="invalid_choice")
     rows = await conn.fetch(
         """SELECT a.*, t.number AS ticket_number, u.name AS unit_name FROM assessment_appeals a
              JOIN tickets t ON t.id = a.ticket_id JOIN units u ON u.code = a.unit_code

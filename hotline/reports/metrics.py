@@ -56,18 +56,30 @@ class Period:
         try:
             first = date.fromisoformat(date_from) if date_from else today.replace(day=1)
             last = date.fromisoformat(date_to) if date_to else today
-        except ValueError as exc:
-            raise ValidationError(f"from/to must be dates (YYYY-MM-DD): {exc}", field="from") from None
+        except ValueError:
+            bad, name = (date_from, "from") if not _is_date(date_from) else (date_to, "to")
+            raise ValidationError(f"参数 {name} 必须是日期（如 2026-11-30），收到 {bad!r}", field=name, value=bad,
+                                  code="invalid_date") from None
         if last < first:
-            raise ValidationError(f"to {last} is before from {first}", field="to")
+            raise ValidationError(f"结束日期 to {last} 早于开始日期 from {first}", field="to", value=str(last),
+                                  code="out_of_range")
         if (last - first).days > 366 * 3:
-            raise ValidationError("a report spans at most three years", field="to")
+            raise ValidationError(f"报表最多跨三年，收到 {first} 至 {last}", field="to", value=str(last),
+                                  code="out_of_range")
         return cls(datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz))
+
+
+def _is_date(value: str | None) -> bool:
+    try:
+        return not value or bool(date.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 def _group(group: str) -> None:
     if group not in GROUPS:
-        raise ValidationError(f"group must be one of {list(GROUPS)}, got {group!r}", field="group")
+        raise ValidationError(f"参数 group 必须是 {'、'.join(GROUPS)} 之一，收到 {group!r}", field="group",
+                              value=group, code="invalid_choice")
 
 
 def _bucket(column: str, group: str, tz: str) -> str:

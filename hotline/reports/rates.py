@@ -57,7 +57,8 @@ async def three_rates(conn: asyncpg.Connection | asyncpg.Pool, period: Period, *
                       group: str = "unit", exemptions: bool = False) -> list[dict[str, Any]]:
     """One row per unit (or one ``total`` row) with the counts and the three rates."""
     if group not in RATE_GROUPS:
-        raise ValidationError(f"group must be one of {list(RATE_GROUPS)}, got {group!r}", field="group")
+        raise ValidationError(f"参数 group 必须是 {'、'.join(RATE_GROUPS)} 之一，收到 {group!r}", field="group",
+                              value=group, code="invalid_choice")
     rows = await conn.fetch(
         """WITH clocks AS (
                SELECT k.unit_code,

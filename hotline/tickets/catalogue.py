@@ -77,23 +77,28 @@ async def category_tree(conn: asyncpg.Connection | asyncpg.Pool, *, include_inac
 async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any], *, create: bool) -> dict:
     name, parent, active = body.get("name"), body.get("parent_code"), body.get("active")
     if create and (not isinstance(name, str) or not name.strip()):
-        raise ValidationError("name is required", field="name")
+        raise ValidationError(f"请填写分类名称 name，收到 {name!r}", field="name", value=name, code="missing_field")
     if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 64):
-        raise ValidationError("name must be 1-64 characters", field="name")
+        raise ValidationError(f"分类名称 name 须为 1-64 个字，收到 {name!r}", field="name", value=name,
+                              code="out_of_range")
     if active is not None and not isinstance(active, bool):
-        raise ValidationError("active must be true or false", field="active")
+        raise ValidationError(f"active 必须是 true 或 false，收到 {active!r}", field="active", value=active,
+                              code="invalid_type")
     async with conn.transaction():
         if parent is not None:
             if parent == code:
-                raise ValidationError("a category cannot be its own parent", field="parent_code")
+                raise ValidationError(f"分类 {code!r} 不能是自己的上级", field="parent_code", value=parent,
+                                      code="invalid_parent")
             ancestors = await conn.fetch(
                 """WITH RECURSIVE up(code) AS (SELECT $1::text UNION
                        SELECT c.parent_code FROM ticket_categories c JOIN up ON c.code = up.code
                         WHERE c.parent_code IS NOT NULL) SELECT code FROM up""", parent)
             if not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1", parent):
-                raise ValidationError(f"unknown parent category {parent!r}", field="parent_code")
+                raise ValidationError(f"未知的上级分类 {parent!r}", field="parent_code", value=parent,
+                                      code="unknown_category")
             if code in {r["code"] for r in ancestors}:
-                raise ValidationError(f"{parent!r} is under {code!r}: that would be a cycle", field="parent_code")
+                raise ValidationError(f"分类 {parent!r} 在 {code!r} 之下：会形成循环", field="parent_code", value=parent,
+                                      code="invalid_parent")
         if create:
             try:
                 await conn.execute(
@@ -101,9 +106,10 @@ async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any
                     "VALUES ($1, $2, $3, (SELECT coalesce(max(sort), 0) + 1 FROM ticket_categories))",
                     code, str(name).strip(), parent)
             except asyncpg.UniqueViolationError:
-                raise Conflict(f"category {code!r} exists", field="code") from None
+                raise Conflict(f"分类 {code!r} 已存在", field="code", value=code, code="category_exists") from None
             except asyncpg.CheckViolationError:
-                raise ValidationError(f"code {code!r} must be 1-32 letters, digits, . _ -", field="code") from None
+                raise ValidationError(f"分类代码 {code!r} 须为 1-32 位字母、数字或 . _ -", field="code", value=code,
+                                      code="invalid_format") from None
         else:
             result = await conn.execute(
                 """UPDATE ticket_categories SET name = coalesce($2, name),
@@ -111,7 +117,7 @@ async def save_category(conn: asyncpg.Connection, code: str, body: dict[str, Any
                           active = coalesce($5, active), updated_at = now() WHERE code = $1""",
                 code, name.strip() if name else None, parent, "parent_code" in body, active)
             if result.endswith(" 0"):
-                raise NotFound(f"no category {code!r}", field="code")
+                raise NotFound(f"没有分类 {code!r}", field="code", value=code)
         row = await conn.fetchrow("SELECT code, name, parent_code, active FROM ticket_categories WHERE code = $1",
                                   code)
         return dict(row)
@@ -135,7 +141,7 @@ async def default_unit(conn: asyncpg.Connection, category_code: str | None) -> s
 async def set_catalogue(conn: asyncpg.Connection, category_code: str, unit_code: str | None, *,
                         user_id: int | None, note: str = "") -> dict | None:
     if not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1", category_code):
-        raise NotFound(f"no category {category_code!r}", field="category_code")
+        raise NotFound(f"没有分类 {category_code!r}", field="category_code", value=category_code)
     if unit_code is None:
         await conn.execute("DELETE FROM dispatch_catalogue WHERE category_code = $1", category_code)
         return None
@@ -159,12 +165,13 @@ async def list_catalogue(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict]:
 
 async def check_unit(conn: asyncpg.Connection, unit_code: Any, field: str) -> str:
     if not isinstance(unit_code, str) or not unit_code:
-        raise ValidationError(f"{field} must be a unit code", field=field)
+        raise ValidationError(f"{field} 必须是单位代码，收到 {unit_code!r}", field=field, value=unit_code,
+                              code="invalid_type")
     active = await conn.fetchval("SELECT active FROM units WHERE code = $1", unit_code)
     if active is None:
-        raise ValidationError(f"unknown unit {unit_code!r}", field=field)
+        raise ValidationError(f"未知的单位 {unit_code!r}", field=field, value=unit_code, code="unknown_unit")
     if not active:
-        raise ValidationError(f"unit {unit_code!r} is inactive", field=field)
+        raise ValidationError(f"单位 {unit_code!r} 已停用", field=field, value=unit_code, code="inactive_unit")
     return unit_code
 
 
@@ -181,14 +188,18 @@ async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *
     allowed = {"name", "parent_code", "kind", "contact_phone", "active", "region_code"}
     unknown = set(body) - allowed
     if unknown:
-        raise ValidationError(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0])
+        raise ValidationError(f"不能设置字段 {'、'.join(sorted(unknown))}；可设置的字段：{'、'.join(sorted(allowed))}",
+                              field=sorted(unknown)[0], value=sorted(unknown), code="unknown_field")
     if "kind" in body and body["kind"] not in UNIT_KINDS:
-        raise ValidationError(f"kind must be one of {list(UNIT_KINDS)}", field="kind")
+        raise ValidationError(f"单位类型 kind 必须是 {'、'.join(UNIT_KINDS)} 之一，收到 {body['kind']!r}", field="kind",
+                              value=body["kind"], code="invalid_choice")
     if create and not (isinstance(body.get("name"), str) and body["name"].strip()):
-        raise ValidationError("name is required", field="name")
+        raise ValidationError(f"请填写单位名称 name，收到 {body.get('name')!r}", field="name", value=body.get("name"),
+                              code="missing_field")
     if body.get("parent_code") is not None:
         if body["parent_code"] == code:
-            raise ValidationError("a unit cannot be its own parent", field="parent_code")
+            raise ValidationError(f"单位 {code!r} 不能是自己的上级", field="parent_code", value=code,
+                                  code="invalid_parent")
         await check_unit(conn, body["parent_code"], "parent_code")
     if body.get("region_code") is not None and not await conn.fetchval(
             "SELECT active FROM regions WHERE code = $1", body["region_code"]):
@@ -210,13 +221,14 @@ async def save_unit(conn: asyncpg.Connection, code: str, body: dict[str, Any], *
                 result = await conn.execute(
                     f"UPDATE units SET {', '.join(sets)}, updated_at = now() WHERE code = $1", *args)  # noqa: S608
                 if result.endswith(" 0"):
-                    raise NotFound(f"no unit {code!r}", field="code")
+                    raise NotFound(f"没有单位 {code!r}", field="code", value=code)
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"unit {code!r} exists", field="code") from None
+        raise Conflict(f"单位 {code!r} 已存在", field="code", value=code, code="unit_exists") from None
     except asyncpg.CheckViolationError:
-        raise ValidationError(f"unit code {code!r} must be lowercase letters, digits, - or _", field="code") from None
+        raise ValidationError(f"单位代码 {code!r} 须为小写字母、数字、- 或 _", field="code", value=code,
+                              code="invalid_format") from None
     row = await conn.fetchrow(
         "SELECT code, name, parent_code, kind, contact_phone, active, region_code FROM units WHERE code = $1", code)
     if row is None:
-        raise NotFound(f"no unit {code!r}", field="code")
+        raise NotFound(f"没有单位 {code!r}", field="code", value=code)
     return dict(row)

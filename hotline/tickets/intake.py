@@ -49,10 +49,8 @@ class NewTicket:
     callback_call_id: int | None = None
 
 
-def _refuse(field: str, value: Any, message: str, code: str = "invalid") -> ValidationError:
-    exc = ValidationError(message, field=field, value=value)
-    exc.code = code
-    return exc
+def _refuse(field: str, value: Any, message: str, code: str) -> ValidationError:
+    return ValidationError(message, field=field, value=value, code=code)
 
 
 def ticket_from_fields(fields: Mapping[str, Any], *, source: str) -> NewTicket:

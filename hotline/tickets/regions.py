@@ -94,9 +94,9 @@ async def check_region(conn: asyncpg.Connection, code: Any, field: str = "region
         return None
     active = await conn.fetchval("SELECT active FROM regions WHERE code = $1", code) if isinstance(code, str) else None
     if active is None:
-        raise ValidationError(f"未知的区划代码 {code!r}", field=field)
+        raise ValidationError(f"未知的区划代码 {code!r}", field=field, value=code, code="unknown_region")
     if not active:
-        raise ValidationError(f"区划 {code!r} 已停用", field=field)
+        raise ValidationError(f"区划 {code!r} 已停用", field=field, value=code, code="inactive_region")
     return str(code)
 
 
@@ -105,28 +105,33 @@ async def save_region(conn: asyncpg.Connection, code: str, body: dict[str, Any],
     allowed = {"name", "level", "parent_code", "active"}
     unknown = set(body) - allowed
     if unknown:
-        raise ValidationError(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0])
+        raise ValidationError(f"不能设置字段 {'、'.join(sorted(unknown))}；可设置的字段：{'、'.join(sorted(allowed))}",
+                              field=sorted(unknown)[0], value=sorted(unknown), code="unknown_field")
     name = body.get("name")
     if (create or name is not None) and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 64):
-        raise ValidationError("名称须为 1-64 个字", field="name")
+        raise ValidationError(f"名称 name 须为 1-64 个字，收到 {name!r}", field="name", value=name, code="out_of_range")
     if "active" in body and not isinstance(body["active"], bool):
-        raise ValidationError("active must be true or false", field="active")
+        raise ValidationError(f"active 必须是 true 或 false，收到 {body['active']!r}", field="active",
+                              value=body["active"], code="invalid_type")
     async with conn.transaction():
         current = await conn.fetchrow("SELECT * FROM regions WHERE code = $1 FOR UPDATE", code)
         if create and current is not None:
-            raise Conflict(f"区划 {code!r} 已存在", field="code")
+            raise Conflict(f"区划 {code!r} 已存在", field="code", value=code, code="region_exists")
         if not create and current is None:
-            raise NotFound(f"no region {code!r}", field="code")
+            raise NotFound(f"没有区划 {code!r}", field="code", value=code)
         level = body.get("level", current["level"] if current else None)
         if level not in LEVELS:
-            raise ValidationError(f"level must be one of {list(LEVELS)}, got {level!r}", field="level")
+            raise ValidationError(f"区划级别 level 必须是 {'、'.join(LEVELS)} 之一，收到 {level!r}", field="level",
+                                  value=level, code="invalid_choice")
         parent = body.get("parent_code", current["parent_code"] if current else None)
         if parent is not None:
             prow = await conn.fetchrow("SELECT level FROM regions WHERE code = $1", parent)
             if prow is None:
-                raise ValidationError(f"未知的上级区划 {parent!r}", field="parent_code")
+                raise ValidationError(f"未知的上级区划 {parent!r}", field="parent_code", value=parent,
+                                      code="unknown_region")
             if LEVELS.index(prow["level"]) >= LEVELS.index(level):
-                raise ValidationError(f"上级区划 {parent!r}（{prow['level']}）须高于 {level}", field="parent_code")
+                raise ValidationError(f"上级区划 {parent!r}（{prow['level']}）须高于 {level}", field="parent_code",
+                                      value=parent, code="invalid_parent")
         check_code(code, level, parent)
         if create:
             await conn.execute(
@@ -185,18 +190,19 @@ async def set_rule(conn: asyncpg.Connection, body: dict[str, Any], *, user_id: i
     """Set (or with ``unit_code: null`` remove) the unit for region x category."""
     region = await check_region(conn, body.get("region_code"))
     if region is None:
-        raise ValidationError("region_code is required", field="region_code")
+        raise ValidationError("请填写区划代码 region_code", field="region_code", value=None, code="missing_field")
     category = body.get("category_code")
     if category is not None and not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1",
                                                         category):
-        raise ValidationError(f"unknown category {category!r}", field="category_code")
+        raise ValidationError(f"未知的诉求分类 {category!r}", field="category_code", value=category,
+                              code="unknown_category")
     unit = body.get("unit_code")
     if unit is None:
         await conn.execute("DELETE FROM dispatch_region_rules WHERE region_code = $1 "
                            "AND category_code IS NOT DISTINCT FROM $2", region, category)
         return None
     if not isinstance(unit, str) or not await conn.fetchval("SELECT active FROM units WHERE code = $1", unit):
-        raise ValidationError(f"unknown or inactive unit {unit!r}", field="unit_code")
+        raise ValidationError(f"未知或已停用的单位 {unit!r}", field="unit_code", value=unit, code="unknown_unit")
     row = await conn.fetchrow(
         """INSERT INTO dispatch_region_rules (region_code, category_code, unit_code, note, updated_by)
            VALUES ($1, $2, $3, $4, $5)
@@ -213,4 +219,4 @@ async def bind_unit(conn: asyncpg.Connection, unit_code: str, region_code: str |
     result = await conn.execute("UPDATE units SET region_code = $2, updated_at = now() WHERE code = $1",
                                 unit_code, region_code)
     if result.endswith(" 0"):
-        raise NotFound(f"no unit {unit_code!r}", field="code")
+        raise NotFound(f"没有单位 {unit_code!r}", field="code", value=unit_code)

@@ -128,9 +128,9 @@ async def ticket_view(conn: asyncpg.Connection, ticket_id: int, user: User, *, r
              LEFT JOIN units lu ON lu.code = t.lead_unit_code WHERE t.id = $1""",  # noqa: S608 (constant SQL)
         ticket_id, await scope_units(conn, user))
     if row is None or not row["visible"]:
-        raise NotFound(f"no ticket {ticket_id}", field="id")  # not 403: do not confirm it exists
+        raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)  # not 403: do not confirm it exists
     if reveal and row["confidential"] and is_unit_only(user):
-        raise Forbidden("the caller's identity on a confidential ticket is withheld from handling units")
+        raise Forbidden("保密工单的诉求人信息不向承办单位显示", field="reveal", code="confidential")
     out = summary(row, user)
     out.update(
         facts=row["facts"], location=row["location"], occurred_at=row["occurred_at"], source=row["source"],
@@ -157,9 +157,10 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
                        caller_pattern: str | None = None) -> list[dict[str, Any]]:
     """``caller_number`` matches exactly; ``caller_pattern`` is a LIKE pattern (a masked number)."""
     if state is not None and state not in STATE_NAMES_ZH:
-        raise ValidationError(f"unknown state {state!r}; states are {list(STATE_NAMES_ZH)}", field="state")
+        raise ValidationError(f"参数 state 必须是 {'、'.join(STATE_NAMES_ZH)} 之一，收到 {state!r}", field="state",
+                              value=state, code="invalid_choice")
     if (caller_number or caller_pattern) and is_unit_only(user):
-        raise Forbidden("handling units cannot search tickets by caller number")
+        raise Forbidden("承办单位不能按来电号码查询工单", field="caller", code="caller_search_forbidden")
     scope = await scope_units(conn, user)
     rows = await conn.fetch(
         """SELECT t.*, d.deadline, d.overdue, r.name AS region_name, lu.name AS lead_unit_name,
@@ -192,7 +193,7 @@ async def list_tickets(conn: asyncpg.Connection | asyncpg.Pool, user: User, *, s
 async def history(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user: User) -> list[dict[str, Any]]:
     if not await conn.fetchval("SELECT true FROM tickets WHERE id = $1", ticket_id) or not await _visible(
             conn, ticket_id, user):
-        raise NotFound(f"no ticket {ticket_id}", field="id")
+        raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)
     rows = await conn.fetch(
         """SELECT e.id, e.at, e.actor_id, e.actor_name, e.action, e.from_state, e.to_state, e.note, e.detail,
                   e.leg_id, l.unit_code, u.name AS unit_name
@@ -243,7 +244,7 @@ async def callback_plan(conn: asyncpg.Connection, ticket_id: int, user: User, *,
     merged into it (one reply and one callback plan reach every caller)."""
     row = await conn.fetchrow("SELECT id, master_id, state, answer FROM tickets WHERE id = $1", ticket_id)
     if row is None:
-        raise NotFound(f"no ticket {ticket_id}", field="id")
+        raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)
     master_id = row["master_id"] or ticket_id
     people = await conn.fetch(
         """SELECT id AS ticket_id, number AS ticket_number, caller_name, coalesce(nullif(contact_number, ''), caller_number) AS number,

@@ -62,7 +62,9 @@ async def test_appeals_and_exemptions_move_the_score_with_an_audit_trail(
     # a unit appeals only against its own tickets, and must say why
     assert (await lead.post("/api/v1/assessment/appeals", json={"ticket": number["b2"], "reason": "x"})).status == 404
     resp = await other.post("/api/v1/assessment/appeals", json={"ticket": number["b2"], "reason": " "})
-    assert resp.status == 400 and (await resp.json())["error"]["field"] == "reason"
+    err = (await resp.json())["error"]
+    assert resp.status == 400 and (err["field"], err["code"]) == ("reason", "missing_field")
+    assert "请填写理由" in err["message"]
     filed = await other.post("/api/v1/assessment/appeals",
                              json={"ticket": number["b2"], "reason": "市民诉求超出法定职责（要求赔偿）"})
     assert filed.status == 201, await filed.text()

@@ -113,7 +113,7 @@ async def test_catalogue_units_and_categories_are_editable(api_as: Any, pool: as
     await _json(await sup.post("/api/v1/categories", json={"code": "060301", "name": "夜间施工噪声",
                                                            "parent_code": "0603"}), 201)
     err = (await _json(await sup.patch("/api/v1/categories/06", json={"parent_code": "060301"}), 400))["error"]
-    assert "cycle" in err["message"]
+    assert "循环" in err["message"] and err["code"] == "invalid_parent"
     # the new leaf inherits the catalogue unit of its parent
     t = await _json(await agent.post("/api/v1/tickets", json={**BODY, "category_code": "060301", "dispatch": {}}), 201)
     assert t["ticket"]["lead_unit_code"] == "dinghai-yancang"

@@ -45,6 +45,12 @@ async def test_regions_rules_and_suggestion(api_as: Any, seeded: Any) -> None:
     assert got["unit"]["code"] == "dinghai-changguo"
     bad = await _json(await admin.patch("/api/v1/units/dinghai-changguo", json={"region_code": "330902777"}), 400)
     assert bad["error"]["field"] == "region_code"
+    # refusals for console users: Chinese, a stable code, the field and the value named
+    bad = await _json(await admin.patch("/api/v1/regions/330902", json={"colour": "red"}), 400)
+    assert (bad["error"]["code"], bad["error"]["field"]) == ("unknown_field", "colour")
+    assert "不能设置字段 colour" in bad["error"]["message"]
+    bad = await _json(await admin.patch("/api/v1/regions/330902", json={"parent_code": "999999"}), 400)
+    assert bad["error"]["code"] == "unknown_region" and "999999" in bad["error"]["message"]
     # the suggestion for region x category, then a rule that changes it
     got = await _json(await agent.get("/api/v1/dispatch-suggestion?region=330902003"), 200)
     assert got["unit"]["code"] == "dinghai-huannan"

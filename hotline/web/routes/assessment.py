@@ -28,7 +28,8 @@ def _period(request: web.Request) -> Period:
         try:
             first = date.fromisoformat(f"{month}-01")
         except ValueError:
-            raise ValidationError(f"month must be YYYY-MM, got {month!r}", field="month") from None
+            raise ValidationError(f"参数 month 必须是年月（如 2026-11），收到 {month!r}", field="month", value=month,
+                                  code="invalid_date") from None
         nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
         return Period(datetime.combine(first, time(0), tz), datetime.combine(nxt, time(0), tz))
     return Period.parse(request.query.get("from"), request.query.get("to"), tz)
@@ -38,10 +39,11 @@ async def _ticket(request: web.Request, ref: object) -> int:
     if isinstance(ref, int) and not isinstance(ref, bool):
         ref = str(ref)
     if not isinstance(ref, str):
-        raise ValidationError("ticket (its number or id) is required", field="ticket")
+        raise ValidationError(f"请填写工单 ticket（工单编号或 id），收到 {ref!r}", field="ticket", value=ref,
+                              code="missing_field")
     found = await resolve(request.app[RUNTIME].pool, ref)
     if found is None:
-        raise NotFound(f"no ticket {ref}", field="ticket")
+        raise NotFound(f"没有工单 {ref}", field="ticket", value=ref)
     return found
 
 

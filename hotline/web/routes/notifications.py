@@ -26,7 +26,8 @@ async def list_(request: web.Request) -> web.Response:
     """The notifications outbox: receipts, reminders and results; dead letters with the gateway's reason."""
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
-        raise ValidationError(f"status must be one of {list(STATUSES)}, got {status!r}", field="status")
+        raise ValidationError(f"参数 status 必须是 {'、'.join(STATUSES)} 之一，收到 {status!r}", field="status",
+                              value=status, code="invalid_choice")
     limit = query_int(request, "limit", 100, high=500)
     before = query_int(request, "before_id", None, high=2**62)
     pool = request.app[RUNTIME].pool
@@ -52,7 +53,7 @@ async def requeue_(request: web.Request) -> web.Response:
     async with rt.pool.acquire() as conn, conn.transaction():
         row = await requeue(conn, notification_id, datetime.now(rt.settings.tz))
         if row is None:
-            raise NotFound(f"no dead notification {notification_id}", field="id")
+            raise NotFound(f"没有发送失败的通知 {notification_id}", field="id", value=notification_id)
         await audit(conn, "notification_requeued", user=current_user(request), object_type="notification",
                     object_id=notification_id, detail={"kind": row["kind"], "ticket_id": row["ticket_id"]},
                     remote_addr=request.remote)

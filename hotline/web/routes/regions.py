@@ -10,6 +10,7 @@ from hotline.errors import ValidationError
 from hotline.tickets.regions import list_rules, region_tree, save_region, set_rule, suggest_unit
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response, read_json
 
 TAGS = ["regions"]
@@ -27,7 +28,7 @@ RULE_BODY = {"type": "object", "required": ["region_code", "unit_code"], "proper
          responses={200: "the region tree with the units bound to each region"})
 async def regions(request: web.Request) -> web.Response:
     """The region tree (属地): city, districts, streets and townships (GB/T 2260 codes)."""
-    tree = await region_tree(request.app[RUNTIME].pool, include_inactive=request.query.get("all") in ("1", "true"))
+    tree = await region_tree(request.app[RUNTIME].pool, include_inactive=query_bool(request, "all"))
     return json_response({"items": tree})
 
 
@@ -38,7 +39,7 @@ async def region_create(request: web.Request) -> web.Response:
     body = await read_json(request)
     code = body.pop("code", None)
     if not isinstance(code, str):
-        raise ValidationError("code is required", field="code")
+        raise ValidationError(f"请填写区划代码 code，收到 {code!r}", field="code", value=code, code="missing_field")
     user = current_user(request)
     async with request.app[RUNTIME].pool.acquire() as conn, conn.transaction():
         region = await save_region(conn, code, body, create=True, user_id=user.id)

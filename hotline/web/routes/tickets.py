@@ -3,8 +3,6 @@ the callback plan, the category code table. Thin: the domain is hotline.tickets.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from hotline.errors import Forbidden, NotFound, ValidationError
@@ -24,7 +22,7 @@ from hotline.tickets.workflow import apply
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
-from hotline.web.params import query_bool, query_optional_bool
+from hotline.web.params import path_int, query_bool, query_datetime, query_optional_bool
 from hotline.web.util import json_response, query_int, read_json
 
 FRONT = ("agent", "expert", "dispatcher", "supervisor", "admin")
@@ -69,22 +67,6 @@ ACTION_BODY = {
 }
 
 
-def _id(request: web.Request, key: str = "id") -> int:
-    try:
-        return int(request.match_info[key])
-    except ValueError:
-        raise ValidationError(f"ticket id must be a number, got {request.match_info[key]!r}", field=key) from None
-
-
-def _dt(value: str | None, field: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{field} {value!r} is not an ISO 8601 date-time", field=field) from None
-
-
 @requires(*FRONT)
 @api_doc(tags=TAGS, body=TICKET_BODY, responses={201: "the ticket", 400: "bad input, naming the field"})
 async def create(request: web.Request) -> web.Response:
@@ -118,13 +100,13 @@ async def list_(request: web.Request) -> web.Response:
     before = query_int(request, "before_id", None, high=2**62)
     overdue = query_optional_bool(request, "overdue")
     if q.get("caller") and is_unit_only(current_user(request)):
-        raise Forbidden("handling units cannot search tickets by caller number", field="caller")
+        raise Forbidden("承办单位不能按来电号码查询工单", field="caller", code="caller_search_forbidden")
     caller = await caller_filter(request, audit_action="tickets.search_by_caller")
     items = await views.list_tickets(
         request.app[RUNTIME].pool, current_user(request), state=q.get("state"),
         open_only=query_bool(request, "open"), unit_code=q.get("unit"), hotline_number=q.get("line"),
-        caller_number=caller.number, caller_pattern=caller.pattern, overdue=overdue, created_from=_dt(q.get("from"), "from"),
-        created_to=_dt(q.get("to"), "to"), before_id=before, limit=limit)
+        caller_number=caller.number, caller_pattern=caller.pattern, overdue=overdue, created_from=query_datetime(request, "from"),
+        created_to=query_datetime(request, "to"), before_id=before, limit=limit)
     return json_response({"items": items, "next_before_id": items[-1]["id"] if len(items) == limit else None})
 
 
@@ -135,7 +117,7 @@ async def list_(request: web.Request) -> web.Response:
 async def detail(request: web.Request) -> web.Response:
     """One ticket. Numbers are masked unless `reveal=contact` (each unmasked view is audited)."""
     async with request.app[RUNTIME].pool.acquire() as conn:
-        view = await views.ticket_view(conn, _id(request), current_user(request),
+        view = await views.ticket_view(conn, path_int(request), current_user(request),
                                        reveal=request.query.get("reveal") == "contact", remote_addr=request.remote)
     return json_response({"ticket": view})
 
@@ -144,7 +126,7 @@ async def detail(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, responses={200: "the append-only history, oldest first"})
 async def history(request: web.Request) -> web.Response:
     """A ticket's history: who, when, from-state, to-state, note, detail."""
-    items = await views.history(request.app[RUNTIME].pool, _id(request), current_user(request))
+    items = await views.history(request.app[RUNTIME].pool, path_int(request), current_user(request))
     return json_response({"items": items})
 
 
@@ -161,10 +143,10 @@ async def act(request: web.Request) -> web.Response:
     """
     user = current_user(request)
     body = await read_json(request)
-    ticket_id = _id(request)
+    ticket_id = path_int(request)
     async with request.app[RUNTIME].pool.acquire() as conn:
         if not await views._visible(conn, ticket_id, user):
-            raise NotFound(f"no ticket {ticket_id}", field="id")
+            raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)
         result = await apply(conn, ticket_id, request.match_info["action"], user, body,
                              calendars=request.app[RUNTIME].calendars)
         view = await views.ticket_view(conn, ticket_id, user)
@@ -176,7 +158,7 @@ async def act(request: web.Request) -> web.Response:
 async def callback_plan(request: web.Request) -> web.Response:
     """The callback plan (回访): the master ticket's answer and the callers of every merged ticket."""
     async with request.app[RUNTIME].pool.acquire() as conn:
-        plan = await views.callback_plan(conn, _id(request), current_user(request), remote_addr=request.remote)
+        plan = await views.callback_plan(conn, path_int(request), current_user(request), remote_addr=request.remote)
     return json_response(plan)
 
 
@@ -204,8 +186,8 @@ async def refusal_report(request: web.Request) -> web.Response:
     """How many tickets were refused (不予受理) or sent to another channel (转其他渠道), by reason."""
     rt = request.app[RUNTIME]
     tz = rt.settings.tz
-    start = _dt(request.query.get("from"), "from")
-    end = _dt(request.query.get("to"), "to")
+    start = query_datetime(request, "from")
+    end = query_datetime(request, "to")
     async with rt.pool.acquire() as conn:
         if start is None or end is None:
             now = (await conn.fetchval("SELECT now()")).astimezone(tz)
@@ -216,7 +198,8 @@ async def refusal_report(request: web.Request) -> web.Response:
         start = start if start.tzinfo else start.replace(tzinfo=tz)
         end = end if end.tzinfo else end.replace(tzinfo=tz)
         if end <= start:
-            raise ValidationError(f"to {end.isoformat()} must be after from {start.isoformat()}", field="to")
+            raise ValidationError(f"结束时间 to {end.isoformat()} 须晚于开始时间 from {start.isoformat()}", field="to",
+                                  value=request.query.get("to"), code="out_of_range")
         report = await refusals.refusal_counts(conn, start=start, end=end, hotline_number=request.query.get("line"))
     return json_response(report)
 
@@ -242,7 +225,7 @@ async def category_create(request: web.Request) -> web.Response:
     body = await read_json(request)
     code = body.pop("code", None)
     if not isinstance(code, str) or not code:
-        raise ValidationError("code is required", field="code")
+        raise ValidationError(f"请填写分类代码 code，收到 {code!r}", field="code", value=code, code="missing_field")
     async with request.app[RUNTIME].pool.acquire() as conn:
         row = await save_category(conn, code, body, create=True)
     return json_response({"category": row}, status=201)
