@@ -30,13 +30,13 @@ def parse_body(body: bytes, content_type: str, *, max_records: int) -> tuple[str
         fmt = "json"
     else:
         raise ValidationError(
-            f"Content-Type must be application/json or text/csv, got {content_type!r}", field="Content-Type"
+            f"Content-Type 必须是 application/json 或 text/csv，收到 {content_type!r}", field="Content-Type"
         )
     if not records:
-        raise MalformedBody("the batch has no records", field="records")
+        raise MalformedBody("这批数据没有记录", field="records")
     if len(records) > max_records:
         raise TooManyRecords(
-            f"a batch holds at most {max_records} records; this one has {len(records)}",
+            f"每批最多 {max_records} 条记录，这批有 {len(records)} 条",
             field="records", limit=max_records,
         )
     return fmt, records
@@ -46,9 +46,9 @@ def _json(body: bytes) -> list[Any]:
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}", field="body") from None
+        raise MalformedBody(f"请求体不是有效的 JSON：{exc}", field="body") from None
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-        raise MalformedBody('the body must be a JSON object {"records": [...]}', field="records")
+        raise MalformedBody('请求体必须是 JSON 对象 {"records": [...]}', field="records")
     records: list[Any] = data["records"]
     return records
 
@@ -57,14 +57,14 @@ def _csv(body: bytes) -> list[Any]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise MalformedBody(f"the CSV is not UTF-8: {exc}", field="body") from None
+        raise MalformedBody(f"CSV 不是 UTF-8 编码：{exc}", field="body") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise MalformedBody(f"the CSV cannot be read: {exc}", field="body") from None
+        raise MalformedBody(f"无法读取 CSV：{exc}", field="body") from None
     if not rows or not any(h.strip() for h in rows[0]):
-        raise MalformedBody("the CSV needs a header row naming the fields", field="body")
+        raise MalformedBody("CSV 须有一行表头写明字段名", field="body")
     header = [h.strip() for h in rows[0]]
     records: list[Any] = []
     for row in rows[1:]:

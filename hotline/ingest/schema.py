@@ -132,10 +132,10 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            return bad("type", f"{f.name} must be text, got {type(value).__name__}")
+            return bad("type", f"{f.name} 必须是文本，收到 {type(value).__name__} 类型的值")
         value = value.strip()
         if len(value) > f.max_length:
-            return bad("too_long", f"{f.name} is longer than {f.max_length} characters ({len(value)})")
+            return bad("too_long", f"{f.name} 最多 {f.max_length} 个字符，收到 {len(value)} 个")
         if f.type == "phone":
             return _normalized(value), None
         return value, None
@@ -143,11 +143,11 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool):
-            return bad("type", f"{f.name} must be an integer, got {value!r}")
+            return bad("type", f"{f.name} 必须是整数，收到 {value!r}")
         if value < (1 if f.name == "version" else 0):
-            return bad("range", f"{f.name} must be ≥ {1 if f.name == 'version' else 0}, got {value}")
+            return bad("range", f"{f.name} 不能小于 {1 if f.name == 'version' else 0}，收到 {value}")
         if value > INT64_MAX:
-            return bad("range", f"{f.name} must be at most {INT64_MAX}, got {value}")
+            return bad("range", f"{f.name} 不能大于 {INT64_MAX}，收到 {value}")
         return value, None
     if f.type == "number":
         try:
@@ -155,25 +155,25 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite():
-            return bad("type", f"{f.name} must be a number, got {value!r}")
+            return bad("type", f"{f.name} 必须是数字，收到 {value!r}")
         if number < 0 or number >= Decimal("10000000"):
-            return bad("range", f"{f.name} must be between 0 and 9999999, got {value}")
+            return bad("range", f"{f.name} 必须在 0 到 9999999 之间，收到 {value}")
         return number, None
     if f.type == "time":
         if not isinstance(value, str):
-            return bad("type", f"{f.name} must be an ISO 8601 time text, got {type(value).__name__}")
+            return bad("type", f"{f.name} 必须是 ISO 8601 时间文本，收到 {type(value).__name__} 类型的值")
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            return bad("time", f"{f.name} is not an ISO 8601 time: {value!r}")
+            return bad("time", f"{f.name} 不是 ISO 8601 时间：{value!r}")
         if moment.tzinfo is None:
-            return bad("time_zone", f"{f.name} needs a UTC offset (e.g. +08:00): {value!r}")
+            return bad("time_zone", f"{f.name} 须带时区偏移（如 +08:00）：{value!r}")
         if not 2000 <= moment.year <= 2100:
-            return bad("range", f"{f.name} is out of range: {value!r}")
+            return bad("range", f"{f.name} 超出范围（2000–2100 年）：{value!r}")
         return moment, None
     if f.type == "enum":
         if not isinstance(value, str) or value.strip() not in f.choices:
-            return bad("choice", f"{f.name} must be one of {', '.join(f.choices)}; got {value!r}")
+            return bad("choice", f"{f.name} 必须是 {'、'.join(f.choices)} 之一，收到 {value!r}")
         return value.strip(), None
     raise AssertionError(f.type)
 
@@ -204,7 +204,7 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
     The common well-formed value of each type takes a fast path; anything else goes
     through :func:`_coerce`, which names the fault."""
     if not isinstance(record, Mapping):
-        return None, [Reason(None, "type", f"a record must be a JSON object, got {type(record).__name__}")]
+        return None, [Reason(None, "type", f"每条记录必须是 JSON 对象，收到 {type(record).__name__} 类型的值")]
     reasons = unstorable(record)
     poisoned = {r.field for r in reasons}
     if record.get("_csv_error"):
@@ -241,7 +241,7 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
             continue
         if _blank(value):
             if required:
-                reasons.append(Reason(name, "required", f"{name} is required"))
+                reasons.append(Reason(name, "required", f"缺少必填字段 {name}"))
             clean[name] = "" if ftype == "phone" else None
             continue
         coerced, reason = _coerce(f, value)
@@ -251,13 +251,13 @@ def validate(kind: str, record: Any, ctx: Context) -> tuple[dict[str, Any] | Non
     line = clean.get("hotline_number")
     if isinstance(line, str) and line:
         if not _LINE_RE.match(line):
-            reasons.append(Reason("hotline_number", "format", f"hotline_number must be 3-8 digits, got {line!r}"))
+            reasons.append(Reason("hotline_number", "format", f"hotline_number 必须是 3-8 位数字，收到 {line!r}"))
         elif line not in ctx.lines:
-            reasons.append(Reason("hotline_number", "unknown_line", f"line {line} is not in the registry"))
+            reasons.append(Reason("hotline_number", "unknown_line", f"线路 {line} 不在热线登记表中"))
         elif ctx.allowed_lines and line not in ctx.allowed_lines:
             reasons.append(Reason(
                 "hotline_number", "line_not_allowed",
-                f"this source may only report on {', '.join(sorted(ctx.allowed_lines))}; got {line}"))
+                f"本来源只能报送 {'、'.join(sorted(ctx.allowed_lines))} 的记录，收到 {line}"))
     if reasons:
         return None, reasons
     extra = {k: v for k, v in record.items() if k not in clean and not k.startswith("_")}
@@ -278,7 +278,7 @@ def unstorable(record: Mapping[str, Any]) -> list[Reason]:
             continue
         if isinstance(key, str) and _UNSTORABLE.search(key):
             reasons.append(Reason(printable(key), "character",
-                                  f"a field name contains a NUL character or a lone surrogate: {key!r}"))
+                                  f"字段名含有 NUL 字符或孤立代理字符：{key!r}"))
         stack.append((str(key), value))
     while stack:
         path, value = stack.pop()
@@ -286,17 +286,17 @@ def unstorable(record: Mapping[str, Any]) -> list[Reason]:
         if vtype is str:
             if _UNSTORABLE.search(value):
                 reasons.append(Reason(printable(path), "character",
-                                      f"{printable(path)} contains a NUL character or a lone surrogate: "
+                                      f"{printable(path)} 含有 NUL 字符或孤立代理字符："
                                       f"{_shown(value)}"))
         elif vtype is float:
             if not math.isfinite(value):
                 reasons.append(Reason(printable(path), "type",
-                                      f"{printable(path)} must be a finite number, got {value!r}"))
+                                      f"{printable(path)} 必须是有限的数字，收到 {value!r}"))
         elif vtype is dict:
             for k, v in reversed(value.items()):
                 if isinstance(k, str) and _UNSTORABLE.search(k):
                     reasons.append(Reason(printable(f"{path}.{k}"), "character",
-                                          f"a field name contains a NUL character or a lone surrogate: {k!r}"))
+                                          f"字段名含有 NUL 字符或孤立代理字符：{k!r}"))
                 stack.append((f"{path}.{k}", v))
         elif vtype is list:
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))

@@ -284,7 +284,7 @@ async def _merge_one_by_one(
         except _RECORD_FAULTS as exc:
             del best[sid]
             item.clean = None
-            item.reasons = [Reason(None, "database", f"the database refused the record: "
+            item.reasons = [Reason(None, "database", f"数据库拒绝了这条记录："
                                    f"{type(exc).__name__}: {printable(str(exc))}")]
     return outcome
 
@@ -412,15 +412,15 @@ async def _reprocess(conn: asyncpg.Connection, quarantine_id: int, record: dict[
                      user_id: int | None) -> dict[str, Any]:
     entry = await conn.fetchrow("SELECT * FROM ingest_quarantine WHERE id = $1 FOR UPDATE", quarantine_id)
     if entry is None:
-        raise NotFound(f"no quarantined record {quarantine_id}", field="id")
+        raise NotFound(f"没有隔离记录 {quarantine_id}", field="id")
     if entry["status"] != "open":
-        raise Conflict(f"quarantined record {quarantine_id} is already {entry['status']}",
+        raise Conflict(f"隔离记录 {quarantine_id} 已处理（{entry['status']}）",
                        field="id", status_now=entry["status"])
     src_row = await conn.fetchrow("SELECT * FROM ingest_sources WHERE code = $1", entry["source"])
     source = Source.from_row(src_row)
     raw = record if record is not None else entry["record"]
     if not isinstance(raw, dict):
-        raise ValidationError("record must be a JSON object", field="record")
+        raise ValidationError(f"record 必须是 JSON 对象，收到 {type(raw).__name__} 类型的值", field="record")
     kind = entry["kind"]
     clean, reasons = validate(kind, raw, await validation_context(conn, source))
     if clean is None:
@@ -487,6 +487,6 @@ async def discard(pool: asyncpg.Pool, quarantine_id: int, *, user: User, note: s
             quarantine_id, user.id, note,
         )
         if done is None:
-            raise Conflict(f"quarantined record {quarantine_id} is not open", field="id")
+            raise Conflict(f"隔离记录 {quarantine_id} 不是待处理状态", field="id")
         await audit(conn, "quarantine_discarded", user=user, object_type="ingest_quarantine",
                     object_id=quarantine_id, detail={"note": note}, remote_addr=remote_addr)

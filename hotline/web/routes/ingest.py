@@ -98,7 +98,7 @@ async def ingest(request: web.Request) -> web.Response:
     sent = request.headers.get(SIGNATURE_HEADER, "")
     if not code or not stamp or not sent:
         raise _refuse("unsigned", BadSignature(
-            f"signed requests need the {SOURCE_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"))
+            f"签名请求须带 {SOURCE_HEADER}、{TIMESTAMP_HEADER} 和 {SIGNATURE_HEADER} 请求头"))
     body = await read_capped(request, cfg.max_body_bytes)
     # The signature is checked first: until it holds, the source is only a claim, so
     # it names no metric and uses up no quota, and every refusal reads the same.
@@ -117,21 +117,21 @@ async def ingest(request: web.Request) -> web.Response:
             log.info("ingest source %s signed with its previous key (the overlap after a rotation)", code)
     if source is None or key is None or not signed_ok:
         raise _refuse("bad_signature", BadSignature(
-            "the request is not signed by a registered source with its current key", field=SIGNATURE_HEADER))
+            "请求未由已登记的来源以其当前密钥签名", field=SIGNATURE_HEADER))
     try:
         signed = int(stamp)
     except ValueError:
         raise _refuse("bad_timestamp", StaleTimestamp(
-            f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp!r}", field=TIMESTAMP_HEADER), code) from None
+            f"{TIMESTAMP_HEADER} 必须是 Unix 秒数，收到 {stamp!r}", field=TIMESTAMP_HEADER), code) from None
     skew = time.time() - signed
     if math.fabs(skew) > cfg.replay_window:
         raise _refuse("stale_timestamp", StaleTimestamp(
-            f"timestamp is {skew:+.0f} s away from the server clock; the window is ±{cfg.replay_window} s",
+            f"时间戳与服务器时钟相差 {skew:+.0f} 秒，允许范围为 ±{cfg.replay_window} 秒",
             field=TIMESTAMP_HEADER), code)
     wait = limiter.take(code, source.rate_per_minute)
     if wait > 0:
         metrics.REQUESTS.labels(code, "rate_limited").inc()
-        raise TooManyRequests(f"source {code} is over its rate of {source.rate_per_minute} requests per minute",
+        raise TooManyRequests(f"来源 {code} 超过每分钟 {source.rate_per_minute} 次请求的限额",
                               retry_after=math.ceil(wait))
     try:
         fmt, records = parse_body(body, request.headers.get("Content-Type", ""),
@@ -188,7 +188,7 @@ def _qid(request: web.Request) -> int:
     try:
         return int(request.match_info["id"])
     except ValueError:
-        raise NotFound(f"no quarantined record {request.match_info['id']!r}", field="id") from None
+        raise NotFound(f"没有隔离记录 {request.match_info['id']!r}", field="id") from None
 
 
 @requires("supervisor", "admin")
@@ -204,7 +204,7 @@ async def quarantine_reprocess(request: web.Request) -> web.Response:
     body = await read_json(request) if request.can_read_body else {}
     record = body.get("record")
     if record is not None and not isinstance(record, dict):
-        raise ValidationError("record must be a JSON object", field="record")
+        raise ValidationError(f"record 必须是 JSON 对象，收到 {type(record).__name__} 类型的值", field="record")
     result = await reprocess(pool, _qid(request), record=record, user=current_user(request),
                              remote_addr=request.remote)
     return json_response(result)
@@ -240,7 +240,7 @@ async def quarantine_discard(request: web.Request) -> web.Response:
     body = await read_json(request)
     note = body.get("note")
     if not isinstance(note, str) or not note.strip():
-        raise ValidationError("a note saying why is required", field="note")
+        raise ValidationError(f"请填写说明原因的备注 note，收到 {note!r}", field="note")
     await discard(pool, _qid(request), user=current_user(request), note=note.strip(), remote_addr=request.remote)
     return json_response({"id": _qid(request), "status": "discarded"})
 
