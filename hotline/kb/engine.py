@@ -10,8 +10,9 @@ and answers searches.
   in commit-safe order, so a node that missed notifications (down, or its LISTEN
   connection dropped) catches up from the log, and no writer needs a global lock. A
   lexicon change reloads the lexicon; a dictionary change rebuilds the index.
-* Searches run in worker threads (per-thread searchers, see :class:`KbIndex`); the
-  ranking is :class:`hotline.kb.query.Ranker`.
+* Searches run in worker threads, each holding the index generation it started on
+  (:mod:`hotline.kb.generation`: swapped in warm after every commit, closed when the
+  last search holding it is done); the ranking is :class:`hotline.kb.query.Ranker`.
 
 The runtime's engine: ``await get_kb(runtime)`` (kept by the runtime, never in
 module globals).
@@ -137,6 +138,9 @@ class KnowledgeBase:
                 self._unsubscribe = listener.subscribe(kb_changes.TOPIC, self._on_event)
                 listener.on_reconnect.append(self.kick)
             await self._load_lexicon()
+            # the agents' filter (published, valid today) is ready in every generation
+            self.index.remember_filter(self._filter(SearchRequest(
+                today=dt.datetime.now(self.runtime.settings.tz).date())))
             await self.check()
             self.opened = True
 

@@ -9,29 +9,39 @@ articles they describe. whoosh's own file lock serialises writers across process
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import index as windex
 from whoosh.analysis import SpaceSeparatedTokenizer
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.index import LockError
 from whoosh.matching import binary as _binary
 from whoosh.matching.mcore import ReadTooFar
-from whoosh.query import Every, Query, Term
+from whoosh.query import Every, Query
 from whoosh.writing import CLEAR
 
+from hotline.kb.generation import (
+    WARM_FILTERS,
+    Candidate,
+    Generation,
+    SegmentStore,
+    Vocabulary,
+    open_generation,
+    query_terms,
+)
 from hotline.kb.text import Segmenter
 
 #: bump when the schema or the analysis changes: nodes rebuild on start
 SCHEMA_VERSION = 3
 META_ID = "__meta__"
 OPEN_END = 99991231
-_MASK = Term("kind", "meta")
 
 
 def schema() -> Schema:
@@ -197,57 +207,20 @@ class IndexMeta:
     articles: int
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    fields: dict[str, Any]
-    score: float
-
-
-class Vocabulary:
-    """Word statistics of one searcher: document frequencies (memoised), words by
-    prefix (for one-character query words)."""
-
-    def __init__(self, searcher: Any) -> None:
-        self.searcher = searcher
-        self.docs = max(1, searcher.doc_count())
-        self._df: dict[tuple[str, str], int] = {}
-        self._prefix: dict[str, list[str]] = {}
-
-    def df(self, field: str, word: str) -> int:
-        key = (field, word)
-        value = self._df.get(key)
-        if value is None:
-            if len(self._df) > 50_000:
-                self._df.clear()
-            value = self._df[key] = int(self.searcher.doc_frequency(field, word))
-        return value
-
-    def idf(self, word: str) -> float:
-        df = max(self.df("head", word), self.df("body", word))
-        return math.log(1 + (self.docs - df + 0.5) / (df + 0.5)) if df else 0.0
-
-    def with_prefix(self, prefix: str, *, limit: int) -> list[str]:
-        """The most frequent longer head words starting with ``prefix``."""
-        words = self._prefix.get(prefix)
-        if words is None:
-            found = [(self.df("head", w), w) for w in
-                     (t.decode() if isinstance(t, bytes) else t for t in self.searcher.reader().expand_prefix("head", prefix))
-                     if len(w) > len(prefix)]
-            found.sort(key=lambda x: (-x[0], x[1]))
-            words = self._prefix[prefix] = [w for _, w in found[:limit]]
-        return words
-
-
 class KbIndex:
+    """The index directory of one node: writes (one writer, the engine's) and the
+    generation searches read (see :mod:`hotline.kb.generation`)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._ix: Any = None
-        self._local = threading.local()
         self._open_lock = threading.Lock()
-        #: per-segment filter document sets, shared by the searching threads (immutable
-        #: sets; a segment's numbering never changes)
-        self._segment_sets: dict[tuple[str, str], frozenset[int]] = {}
-        self._segment_lock = threading.Lock()
+        #: the generation searches take; swapped (never closed under a search) after a commit
+        self._current: Generation | None = None
+        self._swap_lock = threading.Lock()
+        self.store = SegmentStore()
+        #: filters searches used lately (warmed in every new generation)
+        self._recent: OrderedDict[str, Query] = OrderedDict()
 
     # -- opening ------------------------------------------------------------------
     def open(self) -> IndexMeta | None:
@@ -256,6 +229,7 @@ class KbIndex:
         with self._open_lock:
             self.path.mkdir(parents=True, exist_ok=True)
             try:
+                self._retire_current()
                 if windex.exists_in(str(self.path)):
                     self._ix = windex.open_dir(str(self.path))
                     meta = self.meta()
@@ -267,6 +241,12 @@ class KbIndex:
             # (whoosh keeps an index's schema, so a rebuild must not reuse the old one)
             self._ix = windex.create_in(str(self.path), schema())
             return None
+
+    def _retire_current(self) -> None:
+        with self._swap_lock:
+            old, self._current = self._current, None
+        if old is not None:
+            old.retire()
 
     def meta(self) -> IndexMeta | None:
         with self._ix.searcher() as s:
@@ -313,90 +293,102 @@ class KbIndex:
         except BaseException:
             writer.cancel()
             raise
+        self.advance()
         return written
 
     # -- reading ------------------------------------------------------------------
-    def _searcher(self) -> Any:
-        searcher = getattr(self._local, "searcher", None)
-        if searcher is None or getattr(self._local, "ix", None) is not self._ix:
-            searcher = self._ix.searcher()
-            self._local.filters = {}
-        elif not searcher.up_to_date():
-            searcher = searcher.refresh()  # reuses unchanged segments, closes the old reader
-            self._local.filters = {}
-        self._local.searcher, self._local.ix = searcher, self._ix
-        return searcher
+    def advance(self) -> None:
+        """Open the index's newest generation, warm it (the filters searches used lately,
+        the new segments' arrays) and swap it in; the replaced one is closed when the
+        last search holding it is done. The writer calls this after every commit, so
+        the first search after a publish finds everything ready."""
+        with self._open_lock:
+            ix = self._ix
+            if ix is None:
+                return
+            gen = open_generation(ix, self.store, list(self._recent.values()))
+            with self._swap_lock:
+                old, self._current = self._current, gen
+        if old is not None:
+            old.retire()
+        self.store.forget_except(gen.segment_ids())
 
-    def forget_searcher(self) -> None:
-        """Drop this thread's searcher (the next search opens a fresh one)."""
-        self._local.searcher = None
-        self._local.vocab = None
+    @contextmanager
+    def reading(self) -> Iterator[Generation]:
+        """Hold the current generation for one search (one search at a time per
+        generation); a commit meanwhile swaps in a new one without closing this."""
+        while True:
+            with self._swap_lock:
+                gen = self._current
+            if gen is None or gen.closed or not gen.up_to_date():
+                # first use, or another process (``hotline kb reindex``) committed
+                self.advance()
+                with self._swap_lock:
+                    gen = self._current
+                if gen is None:
+                    raise RuntimeError(f"index {self.path} is not open")
+            if gen.acquire():
+                break
+            # retired and closed between taking and holding it: take the newer one
+        try:
+            with gen.lock:
+                yield gen
+        finally:
+            gen.release()
 
-    def _docset(self, searcher: Any, query: Query | None) -> set[int] | None:
-        """The documents a filter allows, computed once per searcher generation (whoosh
-        would recompute it on every search)."""
+    def remember_filter(self, query: Query | None) -> None:
         if query is None:
-            return None
-        cache: dict[str, set[int]] = self._local.filters
+            return
         key = repr(query)
-        docs = cache.get(key)
-        if docs is None:
-            if len(cache) > 256:
-                cache.clear()
-            docs = cache[key] = set(query.docs(searcher))
-        return docs
-
-    def candidates(self, build: Callable[[Any], Query | None], *, filter: Query | None,
-                   limit: int, vocabulary: Vocabulary | None = None) -> tuple[int, bool, list[Candidate]]:
-        """``(total, total_is_exact, candidates)``: the best ``limit`` documents of the
-        query ``build(searcher)`` returns (``None``: every document, newest first);
-        when not exact, ``total`` is only how many were collected. With block-max skipping whoosh does not count every
-        match; the total is then its estimate."""
-        searcher = self._searcher()
-        allowed = self._docset(searcher, filter)
-        if allowed is not None and not allowed:
-            return 0, True, []  # whoosh would read an empty filter set as "no filter"
-        kwargs: dict[str, Any] = {"filter": allowed, "mask": self._docset(searcher, _MASK), "limit": limit}
-        query = build(searcher)
-        if query is None:
-            query = Every()
-            kwargs["sortedby"] = "updated"
-            kwargs["reverse"] = True
-        results = searcher.search(query, **kwargs)
-        scored = results.scored_length()
-        # counting every match would run the query a second time (whoosh's
-        # ``estimated_length`` does, for the array matcher): when fewer than ``limit``
-        # matched, they are all here; otherwise the caller estimates
-        exact = scored < limit
-        total = scored
-        if not exact and "sortedby" in kwargs:
-            exact, total = True, len(results)  # browsing (no words): the count is cheap and wanted
-        out = []
-        for i in range(scored):
-            hit = results[i]
-            out.append(Candidate(dict(hit.fields()), float(hit.score or 0.0)))
-        return total, exact, out
+        with self._swap_lock:
+            self._recent[key] = query
+            self._recent.move_to_end(key)
+            while len(self._recent) > WARM_FILTERS:
+                self._recent.popitem(last=False)
 
     def vocabulary(self) -> Vocabulary:
-        """The current searcher's word statistics (one per searcher generation)."""
-        searcher = self._searcher()
-        vocab = getattr(self._local, "vocab", None)
-        if vocab is None or vocab.searcher is not searcher:
-            vocab = self._local.vocab = Vocabulary(searcher)
-        return vocab
+        """The current generation's word statistics (tests and tools; a search uses the
+        one of the generation it holds)."""
+        with self.reading() as gen:
+            return gen.vocab
 
     def head_terms(self) -> list[str]:
         """Every word of the head field (titles, keywords, categories)."""
-        reader = self._searcher().reader()
-        return [t.decode() if isinstance(t, bytes) else t for t in reader.lexicon("head")]
+        with self.reading() as gen:
+            return [t.decode() if isinstance(t, bytes) else t for t in gen.searcher.reader().lexicon("head")]
 
     def ids(self) -> set[str]:
-        searcher = self._searcher()
-        return {f["id"] for f in searcher.all_stored_fields() if f.get("kind") == "article"}
+        with self.reading() as gen:
+            return {f["id"] for f in gen.searcher.all_stored_fields() if f.get("kind") == "article"}
 
     def close(self) -> None:
-        searcher = getattr(self._local, "searcher", None)
-        if searcher is not None:
-            searcher.close()
-        self._local = threading.local()
-        self._ix = None
+        with self._open_lock, self._swap_lock:
+            old, self._current = self._current, None
+            self._ix = None
+        if old is not None:
+            old.retire()
+        self.store.clear()
+
+
+def candidates(gen: Generation, query: Query | None, *, filter: Query | None,
+               limit: int) -> tuple[int, bool, list[Candidate]]:
+    """``(total, total_is_exact, candidates)``: the best ``limit`` documents of ``query``
+    in the generation ``gen`` (``None``: every document, newest first). A flat OR of
+    terms is scored with the generation's arrays (exact count); anything else by whoosh."""
+    allowed = gen.mask(filter)
+    if not allowed.any():
+        return 0, True, []
+    terms = query_terms(query) if query is not None else None
+    searcher = gen.searcher
+    if terms is not None:
+        total, best = gen.top(terms, filter, limit)
+        return total, True, [Candidate(dict(searcher.stored_fields(doc)), score) for doc, score in best]
+    kwargs: dict[str, Any] = {"filter": set(np.flatnonzero(allowed).tolist()), "limit": limit}
+    if query is None:
+        query = Every()
+        kwargs["sortedby"] = "updated"
+        kwargs["reverse"] = True
+    results = searcher.search(query, **kwargs)
+    scored = results.scored_length()
+    exact, total = (True, len(results)) if "sortedby" in kwargs else (scored < limit, scored)
+    return total, exact, [Candidate(dict(results[i].fields()), float(results[i].score or 0.0)) for i in range(scored)]

@@ -33,9 +33,9 @@ from typing import Any
 
 from pypinyin import Style, lazy_pinyin
 from whoosh.query import Or, Query, Term
-from whoosh.reading import ReaderClosed
 
-from hotline.kb.index import Candidate, KbIndex, Vocabulary
+from hotline.kb.generation import Candidate, Generation, Vocabulary
+from hotline.kb.index import KbIndex, candidates
 from hotline.kb.lexicon import Lexicon
 from hotline.kb.text import Segmenter, fold
 
@@ -66,12 +66,14 @@ class RankParams:
     candidates: int = 40
     #: share of bodies above which a word is looked up in titles only
     common_share: float = 0.2
-    #: body postings one query may walk (whoosh scores every posting in Python)
+    #: body postings one query may look up (a ranking choice since the array scoring of
+    #: hotline/kb/generation.py: common words' bodies add noise, not evidence)
     body_budget: int = 12_000
     max_words: int = 24
     #: words one query looks up (a long utterance keeps its strongest)
     max_terms: int = 16
-    #: above this many term lists, the array union matcher (see build_query)
+    #: above this many term lists, whoosh's array union matcher (see build_query; only
+    #: when a query is left to whoosh's collector)
     tree_clauses: int = 4
 
 
@@ -389,29 +391,24 @@ class Ranker:
     def search(self, index: KbIndex, text: str, *, filter: Query | None, page: int,
                pagelen: int) -> tuple[Plan, int, bool, list[Ranked], list[Ranked]]:
         """``(plan, total, exact, hits of the page, suggestions)``; suggestions are the
-        best articles below the floor when nothing relevant was found."""
-        try:
-            return self._search(index, text, filter=filter, page=page, pagelen=pagelen)
-        except ReaderClosed:
-            # this thread's searcher was closed under it (an index generation went by
-            # while it was idle): once more with a fresh one
-            index.forget_searcher()
-            return self._search(index, text, filter=filter, page=page, pagelen=pagelen)
+        best articles below the floor when nothing relevant was found. The whole search
+        reads one index generation (a commit meanwhile does not close it)."""
+        index.remember_filter(filter)
+        with index.reading() as gen:
+            return self._search(gen, text, filter=filter, page=page, pagelen=pagelen)
 
-    def _search(self, index: KbIndex, text: str, *, filter: Query | None, page: int,
+    def _search(self, gen: Generation, text: str, *, filter: Query | None, page: int,
                 pagelen: int) -> tuple[Plan, int, bool, list[Ranked], list[Ranked]]:
-        vocab = index.vocabulary()
+        vocab = gen.vocab
         plan = self.plan(text, vocab)
         if not text.strip():
-            total, exact, cands = index.candidates(lambda s: None, filter=filter, limit=page * pagelen,
-                                                   vocabulary=vocab)
+            total, exact, cands = candidates(gen, None, filter=filter, limit=page * pagelen)
             hits = [Ranked(c.fields, 0.0, 0.0, 0.0) for c in cands]
             return plan, total, exact, hits[(page - 1) * pagelen: page * pagelen], []
         if plan.empty:
             return plan, 0, True, [], []
         limit = max(self.params.candidates, page * pagelen)
-        total, exact, cands = index.candidates(lambda s: self.build_query(plan, vocab), filter=filter, limit=limit,
-                                               vocabulary=vocab)
+        total, exact, cands = candidates(gen, self.build_query(plan, vocab), filter=filter, limit=limit)
         if not exact:
             # an estimate without a counting pass: at least the most frequent word's articles
             total = max([total, *(max(vocab.df("head", w.word), vocab.df("body", w.word)) for w in plan.words)])
