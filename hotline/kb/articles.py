@@ -18,7 +18,7 @@ from hotline.auth.model import User
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.kb.access import can_edit, is_editor, is_reviewer, require_edit, reviews_everything
 from hotline.kb.changes import record_articles
-from hotline.kb.db import Db, hotline_numbers, transaction, units
+from hotline.kb.db import Db, hotline_numbers, savepoint, units
 from hotline.kb.model import (
     CONTENT_FIELDS,
     ID_RE,
@@ -114,7 +114,7 @@ async def create_article(db: Db, user: User, data: Mapping[str, Any]) -> asyncpg
     if article_id is not None and (not isinstance(article_id, str) or not ID_RE.match(article_id)):
         raise ValidationError("编号只能包含字母、数字、-、_、.（最长 64）", field="id", value=article_id)
     await require_edit(db, user, content["unit_code"])
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         await _check_title(conn, content["title"], None)
         article_id = article_id or await next_id(conn, content["unit_code"])
         if await conn.fetchval("SELECT 1 FROM kb_articles WHERE id = $1", article_id):
@@ -139,7 +139,7 @@ async def update_article(db: Db, user: User, article_id: str, data: Mapping[str,
     changes = await validate(db, data, partial=True)
     if not changes:
         raise ValidationError("没有可修改的字段", field="body")
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await get_article(conn, article_id, for_update=True)
         await require_edit(conn, user, row["unit_code"])
         if "unit_code" in changes:
@@ -190,7 +190,7 @@ async def transition(db: Db, user: User, article_id: str, action: str, *, note: 
         raise ValidationError("action 必须是：" + "、".join(sorted({*TRANSITIONS, *REVISION_TRANSITIONS})),
                               field="action", value=action)
     today = today or await db.fetchval("SELECT current_date")
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await get_article(conn, article_id, for_update=True)
         unit = row["unit_code"]
         on_revision = row["state"] == "published" and action in REVISION_TRANSITIONS and (
@@ -264,7 +264,7 @@ async def _revision_step(conn: asyncpg.Connection, user: User, row: asyncpg.Reco
 async def expire_past_validity(db: Db, *, today: dt.date | None = None) -> list[str]:
     """Published articles whose validity ended become ``expired`` (periodic job)."""
     today = today or await db.fetchval("SELECT current_date")
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         rows = await conn.fetch(
             """UPDATE kb_articles SET state = 'expired', updated_at = now()
                 WHERE state = 'published' AND valid_to IS NOT NULL AND valid_to < $1

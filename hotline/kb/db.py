@@ -1,5 +1,5 @@
-"""Database helpers shared by the knowledge-base modules: the connection type, one
-transaction helper and the reference data articles are checked against."""
+"""Database helpers shared by the knowledge-base modules: the connection type, the
+savepoint helper and the reference data articles are checked against."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 @contextlib.asynccontextmanager
-async def transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
+async def savepoint(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    """A unit of work that can fail on its own: with a pool, a connection in a
+    transaction of its own; with a connection, ``conn.transaction()``, i.e. a
+    *savepoint* when the caller is in a transaction already (a refusal raised inside
+    rolls back this part only, the caller's transaction goes on), a transaction when it
+    is not. Unlike :func:`hotline.db.tx.transaction`, which joins the caller's."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn, conn.transaction():
             yield conn

@@ -10,7 +10,7 @@ from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.events import publish
 from hotline.kb.access import editor_scope, require_edit
 from hotline.kb.articles import get_article, record_history
-from hotline.kb.db import Db, transaction
+from hotline.kb.db import Db, savepoint
 from hotline.kb.present import row_json
 
 TOPIC_FLAGGED = "kb.flagged"
@@ -23,7 +23,7 @@ async def raise_flag(db: Db, user: User, article_id: str, reason: str, *, call_i
         raise ValidationError("请说明哪里过时或有误", field="reason")
     if len(reason) > 2000:
         raise ValidationError("说明不能超过 2000 字", field="reason")
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await get_article(conn, article_id)
         if call_id is not None and not await conn.fetchval("SELECT 1 FROM calls WHERE id = $1", call_id):
             raise ValidationError(f"通话 {call_id} 不存在", field="call_id", value=call_id)
@@ -39,7 +39,7 @@ async def raise_flag(db: Db, user: User, article_id: str, reason: str, *, call_i
 
 
 async def resolve_flag(db: Db, user: User, flag_id: int, *, resolution: str, dismiss: bool = False) -> dict[str, Any]:
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         flag = await conn.fetchrow("SELECT * FROM kb_flags WHERE id = $1 FOR UPDATE", flag_id)
         if flag is None:
             raise NotFound(f"标记 {flag_id} 不存在", field="id")

@@ -27,7 +27,7 @@ from hotline.errors import ValidationError
 from hotline.kb import articles
 from hotline.kb.access import editor_scope
 from hotline.kb.changes import record_articles
-from hotline.kb.db import Db, hotline_numbers, transaction
+from hotline.kb.db import Db, hotline_numbers, savepoint
 from hotline.kb.db import units as unit_names
 from hotline.kb.model import CONTENT_FIELDS, ID_RE, STATES, shown_value, validate_content
 
@@ -305,7 +305,7 @@ async def import_items(db: Db, items: list[Item], *, parse_problems: list[Proble
         return report
     if not good:
         return report
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         changed_ids: list[str] = []
         for _item, clean in good:
             outcome, article_id = await _upsert(conn, clean, state=state, actor=actor, today=today)

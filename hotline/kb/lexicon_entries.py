@@ -17,7 +17,7 @@ from hotline.auth.model import User
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.kb.access import is_editor, reviews_everything
 from hotline.kb.changes import record_lexicon
-from hotline.kb.db import Db, transaction
+from hotline.kb.db import Db, savepoint
 from hotline.kb.lexicon import KIND_NAMES_ZH, KINDS, clean_entry, clean_group
 from hotline.kb.model import STATE_NAMES_ZH, Transition
 from hotline.kb.present import row_json
@@ -89,7 +89,7 @@ async def create_entry(db: Db, user: User, data: dict[str, Any]) -> dict[str, An
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise ValidationError("备注是不超过 500 字的文字", field="note", value=note)
     await _require_editor(db, user)
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await conn.fetchrow(
             f"""INSERT INTO kb_lexicon (kind, terms, means, note, created_by, updated_by)
                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}""",  # noqa: S608 (constant)
@@ -101,7 +101,7 @@ async def create_entry(db: Db, user: User, data: dict[str, Any]) -> dict[str, An
 async def update_entry(db: Db, user: User, entry_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Edit a draft (a published entry is archived and written anew)."""
     await _require_editor(db, user)
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await get_entry(conn, entry_id, for_update=True)
         if row["state"] != "draft":
             raise IllegalLexiconTransition("只有草稿可以修改", field="state", state=row["state"])
@@ -119,7 +119,7 @@ async def transition(db: Db, user: User, entry_id: int, action: str, *, note: st
     rule = TRANSITIONS.get(action)
     if rule is None:
         raise ValidationError("action 必须是：" + "、".join(TRANSITIONS), field="action", value=action)
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         row = await get_entry(conn, entry_id, for_update=True)
         if rule.who == "reviewer" and not await reviews_everything(conn, user):
             raise Forbidden("词库的发布、退回和停用需要全部单位的知识审核员（班长或管理员）", field="action",
@@ -166,7 +166,7 @@ async def replace_synonyms(db: Db, user: User, groups: list[list[str]], *,
     if not await reviews_everything(db, user):
         raise Forbidden("替换同义词组需要全部单位的知识审核员（班长或管理员）", field="groups")
     cleaned = [clean_group(g, where=f"groups[{i}]") for i, g in enumerate(groups)]
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         current = await conn.fetch(
             "SELECT id, terms FROM kb_lexicon WHERE kind = 'synonym' AND state = 'published' FOR UPDATE")
         keep = {tuple(g) for g in cleaned}

@@ -10,7 +10,7 @@ from hotline.auth.audit import audit
 from hotline.auth.model import User
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.kb.access import editor_scope
-from hotline.kb.db import Db, transaction
+from hotline.kb.db import Db, savepoint
 from hotline.kb.present import row_json
 
 
@@ -28,7 +28,7 @@ async def grant_reviewer(db: Db, admin: User, user_id: int, unit_code: str | Non
         raise NotFound(f"用户 {user_id} 不存在", field="user_id")
     if unit_code is not None and not await db.fetchval("SELECT 1 FROM units WHERE code = $1", unit_code):
         raise ValidationError(f"单位 {unit_code} 不存在", field="unit_code")
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         await conn.execute(
             """INSERT INTO kb_reviewers (user_id, unit_code, granted_by) VALUES ($1, $2, $3)
                ON CONFLICT DO NOTHING""", user_id, unit_code, admin.id)
@@ -39,7 +39,7 @@ async def grant_reviewer(db: Db, admin: User, user_id: int, unit_code: str | Non
 async def revoke_reviewer(db: Db, admin: User, user_id: int, unit_code: str | None, *,
                           remote_addr: str | None = None) -> None:
     """Withdraw a knowledge administrator's review right (audited in the same transaction)."""
-    async with transaction(db) as conn:
+    async with savepoint(db) as conn:
         result = await conn.execute(
             "DELETE FROM kb_reviewers WHERE user_id = $1 AND unit_code IS NOT DISTINCT FROM $2", user_id, unit_code)
         if not result.endswith(" 1"):
