@@ -151,14 +151,15 @@ async def set_day(conn: asyncpg.Connection, day: date, kind: str | None, name: s
     if kind is None:
         result = await conn.execute("DELETE FROM calendar_days WHERE day = $1", day)
         if result.endswith(" 0"):
-            raise NotFound(f"{day} has no calendar entry", field="day")
+            raise NotFound(f"{day} 没有日历设置", field="day", value=str(day))
         return
     if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {list(KINDS)}, got {kind!r}", field="kind")
+        raise ValidationError(f"kind 必须是 {'、'.join(KINDS)} 之一（或 null），收到 {kind!r}", field="kind", value=kind,
+                              code="invalid_choice")
     if kind == "workday" and day.weekday() < 5:
-        raise ValidationError(f"{day} is a weekday: it is a working day already", field="day")
+        raise ValidationError(f"{day} 是周一至周五，本来就是工作日", field="day", value=str(day), code="already_workday")
     if kind == "holiday" and day.weekday() >= 5:
-        raise ValidationError(f"{day} is a weekend day: it is a rest day already", field="day")
+        raise ValidationError(f"{day} 是周末，本来就是休息日", field="day", value=str(day), code="already_rest_day")
     await conn.execute(
         """INSERT INTO calendar_days (day, kind, name, updated_by) VALUES ($1, $2, $3, $4)
            ON CONFLICT (day) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,
@@ -169,13 +170,14 @@ async def set_day(conn: asyncpg.Connection, day: date, kind: str | None, name: s
 
 async def set_hours(conn: asyncpg.Connection, windows: list[tuple[time, time]]) -> None:
     if not windows:
-        raise ValidationError("at least one working-hour window is needed", field="windows")
+        raise ValidationError("至少需要一个工作时段", field="windows", value=[], code="missing_field")
     ordered = sorted(windows)
     for i, (opens, closes) in enumerate(ordered):
         if opens >= closes:
-            raise ValidationError(f"window {opens}-{closes} closes before it opens", field="windows")
+            raise ValidationError(f"时段 {opens}-{closes} 的结束时间早于开始时间", field="windows",
+                                  value=f"{opens}-{closes}", code="invalid_window")
         if i and ordered[i - 1][1] > opens:
-            raise ValidationError(f"windows overlap at {opens}", field="windows")
+            raise ValidationError(f"时段在 {opens} 处重叠", field="windows", value=str(opens), code="invalid_window")
     async with conn.transaction():
         await conn.execute("DELETE FROM calendar_hours")
         await conn.executemany("INSERT INTO calendar_hours (position, opens, closes) VALUES ($1, $2, $3)",

@@ -45,8 +45,8 @@ class Cursor:
         if text.strip() == "0":
             return START
         if not match:
-            raise ValidationError(f"cursor must look like <txid>-<id> (or 0 for the start), got {text!r}",
-                                  field=field)
+            raise ValidationError(f"游标 {field} 须为 <txid>-<id> 格式（0 表示从头开始），收到 {text!r}",
+                                  field=field, value=text, code="invalid_cursor")
         return cls(int(match.group(1)), int(match.group(2)))
 
 
@@ -75,7 +75,8 @@ def parse_entities(text: str | None) -> list[str] | None:
     wanted = [e.strip() for e in text.split(",") if e.strip()]
     unknown = [e for e in wanted if e not in ENTITIES]
     if unknown:
-        raise ValidationError(f"unknown entities {unknown}; choose from {', '.join(ENTITIES)}", field="entities")
+        raise ValidationError(f"未知的实体 {'、'.join(unknown)}；可选：{'、'.join(ENTITIES)}", field="entities",
+                              value=unknown, code="invalid_choice")
     return wanted
 
 

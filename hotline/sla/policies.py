@@ -36,24 +36,30 @@ def _check(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     allowed = {"stage", "hotline_number", "category_code", "urgency", "kind", "amount", "unit", "note"}
     unknown = set(body) - allowed
     if unknown:
-        raise ValidationError(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0])
+        raise ValidationError(f"不能设置字段 {'、'.join(sorted(unknown))}；可设置的字段：{'、'.join(sorted(allowed))}",
+                              field=sorted(unknown)[0], value=sorted(unknown), code="unknown_field")
     out = dict(body)
     if not partial:
         for f in ("stage", "amount", "unit"):
             if f not in out:
-                raise ValidationError(f"{f} is required", field=f)
+                raise ValidationError(f"缺少必填字段 {f}", field=f, code="missing_field")
     if "stage" in out and out["stage"] not in STAGES:
-        raise ValidationError(f"stage must be one of {list(STAGES)}, got {out['stage']!r}", field="stage")
+        raise ValidationError(f"环节 stage 必须是 {'、'.join(STAGES)} 之一，收到 {out['stage']!r}", field="stage",
+                              value=out["stage"], code="invalid_choice")
     if "unit" in out and out["unit"] not in UNITS:
-        raise ValidationError(f"unit must be one of {list(UNITS)}, got {out['unit']!r}", field="unit")
+        raise ValidationError(f"时限单位 unit 必须是 {'、'.join(UNITS)} 之一，收到 {out['unit']!r}", field="unit",
+                              value=out["unit"], code="invalid_choice")
     if "urgency" in out and out["urgency"] not in (None, *URGENCIES):
-        raise ValidationError(f"unknown urgency {out['urgency']!r}", field="urgency")
+        raise ValidationError(f"缓急程度 urgency 必须是 {'、'.join(URGENCIES)} 之一，收到 {out['urgency']!r}",
+                              field="urgency", value=out["urgency"], code="invalid_choice")
     if "kind" in out and out["kind"] not in (None, *KINDS):
-        raise ValidationError(f"unknown kind {out['kind']!r}", field="kind")
+        raise ValidationError(f"诉求类型 kind 必须是 {'、'.join(KINDS)} 之一，收到 {out['kind']!r}", field="kind",
+                              value=out["kind"], code="invalid_choice")
     if "amount" in out:
         amount = out["amount"]
         if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 < amount <= 10000:
-            raise ValidationError(f"amount must be a positive number, got {amount!r}", field="amount")
+            raise ValidationError(f"时限 amount 必须是 0 到 10000 之间的正数，收到 {amount!r}", field="amount",
+                                  value=amount, code="out_of_range")
         out["amount"] = float(amount)
     return out
 
@@ -61,10 +67,12 @@ def _check(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
 async def _refs(conn: asyncpg.Connection, p: dict[str, Any]) -> None:
     if p.get("hotline_number") and not await conn.fetchval("SELECT true FROM hotlines WHERE number = $1",
                                                            p["hotline_number"]):
-        raise ValidationError(f"unknown line {p['hotline_number']!r}", field="hotline_number")
+        raise ValidationError(f"未知的热线号码 {p['hotline_number']!r}", field="hotline_number",
+                              value=p["hotline_number"], code="unknown_line")
     if p.get("category_code") and not await conn.fetchval("SELECT true FROM ticket_categories WHERE code = $1",
                                                           p["category_code"]):
-        raise ValidationError(f"unknown category {p['category_code']!r}", field="category_code")
+        raise ValidationError(f"未知的诉求分类 {p['category_code']!r}", field="category_code",
+                              value=p["category_code"], code="unknown_category")
 
 
 async def create_policy(conn: asyncpg.Connection, body: dict[str, Any], *, user_id: int | None) -> dict[str, Any]:
@@ -79,7 +87,8 @@ async def create_policy(conn: asyncpg.Connection, body: dict[str, Any], *, user_
             p["amount"], p["unit"], p.get("note", ""), user_id,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("a policy for this stage, line, category, urgency and kind exists; edit it") from None
+        raise Conflict("相同环节、线路、分类、缓急程度和诉求类型的时限规则已存在，请修改该规则",
+                       code="policy_exists") from None
     return dict(row)
 
 
@@ -90,7 +99,7 @@ async def update_policy(conn: asyncpg.Connection, policy_id: int, body: dict[str
     current = await conn.fetchrow(f"SELECT {_COLUMNS} FROM sla_policies WHERE id = $1 FOR UPDATE",  # noqa: S608
                                   policy_id)
     if current is None:
-        raise NotFound(f"no SLA policy {policy_id}", field="id")
+        raise NotFound(f"没有时限规则 {policy_id}", field="id", value=policy_id)
     merged = {**dict(current), **p}
     try:
         row = await conn.fetchrow(
@@ -101,11 +110,11 @@ async def update_policy(conn: asyncpg.Connection, policy_id: int, body: dict[str
             merged["kind"], merged["amount"], merged["unit"], merged["note"], user_id,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("another policy has this stage, line, category, urgency and kind") from None
+        raise Conflict("已有另一条相同环节、线路、分类、缓急程度和诉求类型的时限规则", code="policy_exists") from None
     return dict(row)
 
 
 async def delete_policy(conn: asyncpg.Connection, policy_id: int) -> None:
     result = await conn.execute("DELETE FROM sla_policies WHERE id = $1", policy_id)
     if result.endswith(" 0"):
-        raise NotFound(f"no SLA policy {policy_id}", field="id")
+        raise NotFound(f"没有时限规则 {policy_id}", field="id", value=policy_id)

@@ -25,7 +25,8 @@ def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"{text!r} is not a date (YYYY-MM-DD)", field="day") from None
+        raise ValidationError(f"日期 day 必须是 YYYY-MM-DD，收到 {text!r}", field="day", value=text,
+                              code="invalid_date") from None
 
 
 @requires()
@@ -35,7 +36,8 @@ async def calendar(request: web.Request) -> web.Response:
     try:
         year = int(request.query.get("year") or datetime.now(request.app[RUNTIME].settings.tz).year)
     except ValueError:
-        raise ValidationError("year must be a number", field="year") from None
+        raise ValidationError(f"参数 year 必须是整数，收到 {request.query.get('year')!r}", field="year",
+                              value=request.query.get("year"), code="invalid_integer") from None
     pool = request.app[RUNTIME].pool
     days = await pool.fetch(
         "SELECT day, kind, name, provisional FROM calendar_days WHERE day >= $1 AND day < $2 ORDER BY day",
@@ -82,13 +84,15 @@ async def hours_set(request: web.Request) -> web.Response:
     body = await read_json(request)
     windows = body.get("windows")
     if not isinstance(windows, list):
-        raise ValidationError("windows must be a list of {opens, closes}", field="windows")
+        raise ValidationError(f"windows 必须是 {{opens, closes}} 的列表，收到 {windows!r}", field="windows",
+                              value=windows, code="invalid_type")
     parsed = []
     for w in windows:
         try:
             parsed.append((time.fromisoformat(w["opens"]), time.fromisoformat(w["closes"])))
         except (TypeError, KeyError, ValueError):
-            raise ValidationError(f"window {w!r} needs opens and closes as HH:MM", field="windows") from None
+            raise ValidationError(f"时段 {w!r} 须有 HH:MM 格式的 opens 和 closes", field="windows", value=w,
+                                  code="invalid_format") from None
     async with request.app[RUNTIME].pool.acquire() as conn:
         async with conn.transaction():  # the audit row commits with the change
             await set_hours(conn, parsed)
@@ -113,16 +117,19 @@ async def compute(request: web.Request) -> web.Response:
         try:
             value = datetime.fromisoformat(q[key])
         except (KeyError, ValueError):
-            raise ValidationError(f"{key} must be an ISO 8601 date-time", field=key) from None
+            raise ValidationError(f"参数 {key} 必须是 ISO 8601 日期时间，收到 {q.get(key)!r}", field=key,
+                                  value=q.get(key), code="invalid_date") from None
         return value if value.tzinfo else value.replace(tzinfo=cal.tz)
 
     def amount(key: str, most: float) -> float:
         try:
             value = float(q[key])
         except ValueError:
-            raise ValidationError(f"{key} must be a number, got {q[key]!r}", field=key) from None
+            raise ValidationError(f"参数 {key} 必须是数字，收到 {q[key]!r}", field=key, value=q[key],
+                                  code="invalid_number") from None
         if not math.isfinite(value) or abs(value) > most:
-            raise ValidationError(f"{key} must be within ±{most:g}, got {q[key]!r}", field=key)
+            raise ValidationError(f"参数 {key} 须在 ±{most:g} 之内，收到 {q[key]!r}", field=key, value=q[key],
+                                  code="out_of_range")
         return value
 
     start = instant("start")
@@ -134,8 +141,8 @@ async def compute(request: web.Request) -> web.Response:
         except OverflowError:
             too_long = True
         if too_long:
-            raise ValidationError(f"end {q['end']!r} is more than {MAX_SPAN_DAYS} days from start {q['start']!r}",
-                                  field="end")
+            raise ValidationError(f"结束时间 end {q['end']!r} 距开始时间 start {q['start']!r} 超过 {MAX_SPAN_DAYS} 天",
+                                  field="end", value=q["end"], code="out_of_range")
         spent = cal.between(start, end)
         return json_response({"working_hours": spent.total_seconds() / 3600, "working_days": spent / cal.day_length})
     key = "working_days" if "working_days" in q else "working_hours"
@@ -145,9 +152,11 @@ async def compute(request: web.Request) -> web.Response:
         elif "working_hours" in q:
             result = cal.add_working_hours(start, amount("working_hours", MAX_SPAN_DAYS * 24))
         else:
-            raise ValidationError("give working_days, working_hours or end", field="working_days")
+            raise ValidationError("请给出 working_days、working_hours 或 end 之一", field="working_days",
+                                  code="missing_field")
     except (ValueError, OverflowError) as exc:
-        raise ValidationError(f"{key} {q[key]!r} from {q['start']!r}: {exc}", field=key) from None
+        raise ValidationError(f"无法从 {q['start']!r} 计算 {key} {q[key]!r}：{exc}", field=key, value=q[key],
+                              code="out_of_range") from None
     return json_response({"start": start.astimezone(cal.tz), "deadline": result.astimezone(cal.tz)})
 
 

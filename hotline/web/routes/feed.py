@@ -86,7 +86,8 @@ async def feed(request: web.Request) -> web.StreamResponse:
     except ValueError:
         from hotline.errors import ValidationError
 
-        raise ValidationError("wait must be a number", field="wait") from None
+        raise ValidationError(f"参数 wait 必须是秒数，收到 {request.query.get('wait')!r}", field="wait",
+                              value=request.query.get("wait"), code="invalid_number") from None
     changes = (await _next_batch(request, hub, cursor, entities, wait))[:limit]
     DELIVERED.labels("json").inc(len(changes))
     return json_response({

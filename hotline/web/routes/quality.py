@@ -21,7 +21,8 @@ def _day(text: str | None, field: str = "day") -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"{field} must be YYYY-MM-DD, got {text!r}", field=field) from None
+        raise ValidationError(f"{field} 必须是日期（如 2026-11-30），收到 {text!r}", field=field, value=text,
+                              code="invalid_date") from None
 
 
 def _respond(request: web.Request, reports: list[dict]) -> web.Response:
@@ -64,7 +65,7 @@ async def report(request: web.Request) -> web.Response:
     day = _day(request.match_info["day"])
     assert day is not None
     if not await runtime.pool.fetchval("SELECT 1 FROM ingest_sources WHERE code = $1", source):
-        raise NotFound(f"no source {source!r}", field="source")
+        raise NotFound(f"没有数据来源 {source!r}", field="source", value=source)
     stored = None
     if not query_bool(request, "refresh"):
         stored = await runtime.pool.fetchval(
@@ -82,12 +83,12 @@ async def generate_now(request: web.Request) -> web.Response:
     body = await read_json(request)
     day = _day(body.get("day"))
     if day is None:
-        raise ValidationError("day is required", field="day")
+        raise ValidationError("请填写日期 day", field="day", value=None, code="missing_field")
     source = body.get("source")
     runtime = request.app[RUNTIME]
     if source is not None and not await runtime.pool.fetchval("SELECT 1 FROM ingest_sources WHERE code = $1",
                                                                source):
-        raise NotFound(f"no source {source!r}", field="source")
+        raise NotFound(f"没有数据来源 {source!r}", field="source", value=source)
     return json_response({"items": await generate(runtime, day, [source] if source else None)})
 
 

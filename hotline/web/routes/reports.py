@@ -51,7 +51,8 @@ async def _report(request: web.Request, kind: str) -> web.Response:
     group = q.get("group", "total")
     fmt = q.get("format", "json")
     if fmt not in ("json", "csv", "xlsx"):
-        raise ValidationError(f"format must be json, csv or xlsx, got {fmt!r}", field="format")
+        raise ValidationError(f"参数 format 必须是 json、csv 或 xlsx，收到 {fmt!r}", field="format", value=fmt,
+                              code="invalid_choice")
     fn = metrics.call_metrics if kind == "calls" else metrics.ticket_metrics
     rows = await fn(rt.pool, period, group, tz=rt.settings.timezone, hotline_number=q.get("line") or None)
     definitions = CALL_DEFINITIONS if kind == "calls" else TICKET_DEFINITIONS
@@ -105,7 +106,8 @@ async def rates_report(request: web.Request) -> web.Response:
     period = metrics.Period.parse(q.get("from"), q.get("to"), rt.settings.tz)
     fmt = q.get("format", "json")
     if fmt not in ("json", "csv", "xlsx"):
-        raise ValidationError(f"format must be json, csv or xlsx, got {fmt!r}", field="format")
+        raise ValidationError(f"参数 format 必须是 json、csv 或 xlsx，收到 {fmt!r}", field="format", value=fmt,
+                              code="invalid_choice")
     rows = await rates.three_rates(rt.pool, period, now=datetime.now(rt.settings.tz), group=q.get("group", "unit"),
                                    exemptions=query_bool(request, "exemptions"))
     first, last = period.start.date().isoformat(), period.end.date().isoformat()

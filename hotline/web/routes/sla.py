@@ -29,7 +29,8 @@ def _int(request: web.Request, key: str = "id") -> int:
     try:
         return int(request.match_info[key])
     except ValueError:
-        raise ValidationError(f"{key} must be a number", field=key) from None
+        raise ValidationError(f"{key} 必须是数字，收到 {request.match_info[key]!r}", field=key,
+                              value=request.match_info[key], code="invalid_integer") from None
 
 
 @requires()
@@ -87,7 +88,8 @@ async def alerts(request: web.Request) -> web.Response:
     user = current_user(request)
     kind = request.query.get("kind")
     if kind not in (None, "warning", "overdue", "escalation"):
-        raise ValidationError(f"unknown kind {kind!r}", field="kind")
+        raise ValidationError(f"参数 kind 必须是 warning、overdue 或 escalation，收到 {kind!r}", field="kind",
+                              value=kind, code="invalid_choice")
     limit = query_int(request, "limit", 100)
     pool = request.app[RUNTIME].pool
     # open: unacknowledged alerts of clocks still running (a signed or replied stage
@@ -113,7 +115,7 @@ async def alert_ack(request: web.Request) -> web.Response:
         "UPDATE sla_alerts SET acknowledged_by = $2, acknowledged_at = coalesce(acknowledged_at, now()) "
         "WHERE id = $1 RETURNING id, acknowledged_at", _int(request), current_user(request).id)
     if row is None:
-        raise NotFound("no such alert", field="id")
+        raise NotFound(f"没有预警 {request.match_info['id']}", field="id", value=request.match_info["id"])
     return json_response(dict(row))
 
 

@@ -25,7 +25,7 @@ async def by_number(request: web.Request) -> web.StreamResponse:
     async with request.app[RUNTIME].pool.acquire() as conn:
         ticket_id = await resolve(conn, number)
         if ticket_id is None or not await _visible(conn, ticket_id, user):
-            raise NotFound(f"no ticket {number}", field="number")
+            raise NotFound(f"没有工单 {number}", field="number", value=number)
     tail = request.match_info.get("tail", "")
     location = request.rel_url.with_path(f"/api/v1/tickets/{ticket_id}" + (f"/{tail}" if tail else ""),
                                          keep_query=True)

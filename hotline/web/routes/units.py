@@ -38,7 +38,7 @@ async def unit_create(request: web.Request) -> web.Response:
     body = await read_json(request)
     code = body.pop("code", None)
     if not isinstance(code, str):
-        raise ValidationError("code is required", field="code")
+        raise ValidationError(f"请填写单位代码 code，收到 {code!r}", field="code", value=code, code="missing_field")
     async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         unit = await save_unit(conn, code, body, create=True)
         await audit(conn, "unit_created", user=current_user(request), object_type="unit", object_id=code)
@@ -65,7 +65,7 @@ async def liaisons(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     pool = request.app[RUNTIME].pool
     if not await pool.fetchval("SELECT true FROM units WHERE code = $1", code):
-        raise NotFound(f"no unit {code!r}", field="code")
+        raise NotFound(f"没有单位 {code!r}", field="code", value=code)
     rows = await pool.fetch(
         "SELECT id, username, display_name, active FROM users WHERE unit_code = $1 AND 'liaison' = ANY(roles) "
         "ORDER BY username", code)
@@ -87,7 +87,7 @@ async def catalogue_set(request: web.Request) -> web.Response:
     """Set (or with `unit_code: null` remove) a category's default lead unit."""
     body = await read_json(request)
     if "unit_code" not in body:
-        raise ValidationError("unit_code is required (null to remove)", field="unit_code")
+        raise ValidationError("请填写单位代码 unit_code（null 表示取消）", field="unit_code", code="missing_field")
     user = current_user(request)
     category = request.match_info["category"]
     async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change

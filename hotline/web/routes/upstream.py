@@ -42,7 +42,8 @@ async def _resolve(request: web.Request, new_status: str) -> web.Response:
     try:
         item = int(request.match_info["id"])
     except ValueError:
-        raise NotFound(f"no dead letter {request.match_info['id']!r}") from None
+        raise NotFound(f"没有推送失败的记录 {request.match_info['id']!r}", field="id",
+                       value=request.match_info["id"]) from None
     async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
         done = await conn.fetchval(
             "UPDATE upstream_dead_letters SET status = $2 WHERE id = $1 AND status = 'dead' RETURNING id",
