@@ -7,14 +7,14 @@ ticket queue on the row lock; the second sees the new state and gets 409."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from hotline.auth.model import User
+from hotline.auth.model import ROLE_NAMES_ZH, User
 from hotline.calendar.core import WorkCalendar
 from hotline.calendar.store import CalendarStore, load_calendar
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -78,10 +78,11 @@ def _text(ctx: Ctx, key: str, what: str, *, required: bool = True, limit: int = 
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{what} is required for {ctx.action} ({ACTION_NAMES_ZH.get(ctx.action, '')})",
-                              field=key)
+        raise ValidationError(f"{ACTION_NAMES_ZH.get(ctx.action, ctx.action)}须填写{what}（{key}）",
+                              field=key, value=value, code="missing_field")
     if len(value) > limit:
-        raise ValidationError(f"{key} must be at most {limit} characters", field=key)
+        raise ValidationError(f"{what}（{key}）最多 {limit} 个字，收到 {len(value)} 个字", field=key,
+                              value=len(value), code="out_of_range")
     return value.strip()
 
 
@@ -104,8 +105,8 @@ async def _new_leg(ctx: Ctx, unit: str, role: str, *, parent: dict[str, Any] | N
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""", ctx.ticket["id"], unit, role, ctx.at,
             parent["id"] if parent else None, parent["level"] + 1 if parent else 1)
     except asyncpg.UniqueViolationError:
-        raise ValidationError(f"unit {unit!r} already has a leg on ticket {ctx.ticket['id']}",
-                              field="assist_units") from None
+        raise ValidationError(f"单位 {unit!r} 已在办理工单 {ctx.ticket['id']}", field="assist_units", value=unit,
+                              code="unit_already_on_ticket") from None
     return int(leg_id)
 
 
@@ -116,11 +117,12 @@ def _due_at(ctx: Ctx, key: str = "due_at") -> datetime | None:
     try:
         due = datetime.fromisoformat(str(raw))
     except ValueError:
-        raise ValidationError(f"{key} {raw!r} is not an ISO 8601 date-time", field=key) from None
+        raise ValidationError(f"{key} 必须是 ISO 8601 日期时间，收到 {raw!r}", field=key, value=raw,
+                              code="invalid_date") from None
     if due.tzinfo is None:
         due = due.replace(tzinfo=ctx.cal.tz)
     if due <= ctx.at:
-        raise ValidationError(f"{key} {due.isoformat()} is in the past", field=key)
+        raise ValidationError(f"{key} {due.isoformat()} 已是过去的时间", field=key, value=raw, code="in_the_past")
     return due
 
 
@@ -130,18 +132,19 @@ async def _dispatch_legs(ctx: Ctx) -> None:
         # region x category rules, then the category's catalogue unit, then the region's unit
         unit = await suggest_unit(ctx.conn, ctx.ticket["region_code"], ctx.ticket["category_code"])
         if unit is None:
-            raise ValidationError("unit_code is required: no unit is configured for the ticket's region "
-                                  "and category", field="unit_code")
+            raise ValidationError("请填写承办单位 unit_code：该工单的属地和分类没有配置默认单位", field="unit_code",
+                                  code="missing_field")
     else:
         await check_unit(ctx.conn, unit, "unit_code")
     assists = ctx.data.get("assist_units") or []
     if not isinstance(assists, list):
-        raise ValidationError("assist_units must be a list of unit codes", field="assist_units")
+        raise ValidationError(f"协办单位 assist_units 必须是单位代码的列表，收到 {assists!r}", field="assist_units",
+                              value=assists, code="invalid_type")
     for a in assists:
         await check_unit(ctx.conn, a, "assist_units")
     if unit in assists or len(set(assists)) != len(assists):
-        raise ValidationError("assisting units must differ from the lead unit and from each other",
-                              field="assist_units")
+        raise ValidationError(f"协办单位不能与主办单位 {unit} 相同，也不能重复，收到 {assists!r}",
+                              field="assist_units", value=assists, code="duplicate_unit")
     due_at = _due_at(ctx)
     ctx.leg_id = await _new_leg(ctx, unit, "lead")
     to_start = [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, due_at)]
@@ -156,7 +159,7 @@ async def _dispatch_legs(ctx: Ctx) -> None:
 
 
 async def close_direct(ctx: Ctx) -> None:
-    answer = _text(ctx, "answer", "the answer given (with its basis, e.g. the knowledge-base article)")
+    answer = _text(ctx, "answer", "答复内容（及依据，如知识库条目）")
     ctx.sets.update(close_kind="direct", answer=answer, closed_at=ctx.at)
     kb = ctx.data.get("kb_article_id")
     ctx.detail.update({"answer": answer, **({"kb_article_id": str(kb)} if kb else {})})
@@ -192,9 +195,9 @@ def _check_return_window(ctx: Ctx) -> None:
 async def return_(ctx: Ctx) -> None:
     assert ctx.leg is not None
     if ctx.leg["parent_leg_id"] is not None:
-        raise IllegalTransition(f"the ticket was passed down to {ctx.leg['unit_code']}: return it to the unit "
-                                "above with return_up (退回上级)", current_state=ctx.ticket["state"])
-    reason = _text(ctx, "reason", "a reason (why the ticket is not this unit's matter)")
+        raise IllegalTransition(f"工单已下派给 {ctx.leg['unit_code']}：请用 return_up（退回上级）退给上级单位",
+                                current_state=ctx.ticket["state"])
+    reason = _text(ctx, "reason", "退单理由（为何不属本单位职责）")
     _check_return_window(ctx)
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'returned', return_reason = $2, returned_at = $3 WHERE id = $1",
@@ -214,8 +217,8 @@ async def _withdraw_leg(ctx: Ctx, leg: dict[str, Any], *, at: datetime | None = 
 async def redispatch(ctx: Ctx) -> None:
     assert ctx.leg is not None
     if ctx.data.get("unit_code") == ctx.leg["unit_code"]:
-        raise ValidationError(f"unit {ctx.leg['unit_code']!r} returned the ticket; to send it back there "
-                              "use reject_return", field="unit_code")
+        raise ValidationError(f"单位 {ctx.leg['unit_code']!r} 退回了工单；要退回给它请用 reject_return（不同意退单）",
+                              field="unit_code", value=ctx.data.get("unit_code"), code="same_unit")
     await _withdraw_leg(ctx, ctx.leg, at=ctx.leg["returned_at"])
     ctx.detail["from_unit"] = ctx.leg["unit_code"]
     await _dispatch_legs(ctx)
@@ -234,8 +237,8 @@ async def subdispatch(ctx: Ctx) -> None:
     unit = await check_unit(ctx.conn, ctx.data.get("unit_code"), "unit_code")
     children = await _child_units(ctx, ctx.leg["unit_code"])
     if unit not in children:
-        raise ValidationError(f"{unit!r} is not a unit under {ctx.leg['unit_code']!r}; its units: "
-                              f"{', '.join(children) or 'none'}", field="unit_code")
+        raise ValidationError(f"{unit!r} 不是 {ctx.leg['unit_code']!r} 的下级单位；其下级单位：{'、'.join(children) or '无'}",
+                              field="unit_code", value=unit, code="not_a_child_unit")
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'delegated' WHERE id = $1", ctx.leg["id"])
     parent_deadline = await ctx.conn.fetchval(
         "SELECT deadline FROM sla_clocks WHERE leg_id = $1 AND stage = 'handle' AND stopped_at IS NULL",
@@ -260,7 +263,7 @@ async def _back_to_parent(ctx: Ctx) -> dict[str, Any]:
 def _require_parent(ctx: Ctx, instead: str) -> None:
     assert ctx.leg is not None
     if ctx.leg["parent_leg_id"] is None:
-        raise IllegalTransition(f"{ctx.leg['unit_code']} received the ticket from the centre: use {instead}",
+        raise IllegalTransition(f"{ctx.leg['unit_code']} 的工单来自中心：请用 {instead}",
                                 current_state=ctx.ticket["state"])
 
 
@@ -270,9 +273,9 @@ async def reply_up(ctx: Ctx) -> None:
     assert ctx.leg is not None
     _require_parent(ctx, "reply")
     if ctx.leg["state"] != "signed":
-        raise IllegalTransition(f"{ctx.leg['unit_code']} has not signed for the ticket", current_state="dispatched")
-    text = _text(ctx, "reply", "the reply (how the matter was handled)")
-    basis = _text(ctx, "basis", "the basis of the reply (law, policy or facts found)")
+        raise IllegalTransition(f"{ctx.leg['unit_code']} 尚未签收工单", current_state="dispatched")
+    text = _text(ctx, "reply", "办理结果（如何办理）")
+    basis = _text(ctx, "basis", "答复依据（法规、政策或查明的事实）")
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'replied', reply = $2, reply_basis = $3, replied_at = $4 WHERE id = $1",
         ctx.leg["id"], text, basis, ctx.at)
@@ -286,7 +289,7 @@ async def return_up(ctx: Ctx) -> None:
     window); the unit above takes it back and passes it on or handles it."""
     assert ctx.leg is not None
     _require_parent(ctx, "return")
-    reason = _text(ctx, "reason", "a reason (why the ticket is not this unit's matter)")
+    reason = _text(ctx, "reason", "退单理由（为何不属本单位职责）")
     _check_return_window(ctx)
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'returned', return_reason = $2, returned_at = $3 WHERE id = $1",
@@ -299,7 +302,7 @@ async def return_up(ctx: Ctx) -> None:
 
 async def reject_return(ctx: Ctx) -> None:
     assert ctx.leg is not None
-    ctx.detail["reason"] = _text(ctx, "reason", "why the return is refused")
+    ctx.detail["reason"] = _text(ctx, "reason", "不同意退单的理由")
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'signed', signed_at = coalesce(signed_at, $2) WHERE id = $1",
         ctx.leg["id"], ctx.at)
@@ -336,13 +339,13 @@ async def _check_extension_count(ctx: Ctx) -> None:
 
 async def request_extension(ctx: Ctx) -> None:
     days = _days(ctx)
-    reason = _text(ctx, "reason", "a reason for the extension")
+    reason = _text(ctx, "reason", "延期理由")
     await _check_extension_count(ctx)
     clock = await _handle_clock(ctx)
     if clock is not None and clock["deadline"] is not None and ctx.at >= clock["deadline"]:
         raise DeadlinePassed(
-            f"the handling deadline {clock['deadline'].astimezone(ctx.cal.tz).isoformat()} has passed: "
-            "an extension must be requested before it", field="days", deadline=clock["deadline"].isoformat())
+            f"办理期限 {clock['deadline'].astimezone(ctx.cal.tz):%Y-%m-%d %H:%M} 已过：延期须在期限之前申请",
+            field="days", deadline=clock["deadline"].isoformat())
     ctx.detail.update(days=days, reason=reason)
 
 
@@ -359,7 +362,8 @@ async def approve_extension(ctx: Ctx) -> None:
     await _check_extension_count(ctx)
     days = _days(ctx) if ctx.data.get("days") is not None else requested
     if days > requested:
-        raise ValidationError(f"{days} days is more than the {requested} requested", field="days")
+        raise ValidationError(f"批准的 {days:g} 天多于申请的 {requested:g} 天", field="days", value=days,
+                              code="out_of_range")
     minutes = round(ctx.cal.day_length.total_seconds() / 60 * days)
     await ctx.conn.execute("UPDATE ticket_legs SET extension_minutes = extension_minutes + $2 WHERE id = $1",
                            ctx.leg["id"], minutes)
@@ -368,11 +372,11 @@ async def approve_extension(ctx: Ctx) -> None:
 
 
 async def refuse_extension(ctx: Ctx) -> None:
-    ctx.detail["reason"] = _text(ctx, "reason", "why the extension is refused")
+    ctx.detail["reason"] = _text(ctx, "reason", "不同意延期的理由")
 
 
 async def request_await(ctx: Ctx) -> None:
-    ctx.detail["reason"] = _text(ctx, "reason", "what is awaited from the citizen")
+    ctx.detail["reason"] = _text(ctx, "reason", "需市民补充的内容")
 
 
 async def await_citizen(ctx: Ctx) -> None:
@@ -380,7 +384,7 @@ async def await_citizen(ctx: Ctx) -> None:
     the unit's request_await); at most ``await_citizen.max_count`` times per leg, and
     paused time beyond ``max_working_days`` counts again (clocks.cap_pauses)."""
     if ctx.leg is None:
-        raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit")
+        raise Conflict(f"工单 {ctx.ticket['id']} 没有主办单位", code="no_lead_unit")
     done = await _count_on_leg(ctx, "await_citizen")
     if done >= ctx.rules.await_max_count:
         raise LimitReached(f"本单位已暂停{done}次等待市民补充，已达上限（{ctx.rules.await_max_count}次）",
@@ -390,12 +394,12 @@ async def await_citizen(ctx: Ctx) -> None:
         "ORDER BY id DESC LIMIT 1", ctx.ticket["id"], ctx.leg["id"])
     if ctx.data.get("reason") is None and asked:
         ctx.data["reason"] = asked
-    ctx.detail["reason"] = _text(ctx, "reason", "what is awaited from the citizen")
+    ctx.detail["reason"] = _text(ctx, "reason", "需市民补充的内容")
     ctx.detail["max_working_days"] = ctx.rules.await_max_working_days
 
 
 async def refuse_await(ctx: Ctx) -> None:
-    ctx.detail["reason"] = _text(ctx, "reason", "why the clock keeps running")
+    ctx.detail["reason"] = _text(ctx, "reason", "不同意暂停计时的理由")
 
 
 async def resume(ctx: Ctx) -> None:
@@ -405,10 +409,10 @@ async def resume(ctx: Ctx) -> None:
 async def reply(ctx: Ctx) -> None:
     assert ctx.leg is not None
     if ctx.leg["parent_leg_id"] is not None:
-        raise IllegalTransition(f"the ticket was passed down to {ctx.leg['unit_code']}: reply to the unit above "
-                                "with reply_up (回复上级)", current_state=ctx.ticket["state"])
-    text = _text(ctx, "reply", "the reply (how the matter was handled)")
-    basis = _text(ctx, "basis", "the basis of the reply (law, policy or facts found)")
+        raise IllegalTransition(f"工单已下派给 {ctx.leg['unit_code']}：请用 reply_up（回复上级）答复上级单位",
+                                current_state=ctx.ticket["state"])
+    text = _text(ctx, "reply", "办理结果（如何办理）")
+    basis = _text(ctx, "basis", "答复依据（法规、政策或查明的事实）")
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'replied', reply = $2, reply_basis = $3, replied_at = $4 WHERE id = $1",
         ctx.leg["id"], text, basis, ctx.at)
@@ -427,8 +431,8 @@ async def approve_reply(ctx: Ctx) -> None:
 
 async def _reopen_lead(ctx: Ctx) -> None:
     if ctx.leg is None:
-        raise IllegalTransition(f"ticket {ctx.ticket['id']} was never dispatched (closed directly): "
-                                "create a new ticket instead", current_state=ctx.ticket["state"])
+        raise IllegalTransition(f"工单 {ctx.ticket['id']} 从未派单（已直接办结）：请新建工单",
+                                current_state=ctx.ticket["state"])
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'signed' WHERE id = $1", ctx.leg["id"])
     await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "handle", ctx.at, leg_id=ctx.leg["id"],
                              unit_code=ctx.leg["unit_code"])
@@ -436,7 +440,7 @@ async def _reopen_lead(ctx: Ctx) -> None:
 
 
 async def reopen(ctx: Ctx) -> None:
-    ctx.detail["reason"] = _text(ctx, "reason", "why the ticket is handled again (重办)")
+    ctx.detail["reason"] = _text(ctx, "reason", "重办理由")
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["reply"])
     await _reopen_lead(ctx)
     if ctx.ticket["state"] == "closed":
@@ -449,8 +453,8 @@ async def reopen(ctx: Ctx) -> None:
 def _satisfaction(ctx: Ctx) -> int:
     value = ctx.data.get("satisfaction")
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise ValidationError("satisfaction must be 1-5 (5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意), "
-                              f"got {value!r}", field="satisfaction")
+        raise ValidationError("满意度 satisfaction 须为 1-5（5 非常满意，4 满意，3 基本满意，2 不满意，1 非常不满意），"
+                              f"收到 {value!r}", field="satisfaction", value=value, code="out_of_range")
     return value
 
 
@@ -461,8 +465,8 @@ RESOLUTIONS = ("resolved", "partly", "unresolved")
 def _resolution(ctx: Ctx) -> str | None:
     value = ctx.data.get("resolution")
     if value is not None and value not in RESOLUTIONS:
-        raise ValidationError("resolution must be resolved (解决), partly (部分解决) or unresolved (未解决), "
-                              f"got {value!r}", field="resolution")
+        raise ValidationError("解决情况 resolution 须为 resolved（解决）、partly（部分解决）或 unresolved（未解决），"
+                              f"收到 {value!r}", field="resolution", value=value, code="invalid_choice")
     return value
 
 
@@ -484,7 +488,7 @@ async def callback_reopen(ctx: Ctx) -> None:
     sat = _satisfaction(ctx)
     resolution = _resolution(ctx)
     ctx.detail.update(satisfaction=sat, resolution=resolution,
-                      reason=_text(ctx, "reason", "what the citizen is dissatisfied with"))
+                      reason=_text(ctx, "reason", "市民不满意之处"))
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["callback"])
     ctx.sets.update(satisfaction=sat, resolution=resolution, callback_at=ctx.at)
     await _reopen_lead(ctx)
@@ -493,7 +497,7 @@ async def callback_reopen(ctx: Ctx) -> None:
 async def supervise(ctx: Ctx) -> None:
     """督办: with a handling unit, a supervision order (督办单) it must answer by a
     reply deadline, on its own clock (stage ``supervise``)."""
-    instruction = _text(ctx, "instruction", "the supervision instruction (督办意见)")
+    instruction = _text(ctx, "instruction", "督办意见")
     ctx.detail["instruction"] = instruction
     if ctx.leg is None or ctx.ticket["state"] in ("intake", "callback"):
         return  # nobody to answer an order: a note in the history
@@ -517,11 +521,12 @@ async def supervise(ctx: Ctx) -> None:
 async def supervise_reply(ctx: Ctx) -> None:
     """督办回复: the unit the order went to answers it; the order's clock stops (met or
     missed against the reply deadline)."""
-    text = _text(ctx, "reply", "the answer to the supervision order (督办回复)")
+    text = _text(ctx, "reply", "督办回复")
     unit = ctx.actor.unit_code if ctx.actor else None
     order_id = ctx.data.get("order_id")
     if order_id is not None and (isinstance(order_id, bool) or not isinstance(order_id, int)):
-        raise ValidationError(f"order_id must be a number, got {order_id!r}", field="order_id")
+        raise ValidationError(f"督办单 order_id 必须是数字，收到 {order_id!r}", field="order_id", value=order_id,
+                              code="invalid_type")
     order = await ctx.conn.fetchrow(
         """SELECT * FROM supervision_orders WHERE ticket_id = $1 AND replied_at IS NULL
               AND ($2::bigint IS NULL OR id = $2) AND ($3::text IS NULL OR unit_code = $3)
@@ -551,19 +556,19 @@ async def elevate(ctx: Ctx) -> None:
     current lead unit's parent). Every leg of the lead chain is withdrawn, keeping
     its lateness on record; the higher unit gets a new leg with fresh clocks."""
     if ctx.leg is None:
-        raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit to elevate from")
-    reason = _text(ctx, "reason", "why the ticket is handled at a higher level (提级理由)")
+        raise Conflict(f"工单 {ctx.ticket['id']} 没有可提级的主办单位", code="no_lead_unit")
+    reason = _text(ctx, "reason", "提级理由")
     above = await _ancestors(ctx, ctx.leg["unit_code"])
     target = ctx.data.get("unit_code")
     if target is None:
         if not above:
-            raise ValidationError(f"{ctx.leg['unit_code']!r} has no unit above it: name unit_code",
-                                  field="unit_code")
+            raise ValidationError(f"{ctx.leg['unit_code']!r} 没有上级单位：请填写 unit_code", field="unit_code",
+                                  code="missing_field")
         target = above[0]
     target = await check_unit(ctx.conn, target, "unit_code")
     if target not in above:
-        raise ValidationError(f"{target!r} is not above {ctx.leg['unit_code']!r} (above it: "
-                              f"{', '.join(above) or 'none'})", field="unit_code")
+        raise ValidationError(f"{target!r} 不是 {ctx.leg['unit_code']!r} 的上级单位（其上级：{'、'.join(above) or '无'}）",
+                              field="unit_code", value=target, code="not_a_parent_unit")
     chain = await ctx.conn.fetch(
         "SELECT * FROM ticket_legs WHERE ticket_id = $1 AND role = 'lead' "
         "AND state IN ('dispatched', 'signed', 'delegated', 'returned', 'replied') "
@@ -580,7 +585,7 @@ async def elevate(ctx: Ctx) -> None:
 async def _close_without_handling(ctx: Ctx, outcome: str) -> None:
     code = ctx.data.get("reason_code")
     reason = refusals.check_reason(code, outcome)
-    answer = _text(ctx, "answer", "what the citizen was told (告知内容)")
+    answer = _text(ctx, "answer", "告知内容")
     ctx.sets.update(close_kind=outcome, refusal_reason=reason.code, answer=answer, closed_at=ctx.at)
     ctx.detail.update(reason_code=reason.code, reason_name=reason.name, answer=answer)
 
@@ -594,32 +599,33 @@ async def transfer_out(ctx: Ctx) -> None:
 
 
 async def urge(ctx: Ctx) -> None:
-    ctx.detail["message"] = _text(ctx, "message", "the urging message (催办内容)")
+    ctx.detail["message"] = _text(ctx, "message", "催办内容")
 
 
 async def merge(ctx: Ctx) -> None:
     master_id = ctx.data.get("master_id")
     if isinstance(master_id, bool) or not isinstance(master_id, int):
-        raise ValidationError("master_id (the ticket to merge into) is required", field="master_id")
+        raise ValidationError(f"请填写要并入的工单 master_id，收到 {master_id!r}", field="master_id", value=master_id,
+                              code="missing_field")
     if master_id == ctx.ticket["id"]:
-        raise ValidationError(f"ticket {master_id} cannot be merged into itself", field="master_id")
+        raise ValidationError(f"工单 {master_id} 不能并入自己", field="master_id", value=master_id, code="merge_into_itself")
     master = await ctx.conn.fetchrow("SELECT id, state, master_id FROM tickets WHERE id = $1 FOR UPDATE", master_id)
     if master is None:
-        raise ValidationError(f"unknown ticket {master_id}", field="master_id")
+        raise ValidationError(f"没有工单 {master_id}", field="master_id", value=master_id, code="unknown_ticket")
     # walk up the master's chain: finding this ticket means a cycle
     seen, cursor = {master_id}, master
     while cursor["master_id"] is not None:
         if cursor["master_id"] == ctx.ticket["id"]:
-            raise ValidationError(f"ticket {master_id} is merged into {ctx.ticket['id']}: merging back would "
-                                  "be a cycle", field="master_id")
+            raise ValidationError(f"工单 {master_id} 已并入 {ctx.ticket['id']}：再并回去会形成循环", field="master_id",
+                                  value=master_id, code="merge_cycle")
         if cursor["master_id"] in seen:
             break
         seen.add(cursor["master_id"])
         cursor = await ctx.conn.fetchrow("SELECT id, state, master_id FROM tickets WHERE id = $1",
                                          cursor["master_id"])
     if master["state"] in ("closed", "merged"):
-        raise Conflict(f"ticket {master_id} is {master['state']} ({STATE_NAMES_ZH[master['state']]}): "
-                       "merge into an open ticket", field="master_id")
+        raise Conflict(f"工单 {master_id} 状态为 {master['state']}（{STATE_NAMES_ZH[master['state']]}）：只能并入未办结的工单",
+                       field="master_id", value=master_id, code="master_closed")
     # tickets already merged into this one follow it to the new master (one level)
     moved = await ctx.conn.fetch("UPDATE tickets SET master_id = $2, updated_at = now() WHERE master_id = $1 "
                                  "RETURNING id", ctx.ticket["id"], master_id)
@@ -638,7 +644,7 @@ async def link_call_(ctx: Ctx) -> None:
     call_id = ctx.data.get("call_id")
     if isinstance(call_id, bool) or not isinstance(call_id, int) or not await ctx.conn.fetchval(
             "SELECT true FROM calls WHERE id = $1", call_id):
-        raise ValidationError(f"unknown call {call_id!r}", field="call_id")
+        raise ValidationError(f"来电 {call_id!r} 不存在", field="call_id", value=call_id, code="unknown_call")
     await link_call(ctx.conn, ctx.ticket["id"], call_id)
     ctx.detail["call_id"] = call_id
 
@@ -650,22 +656,29 @@ _EDITABLE = {"subject", "facts", "location", "occurred_at", "caller_name", "cont
 async def update(ctx: Ctx) -> None:
     changes = ctx.data.get("changes")
     if not isinstance(changes, dict) or not changes:
-        raise ValidationError(f"changes must be an object with some of {sorted(_EDITABLE)}", field="changes")
+        raise ValidationError(f"changes 必须是包含以下字段的对象：{'、'.join(sorted(_EDITABLE))}；收到 {changes!r}",
+                              field="changes", value=changes, code="invalid_type")
     unknown = set(changes) - _EDITABLE
     if unknown:
-        raise ValidationError(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
+        raise ValidationError(f"不能修改 {'、'.join(sorted(unknown))}", field=sorted(unknown)[0], value=sorted(unknown),
+                              code="unknown_field")
     c = dict(changes)
     if "kind" in c and c["kind"] not in KINDS:
-        raise ValidationError(f"unknown kind {c['kind']!r}", field="kind")
+        raise ValidationError(f"诉求类型 kind 必须是 {'、'.join(KINDS)} 之一，收到 {c['kind']!r}", field="kind",
+                              value=c["kind"], code="invalid_choice")
     if "urgency" in c and c["urgency"] not in URGENCIES:
-        raise ValidationError(f"unknown urgency {c['urgency']!r}", field="urgency")
+        raise ValidationError(f"缓急程度 urgency 必须是 {'、'.join(URGENCIES)} 之一，收到 {c['urgency']!r}",
+                              field="urgency", value=c["urgency"], code="invalid_choice")
     if "category_code" in c and not await ctx.conn.fetchval(
             "SELECT active FROM ticket_categories WHERE code = $1", c["category_code"]):
-        raise ValidationError(f"unknown category {c['category_code']!r}", field="category_code")
+        raise ValidationError(f"未知或已停用的诉求分类 {c['category_code']!r}", field="category_code",
+                              value=c["category_code"], code="unknown_category")
     if "subject" in c and (not isinstance(c["subject"], str) or not 1 <= len(c["subject"].strip()) <= 200):
-        raise ValidationError("subject must be 1-200 characters", field="subject")
+        raise ValidationError(f"诉求事项 subject 须为 1-200 个字，收到 {c['subject']!r}", field="subject",
+                              value=c["subject"], code="out_of_range")
     if "confidential" in c and not isinstance(c["confidential"], bool):
-        raise ValidationError("confidential must be true or false", field="confidential")
+        raise ValidationError(f"confidential 必须是 true 或 false，收到 {c['confidential']!r}", field="confidential",
+                              value=c["confidential"], code="invalid_type")
     if "attachments" in c:
         c["attachments"] = check_attachments(c["attachments"])
     if "region_code" in c:
@@ -674,7 +687,8 @@ async def update(ctx: Ctx) -> None:
         try:
             c["occurred_at"] = datetime.fromisoformat(str(c["occurred_at"]))
         except ValueError:
-            raise ValidationError("occurred_at must be ISO 8601", field="occurred_at") from None
+            raise ValidationError(f"事发时间 occurred_at 必须是 ISO 8601 时间，收到 {c['occurred_at']!r}",
+                                  field="occurred_at", value=c["occurred_at"], code="invalid_format") from None
     if "contact_number" in c:
         from hotline.phone import normalize
 
@@ -686,8 +700,8 @@ async def update(ctx: Ctx) -> None:
 async def assist_sign(ctx: Ctx) -> None:
     assert ctx.leg is not None
     if ctx.leg["state"] != "dispatched":
-        raise IllegalTransition(f"the assisting leg of {ctx.leg['unit_code']} is {ctx.leg['state']}, not awaiting "
-                                "signature", current_state=ctx.ticket["state"])
+        raise IllegalTransition(f"{ctx.leg['unit_code']} 的协办状态为 {ctx.leg['state']}，不是待签收",
+                                current_state=ctx.ticket["state"])
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'signed', signed_at = $2 WHERE id = $1",
                            ctx.leg["id"], ctx.at)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["sign"], leg_id=ctx.leg["id"])
@@ -696,9 +710,9 @@ async def assist_sign(ctx: Ctx) -> None:
 async def assist_reply(ctx: Ctx) -> None:
     assert ctx.leg is not None
     if ctx.leg["state"] not in ("dispatched", "signed"):
-        raise IllegalTransition(f"the assisting leg of {ctx.leg['unit_code']} is {ctx.leg['state']}",
+        raise IllegalTransition(f"{ctx.leg['unit_code']} 的协办状态为 {ctx.leg['state']}，不能答复",
                                 current_state=ctx.ticket["state"])
-    text = _text(ctx, "reply", "the assisting unit's opinion")
+    text = _text(ctx, "reply", "协办意见")
     await ctx.conn.execute(
         "UPDATE ticket_legs SET state = 'replied', reply = $2, replied_at = $3, signed_at = coalesce(signed_at, $3) "
         "WHERE id = $1", ctx.leg["id"], text, ctx.at)
@@ -709,7 +723,7 @@ async def assist_reply(ctx: Ctx) -> None:
 async def add_assist(ctx: Ctx) -> None:
     unit = await check_unit(ctx.conn, ctx.data.get("unit_code"), "unit_code")
     if unit == ctx.ticket["lead_unit_code"]:
-        raise ValidationError(f"{unit!r} is the lead unit", field="unit_code")
+        raise ValidationError(f"{unit!r} 是主办单位，不能同时协办", field="unit_code", value=unit, code="same_unit")
     ctx.leg_id = await _new_leg(ctx, unit, "assist")
     await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at,
                               [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, None)])
@@ -731,31 +745,35 @@ EFFECTS: dict[str, Effect] = {
 assert {a for (_, a) in TRANSITIONS} == set(EFFECTS), "every action in the table needs an effect"
 
 
+def _roles_zh(roles: Iterable[str]) -> str:
+    return "、".join(ROLE_NAMES_ZH.get(r, r) for r in sorted(roles))
+
+
 async def _check_actor(ctx: Ctx, unit_leg: str | None, roles: frozenset[str]) -> None:
     actor = ctx.actor
     if actor is None:
         return  # the system itself (jobs, imports)
     acting = acting_roles(actor)  # a district's dispatcher acts for its unit, not for the centre
     if not acting & roles:
-        raise Forbidden(f"{ctx.action} needs one of the roles {sorted(roles)}; you act as {sorted(acting)}",
-                        required=sorted(roles))
+        raise Forbidden(f"{ACTION_NAMES_ZH.get(ctx.action, ctx.action)}需要以下角色之一：{_roles_zh(roles)}；"
+                        f"您的角色：{_roles_zh(acting) or '无'}", required=sorted(roles))
     if unit_leg is None:
         return
     centre_may = bool(acting & (roles - {"liaison"}))
     if unit_leg == "lead":
         if ctx.leg is None:
-            raise Conflict(f"ticket {ctx.ticket['id']} has no lead unit")
+            raise Conflict(f"工单 {ctx.ticket['id']} 没有主办单位", code="no_lead_unit")
         if centre_may and "liaison" not in acting:
             return
         if actor.unit_code != ctx.leg["unit_code"]:
-            raise Forbidden(f"only a liaison of the lead unit {ctx.leg['unit_code']!r} may {ctx.action} "
-                            f"ticket {ctx.ticket['id']}")
+            raise Forbidden(f"只有主办单位 {ctx.leg['unit_code']!r} 的联络员可以对工单 {ctx.ticket['id']} "
+                            f"{ACTION_NAMES_ZH.get(ctx.action, ctx.action)}")
     else:
         row = await ctx.conn.fetchrow(
             "SELECT * FROM ticket_legs WHERE ticket_id = $1 AND role = 'assist' AND unit_code = $2 "
             "AND state <> 'withdrawn' FOR UPDATE", ctx.ticket["id"], actor.unit_code)
         if row is None:
-            raise Forbidden(f"your unit {actor.unit_code!r} is not assisting on ticket {ctx.ticket['id']}")
+            raise Forbidden(f"您的单位 {actor.unit_code!r} 不是工单 {ctx.ticket['id']} 的协办单位")
         ctx.leg = dict(row)
 
 
@@ -788,7 +806,7 @@ async def apply(
                       (SELECT version FROM calendar_version WHERE id = 1) AS calendar_version
                  FROM tickets t WHERE t.id = $1 FOR UPDATE OF t""", ticket_id)
         if row is None:
-            raise NotFound(f"no ticket {ticket_id}", field="id")
+            raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)
         ticket = dict(row)
         db_now, version = ticket.pop("db_now"), (ticket.pop("db_name"), ticket.pop("calendar_version"))
         state = ticket["state"]
@@ -796,10 +814,11 @@ async def apply(
         if rule is None:
             allowed = allowed_actions(state, acting_roles(actor) if actor else None)
             if action not in EFFECTS:
-                raise ValidationError(f"unknown action {action!r}", field="action", allowed_actions=allowed)
+                raise ValidationError(f"未知的操作 {action!r}", field="action", value=action, code="unknown_action",
+                                      allowed_actions=allowed)
             raise IllegalTransition(
-                f"ticket {ticket_id} is {state} ({STATE_NAMES_ZH[state]}): {action} is not allowed; "
-                f"allowed: {', '.join(allowed) or 'none'}",
+                f"工单 {ticket_id} 状态为 {state}（{STATE_NAMES_ZH[state]}），不能{ACTION_NAMES_ZH.get(action, action)}"
+                f"（{action}）；可做的操作：{', '.join(allowed) or '无'}",
                 current_state=state, allowed_actions=allowed)
         now = at or db_now
         cal = await (calendars.load(conn, version=version) if calendars else load_calendar(conn, version=version))

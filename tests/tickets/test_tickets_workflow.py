@@ -137,7 +137,7 @@ async def test_bad_input_is_refused_precisely(pool: asyncpg.Pool, cast: Cast) ->
                            "WHERE ticket_id = $1 AND stage = 'handle'", handling)
         with pytest.raises(DeadlinePassed) as err:
             await apply(conn, handling, "request_extension", cast.liaison, {"days": 3, "reason": "x"})
-        assert "before" in err.value.message
+        assert "期限之前" in err.value.message
 
 
 async def test_dispatch_defaults_to_the_catalogue_unit(pool: asyncpg.Pool, cast: Cast) -> None:
@@ -195,7 +195,7 @@ async def test_merge_into_a_master_reaches_every_caller(pool: asyncpg.Pool, cast
         dup2 = await new_ticket(conn, cast, caller_number="13900003333", caller_name="王五")
         with pytest.raises(ValidationError) as err:
             await apply(conn, master, "merge", cast.dispatcher, {"master_id": master})
-        assert "itself" in err.value.message
+        assert "不能并入自己" in err.value.message and err.value.code == "merge_into_itself"
         await apply(conn, dup2, "merge", cast.dispatcher, {"master_id": dup})
         await apply(conn, dup, "merge", cast.dispatcher, {"master_id": master})  # dup2 follows dup
         assert await conn.fetchval("SELECT master_id FROM tickets WHERE id = $1", dup2) == master
@@ -203,7 +203,7 @@ async def test_merge_into_a_master_reaches_every_caller(pool: asyncpg.Pool, cast
             await apply(conn, dup, "merge", cast.dispatcher, {"master_id": dup2})
         with pytest.raises(ValidationError) as err:
             await apply(conn, master, "merge", cast.dispatcher, {"master_id": dup})  # cycle
-        assert "cycle" in err.value.message
+        assert "循环" in err.value.message and err.value.code == "merge_cycle"
         for action, actor, data in PATHS["closed"][1:]:
             await apply(conn, master, action, who(cast, actor), dict(data))
         rows = await conn.fetch("SELECT id, state, closed_at IS NOT NULL AS closed FROM tickets "
