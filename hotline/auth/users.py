@@ -99,7 +99,8 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ValidationError(
-            f"unknown role(s) {unknown}; roles are {list(ROLES)}", field="roles", value=unknown
+            f"未知的角色 {'、'.join(unknown)}；可选角色：{'、'.join(ROLES)}", field="roles", value=unknown,
+            code="invalid_choice"
         )
     return roles
 
@@ -133,7 +134,8 @@ async def create_user(
         raise Conflict(f"用户名 {username!r} 已被占用", field="username") from None
     except asyncpg.CheckViolationError:
         raise ValidationError(
-            f"username {username!r} must be 2-64 letters, digits or . _ @ -", field="username"
+            f"用户名 {username!r} 须为 2-64 位字母、数字或 . _ @ -", field="username", value=username,
+            code="invalid_format"
         ) from None
     except asyncpg.ForeignKeyViolationError as exc:
         field = "unit_code" if "unit_code" in str(exc) else "hotline_number"

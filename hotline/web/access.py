@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from hotline.auth.model import ROLES, User
+from hotline.auth.model import ROLE_NAMES_ZH, ROLES, User
 from hotline.errors import Forbidden, Unauthenticated
 from hotline.web.keys import USER
 
@@ -69,9 +69,13 @@ def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) 
         raise Unauthenticated("请先登录")
     if rule and not user.has_role(*rule):
         raise Forbidden(
-            f"{what} needs one of the roles {sorted(rule)}; you have {sorted(user.roles)}",
+            f"{what} 需要以下角色之一：{_roles_zh(rule)}；您的角色：{_roles_zh(user.roles) or '无'}",
             required=sorted(rule),
         )
+
+
+def _roles_zh(roles: Any) -> str:
+    return "、".join(f"{ROLE_NAMES_ZH.get(r, r)}（{r}）" for r in sorted(roles))
 
 
 DOC_ATTR = "__hotline_api_doc__"
