@@ -32,7 +32,9 @@ _CHECKOUT = PACKAGE_DIR.parent
 INSTALLED = not ((_CHECKOUT / "migrations").is_dir() and (_CHECKOUT / "config").is_dir()
                  and (_CHECKOUT / "setup.cfg").is_file())
 PROJECT_ROOT = PACKAGE_DIR / "_shipped" if INSTALLED else _CHECKOUT
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "hotline.toml"
+#: the configuration files shipped with the package (the defaults behind ``config_dir``)
+SHIPPED_CONFIG_DIR = PROJECT_ROOT / "config"
+DEFAULT_CONFIG_PATH = SHIPPED_CONFIG_DIR / "hotline.toml"
 #: relative paths in the file are read against the checkout, or (installed) the current
 #: directory for data_dir and the shipped files for the rest
 _DATA_BASE = Path.cwd if INSTALLED else (lambda: _CHECKOUT)
@@ -104,6 +106,13 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def config_file(self, name: str) -> Path:
+        """``config_dir/name`` (``sla.yaml``, ``categories.yaml``, ``calendar``, ...), or the
+        packaged default when the site's ``config_dir`` does not have it: a site overrides
+        only the files it changes."""
+        path = self.config_dir / name
+        return path if path.exists() else SHIPPED_CONFIG_DIR / name
 
     def section(self, name: str) -> Mapping[str, Any]:
         """Raw table ``[name]`` of the file, for feature packages with their own settings."""
@@ -228,7 +237,7 @@ def load_settings(
         kind = Path if isinstance(default, Path) else type(default)
         top_values[key] = _coerce(value, kind, key)
     if "config_dir" in top_values and "registry_path" not in top_values:
-        top_values["registry_path"] = top_values["config_dir"] / "hotlines.yaml"
+        top_values["registry_path"] = replace(base, config_dir=top_values["config_dir"]).config_file("hotlines.yaml")
     settings = replace(base, **built, **top_values, extra=extra)
     _validate(settings)
     return settings

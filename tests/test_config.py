@@ -118,8 +118,12 @@ def test_every_section_loader_in_the_tree_is_checked_at_start() -> None:
 
 
 def test_config_dir_moves_the_default_files(tmp_path) -> None:
-    from hotline.config import load_settings
+    from hotline.config import SHIPPED_CONFIG_DIR, load_settings
 
     settings = load_settings(tmp_path / "none.toml", env={"HOTLINE_CONFIG_DIR": str(tmp_path / "conf")})
     assert settings.config_dir == tmp_path / "conf"
+    assert settings.registry_path == SHIPPED_CONFIG_DIR / "hotlines.yaml"  # the site has none: the packaged one
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "hotlines.yaml").write_text("hotlines: []\n", encoding="utf-8")
+    settings = load_settings(tmp_path / "none.toml", env={"HOTLINE_CONFIG_DIR": str(tmp_path / "conf")})
     assert settings.registry_path == tmp_path / "conf" / "hotlines.yaml"

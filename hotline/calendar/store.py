@@ -12,10 +12,10 @@ import asyncpg
 import yaml
 
 from hotline.calendar.core import SHANGHAI, WorkCalendar
-from hotline.config import PROJECT_ROOT
+from hotline.config import SHIPPED_CONFIG_DIR
 from hotline.errors import ConfigError, NotFound, ValidationError
 
-CALENDAR_DIR = PROJECT_ROOT / "config" / "calendar"
+CALENDAR_DIR = SHIPPED_CONFIG_DIR / "calendar"
 KINDS = ("holiday", "workday")
 
 

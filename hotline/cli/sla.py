@@ -8,6 +8,7 @@ import json
 from hotline.calendar.store import load_calendar
 from hotline.db import open_database
 from hotline.sla.clocks import recompute_all
+from hotline.sla.config import sla_config
 from hotline.sla.scan import scan
 
 
@@ -34,7 +35,8 @@ async def recompute_(args: argparse.Namespace) -> int:
     db = await open_database(args.settings, min_size=1, max_size=2)
     try:
         async with db.pool.acquire() as conn:
-            n = await recompute_all(conn, await load_calendar(conn, args.settings.tz))
+            n = await recompute_all(conn, await load_calendar(conn, args.settings.tz),
+                                    rules=sla_config(args.settings))
     finally:
         await db.close()
     print(f"{n} running clock(s) recomputed")

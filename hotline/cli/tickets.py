@@ -23,7 +23,7 @@ async def seed(args: argparse.Namespace) -> int:
     db = await open_database(args.settings, min_size=1, max_size=2)
     try:
         async with db.pool.acquire() as conn:
-            result = await seed_reference_data(conn)
+            result = await seed_reference_data(conn, args.settings)
     finally:
         await db.close()
     print(json.dumps(result, ensure_ascii=False, default=str))

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from hotline.calendar.core import WorkCalendar
-from hotline.sla.config import load_sla_config
+from hotline.sla.config import SlaConfig, load_sla_config
 
 Pause = tuple[datetime, datetime | None]
 PAUSING_STAGES = ("handle",)
@@ -124,14 +124,14 @@ def _next_check(marks: Sequence[datetime | None], fired: int) -> datetime | None
 async def start_clocks(
     conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, at: datetime,
     clocks: Sequence[tuple[str, int | None, str | None, datetime | None]],
-    *, caps: dict[int, datetime] | None = None,
+    *, caps: dict[int, datetime] | None = None, rules: SlaConfig | None = None,
 ) -> int:
     """Start clocks ``(stage, leg_id, unit_code, due_at)`` in one round trip; a
     ``due_at`` sets an explicit (wall-clock) deadline. A stage with no matching
     policy and no ``due_at`` gets no clock. ``caps`` (leg id -> instant): a handle
     clock of that leg is due no later (a lower level cannot outlast its parent).
-    Returns how many were started."""
-    config = load_sla_config()
+    Returns how many were started. ``rules``: the node's ``sla.yaml`` (default: the packaged one)."""
+    config = rules or load_sla_config()
     levels = list(config.alert_levels)
     policies = await select_policies(conn, ticket, sorted({c[0] for c in clocks if c[3] is None}))
     rows = []
@@ -163,8 +163,8 @@ async def start_clocks(
 
 async def start_clock(conn: asyncpg.Connection, cal: WorkCalendar, ticket: Any, stage: str, at: datetime, *,
                       leg_id: int | None = None, unit_code: str | None = None,
-                      due_at: datetime | None = None) -> int:
-    return await start_clocks(conn, cal, ticket, at, [(stage, leg_id, unit_code, due_at)])
+                      due_at: datetime | None = None, rules: SlaConfig | None = None) -> int:
+    return await start_clocks(conn, cal, ticket, at, [(stage, leg_id, unit_code, due_at)], rules=rules)
 
 
 async def stop_clocks(conn: asyncpg.Connection, ticket_id: int, at: datetime, *, stages: Sequence[str] | None = None,
@@ -196,7 +196,8 @@ async def stop_clock(conn: asyncpg.Connection, clock_id: int, at: datetime) -> N
 
 
 async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: Sequence[int] | None = None,
-                    start_before: datetime | None = None, batch: int = 5000) -> int:
+                    start_before: datetime | None = None, batch: int = 5000,
+                    rules: SlaConfig | None = None) -> int:
     """Recompute budget, deadline and marks of running clocks (all, of some tickets,
     or those started before a date); already fired levels stay fired."""
     rows = await conn.fetch(
@@ -222,7 +223,7 @@ async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: 
     by_ticket: dict[int, list[Any]] = {}
     for e in events:
         by_ticket.setdefault(e["ticket_id"], []).append(e)
-    config = load_sla_config()
+    config = rules or load_sla_config()
     wait_cap = cal.day_length * config.await_max_working_days
     updates = []
     for r in rows:
@@ -246,7 +247,8 @@ async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: 
     return len(updates)
 
 
-async def recompute_all(conn: asyncpg.Connection, cal: WorkCalendar, *, batch: int = 5000) -> int:
+async def recompute_all(conn: asyncpg.Connection, cal: WorkCalendar, *, batch: int = 5000,
+                        rules: SlaConfig | None = None) -> int:
     """Recompute every running clock, in batches (after a calendar or policy change)."""
     total, last_id = 0, 0
     while True:
@@ -256,4 +258,4 @@ async def recompute_all(conn: asyncpg.Connection, cal: WorkCalendar, *, batch: i
         if not ids:
             return total
         last_id = ids[-1]["id"]
-        total += await recompute(conn, cal, ticket_ids=sorted({r["ticket_id"] for r in ids}))
+        total += await recompute(conn, cal, ticket_ids=sorted({r["ticket_id"] for r in ids}), rules=rules)

@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from hotline.config import PROJECT_ROOT
+from hotline.config import SHIPPED_CONFIG_DIR, Settings
 from hotline.errors import ConfigError
 
-SLA_FILE = PROJECT_ROOT / "config" / "sla.yaml"
+SLA_FILE = SHIPPED_CONFIG_DIR / "sla.yaml"
 STAGES = ("sign", "handle", "reply", "callback")
 UNITS = ("working_days", "working_hours", "hours", "days")
 STAGE_NAMES_ZH = {"sign": "签收", "handle": "办理", "reply": "回复审核", "callback": "回访", "supervise": "督办回复"}
@@ -128,3 +128,9 @@ def load_sla_config(path: Path = SLA_FILE) -> SlaConfig:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return parse_sla_config(data, path)
+
+
+def sla_config(settings: Settings | None) -> SlaConfig:
+    """The node's rules: ``sla.yaml`` from its ``config_dir`` (the packaged file when the
+    site has none, or with no settings: tests and tools that run on the defaults)."""
+    return load_sla_config(settings.config_file("sla.yaml") if settings is not None else SLA_FILE)

@@ -6,7 +6,7 @@ import logging
 
 from hotline.runtime import Runtime
 from hotline.scheduler import JobScheduler
-from hotline.sla.config import load_sla_config
+from hotline.sla.config import sla_config
 from hotline.sla.scan import ScanResult, scan
 
 log = logging.getLogger(__name__)
@@ -21,4 +21,5 @@ async def scan_job(runtime: Runtime) -> ScanResult:
 
 
 def register(scheduler: JobScheduler) -> None:
-    scheduler.add_exclusive_job(JOB_ID, scan_job, "interval", seconds=load_sla_config().scan_interval_seconds)
+    interval = sla_config(scheduler.runtime.settings).scan_interval_seconds
+    scheduler.add_exclusive_job(JOB_ID, scan_job, "interval", seconds=interval)

@@ -7,15 +7,15 @@ from typing import Any
 import asyncpg
 
 from hotline.errors import Conflict, NotFound, ValidationError
-from hotline.sla.config import KINDS, STAGES, UNITS, URGENCIES, load_sla_config
+from hotline.sla.config import KINDS, STAGES, UNITS, URGENCIES, SlaConfig, load_sla_config
 
 _COLUMNS = "id, stage, hotline_number, category_code, urgency, kind, amount, unit, note, updated_at"
 
 
-async def seed_policies(conn: asyncpg.Connection) -> int:
+async def seed_policies(conn: asyncpg.Connection, rules: SlaConfig | None = None) -> int:
     """Insert the configured policies that are missing (edited rows are kept)."""
     count = 0
-    for p in load_sla_config().policies:
+    for p in (rules or load_sla_config()).policies:
         inserted = await conn.fetchval(
             """INSERT INTO sla_policies (stage, hotline_number, category_code, urgency, kind, amount, unit, note)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

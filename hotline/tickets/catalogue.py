@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 import yaml
 
-from hotline.config import PROJECT_ROOT
+from hotline.config import SHIPPED_CONFIG_DIR
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
-CATEGORIES_FILE = PROJECT_ROOT / "config" / "categories.yaml"
+CATEGORIES_FILE = SHIPPED_CONFIG_DIR / "categories.yaml"
 UNIT_KINDS = ("department", "district", "street", "enterprise", "centre", "other")
 
 
@@ -35,12 +35,12 @@ def load_categories_file(path: Path = CATEGORIES_FILE) -> tuple[dict[str, Any], 
     return items
 
 
-async def seed_categories(conn: asyncpg.Connection) -> dict[str, Any]:
+async def seed_categories(conn: asyncpg.Connection, path: Path = CATEGORIES_FILE) -> dict[str, Any]:
     """Insert missing categories and catalogue entries; entries naming a unit that
     does not exist yet (registry not synced) are skipped and reported."""
     added, skipped = 0, []
     async with conn.transaction():
-        for i, c in enumerate(load_categories_file()):
+        for i, c in enumerate(load_categories_file(path)):
             inserted = await conn.fetchval(
                 """INSERT INTO ticket_categories (code, name, parent_code, sort) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (code) DO NOTHING RETURNING code""",

@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 import yaml
 
-from hotline.config import PROJECT_ROOT
+from hotline.config import SHIPPED_CONFIG_DIR, Settings
 from hotline.errors import ConfigError, ValidationError
 
-REASONS_FILE = PROJECT_ROOT / "config" / "refusal_reasons.yaml"
+REASONS_FILE = SHIPPED_CONFIG_DIR / "refusal_reasons.yaml"
 OUTCOMES = ("refused", "transferred")
 OUTCOME_NAMES_ZH = {"refused": "不予受理", "transferred": "转其他渠道"}
 
@@ -49,8 +49,13 @@ def load_reasons(path: Path = REASONS_FILE) -> tuple[Reason, ...]:
     return tuple(out)
 
 
-def check_reason(code: Any, outcome: str) -> Reason:
-    allowed = [r for r in load_reasons() if outcome in r.outcomes]
+def reasons_for(settings: Settings | None) -> tuple[Reason, ...]:
+    """The node's reasons: ``refusal_reasons.yaml`` from its ``config_dir`` (else the packaged file)."""
+    return load_reasons(settings.config_file("refusal_reasons.yaml") if settings is not None else REASONS_FILE)
+
+
+def check_reason(code: Any, outcome: str, reasons: tuple[Reason, ...]) -> Reason:
+    allowed = [r for r in reasons if outcome in r.outcomes]
     for r in allowed:
         if r.code == code:
             return r
@@ -58,12 +63,13 @@ def check_reason(code: Any, outcome: str) -> Reason:
                           f"{', '.join(r.code for r in allowed)}）", field="reason_code")
 
 
-def reasons_json() -> list[dict[str, Any]]:
-    return [{"code": r.code, "name": r.name, "outcomes": sorted(r.outcomes)} for r in load_reasons()]
+def reasons_json(reasons: tuple[Reason, ...]) -> list[dict[str, Any]]:
+    return [{"code": r.code, "name": r.name, "outcomes": sorted(r.outcomes)} for r in reasons]
 
 
 async def refusal_counts(conn: asyncpg.Connection | asyncpg.Pool, *, start: datetime, end: datetime,
-                         hotline_number: str | None = None) -> dict[str, Any]:
+                         hotline_number: str | None = None,
+                         reasons: tuple[Reason, ...] | None = None) -> dict[str, Any]:
     """Tickets closed without handling in ``[start, end)`` by outcome and reason,
     with every configured reason listed (zero counts too) and the share of all
     tickets taken in that period."""
@@ -78,7 +84,7 @@ async def refusal_counts(conn: asyncpg.Connection | asyncpg.Pool, *, start: date
     counts = {(r["close_kind"], r["refusal_reason"]): int(r["n"]) for r in rows}
     items: list[dict[str, Any]] = []
     for outcome in OUTCOMES:
-        for reason in load_reasons():
+        for reason in reasons if reasons is not None else load_reasons():
             if outcome in reason.outcomes or counts.get((outcome, reason.code)):
                 items.append({"outcome": outcome, "outcome_name": OUTCOME_NAMES_ZH[outcome], "reason_code": reason.code,
                               "reason_name": reason.name, "count": counts.pop((outcome, reason.code), 0)})

@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 import yaml
 
-from hotline.config import PROJECT_ROOT
+from hotline.config import SHIPPED_CONFIG_DIR
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
-REGIONS_FILE = PROJECT_ROOT / "config" / "regions.yaml"
+REGIONS_FILE = SHIPPED_CONFIG_DIR / "regions.yaml"
 LEVELS = ("city", "district", "street", "community")
 LEVEL_NAMES_ZH = {"city": "市", "district": "区县", "street": "街道乡镇", "community": "社区村"}
 _CODE_LENGTH = {"city": 6, "district": 6, "street": 9, "community": 12}
@@ -56,12 +56,12 @@ def load_regions_file(path: Path = REGIONS_FILE) -> tuple[dict[str, Any], ...]:
     return items
 
 
-async def seed_regions(conn: asyncpg.Connection) -> dict[str, Any]:
+async def seed_regions(conn: asyncpg.Connection, path: Path = REGIONS_FILE) -> dict[str, Any]:
     """Insert missing regions; bind a region's unit when the unit exists and has no
     region yet (bindings changed through the API are kept)."""
     added, bound = 0, 0
     async with conn.transaction():
-        for i, r in enumerate(load_regions_file()):
+        for i, r in enumerate(load_regions_file(path)):
             inserted = await conn.fetchval(
                 """INSERT INTO regions (code, name, level, parent_code, sort) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (code) DO NOTHING RETURNING code""",

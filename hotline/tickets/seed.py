@@ -9,14 +9,18 @@ from typing import Any
 import asyncpg
 
 from hotline.calendar.store import seed_years
+from hotline.config import Settings
+from hotline.sla.config import sla_config
 from hotline.sla.policies import seed_policies
 from hotline.tickets.catalogue import seed_categories
 from hotline.tickets.regions import seed_regions
 
 
-async def seed_reference_data(conn: asyncpg.Connection) -> dict[str, Any]:
-    out: dict[str, Any] = await seed_categories(conn)
-    out.update(await seed_regions(conn))
-    out["calendar_days"] = await seed_years(conn)
-    out["sla_policies_added"] = await seed_policies(conn)
+async def seed_reference_data(conn: asyncpg.Connection, settings: Settings | None = None) -> dict[str, Any]:
+    """From ``settings.config_dir`` (each file the site does not have: the packaged one)."""
+    settings = settings or Settings()
+    out: dict[str, Any] = await seed_categories(conn, settings.config_file("categories.yaml"))
+    out.update(await seed_regions(conn, settings.config_file("regions.yaml")))
+    out["calendar_days"] = await seed_years(conn, settings.config_file("calendar"))
+    out["sla_policies_added"] = await seed_policies(conn, sla_config(settings))
     return out

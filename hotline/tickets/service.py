@@ -7,8 +7,8 @@ import logging
 
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
-from hotline.sla.config import load_sla_config
-from hotline.tickets.refusals import load_reasons
+from hotline.sla.config import sla_config
+from hotline.tickets.refusals import reasons_for
 from hotline.tickets.seed import seed_reference_data
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,10 @@ class TicketsSeedService:
 
     async def start(self) -> None:
         # the rules files are checked before anything is seeded: a bad file stops the node here
-        load_sla_config()
-        load_reasons()
+        sla_config(self.runtime.settings)
+        reasons_for(self.runtime.settings)
         async with self.runtime.pool.acquire() as conn:
-            self.result = await seed_reference_data(conn)
+            self.result = await seed_reference_data(conn, self.runtime.settings)
         if self.result.get("catalogue_skipped"):
             log.warning("dispatch catalogue entries skipped (unknown units; sync the registry): %s",
                         ", ".join(self.result["catalogue_skipped"]))

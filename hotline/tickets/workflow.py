@@ -17,9 +17,10 @@ import asyncpg
 from hotline.auth.model import ROLE_NAMES_ZH, User
 from hotline.calendar.core import WorkCalendar
 from hotline.calendar.store import CalendarStore, load_calendar
+from hotline.config import Settings
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.sla import clocks
-from hotline.sla.config import SlaConfig, load_sla_config
+from hotline.sla.config import SlaConfig, sla_config
 from hotline.tickets import refusals
 from hotline.tickets.catalogue import check_unit
 from hotline.tickets.history import append_event, transaction
@@ -33,6 +34,7 @@ from hotline.tickets.model import (
     URGENCIES,
     allowed_actions,
 )
+from hotline.tickets.refusals import Reason, reasons_for
 from hotline.tickets.regions import check_region, suggest_unit
 from hotline.tickets.scope import acting_roles, is_unit_only
 
@@ -62,7 +64,8 @@ class Ctx:
     data: dict[str, Any]
     at: datetime
     cal: WorkCalendar
-    rules: SlaConfig
+    rules: SlaConfig  # the node's sla.yaml
+    reasons: tuple[Reason, ...]  # the node's refusal_reasons.yaml
     note: str = ""
     leg: dict[str, Any] | None = None  # the lead leg (or the actor's assisting leg)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -151,7 +154,7 @@ async def _dispatch_legs(ctx: Ctx) -> None:
     for a in assists:
         leg = await _new_leg(ctx, a, "assist")
         to_start += [("sign", leg, a, None), ("handle", leg, a, None)]
-    await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at, to_start)
+    await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at, to_start, rules=ctx.rules)
     ctx.sets["lead_unit_code"] = unit
     ctx.sets["dispatched_at"] = ctx.ticket["dispatched_at"] or ctx.at
     ctx.detail.update({"unit_code": unit, "assist_units": assists,
@@ -246,7 +249,7 @@ async def subdispatch(ctx: Ctx) -> None:
     ctx.leg_id = await _new_leg(ctx, unit, "lead", parent=ctx.leg)
     await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at,
                               [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, _due_at(ctx))],
-                              caps={ctx.leg_id: parent_deadline} if parent_deadline else None)
+                              caps={ctx.leg_id: parent_deadline} if parent_deadline else None, rules=ctx.rules)
     ctx.sets["lead_unit_code"] = unit
     ctx.detail.update(unit_code=unit, from_unit=ctx.leg["unit_code"], level=ctx.leg["level"] + 1)
 
@@ -417,7 +420,7 @@ async def reply(ctx: Ctx) -> None:
         "UPDATE ticket_legs SET state = 'replied', reply = $2, reply_basis = $3, replied_at = $4 WHERE id = $1",
         ctx.leg["id"], text, basis, ctx.at)
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["handle"], leg_id=ctx.leg["id"])
-    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "reply", ctx.at)
+    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "reply", ctx.at, rules=ctx.rules)
     ctx.detail.update(reply=text, basis=basis)
 
 
@@ -426,7 +429,7 @@ async def approve_reply(ctx: Ctx) -> None:
     ctx.sets["answer"] = ctx.leg["reply"]
     ctx.sets["callback_due_at"] = ctx.at
     await clocks.stop_clocks(ctx.conn, ctx.ticket["id"], ctx.at, stages=["reply"])
-    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "callback", ctx.at)
+    await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "callback", ctx.at, rules=ctx.rules)
 
 
 async def _reopen_lead(ctx: Ctx) -> None:
@@ -435,7 +438,7 @@ async def _reopen_lead(ctx: Ctx) -> None:
                                 current_state=ctx.ticket["state"])
     await ctx.conn.execute("UPDATE ticket_legs SET state = 'signed' WHERE id = $1", ctx.leg["id"])
     await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "handle", ctx.at, leg_id=ctx.leg["id"],
-                             unit_code=ctx.leg["unit_code"])
+                             unit_code=ctx.leg["unit_code"], rules=ctx.rules)
     ctx.sets.update(reopen_count=ctx.ticket["reopen_count"] + 1, closed_at=None, close_kind=None)
 
 
@@ -505,7 +508,7 @@ async def supervise(ctx: Ctx) -> None:
     if due is None:
         due = ctx.cal.add(ctx.at, ctx.cal.day_length * ctx.rules.supervision_reply_working_days)
     await clocks.start_clock(ctx.conn, ctx.cal, ctx.ticket, "supervise", ctx.at, leg_id=ctx.leg["id"],
-                             unit_code=ctx.leg["unit_code"], due_at=due)
+                             unit_code=ctx.leg["unit_code"], due_at=due, rules=ctx.rules)
     clock_id = await ctx.conn.fetchval(
         "SELECT max(id) FROM sla_clocks WHERE ticket_id = $1 AND stage = 'supervise' AND stopped_at IS NULL",
         ctx.ticket["id"])
@@ -584,7 +587,7 @@ async def elevate(ctx: Ctx) -> None:
 
 async def _close_without_handling(ctx: Ctx, outcome: str) -> None:
     code = ctx.data.get("reason_code")
-    reason = refusals.check_reason(code, outcome)
+    reason = refusals.check_reason(code, outcome, ctx.reasons)
     answer = _text(ctx, "answer", "告知内容")
     ctx.sets.update(close_kind=outcome, refusal_reason=reason.code, answer=answer, closed_at=ctx.at)
     ctx.detail.update(reason_code=reason.code, reason_name=reason.name, answer=answer)
@@ -726,7 +729,7 @@ async def add_assist(ctx: Ctx) -> None:
         raise ValidationError(f"{unit!r} 是主办单位，不能同时协办", field="unit_code", value=unit, code="same_unit")
     ctx.leg_id = await _new_leg(ctx, unit, "assist")
     await clocks.start_clocks(ctx.conn, ctx.cal, ctx.ticket, ctx.at,
-                              [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, None)])
+                              [("sign", ctx.leg_id, unit, None), ("handle", ctx.leg_id, unit, None)], rules=ctx.rules)
     ctx.detail["unit_code"] = unit
 
 
@@ -791,10 +794,14 @@ async def apply(
     *,
     at: datetime | None = None,
     calendars: CalendarStore | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Apply ``action`` to the ticket in one transaction; returns
     ``{ticket_id, from_state, state, event_id}``. Raises IllegalTransition (409)
-    naming the current state and the allowed actions, Forbidden, ValidationError."""
+    naming the current state and the allowed actions, Forbidden, ValidationError.
+    ``calendars`` and ``settings`` are the node's (its calendar store; ``sla.yaml`` and
+    ``refusal_reasons.yaml`` from its ``config_dir``); without them, the database's
+    calendar and the packaged files."""
     data = data or {}
     async with transaction(conn):
         if action == "merge" and isinstance(data.get("master_id"), int) and not isinstance(data["master_id"], bool):
@@ -822,7 +829,7 @@ async def apply(
                 current_state=state, allowed_actions=allowed)
         now = at or db_now
         cal = await (calendars.load(conn, version=version) if calendars else load_calendar(conn, version=version))
-        ctx = Ctx(conn, ticket, action, actor, dict(data), now, cal, load_sla_config())
+        ctx = Ctx(conn, ticket, action, actor, dict(data), now, cal, sla_config(settings), reasons_for(settings))
         ctx.note = str(data.get("note") or "")[:4000]
         if rule.unit_leg == "lead" or action in _NEEDS_LEAD:
             ctx.leg = await _lead_leg(conn, ticket_id)
@@ -841,6 +848,6 @@ async def apply(
             note=ctx.note, leg_id=ctx.leg_id or (ctx.leg["id"] if ctx.leg else None), detail=ctx.detail, at=now,
             unit_code=ctx.sets.get("lead_unit_code", ticket["lead_unit_code"]))
         if action in ("await_citizen", "resume", "approve_extension", "update"):
-            await clocks.recompute(conn, ctx.cal, ticket_ids=[ticket_id])
+            await clocks.recompute(conn, ctx.cal, ticket_ids=[ticket_id], rules=ctx.rules)
         return {"ticket_id": ticket_id, "from_state": state, "state": new_state, "event_id": event_id}
 

@@ -14,6 +14,7 @@ from hotline.calendar.core import MAX_SPAN_DAYS
 from hotline.calendar.store import set_day, set_hours
 from hotline.errors import ValidationError
 from hotline.sla.clocks import recompute_all
+from hotline.sla.config import sla_config
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
 from hotline.web.util import json_response, read_json
@@ -53,7 +54,8 @@ async def calendar(request: web.Request) -> web.Response:
 
 
 async def _recompute(request: web.Request, conn: asyncpg.Connection) -> int:
-    return await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
+    rt = request.app[RUNTIME]
+    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.settings))
 
 
 @requires("admin", "supervisor")

@@ -9,6 +9,7 @@ from hotline.auth import audit
 from hotline.db import transaction
 from hotline.errors import NotFound, ValidationError
 from hotline.sla.clocks import recompute_all
+from hotline.sla.config import sla_config
 from hotline.sla.policies import create_policy, delete_policy, list_policies, update_policy
 from hotline.tickets.scope import scope_units
 from hotline.web.access import api_doc, current_user, requires
@@ -42,7 +43,8 @@ async def policies(request: web.Request) -> web.Response:
 
 async def _after_change(request: web.Request, conn: asyncpg.Connection, action: str, detail: dict) -> int:
     await audit(conn, action, user=current_user(request), object_type="sla_policy", detail=detail)
-    return await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
+    rt = request.app[RUNTIME]
+    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.settings))
 
 
 @requires("admin", "supervisor")
@@ -144,7 +146,8 @@ async def overdue(request: web.Request) -> web.Response:
 async def recompute(request: web.Request) -> web.Response:
     """Recompute every running deadline from policy + calendar + history."""
     async with request.app[RUNTIME].pool.acquire() as conn:
-        n = await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn))
+        n = await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn),
+                                rules=sla_config(request.app[RUNTIME].settings))
     return json_response({"clocks_recomputed": n})
 
 
