@@ -5,6 +5,7 @@ unmasked view."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -205,37 +206,31 @@ async def history(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: int, user:
              "summary": describe_event(r["action"], r["detail"] or {})} for r in rows]
 
 
+#: what a history event's detail shows a reviewer, in this order: (detail key, the action
+#: the line belongs to or None for any, how it reads). A line for any action needs a
+#: non-empty value; an action's own line (the extension days) shows any value given.
+_EVENT_DETAILS: tuple[tuple[str, str | None, Callable[[Any, dict[str, Any]], str]], ...] = (
+    ("reason", None, lambda v, d: f"理由：{v}"),
+    ("days", "request_extension", lambda v, d: f"申请延期{v:g}个工作日"),
+    ("days", "approve_extension", lambda v, d: f"批准延期{v:g}个工作日（申请{d.get('requested_days', v):g}个）"),
+    ("reply", None, lambda v, d: f"答复：{v}"),
+    ("basis", None, lambda v, d: f"依据：{v}"),
+    ("satisfaction", None, lambda v, d: f"满意度：{SATISFACTION_ZH.get(v, '')}"),
+    ("resolution", None, lambda v, d: f"解决情况：{RESOLUTION_ZH.get(v, '')}"),
+    ("instruction", None, lambda v, d: f"督办意见：{v}"),
+    ("message", None, lambda v, d: f"催办内容：{v}"),
+    ("reason_name", None, lambda v, d: f"原因：{v}"),
+    ("answer", None, lambda v, d: f"告知：{v}"),
+    ("late_return_approved_by_centre", None, lambda v, d: "逾期退单（经中心批准）"),
+    ("comment", None, lambda v, d: f"市民意见：{v}"),
+)
+
+
 def describe_event(action: str, detail: dict[str, Any]) -> str:
     """The details of a history event as a reviewer reads them (in Chinese, no codes)."""
-    parts: list[str] = []
-    d = detail
-    if d.get("reason"):
-        parts.append(f"理由：{d['reason']}")
-    if action == "request_extension" and d.get("days") is not None:
-        parts.append(f"申请延期{d['days']:g}个工作日")
-    if action == "approve_extension" and d.get("days") is not None:
-        parts.append(f"批准延期{d['days']:g}个工作日（申请{d.get('requested_days', d['days']):g}个）")
-    if d.get("reply"):
-        parts.append(f"答复：{d['reply']}")
-    if d.get("basis"):
-        parts.append(f"依据：{d['basis']}")
-    if d.get("satisfaction"):
-        parts.append(f"满意度：{SATISFACTION_ZH.get(d['satisfaction'], '')}")
-    if d.get("resolution"):
-        parts.append(f"解决情况：{RESOLUTION_ZH.get(d['resolution'], '')}")
-    if d.get("instruction"):
-        parts.append(f"督办意见：{d['instruction']}")
-    if d.get("message"):
-        parts.append(f"催办内容：{d['message']}")
-    if d.get("reason_name"):
-        parts.append(f"原因：{d['reason_name']}")
-    if d.get("answer"):
-        parts.append(f"告知：{d['answer']}")
-    if d.get("late_return_approved_by_centre"):
-        parts.append("逾期退单（经中心批准）")
-    if d.get("comment"):
-        parts.append(f"市民意见：{d['comment']}")
-    return "；".join(parts)
+    return "；".join(
+        show(detail[key], detail) for key, only, show in _EVENT_DETAILS
+        if (detail.get(key) is not None if only == action else only is None and detail.get(key)))
 
 
 async def callback_plan(conn: asyncpg.Connection, ticket_id: int, user: User, *,
