@@ -64,7 +64,7 @@ def check_rule(rule: str | frozenset[str] | None, user: User | None, what: str) 
     if rule == PUBLIC:
         return
     if rule is None:
-        raise Forbidden(f"{what} has no access rule")
+        raise Forbidden(f"{what} 没有声明访问规则（拒绝访问）")
     if user is None:
         raise Unauthenticated("请先登录")
     if rule and not user.has_role(*rule):

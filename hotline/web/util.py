@@ -30,11 +30,11 @@ async def read_json(
     ``strict_type`` a body not declared ``application/json`` is refused (415)."""
     if strict_type and request.content_type != "application/json":
         raise UnsupportedMediaType(
-            f"the body must be application/json, got {request.content_type or 'none'!r}", field="Content-Type"
+            f"请求体必须是 application/json，收到 {request.content_type or 'none'!r}", field="Content-Type"
         )
     if PARSED_BODY in request:  # read and checked against the route's schema already
         if max_bytes is not None and len(await request.read()) > max_bytes:
-            raise PayloadTooLarge(f"the body exceeds the limit of {max_bytes} bytes", field="body", limit=max_bytes)
+            raise PayloadTooLarge(f"请求体超过 {max_bytes} 字节的上限", field="body", limit=max_bytes)
         body = request[PARSED_BODY]
     else:
         raw = await request.read() if max_bytes is None else await read_capped(request, max_bytes)
@@ -48,11 +48,11 @@ async def read_capped(request: web.Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit)
+        raise PayloadTooLarge(f"请求体有 {declared} 字节，上限为 {limit} 字节", field="body", limit=limit)
     chunks, size = [], 0
     while chunk := await request.content.read(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes", field="body", limit=limit)
+            raise PayloadTooLarge(f"请求体超过 {limit} 字节的上限", field="body", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
