@@ -37,6 +37,7 @@ from hotline.kb import changes as kb_changes
 from hotline.kb.articles import ARTICLE_COLUMNS
 from hotline.kb.index import KbIndex, day_number, document
 from hotline.kb.lexicon import Lexicon, load_files, load_published
+from hotline.kb.popular import categories, popular
 from hotline.kb.query import PinyinKeys, Ranked, Ranker, head_words
 from hotline.kb.settings import (
     KbSettings,
@@ -85,6 +86,10 @@ class SearchRequest:
     visibility: Visibility = field(default_factory=Visibility)
     #: the day validity is judged on (default: today in the configured time zone)
     today: dt.date | None = None
+    #: when nothing relevant is found, add what an agent can try instead (alternatives,
+    #: the line's most-read articles and categories: two more queries); callers that
+    #: fall back on their own (the screen-pop's ``suggest``) leave it out
+    nothing_found_help: bool = True
 
 
 @dataclass(slots=True)
@@ -395,7 +400,21 @@ class KnowledgeBase:
         if stripped and not hits:
             result["suggestions"] = [self._item(h, terms) for h in suggestions]
             result["hint"] = "换个说法试试：说出要办的事或遇到的问题（如“公积金提取”“噪音扰民”），或按热线、分类浏览"
+            if req.nothing_found_help:
+                result.update(await self._nothing_found(req, ranker, text))
         return result
+
+    async def _nothing_found(self, req: SearchRequest, ranker: Ranker, text: str) -> dict[str, Any]:
+        """What an agent still on the call can try when nothing relevant was found: what
+        the caller may have meant (homophone typos, words typed in pinyin), the line's
+        most-read articles and its categories to browse."""
+        assert req.today is not None
+        alternatives = await asyncio.to_thread(ranker.alternatives, self.index, text)
+        pool = self.runtime.pool
+        line = req.hotline if req.hotline != "12345" else None  # 12345 answers for every line
+        return {"alternatives": alternatives,
+                "popular": await popular(pool, line=line, today=req.today, limit=5),
+                "categories": await categories(pool, line=line, today=req.today)}
 
     def _item(self, hit: Ranked, terms: list[str]) -> dict[str, Any]:
         f = hit.fields

@@ -26,6 +26,7 @@ The weights (:class:`RankParams`) were tuned on the tuning part of the relevance
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ class PinyinKeys:
     def __init__(self) -> None:
         self._key: dict[str, str] = {}
         self._by_key: dict[str, set[str]] = {}
+        #: the key without spaces (a word typed in pinyin: gongjijin → 公积金)
+        self._by_spelling: dict[str, set[str]] = {}
 
     @staticmethod
     def key_of(word: str) -> str:
@@ -131,6 +134,11 @@ class PinyinKeys:
             if 2 <= len(word) <= 5 and word not in self._key and all("\u4e00" <= ch <= "\u9fff" for ch in word):
                 key = self._key[word] = self.key_of(word)
                 self._by_key.setdefault(key, set()).add(word)
+                self._by_spelling.setdefault(key.replace(" ", ""), set()).add(word)
+
+    def spelled(self, letters: str) -> set[str]:
+        """Known words whose toneless pinyin is ``letters`` (``shebao`` → 社保)."""
+        return self._by_spelling.get(letters.lower(), set())
 
     def corrections(self, text: str, known: Callable[[str], bool],
                     stop_chars: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
@@ -155,6 +163,9 @@ class PinyinKeys:
                         if word != window and sum(a != b for a, b in zip(word, window, strict=True)) == 1:
                             out.append((window, word))
         return out
+
+
+_LATIN = re.compile(r"[a-z]{2,}")
 
 
 def _han_runs(text: str) -> list[str]:
@@ -396,6 +407,26 @@ class Ranker:
         index.remember_filter(filter)
         with index.reading() as gen:
             return self._search(gen, text, filter=filter, page=page, pagelen=pagelen)
+
+    def alternatives(self, index: KbIndex, text: str, *, limit: int = 5) -> list[str]:
+        """What the person may have meant when nothing relevant was found: known words
+        that sound like a window of the text (a homophone typo) and words typed in
+        pinyin (``gongjijin`` → 公积金), the ones found in more articles first."""
+        folded = fold(unicodedata.normalize("NFKC", text or "")).strip()
+        if not folded:
+            return []
+        with index.reading() as gen:
+            vocab = gen.vocab
+
+            def articles(word: str) -> int:
+                return max(vocab.df("head", word), vocab.df("body", word))
+
+            stops = frozenset(w for w in self.lexicon.stop_words if len(w) == 1)
+            found = [word for _, word in self.pinyin.corrections(folded, self._known_in(vocab), stops)]
+            for letters in _LATIN.findall(folded):
+                found += sorted(self.pinyin.spelled(letters), key=lambda w: -articles(w))
+            out = [w for w in dict.fromkeys(found) if articles(w) > 0]
+        return out[:limit]
 
     def _search(self, gen: Generation, text: str, *, filter: Query | None, page: int,
                 pagelen: int) -> tuple[Plan, int, bool, list[Ranked], list[Ranked]]:

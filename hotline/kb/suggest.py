@@ -10,9 +10,11 @@ the line first and topped up from every line (12345 agents answer for all lines)
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from hotline.kb.engine import SearchRequest, get_kb
+from hotline.kb.popular import popular
 from hotline.runtime import Runtime
 
 #: the caller's words can be a long ASR transcript: keep the start
@@ -24,18 +26,20 @@ async def suggest(runtime: Runtime, *, hotline_number: str | None, text: str | N
     limit = max(1, min(int(limit), 20))
     line = hotline_number if hotline_number and hotline_number != "12345" else None
     words = (text or "").strip()[:MAX_TEXT_CHARS]
+    today = dt.datetime.now(runtime.settings.tz).date()
     if not words:
-        return await _popular(runtime, line, limit)
+        return await popular(runtime.pool, line=line, today=today, limit=limit)
     kb = await get_kb(runtime)
     found: list[dict[str, Any]] = []
     if line:
-        found = (await kb.search(SearchRequest(text=words, hotline=line, per_page=limit)))["items"]
+        found = (await kb.search(SearchRequest(text=words, hotline=line, per_page=limit, nothing_found_help=False)))["items"]
     if len(found) < limit:
         seen = {item["id"] for item in found}
-        more = (await kb.search(SearchRequest(text=words, per_page=limit + len(found))))["items"]
+        more = (await kb.search(SearchRequest(text=words, per_page=limit + len(found),
+                                                  nothing_found_help=False)))["items"]
         found.extend(item for item in more if item["id"] not in seen)
     if not found and line:
-        return await _popular(runtime, line, limit)
+        return await popular(runtime.pool, line=line, today=today, limit=limit)
     return [_shape(item) for item in found[:limit]]
 
 
@@ -45,23 +49,3 @@ def _shape(item: dict[str, Any]) -> dict[str, Any]:
         "highlight": item["highlight"], "category": item["category"], "unit_code": item["unit_code"],
         "material_type": item["material_type"], "hotlines": item["hotlines"],
     }
-
-
-async def _popular(runtime: Runtime, line: str | None, limit: int) -> list[dict[str, Any]]:
-    rows = await runtime.pool.fetch(
-        """SELECT id, title, body, category, unit_code, material_type, hotlines
-             FROM kb_articles
-            WHERE state = 'published' AND valid_from <= current_date
-              AND (valid_to IS NULL OR valid_to >= current_date)
-              AND ($1::text IS NULL OR $1 = ANY(hotlines))
-            ORDER BY views DESC, (material_type = '热点问答') DESC, updated_at DESC, id
-            LIMIT $2""",
-        line, limit)
-    out = []
-    for r in rows:
-        body = " ".join(r["body"].split())
-        out.append({"id": r["id"], "title": r["title"], "score": 0.0,
-                    "snippet": body[:120] + ("…" if len(body) > 120 else ""), "highlight": None,
-                    "category": r["category"], "unit_code": r["unit_code"],
-                    "material_type": r["material_type"], "hotlines": list(r["hotlines"])})
-    return out

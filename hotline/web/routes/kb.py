@@ -63,7 +63,10 @@ def _article_id(request: web.Request) -> str:
     "state": {"type": "string", "enum": list(STATES), "description": "编辑可用"},
     "live": {"type": "boolean", "description": "编辑也只看已发布且在有效期内的"},
     "page": _INT, "per_page": _INT,
-}, responses={200: "results with highlighted snippets", 400: "bad parameter or query too long"})
+}, responses={200: "results with highlighted snippets; when nothing relevant was found: notice 没有找到相关知识, "
+                 "hint, suggestions (nearest articles below the relevance floor), alternatives (what the caller "
+                 "may have meant), popular (the line's most-read articles), categories (to browse)",
+             400: "bad parameter or query too long"})
 async def search(request: web.Request) -> web.Response:
     """Search the knowledge base (full text, synonyms, filters, highlights)."""
     return json_response(await _search(request, request.query))

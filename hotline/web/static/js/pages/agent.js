@@ -173,15 +173,38 @@ function drawKb() {
   const input = el('input', { id: 'kb-q', placeholder: '输入关键词，如：社保转移、公积金提取' });
   const results = el('div', { id: 'kb-results' });
   const form = el('form', { class: 'row' }, input, el('button', { class: 'primary shrink', type: 'submit' }, '搜索知识库'));
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
+  const run = async (search) => {
     clear(results).append(el('div', { class: 'muted' }, '搜索中…'));
     try {
-      const data = items(await kbSearch(input.value.trim(), pop?.line.number));
-      clear(results).append(...(data.length ? data.map(articleItem) : [el('div', { class: 'muted' }, '没有找到相关知识')]));
+      const data = await search();
+      const found = items(data);
+      clear(results).append(...(found.length ? found.map(articleItem) : nothingFound(data, retry, browse)));
     } catch (e) { clear(results).append(el('div', { class: 'error-text' }, e.message)); }
-  });
+  };
+  const retry = (text) => { input.value = text; run(() => kbSearch(text, pop?.line.number)); };
+  const browse = (category) => run(() => get(`/api/v1/kb/search?${new URLSearchParams(
+    { category, ...(pop?.line.number ? { hotline: pop.line.number } : {}) })}`));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); run(() => kbSearch(input.value.trim(), pop?.line.number)); });
   kbPanel.append(el('h2', {}, '知识库检索'), form, results);
+}
+/** Nothing relevant: what the caller may have meant, the nearest articles, the line's
+ *  most-read ones and its categories, so the agent can go on without retyping. */
+function nothingFound(data, retry, browse) {
+  const out = [el('div', { id: 'kb-nothing', class: 'muted' }, data.notice || '没有找到相关知识')];
+  if (data.hint) out.push(el('div', { class: 'small muted' }, data.hint));
+  const section = (id, title, ...children) => el('div', { id, class: 'kb-help' }, el('h4', {}, title), ...children);
+  const chips = (values, label, onclick) => el('div', { style: 'display:flex;gap:6px;flex-wrap:wrap;margin:4px 0' }, ...values.map((v) =>
+    el('button', { type: 'button', class: 'small tag blue', onclick: () => onclick(v) }, label(v))));
+  if (data.alternatives?.length) {
+    out.push(section('kb-alternatives', '您是不是要找', chips(data.alternatives, (w) => w, retry)));
+  }
+  if (data.suggestions?.length) out.push(section('kb-near', '可能相关（匹配度较低）', ...data.suggestions.map(articleItem)));
+  if (data.popular?.length) out.push(section('kb-popular', '本热线常用知识', ...data.popular.map(articleItem)));
+  if (data.categories?.length) {
+    out.push(section('kb-categories', '按分类浏览',
+      chips(data.categories, (c) => `${c.category}（${c.count}）`, (c) => browse(c.category))));
+  }
+  return out;
 }
 
 // -- ticket form --------------------------------------------------------------------
