@@ -9,7 +9,7 @@ Quick use::
     t = await run_call("127.0.0.1", 4573, "incoming?line=12366",
                        headers={"agi_callerid": "13800138000", "agi_uniqueid": "1700000000.1"})
     t.var("HOTLINE_ROUTE")      # 'subcenter'  (leading '_'/'__' inheritance marks ignored)
-    t.variables                 # every SET VARIABLE, raw names
+    t.variables                 # every SET VARIABLE and EXEC MSet pair, raw names
     t.commands                  # every command line the server sent, decoded
     t.outcome                   # 'closed' (server ended the session), 'hangup', 'stalled', ...
 
@@ -197,6 +197,10 @@ class AgiPeer:
             return ["200 result=1" if name != "ANSWER" else "200 result=0"]
         if name == "GOSUB":
             return ["100 result=0 Trying...", "200 result=0 Gosub complete"]
+        if name == "EXEC" and args and args[0].lower() == "mset":
+            for name_, value in mset_pairs(args[1] if len(args) > 1 else ""):
+                self.channel_variables[name_.lstrip("_")] = value
+            return ["200 result=0"]
         if name == "EXEC":
             return ["200 result=0"]
         if name == "CHANNEL STATUS":
@@ -293,12 +297,26 @@ class AgiPeer:
             lines.extend(reply)
             if name == "SET VARIABLE" and len(args) >= 2 and any(r.startswith("200") for r in reply):
                 t.variables[args[0]] = args[1]
+            if (name == "EXEC" and len(args) >= 2 and args[0].lower() == "mset"
+                    and any(r.startswith("200 result=0") for r in reply)):
+                t.variables.update(mset_pairs(args[1]))
             t.replies.append(lines)
             writer.write("".join(f"{r}\n" for r in lines).encode("utf-8"))
             await writer.drain()
             if self.close_after is not None and n >= self.close_after:
                 t.outcome = "hangup"
                 return
+
+
+def mset_pairs(text: str) -> list[tuple[str, str]]:
+    """``MSet(name=value,...)``'s argument as Asterisk splits it (the values our server
+    sends through MSet hold no comma, quote or backslash)."""
+    pairs = []
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if sep and name.strip():
+            pairs.append((name.strip(), value))
+    return pairs
 
 
 async def run_call(

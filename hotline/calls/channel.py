@@ -8,6 +8,7 @@ dialplan acts on them. Flows never import an adapter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -47,6 +48,11 @@ class Channel(Protocol):
 
     async def set_variable(self, name: str, value: str) -> None:
         """Set a channel variable; raises :class:`ChannelHungUp` if the channel is gone."""
+        ...
+
+    async def set_variables(self, variables: Mapping[str, str]) -> int:
+        """Set several variables in as few round trips as the transport allows; stops at
+        a hangup (then :attr:`hung_up` is true) and returns how many were set."""
         ...
 
     async def get_variable(self, name: str) -> str | None:

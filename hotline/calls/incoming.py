@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.calls.channel import Channel, ChannelHungUp
+from hotline.calls.channel import Channel
 from hotline.calls.context import CallContext
 from hotline.calls.routing import LineMatch, Route, decide_route, identify_line
 from hotline.calls.store import DatabaseDown, apply_op, is_connection_failure, make_entry, now
@@ -110,17 +110,12 @@ async def incoming(ctx: CallContext, channel: Channel) -> IncomingResult:
 
 
 async def set_variables(channel: Channel, variables: dict[str, str]) -> tuple[int, bool]:
-    """Set in order; stop at the first sign of a hangup. Returns (count set, hung up)."""
-    count = 0
-    for name, value in variables.items():
-        if channel.hung_up:
-            return count, True
-        try:
-            await channel.set_variable(name, value)
-        except ChannelHungUp:
-            return count, True
-        count += 1
-    return count, False
+    """Set them (one ``MSet`` where the values allow); stop at the first sign of a
+    hangup. Returns (count set, hung up)."""
+    if channel.hung_up:
+        return 0, True
+    count = await channel.set_variables(variables)
+    return count, channel.hung_up
 
 
 def _decide(ctx: CallContext, match: LineMatch, blocked: str | None) -> Route:

@@ -66,8 +66,6 @@ async def agent_connect(ctx: CallContext, channel: Channel) -> ConnectResult:
     before = ctx.writer.journaled
     call_id = await ctx.writer.write(entry)
     agent_id: int | None = entry["data"].get("agent_id")
-    if agent_id is not None:
-        await _quiet_set(channel, "HOTLINE_AGENT_ID", str(agent_id))
     return ConnectResult(uid, call_id, agent_id, interface, ctx.writer.journaled > before)
 
 

@@ -9,7 +9,7 @@ import importlib
 import inspect
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hotline import __version__
 from hotline.config import load_settings
@@ -32,6 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on Linux): the node's
+    FastAGI sessions, AMI stream and PostgreSQL round trips are mostly event-loop and
+    socket work, which uvloop does in C (bench/pbx_bench.py). None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (not on this platform)
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -42,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.settings = settings
         result = args.func(args)
         if inspect.iscoroutine(result):
-            result = asyncio.run(result)
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                result = runner.run(result)
         return int(result or 0)
     except HotlineError as exc:
         print(f"hotline: error: {exc.message}", file=sys.stderr)

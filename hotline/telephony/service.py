@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -72,6 +73,8 @@ class TelephonyService:
         self.pool: asyncpg.Pool | None = None
         #: the live call state listener (started with the service)
         self.live: LiveCalls | None = None
+        #: AMI events received, by name (the session's filter decides which arrive)
+        self.received: Counter[str] = Counter()
 
     # -- listeners -------------------------------------------------------------------
     def add_listener(self, callback: Listener) -> None:
@@ -94,7 +97,9 @@ class TelephonyService:
         return sorted(names)
 
     def _on_event(self, event: dict[str, str]) -> None:
-        if event.get("Event") == "FullyBooted":
+        name = event.get("Event") or ""
+        self.received[name] += 1
+        if name == "FullyBooted":
             self._wake.set()
         for _, queue in self._listeners:
             queue.put_nowait(event)

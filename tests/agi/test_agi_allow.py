@@ -94,6 +94,8 @@ async def test_forged_agent_connect_from_another_host_is_refused(runtime, pool: 
         # the PBX on loopback is still served
         real = await run_call("127.0.0.1", server.port, "agent_connect",
                               {"agi_channel": "PJSIP/8001-00000002", "agi_uniqueid": "real-1"}, [call.uid])
-        assert real.var("HOTLINE_AGENT_ID") == str(agent.id)
+        assert real.outcome == "closed"
+        row = await pool.fetchrow("SELECT agent_id, answered_at FROM calls WHERE call_uid = $1", call.uid)
+        assert row["agent_id"] == agent.id and row["answered_at"] is not None
     finally:
         await server.stop(grace=1.0)

@@ -9,9 +9,11 @@ import dataclasses
 import asyncpg
 import pytest
 
+from hotline.agi.channel_base import AgiChannelBase
 from hotline.agi.peer import asterisk_headers, parse_command, raw_exchange, run_call
 from hotline.agi.protocol import (
     AgiInvalidCommand,
+    AgiReply,
     AgiUsageError,
     build_request,
     decode_value,
@@ -21,6 +23,7 @@ from hotline.agi.protocol import (
     split_script,
 )
 from hotline.agi.server import FastAgiServer
+from hotline.calls.channel import ChannelHungUp
 from hotline.runtime import Runtime
 
 
@@ -76,16 +79,18 @@ def test_script_names_with_and_without_slash_and_query() -> None:
 
 async def test_hangup_line_before_the_reply_is_noted_then_reply_read(agi, pool: asyncpg.Pool) -> None:
     def responder(command, peer):
-        return "200 result=1" if command.name == "SET VARIABLE" else None
+        return "200 result=0" if command.name == "EXEC" else None
 
     t = await run_call(agi.host, agi.port, "incoming?line=12315", {"agi_uniqueid": "hb-1"},
-                       responder=responder, hangup_after=1)
-    assert t.replies[1][0] == "HANGUP" and t.replies[1][1] == "200 result=1"
-    assert len(t.commands) == 2  # the server read the real reply, then stopped
+                       responder=responder, hangup_after=0)
+    # the routing answer is one EXEC MSet; the HANGUP line comes before its reply
+    assert t.commands[0].name == "EXEC" and t.commands[0].args[0] == "MSet"
+    assert t.replies[0] == ["HANGUP", "200 result=0"]
+    assert len(t.commands) == 1  # the server read the real reply, then stopped
     row = await agi.call_row(pool, "hb-1")
     assert row["route"] == "dual"
     note = [d for d in row["decisions"] if d["step"] == "agi"]
-    assert note and note[0]["variables_set"] == 2
+    assert note and note[0]["variables_set"] == len(t.variables) >= 4
     assert agi.server.outcomes["hangup"] == 1
     await _still_serving(agi)
 
@@ -102,7 +107,7 @@ async def test_511_on_a_dead_channel(agi, pool: asyncpg.Pool) -> None:
 async def test_early_hangup_at_every_step(agi, pool: asyncpg.Pool) -> None:
     full = await run_call(agi.host, agi.port, "incoming?line=12366", {"agi_uniqueid": "eh-full"})
     steps = len(full.commands)
-    assert steps >= 5
+    assert [c.name for c in full.commands] == ["EXEC"] and full.var("HOTLINE_ROUTE") == "subcenter"
     for k in range(steps + 1):
         for mode in ("close_after", "hangup_after"):
             uid = f"eh-{mode}-{k}"
@@ -123,7 +128,7 @@ async def test_peer_that_never_answers_is_cut_off(runtime: Runtime, pool: asyncp
     rt = Runtime(dataclasses.replace(runtime.settings, agi=fast), runtime.registry, runtime.db)
     harness = await make_harness(rt)
     t = await run_call(harness.host, harness.port, "incoming?line=12345", {"agi_uniqueid": "stall-1"},
-                       stall_after=1)
+                       stall_after=0)
     assert t.outcome == "stalled"  # the server closed on us: no dead channel held open
     assert harness.server.outcomes["timeout"] == 1
     row = await harness.call_row(pool, "stall-1")
@@ -159,7 +164,7 @@ async def test_malformed_and_non_utf8_headers_are_recorded(agi, pool: asyncpg.Po
     block += b"this is not a header\nAGI_SHOUTING: x\nagi_calleridname: " + "张三".encode()[:-1] + b"\n"
     block += b"agi_callerid: 138\xff12345678\n\n"
     received = await raw_exchange(agi.host, agi.port, block)
-    assert b"SET VARIABLE" in received
+    assert b'EXEC "MSet" "HOTLINE_ROUTE=dual,' in received
     row = await agi.call_row(pool, "mal-1")
     assert row["route"] == "dual"
     problems = [d for d in row["decisions"] if d["step"] == "headers"][0]["problems"]
@@ -232,3 +237,46 @@ async def test_gosub_trying_510_and_multiline_520(runtime: Runtime) -> None:
     assert str(seen["520"]).splitlines()[1] == "Usage: EXEC <application> <options>"
     assert seen["var"] is None and seen["missing"] is None
     assert server.outcomes["ok"] == 1
+
+
+# -- several variables in one round trip (EXEC MSet) -----------------------------------
+
+class _ScriptedChannel(AgiChannelBase):
+    """The reply lines a PBX gives, in order; records each command line sent."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__()
+        self.replies = list(replies)
+        self.sent: list[bytes] = []
+
+    async def command(self, name: str, *args: object) -> AgiReply:
+        self.sent.append(encode_command(name, *args))
+        return await self._read_reply()
+
+    async def _next_line(self) -> str:
+        if not self.replies:
+            raise ChannelHungUp("no more replies")
+        return self.replies.pop(0)
+
+
+async def test_set_variables_batches_safe_values_and_sends_the_rest_one_by_one() -> None:
+    channel = _ScriptedChannel(["200 result=0", "200 result=1"])
+    count = await channel.set_variables({"HOTLINE_ROUTE": "dual", "__HOTLINE_CALL_ID": "7",
+                                         "HOTLINE_NOTE": "a,b", "HOTLINE_QUEUE": "hotline-12345"})
+    assert count == 4 and not channel.hung_up
+    assert channel.sent == [b'EXEC "MSet" "HOTLINE_ROUTE=dual,__HOTLINE_CALL_ID=7,HOTLINE_QUEUE=hotline-12345"\n',
+                            b'SET VARIABLE "HOTLINE_NOTE" "a,b"\n']  # a comma would split MSet's value
+
+
+async def test_set_variables_without_mset_falls_back_and_stops_at_a_hangup() -> None:
+    # EXEC of an application the PBX lacks answers result=-2: one by one, until a hangup
+    channel = _ScriptedChannel(["200 result=-2", "200 result=1", "HANGUP", "200 result=1"])
+    count = await channel.set_variables({"A": "1", "B": "2", "C": "3"})
+    assert count == 2 and channel.hung_up
+    assert [line.split(b" ")[0] for line in channel.sent] == [b"EXEC", b"SET", b"SET"]
+    # a dead channel (511) on the batch: nothing set
+    dead = _ScriptedChannel(["511 Command Not Permitted on a dead channel or intercept routine"])
+    assert await dead.set_variables({"A": "1", "B": "2"}) == 0 and dead.hung_up
+    # a lone variable needs no MSet
+    one = _ScriptedChannel(["200 result=1"])
+    assert await one.set_variables({"A": "1"}) == 1 and one.sent == [b'SET VARIABLE "A" "1"\n']

@@ -110,3 +110,8 @@ async def test_answers_and_ends_the_flows_reported_cost_ami_no_database_look(pho
     await system.eventually(settled, what="AMI's answer and hang-up handled")
     assert live.looked_up == 0
     assert [d.get("source") for d in record["decisions"] if d.get("step") == "answer"] == [None]
+    # the session's filter lets through only what the listeners use: no HangupRequest,
+    # HangupHandlerPush or HangupHandlerRun (which "Event: Hangup" alone would match)
+    received = system.service("telephony").received
+    assert {"QueueCallerJoin", "AgentConnect", "Hangup"} <= set(received)
+    assert set(received) <= {"QueueCallerJoin", "AgentConnect", "Hangup", "FullyBooted", "SuccessfulAuth"}, received
