@@ -44,6 +44,7 @@ class Topic(enum.StrEnum):
     KB_FLAGGED = "kb.flagged"
     SLA_ALERT = "sla.alert"
     SLA_ALERTS = "sla.alerts"
+    BLOCKLIST_CHANGED = "blocklist.changed"
 
 
 #: topics published for listeners outside this code base (``LISTEN hotline_events``:

@@ -9,6 +9,7 @@ import logging
 import asyncpg
 
 from hotline.agi.server import FastAgiServer
+from hotline.calls.blocklist import Blocklist
 from hotline.calls.context import CallContext
 from hotline.calls.settings import CallSettings
 from hotline.calls.store import DatabaseDown
@@ -40,10 +41,23 @@ class AgiService:
     async def start(self) -> None:
         calls = CallSettings.from_settings(self.runtime.settings)
         self.pool = await create_call_pool(self.runtime.db.url, self.runtime.settings, calls)
-        self.ctx = CallContext.for_runtime(self.runtime, pool=self.pool)
+        self.ctx = CallContext.for_runtime(self.runtime, pool=self.pool, blocklist=Blocklist())
+        await self._follow_blocklist(self.ctx)
         self.server = FastAgiServer(self.ctx, self.runtime.settings.agi)
         await self.server.start()
         self._replayer = asyncio.create_task(self._replay_loop(), name="call-journal-replay")
+
+    async def _follow_blocklist(self, ctx: CallContext) -> None:
+        """The node's copy of the blocklist (hotline.calls.blocklist); without the event
+        connection (database down at start) calls ask the database, as they always can."""
+        assert ctx.blocklist is not None and self.pool is not None
+        try:
+            listener = await self.runtime.events()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("blocklist copy off (no event connection: %s); calls ask the database", exc)
+            ctx.blocklist = None
+            return
+        await ctx.blocklist.start(self.pool, listener)
 
     async def _replay_loop(self) -> None:
         assert self.ctx is not None
@@ -64,6 +78,8 @@ class AgiService:
                 await self._replayer
         if self.server is not None:
             await self.server.stop(grace=self.runtime.settings.agi.command_timeout)
+        if self.ctx is not None and self.ctx.blocklist is not None:
+            await self.ctx.blocklist.stop()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

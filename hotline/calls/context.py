@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.calls.blocklist import Blocklist
 from hotline.calls.journal import CallWriter, Journal
 from hotline.calls.ports import KbPort, TicketsPort, default_kb, default_tickets
 from hotline.calls.settings import CallSettings
@@ -30,6 +31,8 @@ class CallContext:
     kb: KbPort
     #: the node's Runtime when there is one (the knowledge base's suggest() takes it)
     runtime: Any = None
+    #: the node's copy of the blocklist (None: every call asks the database)
+    blocklist: Blocklist | None = None
     #: local time of the hotline (service hours); replaceable in tests
     clock: Callable[[], datetime] = field(default=lambda: datetime.now())
 
@@ -44,6 +47,7 @@ class CallContext:
         tickets: TicketsPort | None = None,
         kb: KbPort | None = None,
         clock: Callable[[], datetime] | None = None,
+        blocklist: Blocklist | None = None,
     ) -> CallContext:
         calls = CallSettings.from_settings(settings)
         store = CallStore(pool, timeout=calls.db_timeout, retry_after=calls.db_retry_seconds)
@@ -53,6 +57,7 @@ class CallContext:
             settings=settings, registry=registry, calls=calls, store=store, journal=journal,
             writer=CallWriter(store, journal), tickets=tickets or default_tickets(),
             kb=kb or default_kb(), runtime=runtime, clock=clock or (lambda: datetime.now(tz)),
+            blocklist=blocklist,
         )
 
     @classmethod

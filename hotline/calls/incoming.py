@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from hotline.calls.blocklist import UNKNOWN
 from hotline.calls.channel import Channel
 from hotline.calls.context import CallContext
 from hotline.calls.routing import LineMatch, Route, decide_route, identify_line
@@ -130,11 +131,15 @@ async def _lookups(
     decisions: list[dict[str, Any]] = []
     if not caller.known:
         return None, None, decisions
-    blocked: str | None = await conn.fetchval(
-        """SELECT reason FROM blocklist
-            WHERE caller_number = $1 AND (expires_at IS NULL OR expires_at > now())""",
-        caller.number,
-    )
+    known = ctx.blocklist.reason(caller.number, now()) if ctx.blocklist is not None else UNKNOWN
+    if isinstance(known, str) or known is None:
+        blocked = known
+    else:  # no current copy on this node: ask the database
+        blocked = await conn.fetchval(
+            """SELECT reason FROM blocklist
+                WHERE caller_number = $1 AND (expires_at IS NULL OR expires_at > now())""",
+            caller.number,
+        )
     if blocked is not None:
         return blocked, None, decisions
     since = now() - timedelta(days=ctx.calls.repeat_window_days)

@@ -7,8 +7,10 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from support import wait_for
 
 from hotline.agi.peer import run_call, simulate_call
+from hotline.calls.blocklist import Blocklist
 from hotline.registry import Registry
 from hotline.registry.model import HoursWindow, ServiceHours
 from hotline.runtime import Runtime
@@ -159,3 +161,45 @@ async def test_kb_lookup_with_the_real_knowledge_base(runtime: Runtime, pool: as
         assert [d for d in row["decisions"] if d["step"] == "kb_lookup"][0]["source"] == "hotline.kb.suggest"
     finally:
         await close_kb(runtime)
+
+
+async def test_the_nodes_blocklist_copy_follows_the_table(runtime: Runtime, pool: asyncpg.Pool, make_harness) -> None:
+    harness = await make_harness(runtime)
+    copy = Blocklist(refresh_seconds=3600)  # only change notices reload it here
+    await copy.start(pool, await runtime.events())
+    harness.ctx.blocklist = copy
+    try:
+        await wait_for(lambda: copy.loaded, what="the blocklist copy loaded")
+
+        async def route(caller: str, uid: str) -> str | None:
+            t = await run_call(harness.host, harness.port, "incoming?line=12345",
+                               {"agi_callerid": caller, "agi_uniqueid": uid})
+            return t.var("HOTLINE_ROUTE")
+
+        assert await route("13811114444", "bc-1") == "platform"
+        assert (copy.answered, copy.missed) == (1, 0)  # answered from memory
+        loads = copy.loads
+        # an office blocks the caller: the table's trigger tells the node, which reloads
+        await pool.execute("INSERT INTO blocklist (caller_number, reason) VALUES ('13811114444', '恶意骚扰')")
+        await wait_for(lambda: copy.loaded and copy.loads > loads, what="the copy reloaded after the insert")
+        assert await route("13811114444", "bc-2") == "blocked"
+        row = await harness.call_row(pool, "bc-2")
+        assert {"step": "blocklist", "outcome": "blocked", "reason": "恶意骚扰"} in row["decisions"]
+        # an entry that has expired by the time of the call does not apply
+        loads = copy.loads
+        await pool.execute("UPDATE blocklist SET expires_at = now() - interval '1 minute' "
+                           "WHERE caller_number = '13811114444'")
+        await wait_for(lambda: copy.loaded and copy.loads > loads, what="the copy reloaded after the update")
+        assert await route("13811114444", "bc-3") == "platform"
+        assert copy.missed == 0
+    finally:
+        await copy.stop()
+
+
+async def test_without_a_current_copy_the_call_asks_the_database(agi, pool: asyncpg.Pool) -> None:
+    agi.ctx.blocklist = Blocklist()  # never loaded (the database was down when the node started)
+    await pool.execute("INSERT INTO blocklist (caller_number, reason) VALUES ('13811115555', '恶意骚扰')")
+    t = await run_call(agi.host, agi.port, "incoming?line=12345",
+                       {"agi_callerid": "13811115555", "agi_uniqueid": "bc-db"})
+    assert t.var("HOTLINE_ROUTE") == "blocked"
+    assert (agi.ctx.blocklist.answered, agi.ctx.blocklist.missed) == (0, 1)
