@@ -50,5 +50,5 @@ async def test_send_command_signs_batches(settings, db_url, pool, server, subcen
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "accepted=5 updated=0 duplicate=0 rejected=1" in captured.out
-    assert "line 12399 is not in the registry" in captured.err
+    assert "线路 12399 不在热线登记表中" in captured.err  # the server's reason, as the sub-centre reads it
     assert await pool.fetchval("SELECT count(*) FROM subcenter_calls") == 5
