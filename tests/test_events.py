@@ -84,8 +84,8 @@ def test_external_topics_really_have_no_subscriber_and_every_topic_is_published(
     assert {t.value for t in Topic} <= published(), "a Topic nobody publishes: remove it"
 
 
-#: files that still spell topics as strings, being edited by others while this test was
-#: written (calls, telephony, kb); the list may only shrink
+#: files that still spell topics as strings (the call store's SQL notifications, the kb's
+#: topic constants: others were editing them); the list may only shrink
 PENDING = {"calls/store.py", "kb/flags.py", "kb/changes.py"}
 
 
