@@ -36,7 +36,7 @@ from hotline.calls.incoming import set_variables
 from hotline.calls.settings import EXPERT_FALLBACKS
 from hotline.calls.store import OPEN_STATES, DatabaseDown, make_entry, now
 from hotline.errors import Conflict, HotlineError, NotFound, ValidationError
-from hotline.events import publish
+from hotline.events import Topic, publish
 from hotline.registry import Hotline, Mode
 
 log = logging.getLogger("hotline.calls.transfer")
@@ -144,12 +144,12 @@ async def transfer_expert(
                 conn, call, "expert", line.number, target_str, outcome, reason,
                 expert_user_id=expert_id, ticket_id=ticket_id, requested_by=requested_by, via=via,
             )
-            await publish(conn, "transfer.expert", {
+            await publish(conn, Topic.TRANSFER_EXPERT, {
                 "call_id": call["id"], "expert_user_id": expert_id, "ticket_id": ticket_id, "outcome": outcome,
             })
             if expert_id is not None:
                 # the expert's console pops the call with its ticket
-                await publish(conn, "call.offered", {
+                await publish(conn, Topic.CALL_OFFERED, {
                     "call_id": call["id"], "user_id": expert_id, "hotline_number": call["hotline_number"],
                 })
     return TransferOutcome(
@@ -206,7 +206,7 @@ async def transfer_subcenter(
                 conn, call, "subcenter", line.number, target_str or line.dial_target, outcome, reason,
                 ticket_id=call["ticket_id"] or call["repeat_ticket_id"], requested_by=requested_by, via=via,
             )
-            await publish(conn, "transfer.subcenter", {"call_id": call["id"], "target": line.number, "outcome": outcome})
+            await publish(conn, Topic.TRANSFER_SUBCENTER, {"call_id": call["id"], "target": line.number, "outcome": outcome})
     return TransferOutcome(
         call["id"], call["call_uid"], "subcenter", outcome, line.number, target_str,
         line.no_answer_timeout, attempt_id, None, call["ticket_id"] or call["repeat_ticket_id"], reason,
@@ -258,12 +258,12 @@ async def finish_attempt(conn: asyncpg.Connection, attempt_id: int, outcome: str
             await store.free_seat(conn, row["expert_user_id"], row["call_id"])
         elif outcome == "answered":
             await store.set_answered_by(conn, row["call_id"], f"expert:{row['expert_user_id']}")
-        await publish(conn, "transfer.expert", {
+        await publish(conn, Topic.TRANSFER_EXPERT, {
             "call_id": row["call_id"], "expert_user_id": row["expert_user_id"],
             "ticket_id": row["ticket_id"], "outcome": outcome,
         })
     else:
-        await publish(conn, "transfer.subcenter", {
+        await publish(conn, Topic.TRANSFER_SUBCENTER, {
             "call_id": row["call_id"], "target": row["hotline_number"], "outcome": outcome,
         })
     return dict(row)

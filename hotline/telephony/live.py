@@ -30,7 +30,7 @@ import asyncpg
 
 from hotline.calls.context import CallContext
 from hotline.calls.store import DatabaseDown, make_entry, now
-from hotline.events import EventListener
+from hotline.events import EventListener, Topic
 from hotline.runtime import Runtime
 
 log = logging.getLogger("hotline.telephony.live")
@@ -80,7 +80,7 @@ class LiveCalls:
         self._unsubscribe: Callable[[], None] | None = None
 
     async def follow_events(self, listener: EventListener) -> None:
-        self._unsubscribe = listener.subscribe("call.updated", self._on_call_updated)
+        self._unsubscribe = listener.subscribe(Topic.CALL_UPDATED, self._on_call_updated)
 
     def _on_call_updated(self, topic: str, payload: dict[str, Any]) -> None:
         uid, state = payload.get("call_uid"), payload.get("state")

@@ -31,6 +31,7 @@ from hotline.calls import store
 from hotline.calls.members import MemberChange, PbxUnreachable
 from hotline.calls.settings import CallSettings
 from hotline.db.pool import create_work_pool
+from hotline.events import Topic
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
 from hotline.telephony.live import LiveCalls
@@ -223,7 +224,7 @@ class TelephonyService:
 
         unsubscribe = None
         with contextlib.suppress(Exception):  # without events, the idle check still runs
-            unsubscribe = (await self.runtime.events()).subscribe("seat.changed", on_seat)
+            unsubscribe = (await self.runtime.events()).subscribe(Topic.SEAT_CHANGED, on_seat)
         try:
             while not self._stopping.is_set():
                 changed.clear()
