@@ -78,11 +78,17 @@ class Vocabulary:
         """The most frequent longer head words starting with ``prefix``."""
         words = self._prefix.get(prefix)
         if words is None:
-            found = [(self.df("head", w), w) for w in
-                     (t.decode() if isinstance(t, bytes) else t for t in self.searcher.reader().expand_prefix("head", prefix))
-                     if len(w) > len(prefix)]
-            found.sort(key=lambda x: (-x[0], x[1]))
-            words = self._prefix[prefix] = [w for _, w in found[:limit]]
+            # one pass over each segment's terms with the prefix, frequencies read from
+            # the term infos on the way (not a look-up per word across every segment:
+            # a common prefix has thousands of words, and this runs once per generation)
+            counts: dict[str, int] = {}
+            for reader, _ in _leaf_readers(self.searcher):
+                for term, info in reader.iter_prefix("head", prefix):
+                    word = term.decode() if isinstance(term, bytes) else term
+                    if len(word) > len(prefix):
+                        counts[word] = counts.get(word, 0) + int(info.doc_frequency())
+            found = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+            words = self._prefix[prefix] = [w for w, _ in found[:limit]]
         return words
 
 

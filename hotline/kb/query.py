@@ -166,6 +166,7 @@ class PinyinKeys:
 
 
 _LATIN = re.compile(r"[a-z]{2,}")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _han_runs(text: str) -> list[str]:
@@ -242,7 +243,9 @@ class Ranker:
                 fix_group.setdefault(window, group)
             for alt in sorted(self.lexicon.expand(word) - {word}):
                 add(alt, p.synonym, group)
-            if vocab is not None and len(word) == 1:
+            if vocab is not None and len(word) == 1 and _HAN.fullmatch(word):
+                # a one-character Chinese word (退 → 退款, 退费); a digit or letter
+                # completes to nothing a person meant (0 → 00001 …)
                 for longer in vocab.with_prefix(word, limit=p.prefix_words):
                     add(longer, p.prefix, group)
             group += 1
