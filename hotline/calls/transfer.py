@@ -78,10 +78,11 @@ async def _load_call(conn: asyncpg.Connection, call_id: int | None, call_uid: st
     else:
         row = await conn.fetchrow("SELECT * FROM calls WHERE call_uid = $1 FOR UPDATE", call_uid)
     if row is None:
-        raise NotFound(f"call {call_id or call_uid} not found", field="call")
+        raise NotFound(f"通话不存在：{call_id or call_uid}", field="call", code="call_not_found",
+                       value=call_id or call_uid)
     if row["state"] not in OPEN_STATES:
-        raise Conflict(f"call {row['id']} is {row['state']}; only a live call can be transferred",
-                       field="call", state=row["state"])
+        raise Conflict(f"通话 {row['id']} 当前为“{CALL_STATES_ZH.get(row['state'], row['state'])}”，"
+                       "只有进行中的通话可以转接", field="call", code="call_not_live", state=row["state"])
     return row
 
 
@@ -89,11 +90,11 @@ def _pool_line(ctx: CallContext, call: asyncpg.Record, target: str | None) -> Ho
     number = target or call["hotline_number"]
     line = ctx.registry.get(number)
     if line is None:
-        raise ValidationError(f"unknown line {number!r}", field="target", value=number)
+        raise ValidationError(f"转接目标热线号码不存在：{number}", field="target", code="unknown_line", value=number)
     if line.mode is not Mode.DUAL or not line.expert_pool:
         raise ValidationError(
-            f"line {number} ({line.mode.value}) has no expert-seat pool; name a dual line as target",
-            field="target", value=number,
+            f"热线 {number} 没有专家座席组，请选择一条双号并行热线作为转接目标",
+            field="target", code="no_expert_pool", value=number,
         )
     return line
 
@@ -110,7 +111,8 @@ async def transfer_expert(
 ) -> TransferOutcome:
     fallback = fallback or ctx.calls.expert_fallback
     if fallback not in EXPERT_FALLBACKS:
-        raise ValidationError(f"fallback must be one of {EXPERT_FALLBACKS}", field="fallback", value=fallback)
+        raise ValidationError(f"专家无人接听时的去向无效：{fallback}（可选：queue 回到12345队列、callback 预约回呼）",
+                              field="fallback", code="invalid_choice", value=fallback)
     async with ctx.store.connection() as conn:
         async with conn.transaction():
             call = await _load_call(conn, call_id, call_uid)
@@ -194,7 +196,8 @@ async def transfer_subcenter(
             line = ctx.registry.get(number)
             if line is None or line.mode is not Mode.SUBCENTER or not line.dial_target:
                 raise ValidationError(
-                    f"{number!r} is not a sub-centre line; name one as target", field="target", value=number
+                    f"{number} 不是分中心热线，请选择一个分中心作为转接目标", field="target",
+                    code="not_a_subcenter", value=number,
                 )
             reason = None
             if line.service_hours.is_open(ctx.clock()):
@@ -290,6 +293,9 @@ def journal_failure(call_uid: str, kind: str, error: str) -> dict[str, Any]:
 TRANSFER_CONTEXT = "hotline-transfer"
 DECIDED_EXTEN = "decided"
 KINDS = ("expert", "subcenter")
+#: a call's state as the console names it (hotline/web/static/js/pages/agent.js)
+CALL_STATES_ZH = {"ringing": "振铃", "queued": "排队中", "answered": "通话中", "transferred": "已转接",
+                  "completed": "已结束", "abandoned": "放弃", "failed": "失败"}
 
 
 class ChannelNotMoved(Exception):
@@ -308,7 +314,8 @@ async def transfer_live_call(
     requested_by: int | None = None, mover: ChannelMover | None = None,
 ) -> dict[str, Any]:
     if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {list(KINDS)}", field="kind", value=kind)
+        raise ValidationError(f"转接类型无效：{kind}（可选：expert 专家座席、subcenter 分中心）",
+                              field="kind", code="invalid_choice", value=kind)
     if kind == "expert":
         result: TransferOutcome = await transfer_expert(
             ctx, call_id=call_id, target=target, fallback=fallback, requested_by=requested_by, via="api")
@@ -316,10 +323,10 @@ async def transfer_live_call(
         result = await transfer_subcenter(ctx, call_id=call_id, target=target, requested_by=requested_by, via="api")
     body = result.to_json()
     if result.outcome == "failed":
-        body.update(channel_moved=False, note="nothing to move: the call stays where it is")
+        body.update(channel_moved=False, note="转接未成功，通话仍在原座席")
         return body
     if mover is None:
-        body.update(channel_moved=None, note="no AMI configured ([calls] ami_host): decision recorded, channel not moved")
+        body.update(channel_moved=None, note="未配置电话系统管理接口（[calls] ami_host）：已记录转接决定，通话未移动")
         return body
     async with ctx.store.connection() as conn:
         channel = await conn.fetchval("SELECT channel FROM calls WHERE id = $1", result.call_id)
@@ -337,7 +344,7 @@ async def transfer_live_call(
                 await store.note_on_call(conn, result.call_id, [{
                     "step": f"transfer_{kind}", "attempt_id": result.attempt_id, "outcome": "failed",
                     "reason": f"AMI: {exc}"[:200]}], state="answered", only_from=("transferred", "queued"))
-        body.update(outcome="failed", channel_moved=False, reason=f"channel not moved: {exc}")
+        body.update(outcome="failed", channel_moved=False, reason=f"电话系统未能移动通话：{exc}")
         return body
     async with ctx.store.connection() as conn:
         await conn.execute("UPDATE transfer_attempts SET channel_moved = true WHERE id = $1", result.attempt_id)

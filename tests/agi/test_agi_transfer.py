@@ -190,17 +190,19 @@ async def test_console_transfer_moves_the_channel_through_ami(agi, pool: asyncpg
                                  headers={"X-CSRF-Token": csrf})
         body = await resp.json()
         assert body["outcome"] == "failed" and body["channel_moved"] is False
-        assert "does not exist" in body["reason"]
+        assert body["reason"].startswith("电话系统未能移动通话：") and "does not exist" in body["reason"]
         assert await pool.fetchval("SELECT state FROM seats WHERE user_id = $1", expert2) == "ready"
 
         # bad input and a finished call
         resp = await client.post(f"/api/v1/calls/{call['id']}/transfer", json={"kind": "pizza"},
                                  headers={"X-CSRF-Token": csrf})
-        assert resp.status == 400 and (await resp.json())["error"]["field"] == "kind"
+        error = (await resp.json())["error"]
+        assert resp.status == 400 and error["field"] == "kind" and "pizza" in error["message"], error
         await pool.execute("UPDATE calls SET state = 'completed' WHERE id = $1", call2["id"])
         resp = await client.post(f"/api/v1/calls/{call2['id']}/transfer", json={"kind": "subcenter",
                                  "target": "12366"}, headers={"X-CSRF-Token": csrf})
-        assert resp.status == 409
+        error = (await resp.json())["error"]
+        assert resp.status == 409 and error["code"] == "call_not_live" and "已结束" in error["message"]
     finally:
         await client.close()
 
