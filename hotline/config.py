@@ -11,10 +11,11 @@ stored), so nothing here signs tokens and there is no node secret to configure.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,6 +118,46 @@ class Settings:
     def section(self, name: str) -> Mapping[str, Any]:
         """Raw table ``[name]`` of the file, for feature packages with their own settings."""
         return self.extra.get(name, {})
+
+
+class ConfigFiles:
+    """The node's configuration files (``sla.yaml``, ``refusal_reasons.yaml``,
+    ``categories.yaml``, ``regions.yaml``), each read through
+    :meth:`Settings.config_file` and parsed once by the loader its package gives.
+
+    One belongs to each :class:`~hotline.runtime.Runtime` (``runtime.files``), checked
+    when the node starts (``hotline.node.check_config_files``: a bad file stops the node
+    there, naming the file and the setting); two runtimes with different ``config_dir``
+    in one process each read their own. The domain's accessors take it:
+    ``sla_config(files)``, ``reasons_for(files)``, ``categories_for(files)``,
+    ``regions_for(files)``."""
+
+    __slots__ = ("settings", "_parsed")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._parsed: dict[tuple[str, Callable[[Path], Any]], Any] = {}
+
+    def load(self, name: str, parse: Callable[[Path], T]) -> T:
+        """``parse(settings.config_file(name))``, parsed on first use and kept."""
+        key = (name, parse)
+        if key not in self._parsed:
+            self._parsed[key] = parse(self.settings.config_file(name))
+        value: T = self._parsed[key]
+        return value
+
+    @property
+    def config_dir(self) -> Path:
+        return self.settings.config_dir
+
+
+@functools.cache
+def packaged_files() -> ConfigFiles:
+    """The files shipped with the package, for what runs without a node (tests, tools and
+    calls that pass no ``files``). Kept once per process on purpose: the package's own
+    files are constants of the installed code, like a compiled regex; a site's files are
+    never kept here (they are its runtime's :class:`ConfigFiles`)."""
+    return ConfigFiles(Settings(config_dir=SHIPPED_CONFIG_DIR, registry_path=SHIPPED_CONFIG_DIR / "hotlines.yaml"))
 
 
 # (env var, section or None for top level, key, type)

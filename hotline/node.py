@@ -1,8 +1,8 @@
 """``hotline serve``: one asyncio process running the node's services.
 
-Start order: load and validate the registry (refuse before touching the
-database), open the database (embedded or configured), optionally migrate and
-sync, start services. On SIGINT/SIGTERM: stop accepting, let in-flight work
+Start order: load and validate the registry and the configuration files (refuse
+before touching the database), open the database (embedded or configured),
+optionally migrate and sync, start services. On SIGINT/SIGTERM: stop accepting, let in-flight work
 finish within a bounded time, stop services in reverse, close the pool, release
 the embedded PostgreSQL.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hotline.agi.live_transfer import ami_mover
-from hotline.config import Settings
+from hotline.config import ConfigFiles, Settings
 from hotline.db import open_database
 from hotline.db.migrations import migrate
 from hotline.errors import ConfigError
@@ -65,6 +65,26 @@ def check_sections(settings: Settings) -> None:
         load(settings)
 
 
+def config_file_loaders() -> dict[str, Callable[[ConfigFiles], object]]:
+    """Every configuration file a node keeps parsed in ``runtime.files`` and the accessor
+    that reads it (the registry and the calendar years are read by their own steps)."""
+    from hotline.sla.config import sla_config
+    from hotline.tickets.catalogue import categories_for
+    from hotline.tickets.refusals import reasons_for
+    from hotline.tickets.regions import regions_for
+
+    return {"sla.yaml": sla_config, "refusal_reasons.yaml": reasons_for, "categories.yaml": categories_for,
+            "regions.yaml": regions_for}
+
+
+def check_config_files(files: ConfigFiles) -> None:
+    """Read every file of ``config_dir`` into the node's :class:`ConfigFiles` before the
+    database is opened: a typo stops the node here, the error naming the file and the
+    setting, not later as a 500."""
+    for load in config_file_loaders().values():
+        load(files)
+
+
 async def run_node(
     settings: Settings,
     options: NodeOptions,
@@ -74,6 +94,8 @@ async def run_node(
     on_ready: Callable[[list[Service]], None] | None = None,
 ) -> None:
     registry = load_registry(settings.registry_path)
+    files = ConfigFiles(settings)
+    check_config_files(files)
     stop_event = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,7 +115,7 @@ async def run_node(
         await _stop_demo_pbx(pbx)
         raise
     started: list[Service] = []
-    runtime = Runtime(settings, registry, db, channel_mover=ami_mover)
+    runtime = Runtime(settings, registry, db, channel_mover=ami_mover, config_files=files)
     try:
         if do_migrate:
             async with db.pool.acquire() as conn:

@@ -1,6 +1,7 @@
 """What every part of a running node shares: settings, the registry, the database,
-the node's one event listener and the working-day calendar (read once per version,
-in the node's time zone).
+the node's configuration files (read from its ``config_dir`` once), the node's one
+event listener and the working-day calendar (read once per version, in the node's
+time zone).
 
 The web app, the FastAGI server and the scheduler each receive one
 :class:`Runtime`; nothing is kept in module globals.
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import asyncpg
 
 from hotline.calendar.store import CalendarStore
-from hotline.config import Settings
+from hotline.config import ConfigFiles, Settings
 from hotline.db import Database
 from hotline.events import EventListener
 from hotline.registry import Registry
@@ -38,6 +39,18 @@ class Runtime:
     #: the node's knowledge-base engine (:func:`hotline.kb.engine.get_kb` opens it on
     #: first use and keeps it here)
     kb_engine: Any = field(default=None, repr=False)
+    #: the node's configuration files (``sla.yaml``, ``refusal_reasons.yaml``, ...), each
+    #: parsed once; ``hotline serve`` loads them all before it opens the database
+    files: ConfigFiles = field(init=False, repr=False)
+    #: files already loaded and checked (``hotline serve`` does so before it opens the
+    #: database); default: read from ``settings.config_dir`` on first use
+    config_files: InitVar[ConfigFiles | None] = None
+
+    def __post_init__(self, config_files: ConfigFiles | None) -> None:
+        if config_files is not None and config_files.config_dir != self.settings.config_dir:
+            raise ValueError(f"the runtime's files are read from {config_files.config_dir}, "
+                             f"its settings say config_dir = {self.settings.config_dir}")
+        self.files = config_files or ConfigFiles(self.settings)
 
     @property
     def calendars(self) -> CalendarStore:

@@ -6,6 +6,7 @@ import argparse
 from datetime import date, datetime
 
 from hotline.calendar.store import load_calendar, load_year_file, seed_year
+from hotline.config import ConfigFiles
 from hotline.db import open_database
 from hotline.sla.clocks import recompute_all
 from hotline.sla.config import sla_config
@@ -48,7 +49,7 @@ async def load_(args: argparse.Namespace) -> int:
         async with db.pool.acquire() as conn:
             written = await seed_year(conn, data, replace=args.replace)
             recomputed = (await recompute_all(conn, await load_calendar(conn, args.settings.tz),
-                                              rules=sla_config(args.settings)) if written else 0)
+                                              rules=sla_config(ConfigFiles(args.settings))) if written else 0)
     finally:
         await db.close()
     if not written:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from hotline.calendar.store import load_calendar
+from hotline.config import ConfigFiles
 from hotline.db import open_database
 from hotline.sla.clocks import recompute_all
 from hotline.sla.config import sla_config
@@ -36,7 +37,7 @@ async def recompute_(args: argparse.Namespace) -> int:
     try:
         async with db.pool.acquire() as conn:
             n = await recompute_all(conn, await load_calendar(conn, args.settings.tz),
-                                    rules=sla_config(args.settings))
+                                    rules=sla_config(ConfigFiles(args.settings)))
     finally:
         await db.close()
     print(f"{n} running clock(s) recomputed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from hotline.config import ConfigFiles
 from hotline.db import open_database
 from hotline.tickets.seed import seed_reference_data
 
@@ -23,7 +24,7 @@ async def seed(args: argparse.Namespace) -> int:
     db = await open_database(args.settings, min_size=1, max_size=2)
     try:
         async with db.pool.acquire() as conn:
-            result = await seed_reference_data(conn, args.settings)
+            result = await seed_reference_data(conn, ConfigFiles(args.settings))
     finally:
         await db.close()
     print(json.dumps(result, ensure_ascii=False, default=str))

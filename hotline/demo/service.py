@@ -21,7 +21,7 @@ import asyncpg
 from hotline.auth import audit, create_user, get_user, update_user
 from hotline.calls.members import SeatPbx
 from hotline.calls.store import apply_op, make_entry
-from hotline.config import PROJECT_ROOT, Settings
+from hotline.config import PROJECT_ROOT, ConfigFiles
 from hotline.console import seats
 from hotline.db import transaction
 from hotline.demo import data
@@ -169,19 +169,19 @@ async def _make_ticket(conn: asyncpg.Connection, runtime: Runtime, call_id: int,
         caller_name=rng.choice(data.NAMES), caller_number=caller, kind=kind, call_ids=[call_id],
     ), actor_id=agent_id)  # links the call (calls.ticket_id) itself
     try:
-        await _workflow(conn, ticket_id, kind, unit, agent_id, rng, runtime.settings)
+        await _workflow(conn, ticket_id, kind, unit, agent_id, rng, runtime.files)
     except Exception:  # a refused demo step leaves the ticket as opened; the seed goes on
         log.debug("demo: workflow step on ticket %s refused", ticket_id, exc_info=True)
 
 
 async def _workflow(conn: asyncpg.Connection, ticket_id: int, kind: str, unit: str, agent_id: int,
-                    rng: random.Random, settings: Settings) -> None:
+                    rng: random.Random, files: ConfigFiles) -> None:
     agent = await get_user(conn, agent_id)
     if kind == "enquiry" and rng.random() < 0.7:
-        await apply_action(conn, ticket_id, "close_direct", actor=agent, settings=settings,
+        await apply_action(conn, ticket_id, "close_direct", actor=agent, files=files,
                            data={"answer": "已按知识库答复市民，市民表示清楚。"})
     else:
-        await apply_action(conn, ticket_id, "dispatch", actor=agent, data={"unit_code": unit}, settings=settings)
+        await apply_action(conn, ticket_id, "dispatch", actor=agent, data={"unit_code": unit}, files=files)
 
 
 class DemoService:

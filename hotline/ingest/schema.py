@@ -181,6 +181,10 @@ def _coerce(f: Field, value: Any) -> tuple[Any, Reason | None]:
 _MOBILE_SECOND = frozenset("3456789")
 
 
+# A pure memo, kept in the module on purpose: the answer depends on the text alone
+# (hotline.phone.normalize with the fixed default area code, no setting of any node), so
+# two nodes in one process can share it; bounded, and it only saves re-parsing the same
+# numbers in a batch.
 @functools.lru_cache(maxsize=65536)
 def _normalized(raw: str) -> str:
     # an already-normalised mobile number is the common case: normalize() returns it unchanged

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from hotline.calendar.core import WorkCalendar
-from hotline.sla.config import SlaConfig, load_sla_config
+from hotline.sla.config import SlaConfig, sla_config
 
 Pause = tuple[datetime, datetime | None]
 PAUSING_STAGES = ("handle",)
@@ -131,7 +131,7 @@ async def start_clocks(
     policy and no ``due_at`` gets no clock. ``caps`` (leg id -> instant): a handle
     clock of that leg is due no later (a lower level cannot outlast its parent).
     Returns how many were started. ``rules``: the node's ``sla.yaml`` (default: the packaged one)."""
-    config = rules or load_sla_config()
+    config = rules or sla_config(None)
     levels = list(config.alert_levels)
     policies = await select_policies(conn, ticket, sorted({c[0] for c in clocks if c[3] is None}))
     rows = []
@@ -223,7 +223,7 @@ async def recompute(conn: asyncpg.Connection, cal: WorkCalendar, *, ticket_ids: 
     by_ticket: dict[int, list[Any]] = {}
     for e in events:
         by_ticket.setdefault(e["ticket_id"], []).append(e)
-    config = rules or load_sla_config()
+    config = rules or sla_config(None)
     wait_cap = cal.day_length * config.await_max_working_days
     updates = []
     for r in rows:

@@ -5,14 +5,13 @@ when a node starts: an unknown key or a bad value stops it, naming the setting."
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR, Settings
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
 from hotline.errors import ConfigError
 
 SLA_FILE = SHIPPED_CONFIG_DIR / "sla.yaml"
@@ -120,9 +119,8 @@ def parse_sla_config(data: Any, path: Path = SLA_FILE) -> SlaConfig:
     )
 
 
-@functools.cache
 def load_sla_config(path: Path = SLA_FILE) -> SlaConfig:
-    """The file, parsed once per path (it does not change while a node runs)."""
+    """Read and check the file (a node keeps the result: :func:`sla_config`)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -130,7 +128,8 @@ def load_sla_config(path: Path = SLA_FILE) -> SlaConfig:
     return parse_sla_config(data, path)
 
 
-def sla_config(settings: Settings | None) -> SlaConfig:
+def sla_config(files: ConfigFiles | None) -> SlaConfig:
     """The node's rules: ``sla.yaml`` from its ``config_dir`` (the packaged file when the
-    site has none, or with no settings: tests and tools that run on the defaults)."""
-    return load_sla_config(settings.config_file("sla.yaml") if settings is not None else SLA_FILE)
+    site has none), parsed once per node (``runtime.files``); with no files, the packaged
+    file (tests and tools that run on the defaults)."""
+    return (files or packaged_files()).load("sla.yaml", load_sla_config)

@@ -21,5 +21,5 @@ async def scan_job(runtime: Runtime) -> ScanResult:
 
 
 def register(scheduler: JobScheduler) -> None:
-    interval = sla_config(scheduler.runtime.settings).scan_interval_seconds
+    interval = sla_config(scheduler.runtime.files).scan_interval_seconds
     scheduler.add_exclusive_job(JOB_ID, scan_job, "interval", seconds=interval)

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from hotline.errors import Conflict, NotFound, ValidationError
-from hotline.sla.config import KINDS, STAGES, UNITS, URGENCIES, SlaConfig, load_sla_config
+from hotline.sla.config import KINDS, STAGES, UNITS, URGENCIES, SlaConfig, sla_config
 
 _COLUMNS = "id, stage, hotline_number, category_code, urgency, kind, amount, unit, note, updated_at"
 
@@ -15,7 +15,7 @@ _COLUMNS = "id, stage, hotline_number, category_code, urgency, kind, amount, uni
 async def seed_policies(conn: asyncpg.Connection, rules: SlaConfig | None = None) -> int:
     """Insert the configured policies that are missing (edited rows are kept)."""
     count = 0
-    for p in (rules or load_sla_config()).policies:
+    for p in (rules or sla_config(None)).policies:
         inserted = await conn.fetchval(
             """INSERT INTO sla_policies (stage, hotline_number, category_code, urgency, kind, amount, unit, note)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -3,22 +3,21 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
 CATEGORIES_FILE = SHIPPED_CONFIG_DIR / "categories.yaml"
 UNIT_KINDS = ("department", "district", "street", "enterprise", "centre", "other")
 
 
-@functools.cache
 def load_categories_file(path: Path = CATEGORIES_FILE) -> tuple[dict[str, Any], ...]:
+    """The category table, checked (unique codes with names, parents listed first)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -35,12 +34,18 @@ def load_categories_file(path: Path = CATEGORIES_FILE) -> tuple[dict[str, Any], 
     return items
 
 
-async def seed_categories(conn: asyncpg.Connection, path: Path = CATEGORIES_FILE) -> dict[str, Any]:
+def categories_for(files: ConfigFiles | None) -> tuple[dict[str, Any], ...]:
+    """The node's ``categories.yaml`` (its ``config_dir``, else the packaged file), parsed
+    once per node (``runtime.files``); with no files, the packaged file."""
+    return (files or packaged_files()).load("categories.yaml", load_categories_file)
+
+
+async def seed_categories(conn: asyncpg.Connection, files: ConfigFiles | None = None) -> dict[str, Any]:
     """Insert missing categories and catalogue entries; entries naming a unit that
     does not exist yet (registry not synced) are skipped and reported."""
     added, skipped = 0, []
     async with conn.transaction():
-        for i, c in enumerate(load_categories_file(path)):
+        for i, c in enumerate(categories_for(files)):
             inserted = await conn.fetchval(
                 """INSERT INTO ticket_categories (code, name, parent_code, sort) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (code) DO NOTHING RETURNING code""",

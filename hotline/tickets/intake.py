@@ -16,7 +16,7 @@ import asyncpg
 
 from hotline.auth.model import User
 from hotline.calendar.store import CalendarStore
-from hotline.config import Settings
+from hotline.config import ConfigFiles
 from hotline.errors import NotFound, ValidationError
 from hotline.phone import normalize
 from hotline.tickets.history import append_event, transaction
@@ -175,7 +175,7 @@ async def open_ticket(
     *,
     source: str,
     calendars: CalendarStore | None = None,
-    settings: Settings | None = None,
+    files: ConfigFiles | None = None,
     call_id: int | None = None,
 ) -> int:
     """The intake behind every route: a ticket from a request's fields (see
@@ -198,6 +198,6 @@ async def open_ticket(
         ticket_id = await create_ticket(conn, new, actor_id=actor.id, actor_name=actor.display_name)
         for step in FIRST_STEPS:
             if fields.get(step) is not None:
-                await apply(conn, ticket_id, step, actor, fields[step], calendars=calendars, settings=settings)
+                await apply(conn, ticket_id, step, actor, fields[step], calendars=calendars, files=files)
                 break
         return ticket_id

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR, Settings
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
 from hotline.errors import ConfigError, ValidationError
 
 REASONS_FILE = SHIPPED_CONFIG_DIR / "refusal_reasons.yaml"
@@ -27,9 +26,9 @@ class Reason:
     outcomes: frozenset[str]
 
 
-@functools.cache
 def load_reasons(path: Path = REASONS_FILE) -> tuple[Reason, ...]:
-    """The configured reasons, checked (unique codes, known outcomes); parsed once per path."""
+    """The configured reasons, checked (unique codes, known outcomes); a node keeps them
+    (:func:`reasons_for`)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -49,9 +48,10 @@ def load_reasons(path: Path = REASONS_FILE) -> tuple[Reason, ...]:
     return tuple(out)
 
 
-def reasons_for(settings: Settings | None) -> tuple[Reason, ...]:
-    """The node's reasons: ``refusal_reasons.yaml`` from its ``config_dir`` (else the packaged file)."""
-    return load_reasons(settings.config_file("refusal_reasons.yaml") if settings is not None else REASONS_FILE)
+def reasons_for(files: ConfigFiles | None) -> tuple[Reason, ...]:
+    """The node's reasons: ``refusal_reasons.yaml`` from its ``config_dir`` (else the packaged
+    file), parsed once per node (``runtime.files``); with no files, the packaged file."""
+    return (files or packaged_files()).load("refusal_reasons.yaml", load_reasons)
 
 
 def check_reason(code: Any, outcome: str, reasons: tuple[Reason, ...]) -> Reason:
@@ -84,7 +84,7 @@ async def refusal_counts(conn: asyncpg.Connection | asyncpg.Pool, *, start: date
     counts = {(r["close_kind"], r["refusal_reason"]): int(r["n"]) for r in rows}
     items: list[dict[str, Any]] = []
     for outcome in OUTCOMES:
-        for reason in reasons if reasons is not None else load_reasons():
+        for reason in reasons if reasons is not None else reasons_for(None):
             if outcome in reason.outcomes or counts.get((outcome, reason.code)):
                 items.append({"outcome": outcome, "outcome_name": OUTCOME_NAMES_ZH[outcome], "reason_code": reason.code,
                               "reason_name": reason.name, "count": counts.pop((outcome, reason.code), 0)})

@@ -4,7 +4,6 @@ Seeded from ``config/regions.yaml`` (missing codes only), edited through the API
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
 REGIONS_FILE = SHIPPED_CONFIG_DIR / "regions.yaml"
@@ -33,9 +32,8 @@ def check_code(code: Any, level: str, parent: str | None, field: str = "code") -
     return code
 
 
-@functools.cache
 def load_regions_file(path: Path = REGIONS_FILE) -> tuple[dict[str, Any], ...]:
-    """The seed tree, checked: codes by level, parents listed first; parsed once per path."""
+    """The seed tree, checked: codes by level, parents listed first."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -56,12 +54,18 @@ def load_regions_file(path: Path = REGIONS_FILE) -> tuple[dict[str, Any], ...]:
     return items
 
 
-async def seed_regions(conn: asyncpg.Connection, path: Path = REGIONS_FILE) -> dict[str, Any]:
+def regions_for(files: ConfigFiles | None) -> tuple[dict[str, Any], ...]:
+    """The node's ``regions.yaml`` (its ``config_dir``, else the packaged file), parsed once
+    per node (``runtime.files``); with no files, the packaged file."""
+    return (files or packaged_files()).load("regions.yaml", load_regions_file)
+
+
+async def seed_regions(conn: asyncpg.Connection, files: ConfigFiles | None = None) -> dict[str, Any]:
     """Insert missing regions; bind a region's unit when the unit exists and has no
     region yet (bindings changed through the API are kept)."""
     added, bound = 0, 0
     async with conn.transaction():
-        for i, r in enumerate(load_regions_file(path)):
+        for i, r in enumerate(regions_for(files)):
             inserted = await conn.fetchval(
                 """INSERT INTO regions (code, name, level, parent_code, sort) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (code) DO NOTHING RETURNING code""",

@@ -9,18 +9,19 @@ from typing import Any
 import asyncpg
 
 from hotline.calendar.store import seed_years
-from hotline.config import Settings
+from hotline.config import ConfigFiles, packaged_files
 from hotline.sla.config import sla_config
 from hotline.sla.policies import seed_policies
 from hotline.tickets.catalogue import seed_categories
 from hotline.tickets.regions import seed_regions
 
 
-async def seed_reference_data(conn: asyncpg.Connection, settings: Settings | None = None) -> dict[str, Any]:
-    """From ``settings.config_dir`` (each file the site does not have: the packaged one)."""
-    settings = settings or Settings()
-    out: dict[str, Any] = await seed_categories(conn, settings.config_file("categories.yaml"))
-    out.update(await seed_regions(conn, settings.config_file("regions.yaml")))
-    out["calendar_days"] = await seed_years(conn, settings.config_file("calendar"))
-    out["sla_policies_added"] = await seed_policies(conn, sla_config(settings))
+async def seed_reference_data(conn: asyncpg.Connection, files: ConfigFiles | None = None) -> dict[str, Any]:
+    """From the node's files (``runtime.files``: its ``config_dir``, each file the site
+    does not have: the packaged one); with no files, the packaged ones."""
+    files = files or packaged_files()
+    out: dict[str, Any] = await seed_categories(conn, files)
+    out.update(await seed_regions(conn, files))
+    out["calendar_days"] = await seed_years(conn, files.settings.config_file("calendar"))
+    out["sla_policies_added"] = await seed_policies(conn, sla_config(files))
     return out

@@ -25,10 +25,10 @@ class TicketsSeedService:
 
     async def start(self) -> None:
         # the rules files are checked before anything is seeded: a bad file stops the node here
-        sla_config(self.runtime.settings)
-        reasons_for(self.runtime.settings)
+        sla_config(self.runtime.files)
+        reasons_for(self.runtime.files)
         async with self.runtime.pool.acquire() as conn:
-            self.result = await seed_reference_data(conn, self.runtime.settings)
+            self.result = await seed_reference_data(conn, self.runtime.files)
         if self.result.get("catalogue_skipped"):
             log.warning("dispatch catalogue entries skipped (unknown units; sync the registry): %s",
                         ", ".join(self.result["catalogue_skipped"]))

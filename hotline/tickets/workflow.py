@@ -17,7 +17,7 @@ import asyncpg
 from hotline.auth.model import ROLE_NAMES_ZH, User
 from hotline.calendar.core import WorkCalendar
 from hotline.calendar.store import CalendarStore, load_calendar
-from hotline.config import Settings
+from hotline.config import ConfigFiles
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
 from hotline.sla import clocks
 from hotline.sla.config import SlaConfig, sla_config
@@ -794,14 +794,14 @@ async def apply(
     *,
     at: datetime | None = None,
     calendars: CalendarStore | None = None,
-    settings: Settings | None = None,
+    files: ConfigFiles | None = None,
 ) -> dict[str, Any]:
     """Apply ``action`` to the ticket in one transaction; returns
     ``{ticket_id, from_state, state, event_id}``. Raises IllegalTransition (409)
     naming the current state and the allowed actions, Forbidden, ValidationError.
-    ``calendars`` and ``settings`` are the node's (its calendar store; ``sla.yaml`` and
-    ``refusal_reasons.yaml`` from its ``config_dir``); without them, the database's
-    calendar and the packaged files."""
+    ``calendars`` and ``files`` are the node's (``runtime.calendars``; ``runtime.files``:
+    ``sla.yaml`` and ``refusal_reasons.yaml`` from its ``config_dir``); without them, the
+    database's calendar and the packaged files."""
     data = data or {}
     async with transaction(conn):
         if action == "merge" and isinstance(data.get("master_id"), int) and not isinstance(data["master_id"], bool):
@@ -829,7 +829,7 @@ async def apply(
                 current_state=state, allowed_actions=allowed)
         now = at or db_now
         cal = await (calendars.load(conn, version=version) if calendars else load_calendar(conn, version=version))
-        ctx = Ctx(conn, ticket, action, actor, dict(data), now, cal, sla_config(settings), reasons_for(settings))
+        ctx = Ctx(conn, ticket, action, actor, dict(data), now, cal, sla_config(files), reasons_for(files))
         ctx.note = str(data.get("note") or "")[:4000]
         if rule.unit_leg == "lead" or action in _NEEDS_LEAD:
             ctx.leg = await _lead_leg(conn, ticket_id)

@@ -4,7 +4,6 @@ access control."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import ipaddress
 import logging
@@ -34,8 +33,9 @@ LABELLED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@functools.lru_cache(maxsize=8)
 def _networks(proxies: Sequence[str]) -> tuple[Network, ...]:
+    # parsed on each request that has proxies to trust (microseconds for the few a site
+    # lists), from the node's own settings: no process-wide memo of one node's setting
     return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
 
 

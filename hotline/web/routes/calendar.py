@@ -55,7 +55,7 @@ async def calendar(request: web.Request) -> web.Response:
 
 async def _recompute(request: web.Request, conn: asyncpg.Connection) -> int:
     rt = request.app[RUNTIME]
-    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.settings))
+    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.files))
 
 
 @requires("admin", "supervisor")

@@ -212,7 +212,7 @@ async def call_ticket(request: web.Request) -> web.Response:
     await _require_on_call(request, call_id, "为这通来电登记工单")
     async with runtime.pool.acquire() as conn:
         ticket_id = await open_ticket(conn, body, user, source="console", calendars=runtime.calendars,
-                                      settings=runtime.settings, call_id=call_id)
+                                      files=runtime.files, call_id=call_id)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
 

@@ -44,7 +44,7 @@ async def policies(request: web.Request) -> web.Response:
 async def _after_change(request: web.Request, conn: asyncpg.Connection, action: str, detail: dict) -> int:
     await audit(conn, action, user=current_user(request), object_type="sla_policy", detail=detail)
     rt = request.app[RUNTIME]
-    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.settings))
+    return await recompute_all(conn, await rt.calendars.load(conn), rules=sla_config(rt.files))
 
 
 @requires("admin", "supervisor")
@@ -147,7 +147,7 @@ async def recompute(request: web.Request) -> web.Response:
     """Recompute every running deadline from policy + calendar + history."""
     async with request.app[RUNTIME].pool.acquire() as conn:
         n = await recompute_all(conn, await request.app[RUNTIME].calendars.load(conn),
-                                rules=sla_config(request.app[RUNTIME].settings))
+                                rules=sla_config(request.app[RUNTIME].files))
     return json_response({"clocks_recomputed": n})
 
 

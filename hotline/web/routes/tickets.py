@@ -80,7 +80,7 @@ async def create(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     async with runtime.pool.acquire() as conn:
         ticket_id = await open_ticket(conn, body, user, source="api", calendars=runtime.calendars,
-                                      settings=runtime.settings)
+                                      files=runtime.files)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"ticket": view}, status=201)
 
@@ -149,7 +149,7 @@ async def act(request: web.Request) -> web.Response:
         if not await views._visible(conn, ticket_id, user):
             raise NotFound(f"没有工单 {ticket_id}", field="id", value=ticket_id)
         result = await apply(conn, ticket_id, request.match_info["action"], user, body,
-                             calendars=request.app[RUNTIME].calendars, settings=request.app[RUNTIME].settings)
+                             calendars=request.app[RUNTIME].calendars, files=request.app[RUNTIME].files)
         view = await views.ticket_view(conn, ticket_id, user)
     return json_response({"result": result, "ticket": view})
 
@@ -176,7 +176,7 @@ async def transitions(request: web.Request) -> web.Response:
 @api_doc(tags=TAGS, responses={200: "the configured reasons for 不予受理 and 转其他渠道"})
 async def refusal_reasons(request: web.Request) -> web.Response:
     """Reason codes for closing a ticket without handling (不予受理 / 转其他渠道)."""
-    reasons = refusals.reasons_for(request.app[RUNTIME].settings)
+    reasons = refusals.reasons_for(request.app[RUNTIME].files)
     return json_response({"items": refusals.reasons_json(reasons), "outcomes": refusals.OUTCOME_NAMES_ZH})
 
 
@@ -203,7 +203,7 @@ async def refusal_report(request: web.Request) -> web.Response:
             raise ValidationError(f"结束时间 to {end.isoformat()} 须晚于开始时间 from {start.isoformat()}", field="to",
                                   value=request.query.get("to"), code="out_of_range")
         report = await refusals.refusal_counts(conn, start=start, end=end, hotline_number=request.query.get("line"),
-                                               reasons=refusals.reasons_for(rt.settings))
+                                               reasons=refusals.reasons_for(rt.files))
     return json_response(report)
 
 
