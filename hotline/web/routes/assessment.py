@@ -15,6 +15,7 @@ from hotline.reports.rates import DEFINITIONS
 from hotline.tickets.views import is_unit_only
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import query_bool
 from hotline.web.util import json_response, param_int, read_json
 
 TAGS = ["assessment"]
@@ -108,7 +109,7 @@ async def exemption_list(request: web.Request) -> web.Response:
     user = current_user(request)
     unit = user.unit_code if is_unit_only(user) else request.query.get("unit")
     items = await assessment.exemptions(request.app[RUNTIME].pool, unit_code=unit,
-                                        active_only=request.query.get("all") not in ("1", "true"))
+                                        active_only=not query_bool(request, "all"))
     return json_response({"items": items})
 
 

@@ -17,7 +17,7 @@ from hotline.sla.clocks import recompute_all
 from hotline.sla.config import sla_config
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.util import json_response, read_json
+from hotline.web.util import json_response, query_int, read_json
 
 TAGS = ["calendar"]
 
@@ -34,11 +34,7 @@ def _day(text: str) -> date:
 @api_doc(tags=TAGS, query={"year": {"type": "integer"}}, responses={200: "holidays, make-up days, hours"})
 async def calendar(request: web.Request) -> web.Response:
     """A year's holidays and make-up working days (调休), the working hours, and whether the year is provisional."""
-    try:
-        year = int(request.query.get("year") or datetime.now(request.app[RUNTIME].settings.tz).year)
-    except ValueError:
-        raise ValidationError(f"参数 year 必须是整数，收到 {request.query.get('year')!r}", field="year",
-                              value=request.query.get("year"), code="invalid_integer") from None
+    year = query_int(request, "year", datetime.now(request.app[RUNTIME].settings.tz).year, low=1, high=9999)
     pool = request.app[RUNTIME].pool
     days = await pool.fetch(
         "SELECT day, kind, name, provisional FROM calendar_days WHERE day >= $1 AND day < $2 ORDER BY day",

@@ -14,7 +14,7 @@ from hotline.sla.policies import create_policy, delete_policy, list_policies, up
 from hotline.tickets.scope import scope_units
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
-from hotline.web.params import query_bool
+from hotline.web.params import path_int, query_bool
 from hotline.web.util import json_response, query_int, read_json
 
 TAGS = ["sla"]
@@ -24,14 +24,6 @@ POLICY_BODY = {"type": "object", "properties": {
     "kind": {"enum": ["enquiry", "help", "suggestion", "complaint", "report", "praise", None]},
     "amount": {"type": "number"}, "unit": {"enum": ["working_days", "working_hours", "hours", "days"]},
     "note": {"type": "string"}}}
-
-
-def _int(request: web.Request, key: str = "id") -> int:
-    try:
-        return int(request.match_info[key])
-    except ValueError:
-        raise ValidationError(f"{key} 必须是数字，收到 {request.match_info[key]!r}", field=key,
-                              value=request.match_info[key], code="invalid_integer") from None
 
 
 @requires()
@@ -64,7 +56,7 @@ async def policy_update(request: web.Request) -> web.Response:
     """Change an SLA policy; running deadlines that use it are recomputed."""
     body = await read_json(request)
     async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
-        policy = await update_policy(conn, _int(request), body, user_id=current_user(request).id)
+        policy = await update_policy(conn, path_int(request), body, user_id=current_user(request).id)
         n = await _after_change(request, conn, "sla_policy_updated", {"id": policy["id"], "changed": sorted(body)})
     return json_response({"policy": policy, "clocks_recomputed": n})
 
@@ -74,9 +66,9 @@ async def policy_update(request: web.Request) -> web.Response:
 async def policy_delete(request: web.Request) -> web.Response:
     """Delete an SLA policy (running clocks keep the budget they had)."""
     async with transaction(request.app[RUNTIME].pool) as conn:  # the audit row commits with the change
-        await delete_policy(conn, _int(request))
+        await delete_policy(conn, path_int(request))
         await audit(conn, "sla_policy_deleted", user=current_user(request), object_type="sla_policy",
-                    object_id=_int(request))
+                    object_id=path_int(request))
     return json_response({"ok": True})
 
 
@@ -115,7 +107,7 @@ async def alert_ack(request: web.Request) -> web.Response:
     """Acknowledge an alert."""
     row = await request.app[RUNTIME].pool.fetchrow(
         "UPDATE sla_alerts SET acknowledged_by = $2, acknowledged_at = coalesce(acknowledged_at, now()) "
-        "WHERE id = $1 RETURNING id, acknowledged_at", _int(request), current_user(request).id)
+        "WHERE id = $1 RETURNING id, acknowledged_at", path_int(request), current_user(request).id)
     if row is None:
         raise NotFound(f"没有预警 {request.match_info['id']}", field="id", value=request.match_info["id"])
     return json_response(dict(row))
