@@ -37,7 +37,7 @@ from hotline.kb import changes as kb_changes
 from hotline.kb.articles import ARTICLE_COLUMNS
 from hotline.kb.index import KbIndex, day_number, document
 from hotline.kb.lexicon import Lexicon, load_files, load_published
-from hotline.kb.popular import categories, popular
+from hotline.kb.popular import popular
 from hotline.kb.query import PinyinKeys, Ranked, Ranker, head_words
 from hotline.kb.settings import (
     KbSettings,
@@ -409,12 +409,18 @@ class KnowledgeBase:
         the caller may have meant (homophone typos, words typed in pinyin), the line's
         most-read articles and its categories to browse."""
         assert req.today is not None
-        alternatives = await asyncio.to_thread(ranker.alternatives, self.index, text)
-        pool = self.runtime.pool
         line = req.hotline if req.hotline != "12345" else None  # 12345 answers for every line
-        return {"alternatives": alternatives,
-                "popular": await popular(pool, line=line, today=req.today, limit=5),
-                "categories": await categories(pool, line=line, today=req.today)}
+        live = self._filter(SearchRequest(hotline=line, today=req.today))
+
+        def from_index() -> tuple[list[str], list[tuple[str, int]]]:
+            alternatives = ranker.alternatives(self.index, text)
+            with self.index.reading() as gen:
+                return alternatives, gen.categories(live)[:8]
+
+        (alternatives, categories), most_read = await asyncio.gather(
+            asyncio.to_thread(from_index), popular(self.runtime.pool, line=line, today=req.today, limit=5))
+        return {"alternatives": alternatives, "popular": most_read,
+                "categories": [{"category": name, "count": n} for name, n in categories]}
 
     def _item(self, hit: Ranked, terms: list[str]) -> dict[str, Any]:
         f = hit.fields

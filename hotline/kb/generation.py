@@ -35,8 +35,9 @@ from whoosh.util.numeric import byte_to_length
 #: whoosh's BM25F defaults (the searcher's weighting)
 K1 = 1.2
 B = 0.75
-#: postings kept in memory across queries (ids, weights, lengths: 12 bytes each)
-POSTINGS_BUDGET = 6_000_000
+#: postings kept in memory across queries (ids, weights, lengths: 12 bytes each, so
+#: at most ~48 MB; a 50,000-article index holds a few million)
+POSTINGS_BUDGET = 4_000_000
 #: filter document sets kept per segment
 SEGMENT_FILTERS = 512
 #: filters re-evaluated for a new generation before it is swapped in
@@ -101,7 +102,7 @@ class Postings:
     lengths: np.ndarray
 
 
-_NONE = Postings(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
+_NONE = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
 
 
 class SegmentStore:
@@ -170,7 +171,7 @@ class SegmentStore:
             if found is not None:
                 self._filters.move_to_end(cache_key)
                 return found
-        found = np.fromiter(query.docs(searcher), dtype=np.int64)
+        found = np.fromiter(query.docs(searcher), dtype=np.int32)
         with self._lock:
             self._filters[cache_key] = found
             while len(self._filters) > SEGMENT_FILTERS:
@@ -208,10 +209,16 @@ def _read_postings(reader: Any, field: str, word: str) -> Postings:
     ids: list[Any] = []
     weights: list[Any] = []
     while matcher.is_active():
-        matcher._read_ids()
-        matcher._read_weights()
-        ids.append(np.asarray(matcher._ids, dtype=np.int64))
-        weights.append(np.asarray(matcher._weights, dtype=np.float32))
+        # a block is a pickled (delta-coded ids, weights, values) tuple; weights are
+        # None (all 1), one float (all the same) or one per posting
+        matcher._read_data()
+        deltas, w = matcher._data[0], matcher._data[1]
+        count = matcher._blocklength
+        ids.append(np.cumsum(np.asarray(deltas, dtype=np.int32), dtype=np.int32) if not matcher._byteids
+                   else np.asarray(deltas, dtype=np.int32))
+        weights.append(np.ones(count, dtype=np.float32) if w is None
+                       else np.full(count, w, dtype=np.float32) if isinstance(w, float)
+                       else np.asarray(w, dtype=np.float32))
         matcher._next_block()
     if not ids:
         return _NONE
@@ -307,6 +314,25 @@ class Generation:
                 self._masks.clear()
             self._masks[key] = found
         return found
+
+    def categories(self, filter: Query | None) -> list[tuple[str, int]]:
+        """The top-level categories of the documents ``filter`` allows, with how many
+        documents each holds, the largest first."""
+        allowed = self.mask(filter)
+        counts: list[tuple[str, int]] = []
+        for term in self.searcher.reader().lexicon("category_path"):
+            name = term.decode() if isinstance(term, bytes) else str(term)
+            if "/" in name:
+                continue
+            query = Term("category_path", name)
+            key = repr(query)
+            n = 0
+            for segment_id, _reader, sub, offset in self.leaves:
+                n += int(np.count_nonzero(allowed[offset + self.store.filter_docs(segment_id, key, sub, query)]))
+            if n:
+                counts.append((name, n))
+        counts.sort(key=lambda x: (-x[1], x[0]))
+        return counts
 
     # -- scoring ----------------------------------------------------------------------
     def scores(self, terms: list[tuple[str, str, float]]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """What the knowledge base offers without words: a line's most-read live articles (hot
-Q&A first) and its categories, from PostgreSQL (views are counted there, not in the
-index). The screen-pop uses them before the caller has said anything; a search that
-found nothing relevant offers them to the agent still on the call."""
+Q&A first), from PostgreSQL (views are counted there, not in the index). The
+screen-pop uses them before the caller has said anything; a search that found nothing
+relevant offers them to the agent still on the call (with the line's categories, which
+come from the index: see :meth:`hotline.kb.generation.Generation.categories`)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ _LIVE = """state = 'published' AND valid_from <= $1 AND (valid_to IS NULL OR val
 
 async def popular(db: Db, *, line: str | None, today: dt.date, limit: int = 5) -> list[dict[str, Any]]:
     """The most-read live articles of ``line`` (every line: ``None``)."""
+    # the sort sees only the small columns (a line's live articles can be 10,000s of rows)
     rows = await db.fetch(
-        f"""SELECT id, title, body, category, unit_code, material_type, hotlines
-              FROM kb_articles
-             WHERE {_LIVE}
-             ORDER BY views DESC, (material_type = '热点问答') DESC, updated_at DESC, id
-             LIMIT $3""",  # noqa: S608 (constant text)
+        f"""SELECT a.id, a.title, left(a.body, 400) AS body, a.category, a.unit_code, a.material_type, a.hotlines
+              FROM (SELECT id FROM kb_articles
+                     WHERE {_LIVE}
+                     ORDER BY views DESC, (material_type = '热点问答') DESC, updated_at DESC, id
+                     LIMIT $3) AS top
+              JOIN kb_articles a USING (id)
+             ORDER BY a.views DESC, (a.material_type = '热点问答') DESC, a.updated_at DESC, a.id""",  # noqa: S608
         today, line, limit)
     out = []
     for r in rows:
@@ -31,16 +35,3 @@ async def popular(db: Db, *, line: str | None, today: dt.date, limit: int = 5) -
                     "category": r["category"], "unit_code": r["unit_code"],
                     "material_type": r["material_type"], "hotlines": list(r["hotlines"])})
     return out
-
-
-async def categories(db: Db, *, line: str | None, today: dt.date, limit: int = 8) -> list[dict[str, Any]]:
-    """The top-level categories of ``line``'s live articles, the largest first:
-    ``[{"category": "住房公积金", "count": 12}]``."""
-    rows = await db.fetch(
-        f"""SELECT split_part(category, '/', 1) AS category, count(*) AS n
-              FROM kb_articles
-             WHERE {_LIVE}
-             GROUP BY 1 ORDER BY n DESC, 1
-             LIMIT $3""",  # noqa: S608 (constant text)
-        today, line, limit)
-    return [{"category": r["category"], "count": r["n"]} for r in rows]
