@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from hotline.errors import ConfigError
 
 T = TypeVar("T")
@@ -118,6 +120,15 @@ class Settings:
     def section(self, name: str) -> Mapping[str, Any]:
         """Raw table ``[name]`` of the file, for feature packages with their own settings."""
         return self.extra.get(name, {})
+
+
+def read_yaml(path: Path) -> Any:
+    """A configuration file's YAML (None for an empty file), or a :class:`ConfigError`
+    naming the file: the one reader behind every ``*.yaml`` loader."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 class ConfigFiles:

@@ -9,10 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import yaml
 
 from hotline.calendar.core import SHANGHAI, WorkCalendar
-from hotline.config import SHIPPED_CONFIG_DIR
+from hotline.config import SHIPPED_CONFIG_DIR, read_yaml
 from hotline.errors import ConfigError, NotFound, ValidationError
 
 CALENDAR_DIR = SHIPPED_CONFIG_DIR / "calendar"
@@ -76,10 +75,7 @@ def _date(value: Any, where: str) -> date:
 def load_year_file(path: str | Path) -> dict[str, Any]:
     """Parse and check one year file: ``{year, provisional, source, days: [(date, kind, name)]}``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("year"), int):
         raise ConfigError(f"{path}: needs a top-level `year:`")
     year = data["year"]

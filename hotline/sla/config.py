@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files, read_yaml
 from hotline.errors import ConfigError
 
 SLA_FILE = SHIPPED_CONFIG_DIR / "sla.yaml"
@@ -121,10 +119,7 @@ def parse_sla_config(data: Any, path: Path = SLA_FILE) -> SlaConfig:
 
 def load_sla_config(path: Path = SLA_FILE) -> SlaConfig:
     """Read and check the file (a node keeps the result: :func:`sla_config`)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_yaml(path)
     return parse_sla_config(data, path)
 
 

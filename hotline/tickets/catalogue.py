@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files, read_yaml
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
 CATEGORIES_FILE = SHIPPED_CONFIG_DIR / "categories.yaml"
@@ -18,10 +17,7 @@ UNIT_KINDS = ("department", "district", "street", "enterprise", "centre", "other
 
 def load_categories_file(path: Path = CATEGORIES_FILE) -> tuple[dict[str, Any], ...]:
     """The category table, checked (unique codes with names, parents listed first)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_yaml(path) or {}
     items = tuple(data.get("categories") or ())
     seen: set[str] = set()
     for i, c in enumerate(items):

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files, read_yaml
 from hotline.errors import ConfigError, ValidationError
 
 REASONS_FILE = SHIPPED_CONFIG_DIR / "refusal_reasons.yaml"
@@ -29,10 +28,7 @@ class Reason:
 def load_reasons(path: Path = REASONS_FILE) -> tuple[Reason, ...]:
     """The configured reasons, checked (unique codes, known outcomes); a node keeps them
     (:func:`reasons_for`)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_yaml(path) or {}
     out: list[Reason] = []
     for i, item in enumerate(data.get("reasons") or ()):
         code, name, outcome = item.get("code"), item.get("name"), item.get("outcome")

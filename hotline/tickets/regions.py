@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yaml
 
-from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files
+from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, packaged_files, read_yaml
 from hotline.errors import ConfigError, Conflict, NotFound, ValidationError
 
 REGIONS_FILE = SHIPPED_CONFIG_DIR / "regions.yaml"
@@ -34,10 +33,7 @@ def check_code(code: Any, level: str, parent: str | None, field: str = "code") -
 
 def load_regions_file(path: Path = REGIONS_FILE) -> tuple[dict[str, Any], ...]:
     """The seed tree, checked: codes by level, parents listed first."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_yaml(path) or {}
     items = tuple(data.get("regions") or ())
     seen: set[str] = set()
     for i, r in enumerate(items):
