@@ -142,3 +142,33 @@ def test_a_file_the_site_lacks_comes_from_the_package(runtime: Runtime, tmp_path
     assert settings.config_file("sla.yaml") == conf / "sla.yaml"
     for name in ("categories.yaml", "regions.yaml", "refusal_reasons.yaml", "calendar", "hotlines.yaml"):
         assert settings.config_file(name) == SHIPPED_CONFIG_DIR / name
+
+
+#: the process-wide memos left in modules, each a pure function of constant input that
+#: holds no node's setting (a new one is a decision: make it a member of the runtime, or
+#: add it here with the reason next to its declaration)
+PURE_MEMOS = {
+    ("hotline/config.py", "packaged_files"),     # the package's own files, never a site's
+    ("hotline/ingest/schema.py", "_normalized"),  # phone-number text -> normalised text
+    ("hotline/kb/text.py", "_width_table"),       # a Unicode folding table
+}
+
+
+def test_no_module_keeps_a_cache_of_a_nodes_configuration() -> None:
+    """Loaders keyed by a path or settings kept in module globals would be shared by two
+    nodes in one process: caches of configuration are members of the runtime."""
+    import ast
+
+    from hotline.config import PACKAGE_DIR
+
+    found = set()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                if name in ("cache", "lru_cache"):
+                    found.add((f"hotline/{path.relative_to(PACKAGE_DIR).as_posix()}", node.name))
+    assert found <= PURE_MEMOS, sorted(found - PURE_MEMOS)
