@@ -144,9 +144,14 @@ class KnowledgeBase:
                 listener.on_reconnect.append(self.kick)
             await self._load_lexicon()
             # the agents' filter (published, valid today) is ready in every generation
-            self.index.remember_filter(self._filter(SearchRequest(
-                today=dt.datetime.now(self.runtime.settings.tz).date())))
+            live = self._filter(SearchRequest(today=dt.datetime.now(self.runtime.settings.tz).date()))
+            self.index.remember_filter(live)
             await self.check()
+            # one search before the first person's: the segmenter's and pinyin's first
+            # cut, the generation's filter mask and field lengths are paid here
+            ranker = self.ranker
+            assert ranker is not None
+            await asyncio.to_thread(ranker.search, self.index, "公积金怎么提取", filter=live, page=1, pagelen=1)
             self.opened = True
 
     async def _load_lexicon(self) -> bool:
