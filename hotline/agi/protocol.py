@@ -51,7 +51,9 @@ MAX_ARG_CHARS = 4000
 #: included) stays below it, with a margin.
 MAX_COMMAND_BYTES = 2000
 #: header keys and command names already checked against the patterns above (the same
-#: few dozen come in every session; the regex runs once per distinct string, bounded)
+#: few dozen come in every session; the regex runs once per distinct string, bounded).
+#: A pure memo of constant patterns, the same for every node and runtime: it holds no
+#: configuration, so it may stay at module level (docs/ARCHITECTURE.md, no module state)
 _GOOD_KEYS: set[str] = set()
 _GOOD_COMMANDS: set[str] = set()
 _MAX_REMEMBERED = 512

@@ -37,18 +37,6 @@ SESSION_SECONDS = Histogram(
 )
 ACTIVE = Gauge("hotline_agi_sessions_active", "FastAGI sessions in progress")
 
-_children: dict[tuple[Any, ...], Any] = {}
-
-
-def _child(metric: Any, *labels: str) -> Any:
-    """``metric.labels(*labels)``, remembered (``labels()`` takes a lock and builds its
-    key on every call; a node sees a handful of script/outcome pairs)."""
-    key = (id(metric), *labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
-
 
 class FastAgiServer:
     def __init__(
@@ -66,6 +54,9 @@ class FastAgiServer:
         self.outcomes: Counter[str] = Counter()
         self.port: int | None = None
         self.host = settings.host
+        #: the metrics' label children this server uses, remembered (``labels()`` takes a
+        #: lock and builds its key on every call; a node sees a handful of script/outcome pairs)
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self.host = host or self.settings.host
@@ -79,6 +70,13 @@ class FastAgiServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%s (%d entry points; sessions from %s)", self.host, self.port,
                  len(self.handlers), ", ".join(str(n) for n in self.allow.networks) or "nowhere")
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     @property
     def active(self) -> int:
@@ -178,5 +176,5 @@ class FastAgiServer:
             if session is not None:
                 session.close()
             self.outcomes[outcome] += 1
-            _child(SESSIONS, script, outcome).inc()
-            _child(SESSION_SECONDS, script).observe(time.perf_counter() - started)
+            self._child(SESSIONS, script, outcome).inc()
+            self._child(SESSION_SECONDS, script).observe(time.perf_counter() - started)
