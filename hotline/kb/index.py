@@ -306,7 +306,9 @@ class KbIndex:
             ix = self._ix
             if ix is None:
                 return
-            gen = open_generation(ix, self.store, list(self._recent.values()))
+            with self._swap_lock:
+                warm = list(self._recent.values())
+            gen = open_generation(ix, self.store, warm)
             with self._swap_lock:
                 old, self._current = self._current, gen
         if old is not None:
