@@ -16,6 +16,7 @@ import pytest
 
 from hotline.config import SHIPPED_CONFIG_DIR, ConfigFiles, Settings
 from hotline.errors import ConfigError, ValidationError
+from hotline.kb.settings import synonyms_path as kb_synonyms_path
 from hotline.node import config_file_loaders, run_node
 from hotline.runtime import Runtime
 from hotline.services import NodeOptions
@@ -142,6 +143,18 @@ def test_a_file_the_site_lacks_comes_from_the_package(runtime: Runtime, tmp_path
     assert settings.config_file("sla.yaml") == conf / "sla.yaml"
     for name in ("categories.yaml", "regions.yaml", "refusal_reasons.yaml", "calendar", "hotlines.yaml"):
         assert settings.config_file(name) == SHIPPED_CONFIG_DIR / name
+
+
+def test_the_knowledge_bases_synonyms_come_from_the_config_dir(runtime: Runtime, tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    settings = replace(runtime.settings, config_dir=conf)
+    assert kb_synonyms_path(settings) == SHIPPED_CONFIG_DIR / "kb_synonyms.yaml"  # the site has none
+    (conf / "kb_synonyms.yaml").write_text("groups: []\n", encoding="utf-8")
+    assert kb_synonyms_path(settings) == conf / "kb_synonyms.yaml"
+    # a relative [kb] synonyms_path is the config_dir's too
+    extra = {**settings.extra, "kb": {"synonyms_path": "site/words.yaml"}}
+    assert kb_synonyms_path(replace(settings, extra=extra)) == conf / "site" / "words.yaml"
 
 
 #: the process-wide memos left in modules, each a pure function of constant input that

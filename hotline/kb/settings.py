@@ -12,7 +12,9 @@ from hotline.config import PROJECT_ROOT, Settings, section_settings
 class KbSettings:
     #: empty: ``data_dir/kb-index``; relative paths are taken from the project root
     index_dir: str = ""
-    synonyms_path: str = "config/kb_synonyms.yaml"
+    #: empty: ``kb_synonyms.yaml`` of the node's ``config_dir`` (else the packaged one); a
+    #: relative path is taken from ``config_dir``
+    synonyms_path: str = ""
     #: the domain dictionary (words jieba keeps whole) and the stop words (seed files;
     #: editors add more from the console)
     dictionary_path: str = "knowledge_base/lexicon/dictionary.txt"
@@ -44,7 +46,11 @@ def index_dir(settings: Settings) -> Path:
 
 
 def synonyms_path(settings: Settings) -> Path:
-    return _resolve(KbSettings.from_settings(settings).synonyms_path)
+    configured = KbSettings.from_settings(settings).synonyms_path
+    if not configured:
+        return settings.config_file("kb_synonyms.yaml")
+    p = Path(configured).expanduser()
+    return p if p.is_absolute() else settings.config_dir / p
 
 
 def dictionary_path(settings: Settings) -> Path:

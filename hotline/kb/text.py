@@ -17,6 +17,8 @@ import jieba
 _WORD_CHARS = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
 
 
+# a process-wide memo on purpose: Unicode's own data, the same for every node and
+# runtime, no configuration in it (tests/test_config_dir.py lists the allowed ones)
 @lru_cache(maxsize=1)
 def _width_table() -> dict[int, str]:
     """Characters whose NFKC form is a single different character (full-width Latin,
