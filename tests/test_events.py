@@ -50,6 +50,7 @@ def published() -> set[str]:
             assert found, f"{path}: publish with a topic this test cannot read: {expr}"
             topics |= found
         topics |= set(re.findall(r"'topic',\s*'([a-z_.]+)'", text))
+        topics |= {BY_NAME[n] for n in re.findall(r"'topic',\s*'\{Topic\.(\w+)\}'", text)}  # SQL built from Topic
         topics |= set(re.findall(r'"topic":\s*"([a-z_.]+)"', text))
     return topics
 
@@ -84,11 +85,6 @@ def test_external_topics_really_have_no_subscriber_and_every_topic_is_published(
     assert {t.value for t in Topic} <= published(), "a Topic nobody publishes: remove it"
 
 
-#: files that still spell topics as strings (the call store's SQL notifications, the kb's
-#: topic constants: others were editing them); the list may only shrink
-PENDING = {"calls/store.py", "kb/flags.py", "kb/changes.py"}
-
-
 def test_publishers_and_subscribers_name_topics_by_constant() -> None:
     values = "|".join(re.escape(t.value) for t in Topic)
     bare = {
@@ -96,4 +92,4 @@ def test_publishers_and_subscribers_name_topics_by_constant() -> None:
         for path in PACKAGE_DIR.rglob("*.py")
         if path.name != "events.py" and re.search(rf"[\"']({values})[\"']", path.read_text("utf-8"))
     }
-    assert bare <= PENDING, f"topics spelt as strings (use hotline.events.Topic): {sorted(bare - PENDING)}"
+    assert bare == set(), f"topics spelt as strings (use hotline.events.Topic): {sorted(bare)}"

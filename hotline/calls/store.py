@@ -36,7 +36,7 @@ import asyncpg
 from hotline.db.errors import is_unavailable
 from hotline.errors import Unavailable
 from hotline.events import CHANNEL as EVENTS_CHANNEL
-from hotline.events import publish, publish_many
+from hotline.events import Topic, publish, publish_many
 
 log = logging.getLogger("hotline.calls")
 
@@ -211,7 +211,7 @@ async def _start(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> in
                  WHERE calls.source <> 'agi'
                 RETURNING id, state)
             SELECT id FROM ins
-             WHERE pg_notify($1, json_build_object('topic', 'call.updated', 'payload',
+             WHERE pg_notify($1, json_build_object('topic', '{Topic.CALL_UPDATED}', 'payload',
                              json_build_object('call_id', id, 'state', state))::text) IS NOT NULL""",  # noqa: S608
         EVENTS_CHANNEL, *fields.values(),
     )
@@ -242,7 +242,7 @@ async def _record(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
     )
     if call_id is None:
         return int(await conn.fetchval("SELECT id FROM calls WHERE call_uid = $1", uid))
-    await publish(conn, "call.updated", {"call_id": call_id, "state": "ringing"})
+    await publish(conn, Topic.CALL_UPDATED, {"call_id": call_id, "state": "ringing"})
     return int(call_id)
 
 
@@ -253,7 +253,7 @@ async def _queue_join(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) 
     statement; ``call.updated`` only when something changed (the same join told again
     by queue_log after AMI costs one round trip and wakes nobody)."""
     row = await conn.fetchrow(
-        """WITH up AS (
+        f"""WITH up AS (
                UPDATE calls SET queued_at = coalesce(queued_at, $2), queue = coalesce($3, queue),
                       state = CASE WHEN state IN ('ringing', 'queued', 'transferred') THEN 'queued' ELSE state END,
                       updated_at = now()
@@ -262,8 +262,8 @@ async def _queue_join(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) 
                        OR state IN ('ringing', 'transferred'))
                 RETURNING id, state)
            SELECT coalesce((SELECT id FROM up), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
-                  (SELECT pg_notify($4, json_build_object('topic', 'call.updated', 'payload',
-                          json_build_object('call_id', id, 'state', state))::text) FROM up) AS notified""",
+                  (SELECT pg_notify($4, json_build_object('topic', '{Topic.CALL_UPDATED}', 'payload',
+                          json_build_object('call_id', id, 'state', state))::text) FROM up) AS notified""",  # noqa: S608 (the topic constant)
         uid, _ts(data["at"]), data.get("queue"), EVENTS_CHANNEL,
     )
     return None if row is None or row["id"] is None else int(row["id"])
@@ -293,7 +293,7 @@ async def _update(conn: asyncpg.Connection, uid: str, data: dict[str, Any]) -> i
         log.warning("call %s: update for an unknown call dropped: %s", uid, data)
         return None
     if "state" in sets:
-        await publish(conn, "call.updated", {"call_id": row["id"], "state": row["state"]})
+        await publish(conn, Topic.CALL_UPDATED, {"call_id": row["id"], "state": row["state"]})
     return int(row["id"])
 
 
@@ -351,14 +351,14 @@ WITH member AS ({MEMBER_SEAT.format(member="$2::text", only="AND $3::bigint IS N
             WHERE seats.current_call_id IS DISTINCT FROM EXCLUDED.current_call_id OR seats.state <> 'on_call'
         RETURNING user_id),
      events AS (
-        SELECT 1 AS i, json_build_object('topic', 'seat.changed', 'payload',
+        SELECT 1 AS i, json_build_object('topic', '{Topic.SEAT_CHANGED}', 'payload',
                                          json_build_object('user_id', user_id, 'state', 'on_call')) AS m FROM seat
         UNION ALL
-        SELECT 2, json_build_object('topic', 'call.offered', 'payload', json_build_object(
+        SELECT 2, json_build_object('topic', '{Topic.CALL_OFFERED}', 'payload', json_build_object(
                    'call_id', id, 'user_id', agent_id, 'hotline_number', hotline_number))
           FROM up WHERE agent_id IS NOT NULL AND $7
         UNION ALL
-        SELECT 3, json_build_object('topic', 'call.updated', 'payload',
+        SELECT 3, json_build_object('topic', '{Topic.CALL_UPDATED}', 'payload',
                                     json_build_object('call_id', id, 'call_uid', call_uid, 'state', 'answered'))
           FROM up)
 SELECT coalesce((SELECT id FROM up), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
@@ -458,10 +458,10 @@ WITH cur AS (
           FROM up WHERE s.current_call_id = up.id
         RETURNING s.user_id),
      events AS (
-        SELECT 0 AS i, json_build_object('topic', 'call.updated', 'payload', json_build_object(
+        SELECT 0 AS i, json_build_object('topic', '{Topic.CALL_UPDATED}', 'payload', json_build_object(
                    'call_id', id, 'call_uid', call_uid, 'state', state)) AS m FROM up
         UNION ALL
-        SELECT 1, json_build_object('topic', 'seat.changed', 'payload',
+        SELECT 1, json_build_object('topic', '{Topic.SEAT_CHANGED}', 'payload',
                                     json_build_object('user_id', user_id, 'state', 'after_call')) FROM left_call)
 SELECT coalesce((SELECT id FROM up), (SELECT id FROM fill), (SELECT id FROM calls WHERE call_uid = $1)) AS id,
        (SELECT count(pg_notify($12, m::text)) FROM (SELECT m FROM events ORDER BY i) e) AS notified"""  # noqa: S608
@@ -518,7 +518,7 @@ async def note_on_call(
     if row is None:
         return None
     if row["state"] != row["before"]:
-        await publish(conn, "call.updated", {"call_id": call_id, "state": row["state"]})
+        await publish(conn, Topic.CALL_UPDATED, {"call_id": call_id, "state": row["state"]})
     return str(row["state"])
 
 
@@ -536,7 +536,7 @@ SEAT_COLUMNS = "user_id, state, reason, since, current_call_id, interface, skill
 
 
 async def _seat_changed(conn: asyncpg.Connection, user_ids: Any, state: str) -> None:
-    await publish_many(conn, [("seat.changed", {"user_id": u, "state": state}) for u in user_ids])
+    await publish_many(conn, [(Topic.SEAT_CHANGED, {"user_id": u, "state": state}) for u in user_ids])
 
 
 async def ensure_seat(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
@@ -614,16 +614,16 @@ async def finish_wrapups_due(conn: asyncpg.Connection, wrapup_seconds: float) ->
     their ``seat.changed`` events included): their user ids, and in how many seconds the
     next seat in after-call work is due (None: nobody is in after-call work)."""
     row = await conn.fetchrow(
-        """WITH done AS (
+        f"""WITH done AS (
                UPDATE seats SET state = 'ready', reason = NULL, since = now(), updated_at = now()
                 WHERE state = 'after_call' AND since <= now() - make_interval(secs => $1)
                RETURNING user_id)
            SELECT ARRAY(SELECT user_id FROM done ORDER BY user_id) AS users,
                   (SELECT extract(epoch FROM min(since) + make_interval(secs => $1) - now())::float8
                      FROM seats WHERE state = 'after_call' AND user_id NOT IN (SELECT user_id FROM done)) AS due,
-                  (SELECT count(pg_notify($2, json_build_object('topic', 'seat.changed', 'payload',
+                  (SELECT count(pg_notify($2, json_build_object('topic', '{Topic.SEAT_CHANGED}', 'payload',
                                 json_build_object('user_id', user_id, 'state', 'ready'))::text))
-                     FROM (SELECT user_id FROM done ORDER BY user_id) d) AS notified""",
+                     FROM (SELECT user_id FROM done ORDER BY user_id) d) AS notified""",  # noqa: S608 (the topic constant)
         float(wrapup_seconds), EVENTS_CHANNEL,
     )
     assert row is not None

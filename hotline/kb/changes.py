@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from hotline.events import publish
+from hotline.events import Topic, publish
 from hotline.feed.changes import Change, Cursor
 
-TOPIC = "kb.changed"
+TOPIC = Topic.KB_CHANGED
 ARTICLE = "kb_article"
 LEXICON = "kb_lexicon"
 ENTITIES = (ARTICLE, LEXICON)

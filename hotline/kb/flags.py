@@ -7,13 +7,13 @@ from typing import Any
 
 from hotline.auth.model import User
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationError
-from hotline.events import publish
+from hotline.events import Topic, publish
 from hotline.kb.access import editor_scope, require_edit
 from hotline.kb.articles import get_article, record_history
 from hotline.kb.db import Db, savepoint
 from hotline.kb.present import row_json
 
-TOPIC_FLAGGED = "kb.flagged"
+TOPIC_FLAGGED = Topic.KB_FLAGGED
 
 
 async def raise_flag(db: Db, user: User, article_id: str, reason: str, *, call_id: int | None = None) -> dict[str, Any]:
