@@ -42,6 +42,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     marker = session.config.stash.get(_SESSION_MARKER, None)
     if marker is None:
         return
+    if hasattr(session.config, "workerinput"):
+        # a pytest-xdist worker: the workers share the controller's marker, so one would
+        # count another's Asterisk or PostgreSQL still at work; the controller checks
+        # once every worker has finished
+        return
     factory = getattr(session.config, "_tmp_path_factory", None)
     temp = factory.getbasetemp() if factory is not None and factory._basetemp is not None else None
     found = leftovers.wait_for_none(marker, temp)
