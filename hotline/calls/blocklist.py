@@ -18,6 +18,7 @@ asks the database as before. Expiry is checked against the time of the call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any, Final
@@ -98,24 +99,18 @@ class Blocklist:
 
     async def _follow(self, pool: asyncpg.Pool) -> None:
         while True:
+            self._wake.clear()  # a notice during the load wakes the wait below at once
             try:
                 await self.load(pool)
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.info("blocklist not loaded (%s); calls ask the database", exc)
                 self._entries = None
-            self._wake.clear()
-            if self._entries is not None:
-                try:
-                    async with asyncio.timeout(self.refresh_seconds):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
-            else:  # a notice came in during the load, or the database is down: again soon
-                try:
-                    async with asyncio.timeout(min(self.refresh_seconds, 1.0)):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+            # a current copy waits for the next notice or the backstop; without one (the
+            # database is down) it tries again soon
+            wait = self.refresh_seconds if self._entries is not None else min(self.refresh_seconds, 1.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
