@@ -42,18 +42,20 @@ class AgiService:
         calls = CallSettings.from_settings(self.runtime.settings)
         self.pool = await create_call_pool(self.runtime.db.url, self.runtime.settings, calls)
         self.ctx = CallContext.for_runtime(self.runtime, pool=self.pool, blocklist=Blocklist())
-        await self._follow_blocklist(self.ctx)
         self.server = FastAgiServer(self.ctx, self.runtime.settings.agi)
         await self.server.start()
         self._replayer = asyncio.create_task(self._replay_loop(), name="call-journal-replay")
+        # after the server: calls are routed (asking the database) while the copy loads
+        await self._follow_blocklist(self.ctx)
 
     async def _follow_blocklist(self, ctx: CallContext) -> None:
         """The node's copy of the blocklist (hotline.calls.blocklist); without the event
         connection (database down at start) calls ask the database, as they always can."""
         assert ctx.blocklist is not None and self.pool is not None
         try:
-            listener = await self.runtime.events()
-        except (OSError, asyncpg.PostgresError) as exc:
+            async with asyncio.timeout(ctx.calls.db_timeout * 4):
+                listener = await self.runtime.events()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("blocklist copy off (no event connection: %s); calls ask the database", exc)
             ctx.blocklist = None
             return
