@@ -58,7 +58,8 @@ test-fast: $(STAMP)
 # EINVAL when only the wall clock is). SHIFTED_AT and
 # SHIFTED_TESTS choose other moments and tests.
 SHIFTED_AT ?= 2026-11-27T18:30:00 2026-11-28T15:50:00
-SHIFTED_TESTS ?= tests/tickets tests/console tests/agi/test_agi_rules.py tests/agi/test_agi_modes.py
+SHIFTED_TESTS ?= tests/tickets tests/sla tests/calendar tests/reports tests/numbering tests/notify tests/assessment \
+	tests/console tests/agi/test_agi_rules.py tests/agi/test_agi_modes.py
 test-shifted: $(STAMP) test-deps
 	@command -v faketime >/dev/null || { echo "test-shifted needs faketime (apt-get install faketime)"; exit 1; }
 	@for at in $(SHIFTED_AT); do \

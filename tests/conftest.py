@@ -30,6 +30,10 @@ from hotline.web import create_app
 
 _SESSION_MARKER = pytest.StashKey[str]()
 
+#: fixtures shared by the test folders of several packages (tickets, sla, reports,
+#: numbering, assessment, notify; ingest, quality)
+pytest_plugins = ["fixtures_tickets", "fixtures_ingest"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # every process this session starts carries the marker (see tests/leftovers.py)

@@ -1,19 +1,15 @@
 """The assessment in a real browser: a unit's liaison files an appeal from its console;
 the supervisor sees the month's ranking drawn with ECharts and tabulated with the
-hand-computed scores of tests/tickets/test_tickets_rates, approves the appeal from the
+hand-computed scores of tests/month_support.py, approves the appeal from the
 page, and the ranking moves."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tickets"))
-from test_tickets_rates import seed_march  # noqa: E402
-from tickets_support import ASSIST, LEAD, OTHER, Cast  # noqa: E402
+from month_support import seed_march
+from tickets_support import ASSIST, LEAD, OTHER, Cast
 
 pytestmark = pytest.mark.browser
 

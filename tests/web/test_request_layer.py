@@ -235,7 +235,7 @@ def _router_routes(app: web.Application) -> list[tuple[str, str, Any]]:
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: public routes that answer every wrong input with one and the same refusal on purpose
 #: (the citizens' progress look-up: a 400 would tell a guesser which input was wrong;
-#: docs/RATES.md, tests/tickets/test_tickets_numbers_progress.py); the error shape holds
+#: docs/RATES.md, tests/numbering/test_progress.py); the error shape holds
 SAME_REFUSAL_FOR_EVERY_WRONG_INPUT = {"POST /api/v1/public/progress": (404, "not_found")}
 
 

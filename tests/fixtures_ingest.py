@@ -1,5 +1,6 @@
-"""Fixtures for the aggregation tests: a registered sub-centre source with its key,
-and a client that signs ingest requests like a sub-centre would."""
+"""Fixtures for the tests of what sub-centres send (ingest, quality): a registered
+sub-centre source with its key, and a client that signs ingest requests like a
+sub-centre would. Registered for the whole suite by tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Fixtures for the tickets area: reference data seeded from config/ and a cast of
-users (centre roles and liaisons of two units)."""
+"""Fixtures for the ticket-side tests (tickets, SLA, reports, numbering, assessment, notify):
+the reference data seeded from config/, and a cast of users (centre roles and liaisons of
+the units around the lead unit). Registered for the whole suite by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tickets_support import ABOVE, ASSIST, LEAD, OTHER, SUB, Cast, _hash  # noqa: F401
+from tickets_support import ABOVE, ASSIST, LEAD, OTHER, SUB, Cast, _hash
 
 from hotline.auth.model import User
 from hotline.tickets.seed import seed_reference_data

@@ -1,11 +1,11 @@
-"""Unit assessment for the seeded month of test_tickets_rates: the composite score and
+"""Unit assessment for the seeded month (tests/month_support.py): the composite score and
 the ranking match figures computed by hand; appeals (a unit files, the centre approves
 or rejects with a reason) and exemptions move the score, each with its audit row;
 the weights are configuration, checked at start."""
 
 import asyncpg
 import pytest
-from test_tickets_rates import APRIL_1, MARCH, seed_march
+from month_support import APRIL_1, MARCH, seed_march
 from tickets_support import LEAD, OTHER, Cast
 
 from hotline.assessment import AssessmentSettings, assessment_settings, grant_exemption, ranking
