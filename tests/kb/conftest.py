@@ -15,6 +15,7 @@ from hotline.db import Database
 from hotline.db.pool import create_pool
 from hotline.kb.engine import KnowledgeBase, close_kb, get_kb
 from hotline.kb.importer import import_path
+from hotline.kb.text import Segmenter
 from hotline.runtime import Runtime
 
 
@@ -77,3 +78,9 @@ async def second_node(settings, registry, db_url, tmp_path: Path) -> AsyncIterat
     finally:
         await rt.close()
         await pool.close()
+
+
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
+    """A segmenter with its own jieba cache (no lexicon), for the synthetic indexes."""
+    return Segmenter(cache_dir=tmp_path_factory.mktemp("cache"))

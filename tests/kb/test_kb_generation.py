@@ -6,35 +6,18 @@ whoosh's own exhaustive search returns, with filters, deletions and several segm
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kbhelpers import WORDS, index_doc, random_docs
 from whoosh.query import Term
 
-from hotline.kb.index import KbIndex, candidates, document
+from hotline.kb.index import KbIndex, candidates
 from hotline.kb.lexicon import Lexicon
 from hotline.kb.query import Ranker
 from hotline.kb.text import Segmenter
-
-WORDS = ["公积金", "社保", "医保", "户口", "护照", "驾照", "停车", "噪音", "物业", "供暖", "燃气", "自来水", "学校",
-         "医院", "公交"]
-NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
-    return Segmenter(cache_dir=tmp_path_factory.mktemp("cache"))
-
-
-def _doc(segmenter: Segmenter, article_id: str, title: str, body: str, *, hotline: str = "12333",
-         state: str = "published") -> dict[str, Any]:
-    return document({"id": article_id, "title": title, "category": "测试/发布", "keywords": [], "body": body,
-                     "unit_code": "hrss", "hotlines": [hotline], "state": state,
-                     "material_type": "日常咨询", "valid_from": None, "valid_to": None, "review_due": None,
-                     "version": 1, "updated_at": NOW}, segmenter)
 
 
 def _write(index: KbIndex, segmenter: Segmenter, docs: list[dict[str, Any]], deletes: tuple[str, ...] = (),
@@ -46,11 +29,7 @@ def _write(index: KbIndex, segmenter: Segmenter, docs: list[dict[str, Any]], del
 def index(tmp_path: Path, segmenter: Segmenter) -> KbIndex:
     ix = KbIndex(tmp_path / "ix")
     ix.open()
-    rng = random.Random(1)
-    docs = [_doc(segmenter, f"a{i}", "".join(rng.sample(WORDS, 2)) + str(i),
-                 "。".join(rng.choice(WORDS) * rng.randint(1, 3) for _ in range(rng.randint(2, 30))),
-                 hotline=rng.choice(["12333", "12329"]), state=rng.choice(["published", "published", "draft"]))
-            for i in range(300)]
+    docs = random_docs(segmenter, varied=True)
     _write(ix, segmenter, docs, clear=True)
     yield ix
     ix.close()
@@ -61,7 +40,7 @@ def test_a_search_keeps_its_generation_across_commits(index: KbIndex, segmenter:
     with index.reading() as gen:
         plan = ranker.plan("公积金 噪音", gen.vocab)
         # a publish commits (the writer swaps in a new generation) while this search runs
-        _write(index, segmenter, [_doc(segmenter, "new1", "鹦鹉螺号公积金", "独特词语鹦鹉螺号")], ("a1", "a2"))
+        _write(index, segmenter, [index_doc(segmenter, "new1", "鹦鹉螺号公积金", "独特词语鹦鹉螺号")], ("a1", "a2"))
         # everything this search still reads comes from the generation it started on:
         # before the fix the commit's refresh had closed this reader (ReaderClosed)
         assert gen.vocab.df("body", "鹦鹉螺") == 0
@@ -79,7 +58,7 @@ def test_a_search_keeps_its_generation_across_commits(index: KbIndex, segmenter:
 def test_generation_held_by_a_search_is_not_closed_by_several_commits(index: KbIndex, segmenter: Segmenter) -> None:
     with index.reading() as gen:
         for k in range(3):
-            _write(index, segmenter, [_doc(segmenter, f"n{k}", f"新条目{k}", "燃气 供暖")])
+            _write(index, segmenter, [index_doc(segmenter, f"n{k}", f"新条目{k}", "燃气 供暖")])
         assert [f["id"] for f in gen.searcher.all_stored_fields() if f["id"] == "n0"] == []
         assert gen.searcher.doc_frequency("head", "条目") == 0
     assert gen.closed
@@ -95,8 +74,8 @@ def _whoosh_top(index: KbIndex, query: Any, filter: Any, limit: int) -> list[tup
 def test_array_scoring_equals_whoosh_with_filters_deletions_and_segments(index: KbIndex,
                                                                         segmenter: Segmenter) -> None:
     # more segments (incremental commits), an update and a delete in the big one
-    _write(index, segmenter, [_doc(segmenter, "a3", "公积金噪音改", "公积金。噪音。物业")], ("a4",))
-    _write(index, segmenter, [_doc(segmenter, f"b{i}", f"医保停车{i}", "医保停车医院" * (i + 1)) for i in range(5)])
+    _write(index, segmenter, [index_doc(segmenter, "a3", "公积金噪音改", "公积金。噪音。物业")], ("a4",))
+    _write(index, segmenter, [index_doc(segmenter, f"b{i}", f"医保停车{i}", "医保停车医院" * (i + 1)) for i in range(5)])
     ranker = Ranker(Lexicon(), segmenter)
     rng = random.Random(3)
     filters = [None, Term("state", "published"), Term("hotlines", "12329")]

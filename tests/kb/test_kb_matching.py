@@ -4,46 +4,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kbhelpers import WORDS, index_doc, random_docs
 from whoosh.matching.binary import AndMaybeMatcher, UnionMatcher
 from whoosh.query import Term
 
-from hotline.kb.index import KbIndex, document
+from hotline.kb.index import KbIndex
 from hotline.kb.lexicon import Lexicon
 from hotline.kb.query import Ranker
 from hotline.kb.text import Segmenter
-
-WORDS = ["公积金", "社保", "医保", "户口", "护照", "驾照", "停车", "噪音", "物业", "供暖", "燃气", "自来水", "学校",
-         "医院", "公交"]
-NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
-    return Segmenter(cache_dir=tmp_path_factory.mktemp("cache"))
-
-
-def _doc(segmenter: Segmenter, article_id: str, title: str, body: str) -> dict[str, Any]:
-    return document({"id": article_id, "title": title, "category": "测试/发布", "keywords": [], "body": body,
-                     "unit_code": "hrss", "hotlines": ["12333"], "state": "published",
-                     "material_type": "日常咨询", "valid_from": None, "valid_to": None, "review_due": None,
-                     "version": 1, "updated_at": NOW}, segmenter)
 
 
 @pytest.fixture
 def index(tmp_path: Path, segmenter: Segmenter) -> KbIndex:
     ix = KbIndex(tmp_path / "ix")
     ix.open()
-    rng = random.Random(1)
-    docs = [_doc(segmenter, f"a{i}", "".join(rng.sample(WORDS, 2)) + str(i),
-                 "。".join(rng.choice(WORDS) * rng.randint(1, 3) for _ in range(rng.randint(2, 30))))
-            for i in range(300)]
+    docs = random_docs(segmenter)
     ix.write(docs, (), cursor="0-1", instance="t", dictionary=segmenter.fingerprint, clear=True)
     return ix
 
@@ -109,7 +90,7 @@ def test_look_alike_publishes_are_each_found(index: KbIndex, segmenter: Segmente
     """The benchmark's publish loop: near-identical articles (tied scores fill the top
     page), one incremental commit each, each searched for right after its commit."""
     for k in range(12):
-        index.write([_doc(segmenter, f"t{k}", f"基准测试发布条目{k}", f"这是第{k}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{k}号。")],
+        index.write([index_doc(segmenter, f"t{k}", f"基准测试发布条目{k}", f"这是第{k}条用于测量发布到可检索延迟的知识，独特词语：鹦鹉螺{k}号。")],
                     (), cursor=f"0-{2 + k}", instance="t", dictionary=segmenter.fingerprint)
         _, _, _, hits, _ = Ranker(Lexicon(), segmenter).search(index, f"基准测试发布条目{k}", filter=None, page=1,
                                                                pagelen=3)
