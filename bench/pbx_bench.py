@@ -186,6 +186,44 @@ def _config_file(path: Path, sandbox: AsteriskSandbox, follow_interval: float | 
     path.write_text(text, encoding="utf-8")
 
 
+#: the world on the far side of an IAX2 trunk (``--network iax2``): citizens who dial the
+#: hotline numbers through the trunk, and the agents' phones the PBX's queues call back
+WORLD_DIALPLAN = """[general]
+static = yes
+writeprotect = no
+
+[globals]
+TALK = 1
+MEDIA = 0
+
+; Local/<caller>*<number>@citizens: the ;2 side calls the PBX over the trunk
+[citizens]
+exten => _X.,1,Set(CALLERID(num)=${CUT(EXTEN,*,1)})
+ same => n,Dial(IAX2/pbx/${CUT(EXTEN,*,2)})
+ same => n,Hangup()
+
+; the agents' phones: answer, talk TALK seconds (a tone with MEDIA = 1), hang up
+[phones]
+exten => _X.,1,Answer()
+ same => n,ExecIf($["${GLOBAL(MEDIA)}" = "1"]?Playtones(1004))
+ same => n,Wait(${GLOBAL(TALK)})
+ same => n,Hangup()
+"""
+
+
+def _iax(sandbox: AsteriskSandbox, me: str, port: int, peer: str, peer_port: int, context: str) -> None:
+    """chan_iax2 on ``port`` with one friend ``peer`` (G.711 u-law, 20 ms frames). Media
+    always flows through this Asterisk (``transfer = no``), as RTP through a PBX that
+    does not re-invite; no jitter buffer (nothing a LAN needs)."""
+    with (sandbox.etc / "modules.conf").open("a") as fh:
+        fh.write("load = chan_iax2.so\n")
+    (sandbox.etc / "iax.conf").write_text(
+        f"[general]\nbindaddr = 127.0.0.1:{port}\ndisallow = all\nallow = ulaw\n"
+        "jitterbuffer = no\ntransfer = no\nrequirecalltoken = no\ntrunk = no\n\n"
+        f"[{peer}]\ntype = friend\nusername = {me}\nhost = 127.0.0.1\nport = {peer_port}\ncontext = {context}\n"
+        "transfer = no\nrequirecalltoken = no\ndisallow = all\nallow = ulaw\n")
+
+
 def _postmaster(pgdata: Path) -> tuple[int, str, int]:
     """(pid, socket dir, port) from postmaster.pid."""
     lines = (pgdata / "postmaster.pid").read_text().splitlines()
@@ -209,6 +247,14 @@ async def run(args: argparse.Namespace) -> int:
     data_dir = tmp / "data"
     sandbox = AsteriskSandbox(tmp / "pbx", install, talk_seconds=args.talk)
     sandbox.init()
+    world: AsteriskSandbox | None = None
+    if args.network == "iax2":
+        world = AsteriskSandbox(tmp / "world", install, talk_seconds=args.talk)
+        world.init()
+        (world.etc / "extensions.conf").write_text(WORLD_DIALPLAN)
+        pbx_iax, world_iax = free_port(), free_port()
+        _iax(sandbox, "pbx", pbx_iax, "world", world_iax, "from-trunk")
+        _iax(world, "world", world_iax, "pbx", pbx_iax, "phones")
     agi_port, web_port = free_port(), free_port()
     config = tmp / "hotline.toml"
     without = set(filter(None, args.without.split(",")))
@@ -233,8 +279,11 @@ async def run(args: argparse.Namespace) -> int:
         registry = load_registry(settings.registry_path)
         sandbox.write_hotline(generate_extensions(registry, DialplanOptions(f"agi://127.0.0.1:{agi_port}")),
                               generate_queues(registry, CallSettings.from_settings(settings)))
-        sandbox.start()
-        sandbox.rx(f"dialplan set global TALK {args.talk}")
+        for pbx in filter(None, (sandbox, world)):
+            pbx.start()
+            pbx.rx(f"dialplan set global TALK {args.talk}")
+            if args.media:
+                pbx.rx("dialplan set global MEDIA 1")
         log = (tmp / "serve.log").open("wb")
         server = subprocess.Popen([*HOTLINE, "serve", *args.serve_args.split()], env=env, cwd=ROOT,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -251,19 +300,27 @@ async def run(args: argparse.Namespace) -> int:
         conn = await asyncpg.connect(host=sockdir, port=pgport, user="postgres", database="hotline",
                                      server_settings={"application_name": "bench"})
         my_backend = await conn.fetchval("SELECT pg_backend_pid()")
+        for setting in filter(None, args.pg_set.split(",")):  # ablation: a server setting for the whole run
+            name, _, value = setting.partition("=")
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        if args.pg_set:
+            await conn.fetchval("SELECT pg_reload_conf()")
         # agents: a user and a ready seat each, and a member of the shared queue
+        phone = "IAX2/world/{ext}" if world is not None else "Local/{ext}@agents"
         for i in range(1, args.agents + 1):
             ext = f"80{i:02d}"
             uid = await conn.fetchval(
                 "INSERT INTO users (username, display_name, password_hash, roles) "
                 "VALUES ($1, $2, 'x', '{agent}') RETURNING id", f"bench{ext}", f"坐席{ext}")
             await conn.execute("INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', $2)",
-                               uid, f"Local/{ext}@agents")
-            sandbox.rx(f"queue add member Local/{ext}@agents to hotline-12345")
+                               uid, phone.format(ext=ext))
+            sandbox.rx(f"queue add member {phone.format(ext=ext)} to hotline-12345")
         lines = [ln.number for ln in registry.lines if ln.mode in ("platform", "merged")]
         if args.lines:
             lines = args.lines.split(",")
-        ami = Ami(sandbox.ami_port, sandbox.ami_username, sandbox.ami_secret)
+        caller_side = world or sandbox  # where citizens are placed
+        citizens = "citizens" if world is not None else "pstn"
+        ami = Ami(caller_side.ami_port, caller_side.ami_username, caller_side.ami_secret)
         await ami.connect()
         rng = random.Random(args.seed)
 
@@ -291,8 +348,12 @@ async def run(args: argparse.Namespace) -> int:
                 while placed < n and placed - done < concurrency:
                     caller = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
                     line = lines[placed % len(lines)]
-                    await ami.action("Originate", Channel=f"Local/{caller}*{line}@pstn",
-                                     Application="Wait", Data=str(args.stay), Async="true")
+                    if args.media:  # the citizen speaks all along (a tone, 20 ms frames) until the call ends
+                        await ami.action("Originate", Channel=f"Local/{caller}*{line}@{citizens}",
+                                         Application="Milliwatt", Async="true")
+                    else:
+                        await ami.action("Originate", Channel=f"Local/{caller}*{line}@{citizens}",
+                                         Application="Wait", Data=str(args.stay), Async="true")
                     placed += 1
                 await asyncio.sleep(args.poll)
 
@@ -399,7 +460,8 @@ async def run(args: argparse.Namespace) -> int:
               f"ended {stats['ended']}, answered {stats['answered']} (with agent {stats['with_agent']}), "
               f"states {dict((r[0], r[1]) for r in states)}")
         print(f"wall: calls {t_calls:.1f} s, window incl. import {wall:.1f} s; "
-              f"agents {args.agents}, concurrency {args.concurrency}, talk {args.talk} s")
+              f"agents {args.agents}, concurrency {args.concurrency}, talk {args.talk} s, "
+              f"media {'both ways' if args.media else 'none'}, phones over {args.network}")
         print("idle rate (ms CPU per s): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in idle.items()))
         print(f"bench's own PG connection subtracted: {mine * 1000:.0f} ms; bench process CPU {own:.2f} s")
         print("\nCPU per answered call (ms)      gross    net of idle")
@@ -455,6 +517,8 @@ async def run(args: argparse.Namespace) -> int:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(5)
         sandbox.stop()
+        if world is not None:
+            world.stop()
         if postmaster_pid is not None and _stat(postmaster_pid) is not None:
             try:
                 os.kill(postmaster_pid, signal.SIGTERM)  # a server the backend left behind
@@ -476,6 +540,13 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=20)
     p.add_argument("--talk", type=int, default=1, help="seconds an agent talks")
+    p.add_argument("--media", action="store_true",
+                   help="audio both ways: the agent phone plays a tone while it talks, the citizen one from "
+                        "the start (Playtones / Milliwatt, 20 ms frames relayed by Asterisk like a call's RTP)")
+    p.add_argument("--network", choices=("local", "iax2"), default="local",
+                   help="how citizens and agent phones reach the PBX: 'local' (Local channels inside it) or "
+                        "'iax2' (a second Asterisk, the world, over an IAX2 trunk on UDP: real network "
+                        "channels; the world's CPU is not counted)")
     p.add_argument("--stay", type=int, default=120, help="seconds a citizen stays at most")
     p.add_argument("--warmup", type=int, default=10, help="calls before the measured window")
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
@@ -496,6 +567,9 @@ def main() -> int:
     p.add_argument("--without", default="", metavar="PARTS",
                    help="ablation: comma-separated node parts left unconfigured: 'ami' (no AMI telephony "
                         "service, no AMI transfers), 'records' (no Master.csv / queue_log followers)")
+    p.add_argument("--pg-set", default="", metavar="NAME=VALUE,...",
+                   help="ablation: PostgreSQL settings (ALTER SYSTEM + reload) before the agents are added, "
+                        "e.g. synchronous_commit=off")
     p.add_argument("--ami-events", action="store_true",
                    help="count the AMI events Asterisk emits per call (a second AMI connection: analysis only)")
     p.add_argument("--seed", type=int, default=12345)

@@ -158,6 +158,7 @@ load = app_read.so
 load = app_verbose.so
 load = app_echo.so
 load = app_milliwatt.so
+load = app_playtones.so
 load = res_clioriginate.so
 load = res_speech.so
 load = app_cdr.so
@@ -176,10 +177,12 @@ include => hotline-incoming
 exten => _X.,1,Set(CALLERID(num)=${CUT(EXTEN,*,1)})
  same => n,Goto(from-trunk,${CUT(EXTEN,*,2)},1)
 
-; an agent or expert phone: answers, talks TALK_<ext> (else TALK) seconds, hangs up
+; an agent or expert phone: answers, talks TALK_<ext> (else TALK) seconds, hangs up;
+; with the global MEDIA = 1 it sends audio while it talks (a 1004 Hz tone, 20 ms frames)
 [agents]
 exten => _X.,1,Answer()
  same => n,Set(T=${GLOBAL(TALK_${EXTEN})})
+ same => n,ExecIf($["${GLOBAL(MEDIA)}" = "1"]?Playtones(1004))
  same => n,Wait(${IF($[${LEN(${T})} > 0]?${T}:${GLOBAL(TALK)})})
  same => n,Hangup()
 
@@ -259,7 +262,7 @@ class AsteriskSandbox:
         (self.etc / "queues.conf").write_text("[general]\npersistentmembers = no\n#include hotline/queues_hotline.conf\n")
         (self.etc / "extensions.conf").write_text(
             "[general]\nstatic = yes\nwriteprotect = no\n\n[globals]\n"
-            f"TALK = {self.talk_seconds}\nSUBCENTER_TALK = 3\n\n"
+            f"TALK = {self.talk_seconds}\nSUBCENTER_TALK = 3\nMEDIA = 0\n\n"
             "#include hotline/extensions_hotline.conf\n" + PEOPLE_CONTEXTS)
         for name in ("extensions_hotline.conf", "queues_hotline.conf"):
             target = self.hotline_dir / name
