@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hotline.calls.recordings import mixmonitor
 from hotline.calls.routing import skill_queue
 from hotline.calls.settings import CallSettings
 from hotline.registry import Mode, Registry
@@ -34,6 +35,7 @@ class DialplanOptions:
     agi_base: str  # agi://host:port or hagi://name
     asterisk_major: int = 22  # the current LTS; --asterisk for older majors
     queue_timeout: int = 0  # 0: wait in the 12345 queue until answered (7×24)
+    recordings_dir: str = ""  # [calls] recordings_dir: every call recorded there (MixMonitor); empty: none
 
     def agi(self, script: str, *args: str) -> str:
         """``AGI(agi://host/script[,args])``: arguments after commas, as Asterisk passes them."""
@@ -73,6 +75,7 @@ def generate_extensions(registry: Registry, options: DialplanOptions) -> str:
             " same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)",
             " same => n,Set(AGIEXITONHANGUP=yes)",
             f" same => n,Set(__HOTLINE_LINE={line.number})",
+            *([f" same => n,{mixmonitor(options.recordings_dir)}"] if options.recordings_dir else []),
             f" same => n,{options.agi(f'incoming?line={line.number}&linkedid=${{CHANNEL(linkedid)}}')}",
             f' same => n,GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?hotline-fallback,{line.number},1)',
             f' same => n,GotoIf($["${{HOTLINE_ROUTE}}" = ""]?hotline-fallback,{line.number},1)',

@@ -49,6 +49,10 @@ class CallSettings:
     wrapup_seconds: int = 10
     #: how often the telephony service makes queue members agree with seat states
     reconcile_interval: float = 30.0
+    #: call recording (全程录音): the absolute directory the PBX writes recordings to
+    #: (MixMonitor in the generated dialplan) and this node reads them from: the same
+    #: path on the PBX host and the node (one host, or shared storage). Empty: no recording
+    recordings_dir: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallSettings:
@@ -67,6 +71,13 @@ class CallSettings:
         if result.reconcile_interval <= 0:
             raise ConfigError(f"calls.reconcile_interval must be > 0, got {result.reconcile_interval}",
                               field="calls.reconcile_interval")
+        if result.recordings_dir and not result.recordings_dir.startswith("/"):
+            raise ConfigError(f"calls.recordings_dir must be an absolute path (the PBX writes there), "
+                              f"got {result.recordings_dir!r}", field="calls.recordings_dir")
+        if any(c in result.recordings_dir for c in ",;()$\"\\\n"):
+            raise ConfigError(f"calls.recordings_dir cannot contain , ; ( ) $ quotes or backslashes "
+                              f"(it is written into the dialplan), got {result.recordings_dir!r}",
+                              field="calls.recordings_dir")
         return result
 
     def agi_base(self, settings: Settings) -> str:

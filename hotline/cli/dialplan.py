@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if not base.startswith(("agi://", "hagi://")):
         print(f"hotline: error: --agi-url must start with agi:// or hagi://, got {base!r}", file=sys.stderr)
         return 2
-    options = DialplanOptions(agi_base=base, asterisk_major=args.asterisk)
+    options = DialplanOptions(agi_base=base, asterisk_major=args.asterisk, recordings_dir=calls.recordings_dir)
     extensions = generate_extensions(registry, options)
     queues = generate_queues(registry, calls)
     if not args.out:

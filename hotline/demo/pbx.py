@@ -62,11 +62,16 @@ async def start_demo_pbx(settings: Settings, registry: Registry) -> tuple[Settin
     pbx = AsteriskSandbox(pbx_dir(settings), install)
     pbx.init()
     calls = CallSettings.from_settings(settings)
-    pbx.write_hotline(generate_extensions(registry, DialplanOptions(calls.agi_base(settings))),
+    # every demo call is recorded (the phones send a tone: there is no voice here)
+    recordings = calls.recordings_dir or str((settings.data_dir / "recordings").resolve())
+    pbx.write_hotline(generate_extensions(registry, DialplanOptions(calls.agi_base(settings),
+                                                                    recordings_dir=recordings)),
                       generate_queues(registry, calls))
     await asyncio.to_thread(pbx.start)
-    log.info("demo: Asterisk sandbox running in %s (AMI 127.0.0.1:%d)", pbx.root, pbx.ami_port)
-    return pbx.wire(settings), registry, pbx
+    await asyncio.to_thread(pbx.rx, "dialplan set global MEDIA 1")
+    log.info("demo: Asterisk sandbox running in %s (AMI 127.0.0.1:%d), recordings in %s",
+             pbx.root, pbx.ami_port, recordings)
+    return pbx.wire(settings, calls={"recordings_dir": recordings}), registry, pbx
 
 
 def pbx_dir(settings: Settings) -> Path:

@@ -109,7 +109,8 @@ async def start_phone_system(
         await service.start()
         system.services.append(service)
         system.agi_port = service.server.port  # type: ignore[attr-defined]
-    options = DialplanOptions(f"agi://127.0.0.1:{system.agi_port or 9}")
+    options = DialplanOptions(f"agi://127.0.0.1:{system.agi_port or 9}",
+                              recordings_dir=CallSettings.from_settings(settings).recordings_dir)
     pbx.write_hotline(generate_extensions(registry, options), generate_queues(registry, CallSettings.from_settings(settings)))
     await asyncio.to_thread(pbx.start)
     for service in found:

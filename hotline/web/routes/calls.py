@@ -9,6 +9,8 @@ audited. Thin: the domain is :mod:`hotline.calls`; the channel is moved by
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +19,8 @@ from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.calls.context import CallContext
 from hotline.calls.queries import call_json, get_call, is_on_call, list_calls, transfer_attempts
-from hotline.calls.settings import EXPERT_FALLBACKS
+from hotline.calls.recordings import find_recording
+from hotline.calls.settings import EXPERT_FALLBACKS, CallSettings
 from hotline.calls.transfer import KINDS, transfer_live_call
 from hotline.errors import Forbidden, NotFound, ValidationError
 from hotline.web.access import api_doc, current_user, requires
@@ -63,7 +66,28 @@ async def calls_list(request: web.Request) -> web.Response:
         caller_pattern=caller.pattern,
         since=query_datetime(request, "since"), until=query_datetime(request, "until"), limit=limit, offset=offset,
     )
-    return json_response({"items": [call_json(r) for r in rows], "total": total, "limit": limit, "offset": offset})
+    items = [call_json(r) for r in rows]
+    await _mark_recordings(request, items)
+    return json_response({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+def _recordings_root(request: web.Request) -> Path | None:
+    directory = CallSettings.from_settings(request.app[RUNTIME].settings).recordings_dir
+    return Path(directory) if directory else None
+
+
+async def _mark_recordings(request: web.Request, items: list[dict[str, Any]]) -> None:
+    """``recording``: whether the call has a recording file (a few ``stat``s each, off the
+    loop: the directory may be on shared storage)."""
+    root = _recordings_root(request)
+    if root is None:
+        for item in items:
+            item["recording"] = False
+        return
+    found = await asyncio.to_thread(
+        lambda: [find_recording(root, item["call_uid"], item["started_at"]) is not None for item in items])
+    for item, has in zip(items, found, strict=True):
+        item["recording"] = has
 
 
 async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
@@ -97,7 +121,38 @@ async def call_detail(request: web.Request) -> web.Response:
                     detail={"hotline_number": row["hotline_number"]}, remote_addr=request.remote)
     body = call_json(row, unmasked=unmask)
     body["transfer_attempts"] = await transfer_attempts(pool, call_id)
+    await _mark_recordings(request, [body])
     return json_response(body)
+
+
+@requires(*READERS)
+@api_doc(
+    tags=TAGS,
+    responses={200: {"description": "the call's recording (全程录音), audio/wav; HTTP Range requests for seeking; "
+                                    "each play from the start is audited"},
+               403: "not on this call (only its agent or expert, a supervisor or an admin may listen)",
+               404: "no such call, or no recording of it"},
+)
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    """Listen to a call's recording."""
+    user = current_user(request)
+    call_id = path_int(request)
+    pool = request.app[RUNTIME].pool
+    row = await get_call(pool, call_id)
+    if row is None:
+        raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
+    if not await _may_unmask(request, user, row):
+        raise Forbidden("只有接听该来电的话务员、专家座席、班长或系统管理员可以收听录音", field="id")
+    root = _recordings_root(request)
+    path = None if root is None else await asyncio.to_thread(find_recording, root, row["call_uid"], row["started_at"])
+    if path is None:
+        raise NotFound(f"来电 {call_id} 没有录音", field="id")
+    wanted = request.headers.get("Range", "")
+    if not wanted or wanted.replace(" ", "").startswith("bytes=0-"):  # a play from the start, not a seek
+        await audit(pool, "call.recording_played", user=user, object_type="call", object_id=call_id,
+                    detail={"hotline_number": row["hotline_number"], "file": path.name},
+                    remote_addr=request.remote)
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"})
 
 
 @requires("agent", "expert", "supervisor")
@@ -154,4 +209,5 @@ async def call_transfer(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/calls", calls_list)
     app.router.add_get("/api/v1/calls/{id}", call_detail)
+    app.router.add_get("/api/v1/calls/{id}/recording", call_recording)
     app.router.add_post("/api/v1/calls/{id}/transfer", call_transfer)
