@@ -16,7 +16,9 @@ from phone_support import PhoneSystem, start_phone_system, stop_phone_system
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user
+from hotline.calls.context import CallContext
 from hotline.calls.recordings import find_recording, recording_relpath
+from hotline.calls.transfer import transfer_live_call
 from hotline.console import seats
 from hotline.telephony.pbx import seat_pbx
 
@@ -100,6 +102,42 @@ async def test_a_call_while_the_backend_is_down_is_recorded_too(
             timeout=10, what="the recording written")
         seconds, peak = _sound(path)
         assert seconds > 0.5 and peak > 1000, (seconds, peak)
+    finally:
+        await stop_phone_system(system)
+
+
+async def test_the_recording_goes_on_through_a_transfer_to_a_subcentre(
+    settings: Any, pbx_registry: Any, db_url: str, pbx: Any, tmp_path: Path,
+) -> None:
+    """The agent transfers the call to a sub-centre (the console's 转分中心: AMI moves the
+    citizen's channel out of the agent's bridge into a Dial()); the one recording holds
+    both conversations."""
+    system, recordings = await _setup(settings, pbx_registry, db_url, pbx, tmp_path)
+    try:
+        agent = await _agent(system)
+        await system.rx("dialplan set global TALK_8001 60")  # the agent would talk for a minute
+        await system.rx("dialplan set global SUBCENTER_TALK 5")  # the sub-centre talks 5 s
+        await _speaking_call(system, "12345", "13900000003")
+
+        async def talking() -> Any:
+            return await system.pool.fetchrow(
+                "SELECT * FROM calls WHERE caller_number = '13900000003' AND state = 'answered'")
+
+        call = await system.eventually(talking, what="the agent answering")
+        ctx = CallContext.for_runtime(system.runtime)
+        assert system.runtime.channel_mover is not None
+        result = await transfer_live_call(ctx, call_id=call["id"], kind="subcenter", target="12367", fallback=None,
+                                          requested_by=agent, mover=system.runtime.channel_mover(ctx.calls))
+        assert result["outcome"] == "dialling" and result["channel_moved"] is True, result
+        row = await _ended(system, "13900000003")
+        path = await system.eventually(
+            lambda: _closed(find_recording(recordings, row["call_uid"], row["started_at"])),
+            timeout=10, what="the recording written")
+        seconds, peak = _sound(path)
+        # the sub-centre's 5 s after the agent's part: a recording that stopped at the
+        # transfer would hold the agent's part only (the transfer follows the answer at once)
+        assert seconds > 4.5 and peak > 1000, (seconds, peak)
+        assert await system.pool.fetchval("SELECT count(*) FROM calls") == 1
     finally:
         await stop_phone_system(system)
 
