@@ -1,6 +1,6 @@
 // The other teams' APIs as the console uses them, in one place: tickets (issue 4),
-// knowledge base (issue 5), telephony transfers (issue 3), data quality (issue 6).
-import { get, post } from './common.js';
+// knowledge base (issue 5), telephony transfers and call records (issue 3), data quality (issue 6).
+import { get, MODES, post } from './common.js';
 
 export const TICKET_STATES = {
   intake: '受理', dispatched: '已派单待签收', handling: '办理中', return_review: '退回待审核',
@@ -40,6 +40,13 @@ export const kbLexiconAction = (id, action, note) => post(`/api/v1/kb/lexicon/${
 
 // -- telephony -------------------------------------------------------------------
 export const transferCall = (callId, body) => post(`/api/v1/calls/${callId}/transfer`, body); // {kind, target?}
+export const CALL_STATES = { ringing: '振铃', queued: '排队中', answered: '通话中', transferred: '已转接', completed: '已结束', abandoned: '放弃', failed: '失败' };
+export const CALL_ROUTES = { ...MODES, blocked: '黑名单拦截', out_of_hours: '非服务时间', fallback: '兜底转12345' };
+export const listHotlines = () => get('/api/v1/hotlines');
+/** Call records, most recent first, caller numbers masked: {items, total, limit, offset}. */
+export const listCalls = (params) => get(`/api/v1/calls${q(params)}`);
+/** The call's recording (WAV, seekable); every play is audited by the server. */
+export const callRecordingUrl = (callId) => `/api/v1/calls/${encodeURIComponent(callId)}/recording`;
 
 // -- reports, SLA, data quality ----------------------------------------------------
 const reportQuery = (p) => q({ group: p.group, from: p.from, to: p.to, line: p.line });

@@ -1,12 +1,12 @@
-// 班长监控: live wallboard (pushed), seats, SLA reports with charts and exports,
+// 班长监控: live wallboard (pushed), seats, call records with recording playback, SLA reports with charts and exports,
 // overdue / at-risk tickets with supervise and urge, data quality, KB review.
 import {
   $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, post, SEAT_STATES, secondsSince,
   select, serverNow, setServerTime, toast,
 } from '../common.js';
 import {
-  atRisk, items, kbDueForReview, kbLexicon, kbLexiconAction, kbLexiconCreate, qualityReport, reportExportUrl, slaReport,
-  ticketAction, TICKET_STATES,
+  atRisk, CALL_ROUTES, CALL_STATES, callRecordingUrl, items, kbDueForReview, kbLexicon, kbLexiconAction, kbLexiconCreate,
+  listCalls, listHotlines, qualityReport, reportExportUrl, slaReport, ticketAction, TICKET_STATES,
 } from '../services.js';
 
 // start the first snapshot while the user is being loaded (a GET: no CSRF token needed)
@@ -19,6 +19,7 @@ const kpis = el('section', { class: 'kpis span3', id: 'wallboard' });
 const queues = el('section', { class: 'panel', id: 'queues' });
 const seatsPanel = el('section', { class: 'panel', id: 'seats' });
 const reportPanel = el('section', { class: 'panel', id: 'reports' });
+const callsPanel = el('section', { class: 'panel', id: 'call-records' });
 const riskPanel = el('section', { class: 'panel', id: 'at-risk' });
 const qualityPanel = el('section', { class: 'panel', id: 'quality' });
 const kbPanel = el('section', { class: 'panel', id: 'kb-review' });
@@ -28,10 +29,11 @@ const appealPanel = el('section', { class: 'panel', id: 'appeals' });
 const notifyPanel = el('section', { class: 'panel', id: 'notifications' });
 const refusalPanel = el('section', { class: 'panel', id: 'refusals' });
 app.className = 'grid2';
-app.append(kpis, queues, seatsPanel, reportPanel, rankPanel, riskPanel, refusalPanel, qualityPanel, appealPanel, notifyPanel,
+app.append(kpis, queues, seatsPanel, callsPanel, reportPanel, rankPanel, riskPanel, refusalPanel, qualityPanel, appealPanel, notifyPanel,
   kbPanel, lexiconPanel);
 kpis.style.gridColumn = '1 / -1';
 reportPanel.style.gridColumn = '1 / -1';
+callsPanel.style.gridColumn = '1 / -1';
 rankPanel.style.gridColumn = '1 / -1';
 
 // -- wallboard -------------------------------------------------------------------------
@@ -81,6 +83,73 @@ async function loadSeats() {
         el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : '')))));
   } catch (e) { console.warn(e); } finally { seatsLoading = false; }
 }
+
+// -- call records (通话记录) with recording playback (录音回放) -------------------------------
+// Refreshed with every wallboard push (the server sends one when calls change). The players
+// are kept across refreshes (moved, not rebuilt), so a recording being played goes on playing;
+// preload="none": listing the calls fetches no recording (each play is audited by the server).
+const callFilter = { hotline_number: '', state: '' };
+let players = new Map();  // call id → its player (label, <audio>, error line)
+let lineNames = {};
+let callsShown = false;
+let callsLoading = false;
+let callsAgain = false;
+function drawCallControls(lines) {
+  lineNames = Object.fromEntries(lines.map((l) => [l.number, l.name]));
+  const line = el('select', { id: 'c-line' }, el('option', { value: '' }, '全部热线'),
+    ...lines.map((l) => el('option', { value: l.number, selected: l.number === callFilter.hotline_number }, `${l.number} ${l.name}`)));
+  const state = el('select', { id: 'c-state' }, el('option', { value: '' }, '全部状态'),
+    ...Object.entries(CALL_STATES).map(([v, t]) => el('option', { value: v, selected: v === callFilter.state }, t)));
+  const run = () => { Object.assign(callFilter, { hotline_number: line.value, state: state.value }); loadCalls(); };
+  line.addEventListener('change', run); state.addEventListener('change', run);
+  clear(callsPanel).append(el('h2', {}, '通话记录', el('span', { class: 'muted small', id: 'c-note' })),
+    el('div', { class: 'row' }, el('div', {}, el('label', { for: 'c-line' }, '热线号码'), line),
+      el('div', {}, el('label', { for: 'c-state' }, '状态'), state),
+      el('button', { class: 'shrink', id: 'c-refresh', onclick: run }, '刷新')),
+    el('div', { id: 'call-records-list' }));
+}
+const seconds = (v) => (v === null || v === undefined ? '—' : String(Math.round(Number(v))));
+function recordingCell(c, kept) {
+  if (!c.recording) return el('span', { class: 'muted no-recording' }, '无录音');
+  let player = players.get(c.id);
+  if (!player) {
+    const problem = el('span', { class: 'error-text small' });
+    const audio = el('audio', { controls: true, preload: 'none', src: callRecordingUrl(c.id), 'aria-label': '录音' });
+    audio.addEventListener('error', () => { problem.textContent = '录音无法播放（文件不存在或无权收听）'; });
+    player = el('div', { class: 'recording' }, el('span', { class: 'small muted' }, '录音'), audio, problem);
+  }
+  kept.set(c.id, player);
+  return player;
+}
+function drawCalls(data) {
+  const list = items(data);
+  const kept = new Map();
+  $('#c-note').textContent = list.length < (data.total ?? 0) ? `共 ${data.total} 通，显示最近 ${list.length} 通` : `共 ${list.length} 通`;
+  clear($('#call-records-list')).append(list.length ? el('table', { id: 'call-records-table' },
+    el('tr', {}, ...['时间', '热线', '来电号码', '路由', '状态', '等待/通话（秒）', '录音'].map((h) => el('th', {}, h))),
+    ...list.map((c) => el('tr', { class: 'call-row', 'data-id': String(c.id) }, el('td', {}, fmtTime(c.started_at)),
+      el('td', { title: lineNames[c.hotline_number] || '' }, c.hotline_number),
+      el('td', { class: 'caller-number' }, c.caller_number || '（无号码）'),
+      el('td', {}, CALL_ROUTES[c.route] || c.route || '—'), el('td', {}, CALL_STATES[c.state] || c.state),
+      el('td', {}, `${seconds(c.wait_seconds)} / ${seconds(c.talk_seconds)}`),
+      el('td', { class: 'recording-cell' }, recordingCell(c, kept))))) : el('div', { class: 'muted', id: 'no-calls' }, '没有符合条件的通话记录'));
+  players = kept;
+}
+async function loadCalls() {
+  if (callsLoading) { callsAgain = true; return; }  // one more load when this one is done
+  callsLoading = true;
+  delete callsPanel.dataset.loaded;
+  try {
+    do {
+      callsAgain = false;
+      drawCalls(await listCalls({ ...callFilter, limit: 50 }));
+    } while (callsAgain);
+    callsPanel.dataset.loaded = '1';
+  } catch (e) {
+    clear($('#call-records-list')).append(el('div', { class: 'error-text' }, `通话记录暂不可用：${e.message}`));
+  } finally { callsLoading = false; }
+}
+const linesLoaded = listHotlines().then((d) => items(d).filter((l) => l.active), (e) => { console.warn(e); return []; });
 
 // -- SLA reports --------------------------------------------------------------------
 const GROUPS = { line: '按线路', unit: '按承办单位', agent: '按话务员', day: '按日', week: '按周', month: '按月', total: '合计' };
@@ -395,10 +464,11 @@ if (board) setServerTime(board.at); else fail(new Error('无法读取大屏数�
 drawBoard();
 loadRefusals();
 connectPush((msg) => {
-  if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); }
+  if (msg.type === 'wallboard') { board = msg.wallboard; setServerTime(board.at); drawBoard(); if (callsShown) loadCalls(); }
   else if (msg.type === 'ticket') { loadRisk(); }
 }, () => loadRisk());  // the wallboard itself comes with every (re)connection
 document.body.dataset.ready = '1';
+linesLoaded.then((lines) => { drawCallControls(lines); callsShown = true; loadCalls(); });
 // the slower panels fill in after the live wallboard is up
 metaLoaded.then(drawReportControls);
 metaLoaded.then(drawRankingControls);
