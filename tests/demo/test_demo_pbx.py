@@ -15,7 +15,13 @@ import asyncpg
 import pytest
 from support import start_node, wait_for
 
+from hotline.calls.recordings import find_recording
 from hotline.telephony.sandbox import AsteriskSandbox, free_port
+
+
+async def _recorded(root: Path, uid: str, started_at: object) -> bool:
+    path = find_recording(root, uid, started_at)  # type: ignore[arg-type]
+    return path is not None and path.stat().st_size > 44  # more than a WAV header: sound was written
 
 
 async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path, asterisk_install: object) -> None:
@@ -45,8 +51,8 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
         try:
             async def answered() -> asyncpg.Record | None:
                 row = await conn.fetchrow(
-                    "SELECT route, agent_id, answered_by, queued_at FROM calls WHERE caller_number = $1",
-                    "13900007777")
+                    "SELECT route, agent_id, answered_by, queued_at, call_uid, started_at FROM calls "
+                    "WHERE caller_number = $1", "13900007777")
                 return row if row is not None and row["agent_id"] is not None else None
 
             row = await wait_for(answered, timeout=60, what="a demo phone answering the call", interval=0.5)
@@ -54,6 +60,9 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
             await conn.close()
         assert row["route"] == "platform" and row["queued_at"] is not None
         assert row["answered_by"].startswith("Local/80")
+        # and recorded (全程录音) where make run keeps its recordings, once the demo phone hangs up
+        await wait_for(lambda: _recorded(data_dir / "recordings", row["call_uid"], row["started_at"]),
+                       timeout=60, what="the demo call's recording", interval=0.5)
     finally:
         out = await node.stop()
     assert node.proc.returncode == 0, out
