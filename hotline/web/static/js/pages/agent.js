@@ -4,7 +4,7 @@ import {
   secondsSince, SEAT_STATES, select, setServerTime, toast,
 } from '../common.js';
 import {
-  createTicket, items, kbArticle, kbSearch, KINDS, listCategories, listUnits, ticketAction, TICKET_STATES,
+  CALL_STATES, createTicket, items, kbArticle, kbSearch, KINDS, listCategories, listUnits, ticketAction, TICKET_STATES,
   transferCall, URGENCIES,
 } from '../services.js';
 
@@ -99,7 +99,6 @@ function drawPop() {
   el('div', { id: 'transfer-outcome', class: 'small', style: 'margin-top:6px' }));
   prefillTicket();
 }
-const CALL_STATES = { ringing: '振铃', queued: '排队中', answered: '通话中', transferred: '已转接', completed: '已结束', abandoned: '放弃', failed: '失败' };
 function callState(s) { return CALL_STATES[s] || s || ''; }
 
 async function reveal(node) {
