@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from hotline.auth import audit
@@ -90,7 +91,19 @@ async def _mark_recordings(request: web.Request, items: list[dict[str, Any]]) ->
         item["recording"] = has
 
 
+async def _the_call(request: web.Request) -> tuple[User, Any, asyncpg.Record]:
+    """(who asks, the pool, the call the path names); 404 when there is no such call."""
+    call_id = path_int(request)
+    pool = request.app[RUNTIME].pool
+    row = await get_call(pool, call_id)
+    if row is None:
+        raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
+    return current_user(request), pool, row
+
+
 async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
+    """The caller's number and the call's recording: the agent or expert on the call,
+    supervisors and admins."""
     if user.has_role("supervisor", "admin"):
         return True
     return bool(await is_on_call(request.app[RUNTIME].pool, call["id"], user.id))
@@ -106,12 +119,8 @@ async def _may_unmask(request: web.Request, user: User, call: Any) -> bool:
 )
 async def call_detail(request: web.Request) -> web.Response:
     """One call with every routing decision and its transfer attempts."""
-    user = current_user(request)
-    call_id = path_int(request)
-    pool = request.app[RUNTIME].pool
-    row = await get_call(pool, call_id)
-    if row is None:
-        raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
+    user, pool, row = await _the_call(request)
+    call_id = row["id"]
     unmask = query_bool(request, "unmask")
     if unmask:
         if not await _may_unmask(request, user, row):
@@ -135,12 +144,8 @@ async def call_detail(request: web.Request) -> web.Response:
 )
 async def call_recording(request: web.Request) -> web.StreamResponse:
     """Listen to a call's recording."""
-    user = current_user(request)
-    call_id = path_int(request)
-    pool = request.app[RUNTIME].pool
-    row = await get_call(pool, call_id)
-    if row is None:
-        raise NotFound(f"没有编号为 {call_id} 的来电", field="id")
+    user, pool, row = await _the_call(request)
+    call_id = row["id"]
     if not await _may_unmask(request, user, row):
         raise Forbidden("只有接听该来电的话务员、专家座席、班长或系统管理员可以收听录音", field="id")
     root = _recordings_root(request)
