@@ -53,6 +53,9 @@ class CallSettings:
     #: (MixMonitor in the generated dialplan) and this node reads them from: the same
     #: path on the PBX host and the node (one host, or shared storage). Empty: no recording
     recordings_dir: str = ""
+    #: recordings older than this many days are deleted (a daily job, whole UTC days);
+    #: 0: kept until the storage's own retention removes them
+    recordings_keep_days: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallSettings:
@@ -71,6 +74,9 @@ class CallSettings:
         if result.reconcile_interval <= 0:
             raise ConfigError(f"calls.reconcile_interval must be > 0, got {result.reconcile_interval}",
                               field="calls.reconcile_interval")
+        if result.recordings_keep_days < 0:
+            raise ConfigError(f"calls.recordings_keep_days must be >= 0, got {result.recordings_keep_days}",
+                              field="calls.recordings_keep_days")
         if result.recordings_dir and not result.recordings_dir.startswith("/"):
             raise ConfigError(f"calls.recordings_dir must be an absolute path (the PBX writes there), "
                               f"got {result.recordings_dir!r}", field="calls.recordings_dir")

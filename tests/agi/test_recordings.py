@@ -4,17 +4,20 @@ AGI runs, the setting is checked, and a node finds a call's file from its record
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hotline.calls.dialplan import DialplanOptions, generate_extensions
+from hotline.calls.jobs import JOB_ID, prune_recordings
 from hotline.calls.recordings import find_recording, recording_relpath
 from hotline.calls.settings import CallSettings
 from hotline.config import Settings
 from hotline.errors import ConfigError
 from hotline.registry import Registry
+from hotline.scheduler import build_scheduler
 
 
 def _extensions(registry: Registry, recordings_dir: str) -> dict[str, list[str]]:
@@ -87,3 +90,32 @@ def test_a_uid_that_is_not_asterisks_never_names_a_file(tmp_path: Path, uid: str
     assert find_recording(tmp_path, uid, started) is None
     with pytest.raises(ValueError, match="cannot name a recording"):
         recording_relpath(uid, started)
+
+
+def test_recordings_past_the_kept_days_are_deleted_a_day_at_a_time(tmp_path: Path) -> None:
+    for day in ("2026/10/31", "2026/11/01", "2026/11/02", "2026/12/01"):
+        _wav(tmp_path / day / "1.wav")
+    _wav(tmp_path / "2025/12/31" / "2.wav")
+    (tmp_path / "2026/11/notes").mkdir()  # not a day: left alone
+    (tmp_path / "README").write_text("recordings")
+    removed = prune_recordings(tmp_path, keep_days=30, today=date(2026, 12, 1))  # the cutoff is 2026-11-01
+    assert removed == ["2025/12/31", "2026/10/31"]
+    assert not (tmp_path / "2025").exists() and not (tmp_path / "2026/10").exists()  # emptied and before the cutoff
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wav")) == [
+        "2026/11/01/1.wav", "2026/11/02/1.wav", "2026/12/01/1.wav"]
+    assert (tmp_path / "2026/11/notes").is_dir() and (tmp_path / "README").exists()
+    assert prune_recordings(tmp_path, keep_days=0, today=date(2030, 1, 1)) == []  # 0: keep everything
+    assert (tmp_path / "2026/11/01/1.wav").exists()
+
+
+def test_the_pruning_job_runs_only_when_the_office_asks_for_it(runtime: Any, settings: Settings,
+                                                               tmp_path: Path) -> None:
+    assert JOB_ID not in build_scheduler(runtime).job_ids  # the shipped configuration keeps recordings
+    extra = {k: dict(v) for k, v in settings.extra.items()}
+    extra.setdefault("calls", {}).update(recordings_dir=str(tmp_path), recordings_keep_days=180)
+    runtime.settings = replace(settings, extra=extra)
+    assert JOB_ID in build_scheduler(runtime).job_ids
+    extra["calls"]["recordings_keep_days"] = -1
+    with pytest.raises(ConfigError) as caught:
+        CallSettings.from_settings(replace(settings, extra=extra))
+    assert caught.value.field == "calls.recordings_keep_days"
