@@ -321,6 +321,9 @@ async def run(args: argparse.Namespace) -> int:
         caller_side = world or sandbox  # where citizens are placed
         citizens = "citizens" if world is not None else "pstn"
         ami = Ami(caller_side.ami_port, caller_side.ami_username, caller_side.ami_secret)
+        # what the citizen's side runs: with --media it speaks all along (a tone, 20 ms
+        # frames) until the call ends, else it waits silently for at most --stay seconds
+        citizen_app = {"Application": "Milliwatt"} if args.media else {"Application": "Wait", "Data": str(args.stay)}
         await ami.connect()
         rng = random.Random(args.seed)
 
@@ -348,12 +351,8 @@ async def run(args: argparse.Namespace) -> int:
                 while placed < n and placed - done < concurrency:
                     caller = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
                     line = lines[placed % len(lines)]
-                    if args.media:  # the citizen speaks all along (a tone, 20 ms frames) until the call ends
-                        await ami.action("Originate", Channel=f"Local/{caller}*{line}@{citizens}",
-                                         Application="Milliwatt", Async="true")
-                    else:
-                        await ami.action("Originate", Channel=f"Local/{caller}*{line}@{citizens}",
-                                         Application="Wait", Data=str(args.stay), Async="true")
+                    await ami.action("Originate", Channel=f"Local/{caller}*{line}@{citizens}",
+                                     Async="true", **citizen_app)
                     placed += 1
                 await asyncio.sleep(args.poll)
 

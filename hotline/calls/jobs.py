@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 JOB_ID = "calls.prune_recordings"
 
 
+def _numbered(parent: Path, width: int) -> list[Path]:
+    """The sub-directories of ``parent`` named by ``width`` digits (a year, a month, a day)."""
+    return sorted(p for p in parent.iterdir() if p.is_dir() and len(p.name) == width and p.name.isdigit())
+
+
 def _day(year: Path, month: Path, day: Path) -> date | None:
     try:
         return date(int(year.name), int(month.name), int(day.name))
@@ -37,9 +42,9 @@ def prune_recordings(root: Path, keep_days: int, today: date) -> list[str]:
         return []
     cutoff = today - timedelta(days=keep_days)
     removed: list[str] = []
-    for year in sorted(p for p in root.iterdir() if p.is_dir() and len(p.name) == 4 and p.name.isdigit()):
-        for month in sorted(p for p in year.iterdir() if p.is_dir() and len(p.name) == 2 and p.name.isdigit()):
-            for day in sorted(p for p in month.iterdir() if p.is_dir() and len(p.name) == 2 and p.name.isdigit()):
+    for year in _numbered(root, 4):
+        for month in _numbered(year, 2):
+            for day in _numbered(month, 2):
                 when = _day(year, month, day)
                 if when is not None and when < cutoff:
                     shutil.rmtree(day)
