@@ -33,6 +33,13 @@ Master.csv / queue_log (the records are imported), so per-call work done after t
 hang-up is inside it. An idle window before the run gives each process's
 background rate (scheduler, follower polls, queue timers); figures are printed
 gross and net of it.
+
+Also printed, to say where our side's CPU goes: PostgreSQL's CPU by process for the
+run and for the idle window (connections are named by node part: ``hotline/agi``,
+``hotline/telephony``, ``hotline/ingest``, ``hotline/events``; ``hotline`` is the
+web/scheduler pool), and the rows each table got per answered call (inserted,
+updated, of which HOT, deleted) with its index count. ``--sql FILE`` runs a schema
+change first (drop an index, disable a trigger) for an ablation.
 """
 
 from __future__ import annotations
@@ -224,6 +231,19 @@ def _iax(sandbox: AsteriskSandbox, me: str, port: int, peer: str, peer_port: int
         "transfer = no\nrequirecalltoken = no\ndisallow = all\nallow = ulaw\n")
 
 
+def _by_process(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                total: float) -> dict[str, float]:
+    """CPU of each PostgreSQL process between two samples, labelled by its
+    application_name (or backend type); the rest of ``total`` is processes that exited
+    in between and the postmaster itself."""
+    groups: dict[str, float] = {}
+    for pid, (kind, cpu) in after.items():
+        label = f"{kind} (pid {pid})" if kind != "?" else "?"
+        groups[label] = groups.get(label, 0.0) + cpu - before.get(pid, (kind, 0.0))[1]
+    groups["exited in between / postmaster"] = total - sum(groups.values())
+    return groups
+
+
 def _postmaster(pgdata: Path) -> tuple[int, str, int]:
     """(pid, socket dir, port) from postmaster.pid."""
     lines = (pgdata / "postmaster.pid").read_text().splitlines()
@@ -305,6 +325,8 @@ async def run(args: argparse.Namespace) -> int:
             await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if args.pg_set:
             await conn.fetchval("SELECT pg_reload_conf()")
+        if args.sql:  # ablation: a schema change for the whole run (drop an index, disable a trigger)
+            await conn.execute(Path(args.sql).read_text())
         # agents: a user and a ready seat each, and a member of the shared queue
         phone = "IAX2/world/{ext}" if world is not None else "Local/{ext}@agents"
         for i in range(1, args.agents + 1):
@@ -371,16 +393,35 @@ async def run(args: argparse.Namespace) -> int:
                     out[pid] = (kinds.get(pid, "?"), st[1] + st[2])
             return out
 
+        async def table_writes() -> dict[str, tuple[int, ...]]:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            return {r["relname"]: tuple(r.values())[1:] for r in await conn.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, "
+                "(SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes "
+                "FROM pg_stat_user_tables t")}
+
         meter = Meter(server.pid, postmaster_pid, sandbox._proc.pid)
         if args.warmup:
             await place(args.warmup, min(args.concurrency, args.warmup))
             await settle()
             await asyncio.sleep(args.settle)
+        if args.log_statements:  # from the idle window on: what runs with no call at all, then per call
+            await conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+            await conn.execute("ALTER SYSTEM SET log_line_prefix = '%m [%p] '")
+            await conn.fetchval("SELECT pg_reload_conf()")
+            await asyncio.sleep(0.5)
+        pglog = data_dir / "pg" / "log"
         # idle: background rate of each side
-        my0 = _stat(my_backend)
+        idle_log_start = pglog.stat().st_size if pglog.exists() else 0
+        idle_per0 = await pg_processes()
         i0 = meter.sample()
         await asyncio.sleep(args.idle)
         i1 = meter.sample()
+        idle_per1 = await pg_processes()
+        if args.log_statements and pglog.exists():
+            with pglog.open("rb") as fh:
+                fh.seek(idle_log_start)
+                Path(args.log_statements + ".idle").write_bytes(fh.read())
         idle_s = i1["t"] - i0["t"]
         idle = {k: (i1[k] - i0[k]) / idle_s for k in ("backend", "postgres", "asterisk")}
         load_before = _load()
@@ -388,14 +429,9 @@ async def run(args: argparse.Namespace) -> int:
         first = await conn.fetchval("SELECT coalesce(max(id), 0) FROM calls")
         mine0 = _stat(my_backend)
         own0 = _own_cpu()
-        if args.log_statements:
-            await conn.execute("ALTER SYSTEM SET log_statement = 'all'")
-            await conn.execute("ALTER SYSTEM SET log_line_prefix = '%m [%p] '")
-            await conn.fetchval("SELECT pg_reload_conf()")
-            await asyncio.sleep(0.5)
-        pglog = data_dir / "pg" / "log"
         pglog_start = pglog.stat().st_size if pglog.exists() else 0
         per0 = await pg_processes()
+        tables0 = await table_writes()
         spy = None
         counter: asyncio.Task[None] | None = None
         events: dict[str, int] = {}
@@ -433,6 +469,7 @@ async def run(args: argparse.Namespace) -> int:
             listener.writer.close()
         own = _own_cpu() - own0
         per1 = await pg_processes()
+        tables1 = await table_writes()
         if args.log_statements and pglog.exists():
             with pglog.open("rb") as fh:
                 fh.seek(pglog_start)
@@ -449,7 +486,6 @@ async def run(args: argparse.Namespace) -> int:
                  FROM calls WHERE id > $1""", first)
         states = await conn.fetch("SELECT state, count(*) FROM calls WHERE id > $1 GROUP BY 1 ORDER BY 1", first)
         mine = (mine1[1] - mine0[1]) if (mine0 and mine1) else 0.0
-        del my0
         answered = stats["answered"] or 1
         gross = {k: s1[k] - s0[k] for k in ("backend", "postgres", "asterisk")}
         gross["postgres"] -= mine
@@ -473,16 +509,21 @@ async def run(args: argparse.Namespace) -> int:
               f"{net['asterisk'] / answered * 1000:7.2f}")
         print(f"  {'ratio ours / asterisk':<28} {ours_g / max(gross['asterisk'], 1e-9):7.2f}  "
               f"{ours_n / max(net['asterisk'], 1e-9):7.2f}")
-        groups: dict[str, float] = {}
-        for pid, (kind, cpu) in per1.items():
-            before = per0.get(pid, (kind, 0.0))[1]
-            label = f"{kind} (pid {pid})" if kind != "?" else "?"
-            groups[label] = groups.get(label, 0.0) + cpu - before
-        groups["exited during the run / postmaster"] = gross["postgres"] + mine - sum(groups.values())
+        groups = _by_process(per0, per1, gross["postgres"] + mine)
         print("\nPostgreSQL CPU by process (ms per answered call; 'bench' is subtracted above):")
         for label, cpu in sorted(groups.items(), key=lambda kv: -kv[1]):
-            if cpu >= 0.0005 * answered:
+            if cpu >= 0.00002 * answered:
                 print(f"  {label:<60} {cpu / answered * 1000:7.2f}")
+        idle_groups = _by_process(idle_per0, idle_per1, i1["postgres"] - i0["postgres"])
+        print("\nPostgreSQL CPU by process while idle (ms per s; 'bench' is subtracted above):")
+        for label, cpu in sorted(idle_groups.items(), key=lambda kv: -kv[1]):
+            if cpu >= 0.00002 * idle_s:
+                print(f"  {label:<60} {cpu / idle_s * 1000:7.2f}")
+        print("\nRows written per answered call (inserted, updated, of which HOT, deleted; indexes):")
+        for name, after in sorted(tables1.items(), key=lambda kv: -sum(kv[1][:4])):
+            d = [a - b for a, b in zip(after[:4], tables0.get(name, (0, 0, 0, 0))[:4], strict=True)]
+            if sum(d):
+                print(f"  {name:<28} " + " ".join(f"{v / answered:6.2f}" for v in d) + f"   {after[4]}")
         if events:
             total = sum(v for k, v in events.items() if k != "<bytes>")
             print(f"\nAMI events per answered call (all classes): {total / answered:.1f}, "
@@ -569,6 +610,8 @@ def main() -> int:
     p.add_argument("--pg-set", default="", metavar="NAME=VALUE,...",
                    help="ablation: PostgreSQL settings (ALTER SYSTEM + reload) before the agents are added, "
                         "e.g. synchronous_commit=off")
+    p.add_argument("--sql", default="", metavar="FILE",
+                   help="ablation: run this SQL file on the database before the agents are made")
     p.add_argument("--ami-events", action="store_true",
                    help="count the AMI events Asterisk emits per call (a second AMI connection: analysis only)")
     p.add_argument("--seed", type=int, default=12345)

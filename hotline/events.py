@@ -103,7 +103,7 @@ class EventListener:
         self._task = asyncio.create_task(self._watch(), name="event-listener")
 
     async def _connect(self) -> None:
-        self._conn = await asyncpg.connect(self.url)
+        self._conn = await asyncpg.connect(self.url, server_settings={"application_name": "hotline/events"})
         await self._conn.add_listener(CHANNEL, self._on_notify)
 
     def _on_notify(self, conn: Any, pid: int, channel: str, message: str) -> None:

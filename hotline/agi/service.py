@@ -23,7 +23,7 @@ log = logging.getLogger("hotline.agi")
 
 async def create_call_pool(url: str, settings: Settings, calls: CallSettings) -> asyncpg.Pool:
     """The FastAGI node's own pool: web load can never starve call routing."""
-    return await create_work_pool(url, settings, min_size=calls.pool_min, max_size=calls.pool_max)
+    return await create_work_pool(url, settings, part="agi", min_size=calls.pool_min, max_size=calls.pool_max)
 
 
 class AgiService:

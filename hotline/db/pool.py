@@ -63,13 +63,16 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(url: str, settings: Settings, **overrides: object) -> asyncpg.Pool:
+async def create_pool(url: str, settings: Settings, part: str = "", /, **overrides: object) -> asyncpg.Pool:
+    """``part`` names the node part that uses the pool: its connections show as
+    ``hotline/<part>`` in ``pg_stat_activity`` (who holds which connection, what it costs)."""
     options: dict[str, object] = {
         "min_size": settings.database.pool_min,
         "max_size": settings.database.pool_max,
         "command_timeout": settings.database.command_timeout,
         "init": _init_connection,
-        "server_settings": {"application_name": "hotline", "timezone": settings.timezone},
+        "server_settings": {"application_name": f"hotline/{part}" if part else "hotline",
+                            "timezone": settings.timezone},
     }
     options.update(overrides)
     pool = await asyncpg.create_pool(url, **options)
@@ -84,10 +87,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     first). Saves a round trip per release."""
 
 
-async def create_work_pool(url: str, settings: Settings, *, min_size: int, max_size: int) -> asyncpg.Pool:
+async def create_work_pool(url: str, settings: Settings, *, part: str, min_size: int, max_size: int) -> asyncpg.Pool:
     """A pool of its own for a node part that must not wait behind web load and keeps no
     session state (the FastAGI flows, the AMI listener, the record followers)."""
-    return await create_pool(url, settings, min_size=min_size, max_size=max_size, reset=_keep_session)
+    return await create_pool(url, settings, part, min_size=min_size, max_size=max_size, reset=_keep_session)
 
 
 async def open_database(settings: Settings, **pool_options: object) -> Database:

@@ -47,7 +47,7 @@ class AsteriskRecordsService:
 
     async def start(self) -> None:
         # a pool of its own: the followers keep no session state (no reset query per release)
-        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, min_size=1, max_size=2)
+        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, part="ingest", min_size=1, max_size=2)
         self.followers = [
             FileFollower(self.pool, path, kind, self.tz, self.cfg.cdr_default_line, self.cfg.cdr_skew_tolerance)
             for path, kind in self.paths

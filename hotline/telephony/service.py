@@ -146,7 +146,7 @@ class TelephonyService:
         from hotline.telephony import live
 
         # the live call state writes on a pool of its own (no reset query per release)
-        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, min_size=1, max_size=4)
+        self.pool = await create_work_pool(self.runtime.db.url, self.runtime.settings, part="telephony", min_size=1, max_size=4)
         live_calls = self.live = live.listener(self.runtime, self.pool)
         try:  # without the node's events, each AgentConnect and hang-up costs a look in the database
             await live_calls.follow_events(await self.runtime.events())

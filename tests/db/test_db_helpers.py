@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from support import wait_for
 
-from hotline.config import PACKAGE_DIR
+from hotline.config import PACKAGE_DIR, Settings
 from hotline.db import LockKey, is_unavailable, run_on_one_node, transaction
 from hotline.web.middlewares import error_middleware
 
@@ -87,3 +87,17 @@ async def test_run_on_one_node_waits_while_another_node_holds_the_lock(runtime, 
     assert not await runtime.pool.fetchval(  # released when it stopped
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2",
         key >> 32, key & 0xFFFFFFFF)
+
+
+async def test_a_work_pool_names_its_node_part_to_the_database(db_url: str, settings: Settings) -> None:
+    """An operator reading pg_stat_activity (or the CPU bench) sees which node part holds
+    which connection: ``hotline/agi``, ``hotline/ingest``, ``hotline/telephony``."""
+    from hotline.db.pool import create_work_pool
+
+    work = await create_work_pool(db_url, settings, part="agi", min_size=1, max_size=1)
+    try:
+        async with work.acquire() as conn:
+            assert await conn.fetchval("SELECT application_name FROM pg_stat_activity "
+                                       "WHERE pid = pg_backend_pid()") == "hotline/agi"
+    finally:
+        await work.close()

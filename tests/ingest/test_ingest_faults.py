@@ -86,7 +86,7 @@ async def test_server_killed_mid_batch_then_client_resends(subcentre, settings, 
         await tx.rollback()
         async def orphan_gone() -> bool:  # the orphaned backend rolls back once it may run again
             return not await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hotline' "
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'hotline%' "
                 "AND state <> 'idle' AND pid <> pg_backend_pid() AND datname = current_database()")
 
         await wait_for(orphan_gone, what="the killed server's backend rolled back")
