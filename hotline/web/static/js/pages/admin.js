@@ -67,22 +67,26 @@ async function loadPhones() {
   const data = await get('/api/v1/seats/phones');
   const skillName = (s) => `${s.skill}（${s.lines.map((l) => l.number).join('/')}${s.queue ? '，技能队列' : ''}）`;
   clear(phonePanel).append(el('h2', {}, '座席电话与技能'),
-    el('p', { class: 'muted' }, '座席电话为 Asterisk 接口，如 PJSIP/8001；置闲时加入 12345 队列及所选技能的技能队列，专家座席加入其线路的专家队列。'),
+    el('p', { class: 'muted' }, '座席电话为 Asterisk 接口，如 PJSIP/8001；置闲时加入 12345 队列及所选技能的技能队列，专家座席加入其线路的专家队列；班长的座席电话用于监听、耳语、强插。'),
     el('table', { id: 'phone-table' },
-      el('tr', {}, el('th', {}, '用户名'), el('th', {}, '姓名'), el('th', {}, '状态'), el('th', {}, '座席电话'), el('th', {}, '技能'), el('th', {}, '队列'), el('th', {}, '操作')),
+      el('tr', {}, el('th', {}, '用户名'), el('th', {}, '姓名'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '座席电话'), el('th', {}, '技能'), el('th', {}, '队列'), el('th', {}, '操作')),
       ...data.items.map((s) => {
         const phone = el('input', { value: s.interface || '', placeholder: 'PJSIP/8001', 'aria-label': '座席电话', maxlength: 80 });
-        const skills = el('select', { multiple: true, 'aria-label': '技能', size: 3 },
-          ...data.skills.map((k) => el('option', { value: k.skill, selected: s.skills.includes(k.skill) }, skillName(k))));
+        // skills route calls to agents and experts; a supervisor's phone only rings for 监听/耳语/强插
+        const answers = s.roles.some((r) => r === 'agent' || r === 'expert');
+        const skills = answers ? el('select', { multiple: true, 'aria-label': '技能', size: 3 },
+          ...data.skills.map((k) => el('option', { value: k.skill, selected: s.skills.includes(k.skill) }, skillName(k)))) : null;
         const saveIt = async () => {
           try {
             const r = await put(`/api/v1/seats/${s.user_id}/phone`, { interface: phone.value.trim() || null,
-              skills: [...skills.selectedOptions].map((o) => o.value) });
+              skills: skills ? [...skills.selectedOptions].map((o) => o.value) : [] });
             toast(r.pbx_updated === false ? r.note : '座席电话已保存'); loadPhones(); loadAudit();
           } catch (e) { fail(e); }
         };
         return el('tr', { 'data-seat': s.username }, el('td', {}, s.username), el('td', {}, s.display_name || ''),
-          el('td', {}, SEAT_STATES[s.state] + (s.reason ? `（${s.reason}）` : '')), el('td', {}, phone), el('td', {}, skills),
+          el('td', { class: 'roles' }, s.roles.map((r) => ROLES[r] || r).join('、')),
+          el('td', {}, SEAT_STATES[s.state] + (s.reason ? `（${s.reason}）` : '')), el('td', {}, phone),
+          el('td', { class: 'skills' }, skills || '—'),
           el('td', {}, s.queues.join('、') || '—'), el('td', {}, el('button', { class: 'small', onclick: saveIt }, '保存')));
       })));
 }

@@ -77,11 +77,27 @@ async function loadSeats() {
   try {
     const list = items(await get('/api/v1/console/seats'));
     clear(seatsPanel).append(el('h2', {}, `座席状态（${list.length}）`), el('table', { id: 'seat-table' },
-      el('tr', {}, el('th', {}, '座席'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '持续')),
-      ...list.map((s) => el('tr', {}, el('td', {}, s.display_name), el('td', {}, s.roles.includes('expert') ? `专家 ${s.hotline_number || ''}` : '话务员'),
+      el('tr', {}, el('th', {}, '座席'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '持续'), el('th', {}, '监控')),
+      ...list.map((s) => el('tr', { 'data-user-id': String(s.user_id) }, el('td', {}, s.display_name),
+        el('td', {}, s.roles.includes('expert') ? `专家 ${s.hotline_number || ''}` : '话务员'),
         el('td', { class: `state-${s.state}` }, s.state_name, s.reason ? `（${s.reason}）` : ''),
-        el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : '')))));
+        el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : ''),
+        monitorCell(s)))));
   } catch (e) { console.warn(e); } finally { seatsLoading = false; }
+}
+
+// 监听 / 耳语 / 强插 of a seat on a call: the server rings the supervisor's own seat phone
+// (Asterisk ChanSpy); the monitoring starts when the supervisor answers it.
+const MONITOR_MODES = { listen: '监听', whisper: '耳语', barge: '强插' };
+function monitorCell(s) {
+  if (s.state !== 'on_call') return el('td', { class: 'monitor' });
+  return el('td', { class: 'monitor' }, ...Object.entries(MONITOR_MODES).flatMap(([mode, name], i) => [i ? ' ' : null,
+    el('button', { class: 'small', 'data-monitor': mode, disabled: !s.has_phone,
+      title: s.has_phone ? `${name} ${s.display_name} 的通话` : '该座席未配置电话', onclick: () => monitor(s, mode) }, name)]));
+}
+async function monitor(seat, mode) {
+  if (mode === 'barge' && !confirm('确定强插？通话双方都将听到您的声音')) return;
+  try { toast((await post(`/api/v1/seats/${seat.user_id}/monitor`, { mode })).message); } catch (e) { fail(e); }
 }
 
 // -- call records (通话记录) with recording playback (录音回放) -------------------------------
