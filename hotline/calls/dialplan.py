@@ -24,6 +24,9 @@ ROUTES_TO_QUEUE = ("platform", "merged", "fallback", "out_of_hours")
 #: backend did not route it), so a CDR import knows the call and its line without us
 CDR_TAG = "hotline:"
 CDR_FALLBACK = ":fallback"
+#: CDR userfield of a channel the backend originates for a call (a supervisor's spy
+#: leg): ``hotline-leg:<call_uid>``, so the import files it under that call, never as one
+CDR_LEG_TAG = "hotline-leg:"
 CONTEXTS = (
     "hotline-incoming", "hotline-fallback", "hotline-route", "hotline-queue", "hotline-connect",
     "hotline-hangup", "hotline-transfer", "hotline-xfer",

@@ -36,6 +36,8 @@ from hotline.events import Topic, publish
 from hotline.registry import Registry
 
 STATES = ("offline", "ready", "on_call", "after_call", "break")
+#: who may be given a seat phone: agents and experts take calls, supervisors monitor them
+PHONE_ROLES = frozenset({"agent", "expert", "supervisor"})
 STATE_NAMES_ZH = {
     "offline": "离线",
     "ready": "空闲",
@@ -180,7 +182,8 @@ async def list_seats(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, 
     """Every agent and expert seat with its person, for the supervisor."""
     rows = await conn.fetch(
         """SELECT u.id AS user_id, u.username, u.display_name, u.roles, u.hotline_number,
-                  coalesce(s.state, 'offline') AS state, s.reason, s.since, s.current_call_id
+                  coalesce(s.state, 'offline') AS state, s.reason, s.since, s.current_call_id,
+                  s.interface IS NOT NULL AS has_phone
              FROM users u LEFT JOIN seats s ON s.user_id = u.id
             WHERE u.active AND u.roles && ARRAY['agent', 'expert']
             ORDER BY u.username"""
@@ -233,7 +236,7 @@ async def set_phone(
     skills: object, by: User | None = None, by_name: str | None = None,
     remote_addr: str | None = None, pbx: SeatPbx | None = None,
 ) -> PhoneChange:
-    """Give an agent or expert seat its phone (``TECH/resource``, unique across seats;
+    """Give an agent, expert or supervisor seat its phone (``TECH/resource``, unique across seats;
     None takes it away) and skills (of registry lines). Audited as ``seat_phone_updated``.
     With ``pbx``, a signed-on seat's membership follows (the old phone leaves the queues)."""
     phone = None if interface is None or interface == "" else validate_interface(interface)
@@ -244,8 +247,8 @@ async def set_phone(
         user = await conn.fetchrow("SELECT id, username, roles, active FROM users WHERE id = $1", user_id)
         if user is None:
             raise NotFound(f"没有编号为 {user_id} 的用户", field="user_id", value=user_id)
-        if not set(user["roles"]) & {"agent", "expert"}:
-            raise ValidationError(f"用户 {user['username']} 不是话务员或专家座席，不能分配座席电话",
+        if not set(user["roles"]) & PHONE_ROLES:
+            raise ValidationError(f"用户 {user['username']} 不是话务员、专家座席或班长，不能分配座席电话",
                                   field="user_id", value=user_id)
         if phone is not None:
             holder = await conn.fetchval(
@@ -282,13 +285,14 @@ async def set_phone(
 
 
 async def list_phones(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
-    """Every agent and expert with their phone, skills and state, for the admin."""
+    """Every agent, expert and supervisor with their phone, skills and state, for the
+    admin (a supervisor's phone is the one that rings to monitor a call; it joins no queue)."""
     rows = await conn.fetch(
         """SELECT u.id AS user_id, u.username, u.display_name, u.roles, u.hotline_number, u.active,
                   s.interface, coalesce(s.skills, '{}') AS skills, coalesce(s.state, 'offline') AS state,
                   s.reason, s.phone_updated_at
              FROM users u LEFT JOIN seats s ON s.user_id = u.id
-            WHERE u.roles && ARRAY['agent', 'expert']
+            WHERE u.roles && ARRAY['agent', 'expert', 'supervisor']
             ORDER BY u.username"""
     )
     return [dict(r) | {"roles": list(r["roles"]), "skills": list(r["skills"]),

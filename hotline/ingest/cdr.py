@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from hotline.calls.dialplan import CDR_LEG_TAG
 from hotline.calls.store import MEMBER_SEAT, apply_op, make_entry, seat_of_member
 from hotline.ingest import metrics
 from hotline.phone import normalize
@@ -212,6 +213,14 @@ class _Rules:
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]+(;\d+)?$")
 
 
+def leg_of(userfield: str | None) -> str | None:
+    """The call uid a ``hotline-leg:<call_uid>`` userfield names (a leg the backend
+    originated for that call); None for any other userfield."""
+    if userfield and userfield.startswith(CDR_LEG_TAG):
+        return userfield[len(CDR_LEG_TAG):] or None
+    return None
+
+
 def interface_of(channel: str | None) -> str | None:
     """``Local/8001@agents-00000006;1`` → ``Local/8001@agents``; ``PJSIP/8001-0000a1`` → ``PJSIP/8001``."""
     return _CHANNEL_SUFFIX.sub("", channel) if channel else None
@@ -246,7 +255,8 @@ SELECT DISTINCT ON (cand.grp) cand.grp, c.id, c.call_uid, c.source, c.started_at
 
 async def _find_calls(conn: asyncpg.Connection, rows_of: dict[str, list[asyncpg.Record]]
                       ) -> dict[str, asyncpg.Record]:
-    pairs = list(dict.fromkeys((grp, r["uniqueid"], bool(parse_tag(r["userfield"])))
+    # a row stands for its own channel's call, or for the call its leg tag names
+    pairs = list(dict.fromkeys((grp, leg_of(r["userfield"]) or r["uniqueid"], bool(parse_tag(r["userfield"])))
                                for grp, rows in rows_of.items() for r in rows if r["uniqueid"]))
     groups_only = [g for g in rows_of if not any(p[0] == g for p in pairs)]
     pairs += [(g, g, False) for g in groups_only]
@@ -397,7 +407,8 @@ async def settle_pending(
             WHERE r.call_id IS NULL AND r.imported_at > now() - $1::interval
               AND EXISTS (SELECT 1 FROM calls c
                            WHERE c.call_uid = r.uniqueid
-                              OR c.linkedid = coalesce(nullif(r.linkedid, ''), r.uniqueid))""", within)]
+                              OR c.linkedid = coalesce(nullif(r.linkedid, ''), r.uniqueid)
+                              OR r.userfield = $2 || c.call_uid)""", within, CDR_LEG_TAG)]
     outcomes = await _settle_groups(conn, groups, _Rules(default_line, skew_tolerance, tz_name))
     settled = sum(o is not None for o in outcomes.values())
     events = await conn.fetch(

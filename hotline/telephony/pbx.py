@@ -26,6 +26,7 @@ from hotline.calls.members import (
     hotline_queues,
     plan_changes,
 )
+from hotline.calls.monitor import RING_MS, SpyNotStarted, SpyRequest
 from hotline.calls.settings import CallSettings
 from hotline.console import seats
 from hotline.registry import Registry
@@ -128,6 +129,36 @@ def seat_pbx(runtime: Runtime) -> AmiSeatPbx | None:
     """The PBX a seat change on this node talks to, or None without AMI configured."""
     config = ami_config(CallSettings.from_settings(runtime.settings))
     return None if config is None else AmiSeatPbx(config, runtime.registry)
+
+
+class AmiChannelSpy:
+    """:class:`~hotline.calls.monitor.ChannelSpy` over AMI: one ``Originate`` of the
+    supervisor's phone to the ``ChanSpy`` application (asynchronous: the action is
+    accepted as soon as the phone rings; the supervisor answers or not)."""
+
+    def __init__(self, config: AmiConfig) -> None:
+        self.config = config
+
+    async def spy(self, request: SpyRequest) -> None:
+        fields: dict[str, object] = {
+            "Channel": request.phone, "Application": "ChanSpy", "Data": request.application_data,
+            "CallerID": request.caller_id, "Timeout": RING_MS, "Async": "true",
+        }
+        if request.variables:
+            fields["Variable"] = ",".join(f"{k}={v}" for k, v in request.variables.items())
+        try:
+            async with AmiConnection(self.config) as ami:
+                await ami.action("Originate", fields)
+        except AmiRefused as exc:
+            raise SpyNotStarted(exc.reason, refused=True) from None
+        except AmiError as exc:
+            raise SpyNotStarted(str(exc), refused=False) from None
+
+
+def channel_spy(runtime: Runtime) -> AmiChannelSpy | None:
+    """The PBX a supervisor's monitoring request goes to, or None without AMI configured."""
+    config = ami_config(CallSettings.from_settings(runtime.settings))
+    return None if config is None else AmiChannelSpy(config)
 
 
 async def reconcile(ami: AmiConnection, pool: asyncpg.Pool, registry: Registry) -> list[MemberChange]:

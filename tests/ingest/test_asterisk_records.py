@@ -254,3 +254,31 @@ async def test_untagged_legs_are_no_call_until_their_tagged_row_arrives(pool, tm
     assert call["state"] == "completed" and call["answered_by"] == "Local/8001@agents"
     assert call["decisions"][0]["outcome"] == "recorded_from_cdr"
     assert await pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id = $1", call["id"]) == 4
+
+
+async def test_a_leg_tagged_for_a_call_is_filed_under_it_even_before_the_call_is_recorded(pool, tmp_path) -> None:
+    """A supervisor's spy leg (userfield ``hotline-leg:<call_uid>``, its own linkedid, a
+    Local phone's second half beside it) belongs to the spied call: never a call of its
+    own; when its row arrives before the call's record (the journal replays it later),
+    it waits and is filed once the call exists."""
+    from hotline.ingest.cdr import settle_pending
+
+    path = tmp_path / "Master.csv"
+    path.write_text(
+        cdr("1796070000.7", "1796070000.6", channel="Local/8901@agents-00000003;2", dstchannel="", dst="8901",
+            userfield="", lastapp="Answer")
+        + cdr("1796070000.6", "1796070000.6", channel="Local/8901@agents-00000003;1", dstchannel="", dst="s",
+              userfield="hotline-leg:1796069990.1", lastapp="ChanSpy"))
+    follower = FileFollower(pool, str(path), "cdr_csv", TZ)
+    result = await follower.poll()
+    follower.close()
+    assert (result.imported, result.calls_matched, result.calls_created, result.waiting) == (2, 0, 0, 1)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+    # the spied call's record arrives (journal replay after a database outage)
+    call_id = await _agi_call(pool, "1796069990.1")
+    async with pool.acquire() as conn:
+        assert await settle_pending(conn) == 1
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 1
+    assert await pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id = $1", call_id) == 2
+    (call,) = await pool.fetch("SELECT * FROM calls")
+    assert call["state"] == "answered"  # a spy leg's ANSWERED is not the call's end

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp.test_utils import TestServer
 from phone_support import (
     SUBCENTRE_TIMEOUT,
     SUBCENTRES,
@@ -21,6 +22,7 @@ from phone_support import (
 from hotline.config import PROJECT_ROOT, Settings
 from hotline.registry import Registry, load_registry
 from hotline.telephony.sandbox import AsteriskSandbox
+from hotline.web import create_app
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,13 @@ async def phone_system(settings: Settings, pbx_registry: Registry, db_url: str,
     finally:
         await stop_phone_system(system)
 
+
+@pytest.fixture
+async def web(phone_system: PhoneSystem) -> AsyncIterator[TestServer]:
+    app = create_app(phone_system.runtime.settings, phone_system.registry, runtime=phone_system.runtime)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()

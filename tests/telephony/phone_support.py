@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import asyncpg
-from support import wait_for
+from aiohttp.test_utils import TestServer
+from support import TEST_PASSWORD, wait_for
 
 from hotline.agi.live_transfer import ami_mover
+from hotline.auth import create_user
 from hotline.calls.dialplan import DialplanOptions, generate_extensions, generate_queues
 from hotline.calls.settings import CallSettings
 from hotline.config import Settings
@@ -128,3 +131,28 @@ async def stop_phone_system(system: PhoneSystem) -> None:
         await system.runtime.close()
         await system.runtime.pool.close()
 
+
+async def signed_in(server: TestServer, username: str) -> tuple[aiohttp.ClientSession, str]:
+    """A session of ``username`` on the running ``server`` (closing it leaves the server
+    running) and its CSRF token."""
+    client = aiohttp.ClientSession(base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
+    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": TEST_PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return client, (await resp.json())["csrf_token"]
+
+
+async def answered_by_agent(system: PhoneSystem, line: str, caller: str, *, talk: int = 60) -> tuple[Any, int]:
+    """A citizen on ``line`` talking to an agent (who would talk ``talk`` seconds)."""
+    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
+    await system.pool.execute(
+        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
+    await system.rx(f"dialplan set global TALK_8001 {talk}")
+    for queue in ("hotline-12345", f"hotline-12345-{system.registry.get(line).skill}"):  # type: ignore[union-attr]
+        await system.rx(f"queue add member Local/8001@agents to {queue}")
+    await system.call(line, caller, stay=90)
+
+    async def talking() -> Any:
+        return await system.pool.fetchrow(
+            "SELECT * FROM calls WHERE caller_number = $1 AND agent_id = $2 AND state = 'answered'", caller, agent.id)
+
+    return await system.eventually(talking, what="the agent answering"), agent.id

@@ -4,52 +4,13 @@ phone or the sub-centre rings and answers, and the outcome is recorded."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from phone_support import PhoneSystem
+from aiohttp.test_utils import TestServer
+from phone_support import PhoneSystem, answered_by_agent, signed_in
 from support import TEST_PASSWORD
 
 from hotline.auth import create_user
-from hotline.web import create_app
-
-
-@pytest.fixture
-async def web(phone_system: PhoneSystem) -> AsyncIterator[TestServer]:
-    app = create_app(phone_system.runtime.settings, phone_system.registry, runtime=phone_system.runtime)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-async def signed_in(server: TestServer, username: str) -> tuple[TestClient, str]:
-    client = TestClient(server)
-    await client.start_server()
-    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": TEST_PASSWORD})
-    assert resp.status == 200, await resp.text()
-    return client, (await resp.json())["csrf_token"]
-
-
-async def answered_by_agent(system: PhoneSystem, line: str, caller: str) -> tuple[Any, int]:
-    """A citizen on ``line`` talking to an agent (who would talk for a minute)."""
-    agent = await create_user(system.pool, "agent-8001", TEST_PASSWORD, ("agent",))
-    await system.pool.execute(
-        "INSERT INTO seats (user_id, state, interface) VALUES ($1, 'ready', 'Local/8001@agents')", agent.id)
-    await system.rx("dialplan set global TALK_8001 60")
-    for queue in ("hotline-12345", f"hotline-12345-{system.registry.get(line).skill}"):  # type: ignore[union-attr]
-        await system.rx(f"queue add member Local/8001@agents to {queue}")
-    await system.call(line, caller, stay=90)
-
-    async def talking() -> Any:
-        return await system.pool.fetchrow(
-            "SELECT * FROM calls WHERE caller_number = $1 AND agent_id = $2 AND state = 'answered'", caller, agent.id)
-
-    return await system.eventually(talking, what="the agent answering"), agent.id
 
 
 async def test_console_transfer_to_an_expert_moves_the_real_channel(

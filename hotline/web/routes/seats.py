@@ -1,6 +1,7 @@
 """Seat phones and skills (座席电话、技能): admins give each agent and expert seat the
 Asterisk interface of their phone and their skills; the seat's queue membership in
-Asterisk follows (docs/TELEPHONY.md, "Seats and queue membership")."""
+Asterisk follows (docs/TELEPHONY.md, "Seats and queue membership"). Supervisors get a
+phone too: it rings when they monitor a call (监听/耳语/强插, "Monitoring a live call")."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from aiohttp import web
 from hotline.calls.members import SeatFacts, seat_queues
 from hotline.calls.routing import skill_queue
 from hotline.console import seats
+from hotline.console.monitor import start_monitor
 from hotline.errors import ValidationError
 from hotline.registry import Mode
-from hotline.telephony.pbx import seat_pbx
+from hotline.telephony.pbx import channel_spy, seat_pbx
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
+from hotline.web.params import path_int
 from hotline.web.util import json_response, read_json
 
 TAGS = ["seats"]
@@ -50,12 +53,8 @@ async def phones(request: web.Request) -> web.Response:
                400: "bad interface or unknown skill (field, value)", 404: "no such user",
                409: "the interface belongs to another seat"})
 async def phone_put(request: web.Request) -> web.Response:
-    """Give an agent or expert seat its phone and skills (audited)."""
-    raw = request.match_info["user_id"]
-    try:
-        user_id = int(raw)
-    except ValueError:
-        raise ValidationError(f"user_id 必须是数字，收到 {raw!r}", field="user_id", value=raw) from None
+    """Give an agent, expert or supervisor seat its phone (and agents their skills); audited."""
+    user_id = path_int(request, "user_id")
     body = await read_json(request)
     if "interface" not in body:
         raise ValidationError("请提供座席电话 interface（如 PJSIP/8001；null 表示收回）", field="interface")
@@ -66,6 +65,27 @@ async def phone_put(request: web.Request) -> web.Response:
     return json_response(change)
 
 
+@requires("supervisor")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["mode"], "properties": {
+    "mode": {"type": "string", "enum": ["listen", "whisper", "barge"],
+             "description": "listen 监听 (hear both sides), whisper 耳语 (the agent hears you), "
+                            "barge 强插 (both hear you)"}}},
+    responses={200: "your seat phone is ringing; answer it to start (call_id, mode, phone, message)",
+               400: "unknown mode", 404: "no such agent or expert",
+               409: "the agent is not on a call (not_on_call), has no phone (agent_no_phone), "
+                    "or you have no seat phone (no_phone)",
+               502: "the PBX refused (pbx_refused)", 503: "no PBX configured or reachable"})
+async def monitor(request: web.Request) -> web.Response:
+    """Monitor an agent's live call from your own seat phone (audited as call.monitored)."""
+    user_id = path_int(request, "user_id")
+    body = await read_json(request)
+    runtime = request.app[RUNTIME]
+    done = await start_monitor(runtime.pool, channel_spy(runtime), by=current_user(request), agent_user_id=user_id,
+                               mode=body.get("mode"), remote_addr=request.remote)
+    return json_response(done.to_json())
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/seats/phones", phones)
     app.router.add_put("/api/v1/seats/{user_id}/phone", phone_put)
+    app.router.add_post("/api/v1/seats/{user_id}/monitor", monitor)

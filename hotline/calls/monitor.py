@@ -1,0 +1,104 @@
+"""Supervisor monitoring of a live call (班长监听、耳语、强插) with Asterisk's ChanSpy.
+
+The supervisor asks to monitor an agent's (or expert's) call; the PBX rings the
+supervisor's own seat phone and, once it is answered, runs ``ChanSpy`` on the agent's
+phone channel:
+
+* **listen** (监听): the supervisor hears both sides; nobody hears the supervisor;
+* **whisper** (耳语): the agent hears the supervisor, the citizen does not;
+* **barge** (强插): both hear the supervisor (a three-way call).
+
+The spied channel is found by the agent's phone interface (``PJSIP/8001`` spies on
+``PJSIP/8001-…``; ``Local/8001@agents`` on ``Local/8001@agents-…;1``), bridged
+channels only (``b``), so no channel name has to be stored per call. The spying leg
+ends with the call (``E``). Its CDR carries ``hotline-leg:<call_uid>`` in the
+userfield, so the record import files it (and a Local phone's second half, which shares
+its linkedid) under the spied call, as a leg: it never becomes a call record. Who
+listened to which call, when and how is the audit log's (``call.monitored``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from hotline.calls.dialplan import CDR_LEG_TAG
+from hotline.errors import ValidationError
+
+
+class MonitorMode(Enum):
+    LISTEN = "listen"
+    WHISPER = "whisper"
+    BARGE = "barge"
+
+    @property
+    def name_zh(self) -> str:
+        return _NAMES_ZH[self]
+
+    @property
+    def chanspy_options(self) -> str:
+        """``b`` bridged channels only, ``q`` no beep nor channel name, ``E`` stop when the
+        spied channel hangs up, ``S`` stop when nothing is left to spy on; ``w`` whisper
+        to the spied channel, ``B`` barge: talk to both parties."""
+        return "bqES" + {MonitorMode.LISTEN: "", MonitorMode.WHISPER: "w", MonitorMode.BARGE: "B"}[self]
+
+
+_NAMES_ZH = {MonitorMode.LISTEN: "监听", MonitorMode.WHISPER: "耳语", MonitorMode.BARGE: "强插"}
+
+#: how long the supervisor's phone rings before the PBX gives up (milliseconds)
+RING_MS = 30_000
+
+
+def parse_mode(value: object) -> MonitorMode:
+    """The mode named by a request; refused naming the field and the value otherwise."""
+    for mode in MonitorMode:
+        if value == mode.value:
+            return mode
+    raise ValidationError(
+        f"监听方式无效：{value!r}（可选：listen 监听、whisper 耳语、barge 强插）",
+        field="mode", code="invalid_choice", value=value if isinstance(value, (str, int, float)) else str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class SpyRequest:
+    """What the PBX is asked to do: ring ``phone`` and spy on ``target``."""
+
+    phone: str  # the supervisor's phone interface (the channel to originate)
+    target: str  # the agent's phone interface
+    mode: MonitorMode
+    caller_id: str  # what the supervisor's phone shows
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def application_data(self) -> str:
+        """``ChanSpy(<prefix>,<options>)``: the prefix ends with ``-`` so ``PJSIP/800``
+        never spies on ``PJSIP/8001``'s channels."""
+        return f"{self.target}-,{self.mode.chanspy_options}"
+
+
+def spy_request(*, phone: str, target: str, mode: MonitorMode, agent_name: str, call_id: int,
+                call_uid: str) -> SpyRequest:
+    # the interfaces were validated when an admin gave the phones (hotline.calls.members):
+    # no comma, quote or space can reach the application data
+    label = agent_name.replace('"', "").replace("\\", "")[:40]
+    return SpyRequest(
+        phone=phone, target=target, mode=mode,
+        caller_id=f'"{mode.name_zh} {label}" <{call_id}>',
+        variables={"CDR(userfield)": f"{CDR_LEG_TAG}{call_uid}", "HOTLINE_MONITOR": f"{call_id}:{mode.value}"},
+    )
+
+
+class SpyNotStarted(Exception):
+    """The PBX refused the request (``refused``) or could not be reached."""
+
+    def __init__(self, message: str, *, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class ChannelSpy(Protocol):
+    async def spy(self, request: SpyRequest) -> None:
+        """Ring ``request.phone``; once answered, spy on ``request.target``. Returns when
+        the PBX has accepted the request (the phone rings); raises :class:`SpyNotStarted`."""

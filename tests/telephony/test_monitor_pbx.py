@@ -1,0 +1,120 @@
+"""Supervisor monitoring on a real Asterisk 22: the supervisor clicks 监听 / 强插, the
+backend rings the supervisor's seat phone (AMI Originate) into ChanSpy on the agent's
+phone channel; Asterisk reports the spy on that very channel, the spy leg ends with the
+call and is filed under the call by the record import (a leg, never a call of its
+own), and every request is audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+from phone_support import PhoneSystem, answered_by_agent, signed_in
+from support import TEST_PASSWORD
+
+from hotline.agi.ami import AmiConnection
+from hotline.auth import create_user
+from hotline.calls.settings import CallSettings
+from hotline.telephony.pbx import ami_config
+
+SUPERVISOR_PHONE = "Local/8901@agents"
+
+
+async def _spy_channels(system: PhoneSystem) -> list[list[str]]:
+    """``core show channels concise`` rows of channels running ChanSpy: name!context!exten!
+    priority!state!application!data!..."""
+    out = await system.rx("core show channels concise")
+    return [row.split("!") for row in out.splitlines() if "!ChanSpy!" in row]
+
+
+async def test_a_supervisor_listens_then_barges_in_on_the_agents_real_channel(
+    phone_system: PhoneSystem, web: TestServer,
+) -> None:
+    system = phone_system
+    config = ami_config(CallSettings.from_settings(system.runtime.settings))
+    assert config is not None
+    started: list[dict[str, str]] = []
+    watcher = AmiConnection(config, events=["ChanSpyStart"], on_event=started.append)
+    await watcher.connect()
+    admin = await create_user(system.pool, "admin-1", TEST_PASSWORD, ("admin",))
+    supervisor = await create_user(system.pool, "super-1", TEST_PASSWORD, ("supervisor",), display_name="赵班长")
+    assert admin.id != supervisor.id
+    await system.rx("dialplan set global TALK_8901 60")  # the supervisor's phone answers and stays
+    call, agent_id = await answered_by_agent(system, "12345", "13700003333", talk=60)
+    try:
+        # the admin gives the supervisor a seat phone, through the API as in the admin page
+        client, csrf = await signed_in(web, "admin-1")
+        try:
+            resp = await client.put(f"/api/v1/seats/{supervisor.id}/phone", json={"interface": SUPERVISOR_PHONE},
+                                    headers={"X-CSRF-Token": csrf})
+            assert resp.status == 200, await resp.text()
+        finally:
+            await client.close()
+
+        client, csrf = await signed_in(web, "super-1")
+        try:
+            resp = await client.post(f"/api/v1/seats/{agent_id}/monitor", json={"mode": "listen"},
+                                     headers={"X-CSRF-Token": csrf})
+            body = await resp.json()
+            assert resp.status == 200, body
+            assert body == {"user_id": agent_id, "call_id": call["id"], "mode": "listen", "mode_name": "监听",
+                            "phone": SUPERVISOR_PHONE,
+                            "message": f"正在呼叫您的座席电话 {SUPERVISOR_PHONE}，接听后开始监听 agent-8001 的通话"}
+
+            # the supervisor's phone answered and ChanSpy runs on it, spying on the agent's bridged channel
+            spy = await system.eventually(lambda: _spied("Local/8001@agents-", started), what="ChanSpyStart")
+            assert spy["SpyerChannel"].startswith(SUPERVISOR_PHONE + "-")
+            rows = await _spy_channels(system)
+            assert [r[6] for r in rows] == ["Local/8001@agents-,bqES"], rows
+
+            resp = await client.post(f"/api/v1/seats/{agent_id}/monitor", json={"mode": "barge"},
+                                     headers={"X-CSRF-Token": csrf})
+            assert resp.status == 200, await resp.text()
+
+            async def barging() -> Any:
+                return [r for r in await _spy_channels(system) if r[6] == "Local/8001@agents-,bqESB"]
+
+            await system.eventually(barging, what="the barge-in spy")
+        finally:
+            await client.close()
+
+        audited = await system.pool.fetch(
+            "SELECT * FROM audit_log WHERE action = 'call.monitored' ORDER BY id")
+        assert [(a["user_id"], a["object_type"], a["object_id"], a["detail"]["mode"]) for a in audited] == [
+            (supervisor.id, "call", str(call["id"]), "listen"), (supervisor.id, "call", str(call["id"]), "barge")]
+        assert audited[0]["detail"] == {"agent_user_id": agent_id, "agent": "agent-8001", "mode": "listen",
+                                        "phone": SUPERVISOR_PHONE, "spied_interface": "Local/8001@agents",
+                                        "outcome": "ringing"}
+
+        # the citizen hangs up: the spies end with the call (E), nothing is left spying
+        await system.rx(f"channel request hangup {call['channel']}")
+
+        async def no_spies() -> bool:
+            return not await _spy_channels(system)
+
+        await system.eventually(no_spies, what="the spy legs ending with the call")
+
+        async def recorded() -> Any:
+            return await system.pool.fetchrow(
+                "SELECT * FROM calls WHERE id = $1 AND ended_at IS NOT NULL", call["id"])
+
+        assert (await system.eventually(recorded, what="the call ending"))["agent_id"] == agent_id
+        # the spy legs (both halves of the supervisor's Local phone, twice) are legs of the
+        # spied call in the record import, never calls of their own
+        assert "hotline-leg:" + call["call_uid"] in system.pbx.cdr_csv.read_text(encoding="utf-8")
+
+        async def spy_legs_filed() -> list[Any]:
+            rows = await system.pool.fetch(
+                "SELECT call_id FROM cdr_records WHERE channel LIKE 'Local/8901@agents-%'")
+            return rows if len(rows) == 4 and all(r["call_id"] is not None for r in rows) else []
+
+        legs = await system.eventually(spy_legs_filed, what="the spy legs imported and filed")
+        assert {r["call_id"] for r in legs} == {call["id"]}
+        assert await system.pool.fetchval("SELECT count(*) FROM calls") == 1
+        assert await system.pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id IS NULL") == 0
+    finally:
+        await watcher.close()
+
+
+async def _spied(prefix: str, started: list[dict[str, str]]) -> dict[str, str] | None:
+    return next((e for e in started if e.get("SpyeeChannel", "").startswith(prefix)), None)

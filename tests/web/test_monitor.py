@@ -1,0 +1,134 @@
+"""Supervisor monitoring (监听/耳语/强插) over HTTP, without a PBX: who may ask, what is
+refused and how (the field, the value, a Chinese message), what is audited; the
+supervisor's seat phone given by the admin. The PBX side runs on a real Asterisk in
+tests/telephony/test_monitor_pbx.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hotline.agi.ami import AmiConfig
+from hotline.calls.members import PbxUnreachable
+from hotline.calls.monitor import MonitorMode, parse_mode, spy_request
+from hotline.calls.store import apply_op, make_entry
+from hotline.console.monitor import start_monitor
+from hotline.errors import ValidationError
+from hotline.telephony.pbx import AmiChannelSpy
+from hotline.telephony.sandbox import free_port
+
+
+async def _on_call(pool: asyncpg.Pool, user_id: int, uid: str, *, interface: str | None = "PJSIP/8001") -> int:
+    async with pool.acquire() as conn:
+        call_id = await apply_op(conn, make_entry("start", uid, {
+            "source": "agi", "hotline_number": "12345", "caller_number": "13912345678", "caller_kind": "mobile",
+            "route": "platform", "queue": "hotline-12345", "state": "queued",
+            "started_at": "2026-12-01T02:00:00+00:00", "decisions": []}))
+    await pool.execute(
+        """INSERT INTO seats (user_id, state, interface, current_call_id) VALUES ($1, 'on_call', $2, $3)
+           ON CONFLICT (user_id) DO UPDATE SET state = 'on_call', interface = $2, current_call_id = $3""",
+        user_id, interface, call_id)
+    assert call_id is not None
+    return call_id
+
+
+async def _phone(pool: asyncpg.Pool, user_id: int, interface: str) -> None:
+    await pool.execute("INSERT INTO seats (user_id, state, interface) VALUES ($1, 'offline', $2)", user_id, interface)
+
+
+async def _audited(pool: asyncpg.Pool) -> list[Any]:
+    return await pool.fetch("SELECT * FROM audit_log WHERE action = 'call.monitored' ORDER BY id")
+
+
+def test_modes_map_to_chanspy_options_and_a_bad_mode_names_the_field() -> None:
+    assert [m.chanspy_options for m in MonitorMode] == ["bqES", "bqESw", "bqESB"]
+    assert [m.name_zh for m in MonitorMode] == ["监听", "耳语", "强插"]
+    request = spy_request(phone="PJSIP/9001", target="PJSIP/800", mode=MonitorMode.WHISPER,
+                          agent_name='王"晓燕', call_id=42, call_uid="1796000000.7")
+    # the prefix ends with "-": PJSIP/800 never spies on PJSIP/8001's channels
+    assert request.application_data == "PJSIP/800-,bqESw"
+    assert request.caller_id == '"耳语 王晓燕" <42>'
+    assert request.variables["CDR(userfield)"] == "hotline-leg:1796000000.7"
+    with pytest.raises(ValidationError) as err:
+        parse_mode("spy")
+    assert err.value.field == "mode" and err.value.details["value"] == "spy"
+
+
+async def test_only_supervisors_monitor_and_every_refusal_says_why(api_as: Any, pool: asyncpg.Pool) -> None:
+    agent = await api_as("agent", display_name="王晓燕")
+    other_agent = await api_as("agent")
+    supervisor = await api_as("supervisor")
+    call_id = await _on_call(pool, agent.user.id, "1796000001.1")
+
+    # an agent may not listen to a colleague
+    resp = await other_agent.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
+    assert resp.status == 403
+
+    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "eavesdrop"})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["field"] == "mode" and body["error"]["value"] == "eavesdrop"
+
+    # the supervisor has no seat phone yet
+    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "no_phone" and "管理员" in body["error"]["message"]
+    await _phone(pool, supervisor.user.id, "PJSIP/9001")
+
+    # an agent who is not on a call
+    await _phone(pool, other_agent.user.id, "PJSIP/8002")
+    resp = await supervisor.post(f"/api/v1/seats/{other_agent.user.id}/monitor", json={"mode": "listen"})
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "not_on_call" and body["error"]["value"] == other_agent.user.id
+
+    # no such agent (a supervisor is not a seat one monitors)
+    resp = await supervisor.post(f"/api/v1/seats/{supervisor.user.id}/monitor", json={"mode": "listen"})
+    assert resp.status == 404
+
+    # everything right but no telephone system configured on this node: nothing rings, nothing audited
+    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
+    body = await resp.json()
+    assert resp.status == 503 and body["error"]["code"] == "pbx_unavailable" and "电话系统" in body["error"]["message"]
+    assert await _audited(pool) == []
+
+    # an on-call agent whose seat has no phone cannot be spied on
+    await pool.execute("UPDATE seats SET interface = NULL WHERE user_id = $1", agent.user.id)
+    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "barge"})
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "agent_no_phone" and "强插" in body["error"]["message"]
+    assert call_id > 0
+
+
+async def test_an_unreachable_pbx_is_told_to_the_supervisor_and_the_attempt_audited(
+    api_as: Any, pool: asyncpg.Pool,
+) -> None:
+    agent = await api_as("agent")
+    supervisor = await api_as("supervisor")
+    await _phone(pool, supervisor.user.id, "PJSIP/9001")
+    call_id = await _on_call(pool, agent.user.id, "1796000003.1")
+    closed = AmiChannelSpy(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))  # nobody listens
+    with pytest.raises(PbxUnreachable) as err:
+        await start_monitor(pool, closed, by=supervisor.user, agent_user_id=agent.user.id, mode="listen")
+    assert err.value.status == 503 and "监听未开始" in err.value.message
+    (row,) = await _audited(pool)
+    assert row["object_id"] == str(call_id) and row["detail"]["outcome"] == "failed" and row["detail"]["error"]
+
+
+async def test_the_admin_gives_a_supervisor_a_phone_and_the_console_says_who_has_one(
+    api_as: Any, pool: asyncpg.Pool,
+) -> None:
+    admin = await api_as("admin")
+    supervisor = await api_as("supervisor")
+    dispatcher = await api_as("dispatcher")
+    agent = await api_as("agent")
+    resp = await admin.put(f"/api/v1/seats/{supervisor.user.id}/phone", json={"interface": "PJSIP/9001"})
+    assert resp.status == 200, await resp.text()
+    phones = {p["user_id"]: p for p in (await (await admin.get("/api/v1/seats/phones")).json())["items"]}
+    assert phones[supervisor.user.id]["interface"] == "PJSIP/9001"
+    assert phones[supervisor.user.id]["queues"] == []  # a supervisor's phone joins no queue
+    resp = await admin.put(f"/api/v1/seats/{dispatcher.user.id}/phone", json={"interface": "PJSIP/9002"})
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == "user_id"
+    await _on_call(pool, agent.user.id, "1796000004.1")
+    seats = {s["user_id"]: s for s in (await (await supervisor.get("/api/v1/console/seats")).json())["items"]}
+    assert seats[agent.user.id]["has_phone"] is True and seats[agent.user.id]["state"] == "on_call"
