@@ -56,6 +56,15 @@ _MANUAL: dict[str, frozenset[str]] = {
     "break": frozenset({"ready", "offline"}),
 }
 
+#: what a supervisor may put someone else's seat in (强制小休 / 强制签出), from each state:
+#: never during a call (the citizen is talking), never signed on for someone who is away
+_FORCED: dict[str, frozenset[str]] = {
+    "ready": frozenset({"break", "offline"}),
+    "after_call": frozenset({"break", "offline"}),
+    "break": frozenset({"break", "offline"}),
+}
+FORCED_AUDIT = "seat.forced"
+
 
 @dataclass(frozen=True, slots=True)
 class Seat:
@@ -120,11 +129,15 @@ async def set_state(
 
 async def change_state(
     pool: asyncpg.Pool, user_id: int, state: str, *, reason: str | None = None,
-    pbx: SeatPbx | None = None,
+    pbx: SeatPbx | None = None, forced_by: User | None = None, remote_addr: str | None = None,
 ) -> SeatChange:
     """:func:`set_state`, and with ``pbx`` the seat's queue membership follows in
     Asterisk before the change commits. Raises :class:`PbxRefused` (502) or
-    :class:`PbxUnreachable` (503) with the state unchanged, except for ``offline``."""
+    :class:`PbxUnreachable` (503) with the state unchanged, except for ``offline``.
+
+    ``forced_by``: a supervisor changes another person's seat (强制小休 / 强制签出): only
+    to a break or offline, never during a call, only agents' and experts' seats;
+    audited as ``seat.forced`` in the same transaction."""
     if state not in STATES:
         raise ValidationError(f"未知的座席状态 {state!r}，可选：{'、'.join(STATES)}",
                               field="state", value=state)
@@ -137,19 +150,38 @@ async def change_state(
     async with pool.acquire() as conn, conn.transaction():
         if pbx is not None:
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", PBX_LOCK)
+        person = await _forced_target(conn, user_id) if forced_by is not None else None
         await get_seat(conn, user_id)
         row = await conn.fetchrow(f"SELECT {store.SEAT_COLUMNS} FROM seats WHERE user_id = $1 FOR UPDATE", user_id)  # noqa: S608
         current = _seat(row)
         if state == current.state and reason == current.reason:
             return SeatChange(current)
-        if state not in _MANUAL[current.state] and not (state == "break" and current.state == "break"):
+        if forced_by is not None:
+            if state not in _FORCED.get(current.state, frozenset()):
+                raise Conflict(
+                    f"{person}当前为「{STATE_NAMES_ZH[current.state]}」，班长不能将其切换为「{STATE_NAMES_ZH[state]}」"
+                    "（只能在非通话时强制小休或签出）", field="state", code="not_allowed", current=current.state)
+        elif state not in _MANUAL[current.state] and not (state == "break" and current.state == "break"):
             raise Conflict(
                 f"座席状态不能从「{STATE_NAMES_ZH[current.state]}」手动切换为「{STATE_NAMES_ZH[state]}」",
                 field="state", current=current.state,
             )
         row = await store.set_seat_state(conn, user_id, state, reason)
+        if forced_by is not None:
+            await audit(conn, FORCED_AUDIT, user=forced_by, object_type="user", object_id=user_id,
+                        detail={"from": current.state, "to": state, "reason": reason,
+                                "previous_reason": current.reason}, remote_addr=remote_addr)
         pbx_updated, note = await _tell_pbx(conn, pbx, user_id, state)
     return SeatChange(_seat(row), pbx_updated, note)
+
+
+async def _forced_target(conn: asyncpg.Connection, user_id: int) -> str:
+    """The name of the agent or expert a supervisor changes; 404 for anyone else."""
+    person = await conn.fetchrow("SELECT username, display_name FROM users "
+                                 "WHERE id = $1 AND roles && ARRAY['agent', 'expert']", user_id)
+    if person is None:
+        raise NotFound(f"没有编号为 {user_id} 的话务员或专家座席", field="user_id", value=user_id)
+    return str(person["display_name"] or person["username"])
 
 
 async def _tell_pbx(

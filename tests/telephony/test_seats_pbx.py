@@ -134,6 +134,50 @@ async def test_admin_gives_phone_and_skills_and_bad_ones_are_refused_by_name(
 
 
 # -- seat state → queue membership ------------------------------------------------------
+async def test_a_supervisor_forces_a_break_and_a_sign_off_and_asterisk_follows(
+        phone_system: PhoneSystem, users: Users) -> None:
+    """强制小休 / 强制签出: an agent left the desk 置闲; the supervisor pauses the phone with
+    a reason, then signs the seat off; never during a call; audited; agents cannot."""
+    admin, supervisor = await users("admin"), await users("supervisor")
+    agent, colleague = await users("agent", display_name="王晓燕"), await users("agent")
+    await give_phone(admin, agent, PHONE, ["hrss"])
+    status, _ = await agent.seat("ready")
+    assert status == 200 and (await members(phone_system, PLATFORM)).get(PHONE) == "member"
+
+    status, body = await colleague.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "offline"})
+    assert status == 403
+    status, body = await supervisor.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "break"})
+    assert status == 400 and body["error"]["field"] == "reason"
+    status, body = await supervisor.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "break", "reason": "会议"})
+    assert status == 200 and body["pbx_updated"] is True and body["seat"]["reason"] == "会议"
+    assert (await members(phone_system, PLATFORM)).get(PHONE) == "paused:会议"
+    assert (await members(phone_system, HRSS)).get(PHONE) == "paused:会议"
+    status, mine = await agent.get("/api/v1/console/seat")
+    assert mine["seat"]["state"] == "break" and mine["seat"]["reason"] == "会议"
+
+    status, body = await supervisor.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "offline"})
+    assert status == 200 and body["seat"]["state"] == "offline"
+    assert PHONE not in await members(phone_system, PLATFORM)
+    assert PHONE not in await members(phone_system, HRSS)
+    # a supervisor never signs someone on (nor puts a seat that is away on a break), nor
+    # changes a seat during a call
+    status, body = await supervisor.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "ready"})
+    assert status == 400 and body["error"]["field"] == "state" and body["error"]["value"] == "ready"
+    status, body = await supervisor.put(f"/api/v1/seats/{agent.user.id}/state", {"state": "break", "reason": "其他"})
+    assert status == 409 and body["error"]["code"] == "not_allowed" and "王晓燕" in body["error"]["message"], body
+    await phone_system.pool.execute("INSERT INTO seats (user_id, state) VALUES ($1, 'on_call')", colleague.user.id)
+    status, body = await supervisor.put(f"/api/v1/seats/{colleague.user.id}/state", {"state": "offline"})
+    assert status == 409 and body["error"]["current"] == "on_call"
+    status, body = await supervisor.put(f"/api/v1/seats/{admin.user.id}/state", {"state": "offline"})
+    assert status == 404 and body["error"]["field"] == "user_id"
+
+    audit = await phone_system.pool.fetch(
+        "SELECT user_id, object_id, detail FROM audit_log WHERE action = 'seat.forced' ORDER BY id")
+    assert [(a["user_id"], a["object_id"], a["detail"]["from"], a["detail"]["to"], a["detail"]["reason"])
+            for a in audit] == [(supervisor.user.id, str(agent.user.id), "ready", "break", "会议"),
+                                (supervisor.user.id, str(agent.user.id), "break", "offline", None)]
+
+
 async def test_ready_break_offline_make_the_phone_a_member_paused_or_absent(
         phone_system: PhoneSystem, users: Users) -> None:
     admin, agent = await users("admin"), await users("agent", display_name="王晓燕")

@@ -85,7 +85,31 @@ async def monitor(request: web.Request) -> web.Response:
     return json_response(done.to_json())
 
 
+@requires("supervisor")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["state"], "properties": {
+    "state": {"enum": ["break", "offline"], "description": "break 强制小休 (with a reason), offline 强制签出"},
+    "reason": {"type": "string", "description": "break reason (用餐, 休息, 培训, 会议, 其他)"}}},
+    responses={200: "the seat; pbx_updated false and a note when going offline could not reach Asterisk",
+               400: "unknown state or break without a reason", 404: "no such agent or expert",
+               409: "not allowed from the seat's state (on a call, offline)",
+               502: "Asterisk refused the membership change: state unchanged",
+               503: "Asterisk unreachable: state unchanged"})
+async def state_put(request: web.Request) -> web.Response:
+    """Put an agent's or expert's seat on a break or sign it off (强制小休 / 强制签出),
+    e.g. someone left the desk 置闲; their phone's queue membership follows (audited as seat.forced)."""
+    user_id = path_int(request, "user_id")
+    body = await read_json(request)
+    state = body.get("state")
+    if not isinstance(state, str):
+        raise ValidationError("请提供座席状态 state（break 小休、offline 签出）", field="state", value=state)
+    runtime = request.app[RUNTIME]
+    change = await seats.change_state(runtime.pool, user_id, state, reason=body.get("reason"), pbx=seat_pbx(runtime),
+                                      forced_by=current_user(request), remote_addr=request.remote)
+    return json_response(change)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/seats/phones", phones)
     app.router.add_put("/api/v1/seats/{user_id}/phone", phone_put)
     app.router.add_post("/api/v1/seats/{user_id}/monitor", monitor)
+    app.router.add_put("/api/v1/seats/{user_id}/state", state_put)
