@@ -11,7 +11,7 @@ class DemoUser:
     roles: tuple[str, ...]
     display_name: str
     extra: dict[str, str] = field(default_factory=dict)
-    interface: str | None = None  # the seat's phone, for agents and expert seats
+    interface: str | None = None  # the seat's phone: agents and experts take calls on it, supervisors monitor
     simulated: bool = False  # the demo keeps this seat busy by itself
 
 
@@ -23,7 +23,7 @@ USERS: tuple[DemoUser, ...] = (
     DemoUser("demo-expert", ("expert",), "李建国（人社专家）", {"hotline_number": "12333"}, interface="PJSIP/8101"),
     DemoUser("demo-liaison", ("liaison",), "陈静（人社局联络员）", {"unit_code": "hrss"}),
     DemoUser("demo-dispatcher", ("dispatcher",), "黄派单"),
-    DemoUser("demo-supervisor", ("supervisor",), "赵班长"),
+    DemoUser("demo-supervisor", ("supervisor",), "赵班长", interface="PJSIP/8901"),  # rings to monitor calls
     DemoUser("demo-admin", ("admin",), "系统管理员"),
 )
 

@@ -60,6 +60,23 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
             await conn.close()
         assert row["route"] == "platform" and row["queued_at"] is not None
         assert row["answered_by"].startswith("Local/80")
+        # the demo supervisor listens in (监听) from the supervisor's own demo phone
+        supervisor = re.search(r"^\s+demo-supervisor\s+(\S+)\s", node.text, re.M)
+        assert supervisor is not None, node.text
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            resp = await http.post(node.url("/api/v1/auth/login"),
+                                   json={"username": "demo-supervisor", "password": supervisor.group(1)})
+            csrf = (await resp.json())["csrf_token"]
+            resp = await http.post(node.url(f"/api/v1/seats/{row['agent_id']}/monitor"), json={"mode": "listen"},
+                                   headers={"X-CSRF-Token": csrf})
+            body = await resp.json()
+        assert resp.status == 200 and body["phone"] == "Local/8901@agents", body
+
+        async def spying() -> bool:
+            out = await asyncio.to_thread(pbx.rx, "core show channels concise")
+            return f"!ChanSpy!{row['answered_by']}-,bqES!" in out
+
+        await wait_for(spying, timeout=30, what="the supervisor's phone spying on the call", interval=0.5)
         # and recorded (全程录音) where make run keeps its recordings, once the demo phone hangs up
         await wait_for(lambda: _recorded(data_dir / "recordings", row["call_uid"], row["started_at"]),
                        timeout=60, what="the demo call's recording", interval=0.5)
