@@ -12,7 +12,8 @@ from hotline.auth import audit
 from hotline.auth.model import User
 from hotline.calls.members import PbxRefused, PbxUnreachable
 from hotline.calls.monitor import ChannelSpy, MonitorMode, SpyNotStarted, parse_mode, spy_request
-from hotline.errors import Conflict, NotFound
+from hotline.console.seats import no_such_seat
+from hotline.errors import Conflict
 
 AUDIT_ACTION = "call.monitored"
 
@@ -46,7 +47,7 @@ async def start_monitor(
              FROM users u LEFT JOIN seats s ON s.user_id = u.id LEFT JOIN calls c ON c.id = s.current_call_id
             WHERE u.id = $1 AND u.roles && ARRAY['agent', 'expert']""", agent_user_id)
     if agent is None:
-        raise NotFound(f"没有编号为 {agent_user_id} 的话务员或专家座席", field="user_id", value=agent_user_id)
+        raise no_such_seat(agent_user_id)
     if agent["state"] != "on_call" or agent["current_call_id"] is None:
         raise Conflict(f"{agent['name']} 当前不在通话中，无法{chosen.name_zh}", field="user_id",
                        code="not_on_call", value=agent_user_id)

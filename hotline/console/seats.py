@@ -180,8 +180,13 @@ async def _forced_target(conn: asyncpg.Connection, user_id: int) -> str:
     person = await conn.fetchrow("SELECT username, display_name FROM users "
                                  "WHERE id = $1 AND roles && ARRAY['agent', 'expert']", user_id)
     if person is None:
-        raise NotFound(f"没有编号为 {user_id} 的话务员或专家座席", field="user_id", value=user_id)
+        raise no_such_seat(user_id)
     return str(person["display_name"] or person["username"])
+
+
+def no_such_seat(user_id: int) -> NotFound:
+    """The refusal of a supervisor's action on someone who is not an agent or expert."""
+    return NotFound(f"没有编号为 {user_id} 的话务员或专家座席", field="user_id", value=user_id)
 
 
 async def _tell_pbx(
