@@ -1,7 +1,7 @@
 // 班长监控: live wallboard (pushed), seats, call records with recording playback, SLA reports with charts and exports,
 // overdue / at-risk tickets with supervise and urge, data quality, KB review.
 import {
-  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, post, SEAT_STATES, secondsSince,
+  $, boot, clear, connectPush, el, fail, fmtDuration, fmtTime, get, localDay, MODES, pct, post, put, SEAT_STATES, secondsSince,
   select, serverNow, setServerTime, toast,
 } from '../common.js';
 import {
@@ -71,19 +71,59 @@ setInterval(() => {
 }, 1000);
 
 let seatsLoading = false;
+let seatsAgain = false;
 async function loadSeats() {
-  if (seatsLoading) return;
+  if (seatsLoading) { seatsAgain = true; return; }  // one more load when this one is done
   seatsLoading = true;
   try {
-    const list = items(await get('/api/v1/console/seats'));
-    clear(seatsPanel).append(el('h2', {}, `座席状态（${list.length}）`), el('table', { id: 'seat-table' },
-      el('tr', {}, el('th', {}, '座席'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '持续'), el('th', {}, '监控')),
-      ...list.map((s) => el('tr', { 'data-user-id': String(s.user_id) }, el('td', {}, s.display_name),
-        el('td', {}, s.roles.includes('expert') ? `专家 ${s.hotline_number || ''}` : '话务员'),
-        el('td', { class: `state-${s.state}` }, s.state_name, s.reason ? `（${s.reason}）` : ''),
-        el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : ''),
-        monitorCell(s)))));
+    do {
+      seatsAgain = false;
+      drawSeats(items(await get('/api/v1/console/seats')));
+    } while (seatsAgain);
   } catch (e) { console.warn(e); } finally { seatsLoading = false; }
+}
+function drawSeats(list) {
+  clear(seatsPanel).append(el('h2', {}, `座席状态（${list.length}）`), el('table', { id: 'seat-table' },
+    el('tr', {}, el('th', {}, '座席'), el('th', {}, '角色'), el('th', {}, '状态'), el('th', {}, '持续'), el('th', {}, '管理'),
+      el('th', {}, '监控')),
+    ...list.map((s) => el('tr', { 'data-user-id': String(s.user_id) }, el('td', {}, s.display_name),
+      el('td', {}, s.roles.includes('expert') ? `专家 ${s.hotline_number || ''}` : '话务员'),
+      el('td', { class: `state-${s.state}` }, s.state_name, s.reason ? `（${s.reason}）` : ''),
+      el('td', { class: 'wait', 'data-since': s.since || '' }, s.since ? fmtDuration(secondsSince(s.since)) : ''),
+      forceCell(s), monitorCell(s)))));
+}
+
+// 强制小休 / 强制签出: someone left the desk 置闲 and calls ring unanswered. Only when not on a
+// call (空闲, 话后处理, 小休); the server says no otherwise, and the list is reloaded either way.
+let breakReasons = ['用餐', '休息', '培训', '会议', '其他'];  // replaced by /api/v1/console/meta
+const forceReasons = new Map();  // user id → the break reason chosen in its row (kept across redraws)
+const FORCEABLE = new Set(['ready', 'after_call', 'break']);
+function forceCell(s) {
+  const cell = el('td', { class: 'force' });
+  if (!FORCEABLE.has(s.state)) return cell;
+  const name = s.display_name || s.username;
+  const chosen = forceReasons.get(s.user_id);
+  const reason = el('select', { class: 'small', 'data-force-reason': '', 'aria-label': `${name} 的小休原因`,
+    onchange: () => forceReasons.set(s.user_id, reason.value) },
+  ...breakReasons.map((r) => el('option', { value: r, selected: r === chosen }, r)));
+  cell.append(reason, ' ',
+    el('button', { class: 'small', 'data-force': 'break', title: `将 ${name} 强制小休`,
+      onclick: () => force(s, 'break', reason.value, cell) }, '强制小休'), ' ',
+    el('button', { class: 'small', 'data-force': 'offline', title: `将 ${name} 强制签出`,
+      onclick: () => force(s, 'offline', null, cell) }, '强制签出'));
+  return cell;
+}
+async function force(seat, state, reason, cell) {
+  const name = seat.display_name || seat.username;
+  if (state === 'offline' && !confirm(`确定将 ${name} 强制签出？`)) return;
+  cell.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+  try {
+    const done = await put(`/api/v1/seats/${seat.user_id}/state`, state === 'break' ? { state, reason } : { state });
+    const said = state === 'break' ? `已将 ${name} 设为小休（${done.seat.reason || reason}）` : `已将 ${name} 签出`;
+    toast(done.note ? `${said}；${done.note}` : said);
+    forceReasons.delete(seat.user_id);
+  } catch (e) { fail(e); }
+  loadSeats();
 }
 
 // 监听 / 耳语 / 强插 of a seat on a call: the server rings the supervisor's own seat phone
@@ -456,7 +496,10 @@ async function loadLexicon() {
 
 let unitNames = {};
 let timeZone = 'Asia/Shanghai';
-const metaLoaded = get('/api/v1/console/meta').then((m) => { timeZone = m.timezone || timeZone; }, (e) => console.warn(e));
+const metaLoaded = get('/api/v1/console/meta').then((m) => {
+  timeZone = m.timezone || timeZone;
+  breakReasons = m.break_reasons || breakReasons;
+}, (e) => console.warn(e));
 const unitsLoaded = get('/api/v1/console/units')
   .then((d) => { unitNames = Object.fromEntries(items(d).map((u) => [u.code, u.name])); }, (e) => console.warn(e));
 
