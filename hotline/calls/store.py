@@ -551,15 +551,20 @@ async def ensure_seat(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> 
     return row
 
 
-async def set_seat_state(conn: asyncpg.Connection, user_id: int, state: str, reason: str | None) -> asyncpg.Record:
-    """A state the person chose (the console's transition table decided it may)."""
+async def set_seat_state(conn: asyncpg.Connection, user_id: int, state: str, reason: str | None, *,
+                         forced_by: str | None = None) -> asyncpg.Record:
+    """A state the person chose, or a supervisor (``forced_by``, their name: the person's
+    console says who) chose for them; the console's transition tables decided it may."""
     row = await conn.fetchrow(
         f"""UPDATE seats SET state = $2, reason = $3, since = now(), updated_at = now(),
                    current_call_id = CASE WHEN $2 = 'after_call' THEN current_call_id END
              WHERE user_id = $1 RETURNING {SEAT_COLUMNS}""",  # noqa: S608
         user_id, state, reason,
     )
-    await _seat_changed(conn, [user_id], state)
+    if forced_by is None:
+        await _seat_changed(conn, [user_id], state)
+    else:
+        await publish_many(conn, [(Topic.SEAT_CHANGED, {"user_id": user_id, "state": state, "forced_by": forced_by})])
     return row
 
 

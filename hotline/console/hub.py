@@ -202,7 +202,10 @@ class ConsoleHub:
         user_id = int(payload["user_id"])
         if user_id in self.by_user:
             seat = await seats.get_seat(self.runtime.pool, user_id)
-            await self.send_user(user_id, {"type": "seat", "seat": seat.to_json()})
+            message: dict[str, Any] = {"type": "seat", "seat": seat.to_json()}
+            if payload.get("forced_by"):  # a supervisor changed it: the person is told who
+                message["forced_by"] = str(payload["forced_by"])
+            await self.send_user(user_id, message)
 
     async def _expert_returned(self, payload: dict[str, Any]) -> None:
         await self.send_call_watchers(int(payload["call_id"]),

@@ -166,7 +166,9 @@ async def change_state(
                 f"座席状态不能从「{STATE_NAMES_ZH[current.state]}」手动切换为「{STATE_NAMES_ZH[state]}」",
                 field="state", current=current.state,
             )
-        row = await store.set_seat_state(conn, user_id, state, reason)
+        row = await store.set_seat_state(
+            conn, user_id, state, reason,
+            forced_by=(forced_by.display_name or forced_by.username) if forced_by is not None else None)
         if forced_by is not None:
             await audit(conn, FORCED_AUDIT, user=forced_by, object_type="user", object_id=user_id,
                         detail={"from": current.state, "to": state, "reason": reason,

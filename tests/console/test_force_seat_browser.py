@@ -113,6 +113,8 @@ async def test_supervisor_forces_a_break_and_signs_off_and_the_agent_console_fol
 
     await desk.wait_for_selector("#seat-state.state-break:has-text('小休')")
     assert await desk.locator("#seat-panel .tag").inner_text() == "会议"
+    # and the agent is told who did it
+    await desk.locator(".toast", has_text="班长 赵班长 已将您的状态改为「小休（会议）」").first.wait_for()
     assert await desk.evaluate("window.notReloaded === true")
     await pages.shot(desk, "agent-forced-break")
 
@@ -148,6 +150,7 @@ async def test_supervisor_forces_a_break_and_signs_off_and_the_agent_console_fol
     assert await forced_audit(pool, agent.id) == [(supervisor.id, "ready", "break", "会议"),
                                                   (supervisor.id, "break", "offline", None)]
     await desk.wait_for_selector("#seat-state.state-offline:has-text('离线')")
+    await desk.locator(".toast", has_text="班长 赵班长 已将您的状态改为「离线」").first.wait_for()
     assert await desk.evaluate("window.notReloaded === true")
 
     assert puts == [(f"api/v1/seats/{agent.id}/state", {"state": "break", "reason": "会议"}),

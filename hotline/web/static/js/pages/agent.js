@@ -325,6 +325,9 @@ function onPush(msg) {
     toast(`来电：${msg.line.number} ${msg.line.name}（${msg.line.mode_name}）`);
   } else if (msg.type === 'seat') {
     seat = msg.seat; drawSeat();
+    if (msg.forced_by) {
+      toast(`班长 ${msg.forced_by} 已将您的状态改为「${SEAT_STATES[seat.state]}${seat.reason ? `（${seat.reason}）` : ''}」`);
+    }
   } else if (msg.type === 'call_updated' && pop && msg.call_id === pop.call.id) {
     pop.call.state = msg.state; const s = $('#call-state'); if (s) s.textContent = callState(msg.state);
   } else if (msg.type === 'transfer_outcome' && pop && msg.call_id === pop.call.id) {
