@@ -10,6 +10,7 @@ membership following in Asterisk is tested under tests/telephony."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -165,10 +166,22 @@ async def test_a_refusal_is_shown_and_the_list_reloaded(pages, pool) -> None:
     page = await pages.sign_in(supervisor, expect="supervisor")
     button = row(page, agent.id).locator("button[data-force=break]")
     await button.wait_for()
-    # the seat goes on a call after the list was drawn (written without the push the call flow sends)
+    # the seat goes on a call after the list was drawn (written without the push the call flow
+    # sends); a redraw already on its way (the wallboard comes with the connection) is held
+    # until the click is answered, so the page still offers the button the supervisor saw
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/v1/console/seats", hold)
     await pool.execute("UPDATE seats SET state = 'on_call' WHERE user_id = $1", agent.id)
 
-    status, body, request = await click_and_answer(page, button)
+    try:
+        status, body, request = await click_and_answer(page, button)
+    finally:
+        release.set()
     assert request.post_data_json == {"state": "break", "reason": "用餐"}
     assert (status, body["error"]["code"]) == (409, "not_allowed")
     message = body["error"]["message"]
