@@ -59,7 +59,7 @@ async def start_demo_pbx(settings: Settings, registry: Registry) -> tuple[Settin
         log.info("demo: %s; calls are simulated without a PBX", exc)
         return settings, registry, None
     registry = demo_registry(registry)
-    pbx = AsteriskSandbox(pbx_dir(settings), install)
+    pbx = AsteriskSandbox(pbx_dir(settings), install, media=True)  # phones send a tone, also after a reload
     pbx.init()
     calls = CallSettings.from_settings(settings)
     # every demo call is recorded (the phones send a tone: there is no voice here)
@@ -68,7 +68,6 @@ async def start_demo_pbx(settings: Settings, registry: Registry) -> tuple[Settin
                                                                     recordings_dir=recordings)),
                       generate_queues(registry, calls))
     await asyncio.to_thread(pbx.start)
-    await asyncio.to_thread(pbx.rx, "dialplan set global MEDIA 1")
     log.info("demo: Asterisk sandbox running in %s (AMI 127.0.0.1:%d), recordings in %s",
              pbx.root, pbx.ami_port, recordings)
     return pbx.wire(settings, calls={"recordings_dir": recordings}), registry, pbx

@@ -206,6 +206,7 @@ class AsteriskSandbox:
     ami_username: str = "hotline"
     ami_secret: str = field(default_factory=lambda: secrets.token_hex(12))
     talk_seconds: int = 5
+    media: bool = False  # phones send a tone while they talk (the global MEDIA, kept over a dialplan reload)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -262,7 +263,7 @@ class AsteriskSandbox:
         (self.etc / "queues.conf").write_text("[general]\npersistentmembers = no\n#include hotline/queues_hotline.conf\n")
         (self.etc / "extensions.conf").write_text(
             "[general]\nstatic = yes\nwriteprotect = no\n\n[globals]\n"
-            f"TALK = {self.talk_seconds}\nSUBCENTER_TALK = 3\nMEDIA = 0\n\n"
+            f"TALK = {self.talk_seconds}\nSUBCENTER_TALK = 3\nMEDIA = {int(self.media)}\n\n"
             "#include hotline/extensions_hotline.conf\n" + PEOPLE_CONTEXTS)
         for name in ("extensions_hotline.conf", "queues_hotline.conf"):
             target = self.hotline_dir / name

@@ -77,6 +77,9 @@ async def test_make_run_routes_demo_calls_through_a_real_asterisk(tmp_path: Path
             return f"!ChanSpy!{row['answered_by']}-,bqES!" in out
 
         await wait_for(spying, timeout=30, what="the supervisor's phone spying on the call", interval=0.5)
+        # the demo phones keep sending their tone after an operator's dialplan reload
+        await asyncio.to_thread(pbx.rx, "dialplan reload")
+        assert "MEDIA=1" in (await asyncio.to_thread(pbx.rx, "dialplan show globals")).replace(" ", "")
         # and recorded (全程录音) where make run keeps its recordings, once the demo phone hangs up
         await wait_for(lambda: _recorded(data_dir / "recordings", row["call_uid"], row["started_at"]),
                        timeout=60, what="the demo call's recording", interval=0.5)
