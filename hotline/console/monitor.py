@@ -13,7 +13,7 @@ from hotline.auth.model import User
 from hotline.calls.members import PbxRefused, PbxUnreachable
 from hotline.calls.monitor import ChannelSpy, MonitorMode, SpyNotStarted, parse_mode, spy_request
 from hotline.console.seats import no_such_seat
-from hotline.errors import Conflict
+from hotline.errors import Conflict, ValidationError
 
 AUDIT_ACTION = "call.monitored"
 
@@ -48,6 +48,8 @@ async def start_monitor(
             WHERE u.id = $1 AND u.roles && ARRAY['agent', 'expert']""", agent_user_id)
     if agent is None:
         raise no_such_seat(agent_user_id)
+    if agent_user_id == by.id:
+        raise ValidationError(f"不能{chosen.name_zh}自己的通话", field="user_id", code="own_call", value=agent_user_id)
     if agent["state"] != "on_call" or agent["current_call_id"] is None:
         raise Conflict(f"{agent['name']} 当前不在通话中，无法{chosen.name_zh}", field="user_id",
                        code="not_on_call", value=agent_user_id)

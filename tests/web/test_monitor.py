@@ -85,6 +85,12 @@ async def test_only_supervisors_monitor_and_every_refusal_says_why(api_as: Any, 
     # no such agent (a supervisor is not a seat one monitors)
     resp = await supervisor.post(f"/api/v1/seats/{supervisor.user.id}/monitor", json={"mode": "listen"})
     assert resp.status == 404
+    # a team leader who also takes calls does not monitor their own
+    leader = await api_as("supervisor", "agent")
+    await _on_call(pool, leader.user.id, "1796000001.2", interface="PJSIP/8009")
+    resp = await leader.post(f"/api/v1/seats/{leader.user.id}/monitor", json={"mode": "whisper"})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["code"] == "own_call" and body["error"]["field"] == "user_id"
 
     # everything right but no telephone system configured on this node: nothing rings, nothing audited
     resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
