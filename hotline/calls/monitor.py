@@ -1,4 +1,5 @@
-"""Supervisor monitoring of a live call (班长监听、耳语、强插) with Asterisk's ChanSpy.
+"""Supervisor monitoring of a live call (班长监听、耳语、强插) with Asterisk's ChanSpy,
+and the supervisor's hang-up of a call (强拆: an abusive or stuck call).
 
 The supervisor asks to monitor an agent's (or expert's) call; the PBX rings the
 supervisor's own seat phone and, once it is answered, runs ``ChanSpy`` on the agent's
@@ -102,3 +103,21 @@ class ChannelSpy(Protocol):
     async def spy(self, request: SpyRequest) -> None:
         """Ring ``request.phone``; once answered, spy on ``request.target``. Returns when
         the PBX has accepted the request (the phone rings); raises :class:`SpyNotStarted`."""
+
+    async def hang_up(self, channel: str) -> None:
+        """Hang up ``channel`` (the citizen's: the whole call ends); raises
+        :class:`SpyNotStarted` when the PBX refuses or cannot be reached."""
+
+
+#: a supervisor's hang-up must say why (the audit and the call's record keep it)
+HANGUP_REASON_MAX = 200
+
+
+def hangup_reason(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("强拆需要填写原因（如：骚扰电话、恶意占线）", field="reason", code="required")
+    reason = value.strip()
+    if len(reason) > HANGUP_REASON_MAX:
+        raise ValidationError(f"原因最多 {HANGUP_REASON_MAX} 字，收到 {len(reason)} 字", field="reason",
+                              code="too_long", value=len(reason))
+    return reason

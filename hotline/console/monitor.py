@@ -1,5 +1,6 @@
-"""A supervisor monitors an agent's live call (监听 / 耳语 / 强插): the checks, the PBX
-request (:mod:`hotline.calls.monitor`) and the audit row every attempt leaves."""
+"""A supervisor monitors an agent's live call (监听 / 耳语 / 强插) or hangs a call up (强拆):
+the checks, the PBX request (:mod:`hotline.calls.monitor`) and the audit row every
+attempt leaves."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ import asyncpg
 
 from hotline.auth import audit
 from hotline.auth.model import User
+from hotline.calls import store
 from hotline.calls.members import PbxRefused, PbxUnreachable
-from hotline.calls.monitor import ChannelSpy, MonitorMode, SpyNotStarted, parse_mode, spy_request
+from hotline.calls.monitor import (
+    ChannelSpy,
+    MonitorMode,
+    SpyNotStarted,
+    hangup_reason,
+    parse_mode,
+    spy_request,
+)
 from hotline.console.seats import no_such_seat
-from hotline.errors import Conflict, ValidationError
+from hotline.errors import Conflict, NotFound, ValidationError
 
 AUDIT_ACTION = "call.monitored"
+HANGUP_AUDIT = "call.hung_up_by_supervisor"
+LIVE_STATES = ("ringing", "queued", "answered", "transferred")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +90,40 @@ async def start_monitor(
     if failure is not None:
         raise PbxUnreachable(f"电话系统无法连接，{chosen.name_zh}未开始：{failure}")
     return done
+
+
+async def hang_up_call(
+    pool: asyncpg.Pool, spy: ChannelSpy | None, *, by: User, call_id: int, reason: object,
+    remote_addr: str | None = None,
+) -> dict[str, Any]:
+    """强拆: end a live call from the supervisor's console (an abusive caller, a call stuck
+    on a line). Asterisk hangs the citizen's channel up; the call then ends through the
+    usual flows (hangup handler, AMI, CDR), and its record notes who ended it and why.
+    Refused when the call is not live or has no channel on record, or without a PBX;
+    audited (``call.hung_up_by_supervisor``), accepted by Asterisk or not."""
+    why = hangup_reason(reason)
+    call = await pool.fetchrow("SELECT id, state, ended_at, channel FROM calls WHERE id = $1", call_id)
+    if call is None:
+        raise NotFound(f"没有编号为 {call_id} 的来电", field="id", value=call_id)
+    if call["ended_at"] is not None or call["state"] not in LIVE_STATES:
+        raise Conflict(f"来电 {call_id} 已结束，无需强拆", field="id", code="not_live", value=call_id)
+    if not call["channel"]:
+        raise Conflict(f"来电 {call_id} 没有记录通道，无法强拆", field="id", code="no_channel", value=call_id)
+    if spy is None:
+        raise PbxUnreachable("未接入电话系统（未配置 [calls] ami_host），无法强拆", code="pbx_unavailable")
+    failure: SpyNotStarted | None = None
+    try:
+        await spy.hang_up(call["channel"])
+    except SpyNotStarted as exc:
+        failure = exc
+    async with pool.acquire() as conn, conn.transaction():
+        if failure is None:
+            await store.note_on_call(conn, call_id, [{"step": "supervisor_hangup", "by": by.id, "reason": why}])
+        await audit(conn, HANGUP_AUDIT, user=by, object_type="call", object_id=call_id, detail={
+            "reason": why, "channel": call["channel"], "outcome": "hung_up" if failure is None else "failed",
+            **({"error": str(failure)[:200]} if failure is not None else {})}, remote_addr=remote_addr)
+    if failure is not None and failure.refused:
+        raise PbxRefused(f"电话系统拒绝了强拆：{failure}")
+    if failure is not None:
+        raise PbxUnreachable(f"电话系统无法连接，未能强拆：{failure}")
+    return {"call_id": call_id, "outcome": "hung_up", "message": f"已强拆来电 {call_id}"}

@@ -131,10 +131,15 @@ def seat_pbx(runtime: Runtime) -> AmiSeatPbx | None:
     return None if config is None else AmiSeatPbx(config, runtime.registry)
 
 
+#: Q.850 16, normal clearing: the citizen's side sees an ordinary end of call
+HANGUP_CAUSE = 16
+
+
 class AmiChannelSpy:
     """:class:`~hotline.calls.monitor.ChannelSpy` over AMI: one ``Originate`` of the
     supervisor's phone to the ``ChanSpy`` application (asynchronous: the action is
-    accepted as soon as the phone rings; the supervisor answers or not)."""
+    accepted as soon as the phone rings; the supervisor answers or not); one ``Hangup``
+    of the citizen's channel for a supervisor's 强拆."""
 
     def __init__(self, config: AmiConfig) -> None:
         self.config = config
@@ -146,9 +151,15 @@ class AmiChannelSpy:
         }
         if request.variables:
             fields["Variable"] = ",".join(f"{k}={v}" for k, v in request.variables.items())
+        await self._action("Originate", fields)
+
+    async def hang_up(self, channel: str) -> None:
+        await self._action("Hangup", {"Channel": channel, "Cause": HANGUP_CAUSE})
+
+    async def _action(self, name: str, fields: dict[str, object]) -> None:
         try:
             async with AmiConnection(self.config) as ami:
-                await ami.action("Originate", fields)
+                await ami.action(name, fields)
         except AmiRefused as exc:
             raise SpyNotStarted(exc.reason, refused=True) from None
         except AmiError as exc:

@@ -201,3 +201,43 @@ async def test_admin_gives_a_supervisor_a_seat_phone(pages, pool) -> None:
     assert (stored["interface"], list(stored["skills"])) == ("PJSIP/9001", [])
     # the panel is redrawn from the server: the phone is there
     await page.locator(f"#phone-table tr[data-seat='{supervisor.username}'] input[value='PJSIP/9001']").wait_for()
+
+
+async def test_a_supervisor_hangs_up_a_call_with_a_reason(pages, pool, place_call, phone) -> None:
+    """强拆 beside the monitor buttons: it asks why, a dismissed or empty answer sends
+    nothing, the reason is posted to the seat's current call and the server's answer is
+    shown (no PBX in these tests: pbx_unavailable, nothing audited)."""
+    talking = await pages.user("agent", display_name="王晓燕")
+    await phone(talking.id, "PJSIP/8001")
+    call_id = await on_a_call(pool, place_call, talking.id)
+    await pool.execute("UPDATE calls SET channel = 'PJSIP/trunk-00000007' WHERE id = $1", call_id)
+    supervisor = await pages.user("supervisor")
+    page = await pages.sign_in(supervisor, expect="supervisor")
+    sent: list[Any] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/hangup") else None)
+    button = row(page, talking.id).locator("button[data-hangup]")
+    await button.wait_for()
+    assert await button.get_attribute("data-hangup") == str(call_id)
+
+    questions: list[str] = []
+
+    async def answer(text: str | None) -> Any:
+        async def handle(dialog: Any) -> None:
+            questions.append(dialog.message)
+            await (dialog.dismiss() if text is None else dialog.accept(text))
+        return handle
+
+    page.once("dialog", await answer(None))
+    await button.click()
+    page.once("dialog", await answer("   "))
+    await button.click()
+    assert len(questions) == 2 and "王晓燕" in questions[0] and "原因" in questions[0]
+    page.once("dialog", await answer(" 骚扰电话 "))
+    async with page.expect_response(lambda r: r.url.endswith(f"/api/v1/calls/{call_id}/hangup")) as got:
+        await button.click()
+    response = await got.value
+    error = (await response.json())["error"]
+    assert (response.status, error["code"]) == (503, "pbx_unavailable")
+    await shown(page, error["message"])
+    assert sent == [{"reason": "骚扰电话"}]
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'call.hung_up_by_supervisor'") == 0

@@ -6,6 +6,7 @@ own), and every request is audited."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestServer
@@ -118,3 +119,48 @@ async def test_a_supervisor_listens_then_barges_in_on_the_agents_real_channel(
 
 async def _spied(prefix: str, started: list[dict[str, str]]) -> dict[str, str] | None:
     return next((e for e in started if e.get("SpyeeChannel", "").startswith(prefix)), None)
+
+
+async def test_a_supervisor_hangs_up_an_abusive_call_and_the_record_says_who_and_why(
+    phone_system: PhoneSystem, web: TestServer,
+) -> None:
+    """强拆 on the real Asterisk: the citizen's channel is hung up through AMI, the agent's
+    leg goes with it, the call ends through the usual flows with its record noting who
+    ended it and why; an ended call cannot be hung up again."""
+    system = phone_system
+    supervisor = await create_user(system.pool, "super-2", TEST_PASSWORD, ("supervisor",))
+    call, agent_id = await answered_by_agent(system, "12345", "13700004444", talk=60)
+    assert call["channel"]
+    client, csrf = await signed_in(web, "super-2")
+    try:
+        resp = await client.post(f"/api/v1/calls/{call['id']}/hangup", json={"reason": "  "},
+                                 headers={"X-CSRF-Token": csrf})
+        body = await resp.json()
+        assert resp.status == 400 and body["error"]["field"] == "reason", body
+        resp = await client.post(f"/api/v1/calls/{call['id']}/hangup", json={"reason": "骚扰电话"},
+                                 headers={"X-CSRF-Token": csrf})
+        body = await resp.json()
+        assert resp.status == 200 and body["outcome"] == "hung_up", body
+
+        async def ended() -> Any:
+            return await system.pool.fetchrow(
+                "SELECT * FROM calls WHERE id = $1 AND ended_at IS NOT NULL", call["id"])
+
+        record = await system.eventually(ended, what="the call ending after the hang-up")
+        assert record["agent_id"] == agent_id and record["state"] == "completed"
+        steps = [d for d in record["decisions"] if d["step"] == "supervisor_hangup"]
+        assert steps == [{"step": "supervisor_hangup", "by": supervisor.id, "reason": "骚扰电话"}]
+        channels = " ".join(await asyncio.to_thread(system.pbx.channels))
+        assert call["channel"] not in channels and "Local/8001@agents" not in channels
+
+        resp = await client.post(f"/api/v1/calls/{call['id']}/hangup", json={"reason": "骚扰电话"},
+                                 headers={"X-CSRF-Token": csrf})
+        body = await resp.json()
+        assert resp.status == 409 and body["error"]["code"] == "not_live", body
+    finally:
+        await client.close()
+    audited = await system.pool.fetch(
+        "SELECT user_id, object_id, detail FROM audit_log WHERE action = 'call.hung_up_by_supervisor'")
+    assert [(a["user_id"], a["object_id"], a["detail"]["reason"], a["detail"]["outcome"]) for a in audited] == [
+        (supervisor.id, str(call["id"]), "骚扰电话", "hung_up")]
+    assert await system.pool.fetchval("SELECT count(*) FROM calls") == 1

@@ -138,3 +138,43 @@ async def test_the_admin_gives_a_supervisor_a_phone_and_the_console_says_who_has
     await _on_call(pool, agent.user.id, "1796000004.1")
     seats = {s["user_id"]: s for s in (await (await supervisor.get("/api/v1/console/seats")).json())["items"]}
     assert seats[agent.user.id]["has_phone"] is True and seats[agent.user.id]["state"] == "on_call"
+
+
+async def test_a_supervisors_hang_up_refusals_and_an_unreachable_pbx(api_as: Any, pool: asyncpg.Pool) -> None:
+    """强拆 without a PBX to do it: who may ask, what is refused and how; an unreachable
+    PBX is told and audited, and the call's record says nothing happened."""
+    from hotline.console.monitor import hang_up_call
+
+    agent = await api_as("agent")
+    supervisor = await api_as("supervisor")
+    call_id = await _on_call(pool, agent.user.id, "1796000005.1")
+    resp = await agent.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
+    assert resp.status == 403
+    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={})
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == "reason"
+    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚" * 201})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["code"] == "too_long", body
+    # no channel on record (the test's call never had one)
+    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "no_channel", body
+    await pool.execute("UPDATE calls SET channel = 'PJSIP/trunk-00000001' WHERE id = $1", call_id)
+    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
+    body = await resp.json()
+    assert resp.status == 503 and body["error"]["code"] == "pbx_unavailable", body
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'call.hung_up_by_supervisor'") == 0
+
+    closed = AmiChannelSpy(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))
+    with pytest.raises(PbxUnreachable):
+        await hang_up_call(pool, closed, by=supervisor.user, call_id=call_id, reason="骚扰电话")
+    detail = await pool.fetchval("SELECT detail FROM audit_log WHERE action = 'call.hung_up_by_supervisor'")
+    assert detail["outcome"] == "failed" and detail["reason"] == "骚扰电话"
+    decisions = await pool.fetchval("SELECT decisions FROM calls WHERE id = $1", call_id)
+    assert not [d for d in decisions if d["step"] == "supervisor_hangup"]
+
+    await pool.execute("UPDATE calls SET state = 'completed', ended_at = now() WHERE id = $1", call_id)
+    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "not_live"
+    resp = await supervisor.post("/api/v1/calls/999999/hangup", json={"reason": "骚扰电话"})
+    assert resp.status == 404

@@ -1,5 +1,6 @@
 """Calls over HTTP: the call list, one call with its decisions and transfer attempts,
-and the console's transfer buttons (``POST /api/v1/calls/{id}/transfer``).
+and the console's transfer buttons (``POST /api/v1/calls/{id}/transfer``); a supervisor's
+强拆 (``POST /api/v1/calls/{id}/hangup``).
 
 Caller numbers are masked unless the viewer needs them (the agent or expert on
 that call, a supervisor) and asks with ``?unmask=1``; every unmasked view is
@@ -23,7 +24,9 @@ from hotline.calls.queries import call_json, get_call, is_on_call, list_calls, t
 from hotline.calls.recordings import find_recording
 from hotline.calls.settings import EXPERT_FALLBACKS, CallSettings
 from hotline.calls.transfer import KINDS, transfer_live_call
+from hotline.console.monitor import hang_up_call
 from hotline.errors import Forbidden, NotFound, ValidationError
+from hotline.telephony.pbx import channel_spy
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
@@ -211,8 +214,24 @@ async def call_transfer(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+@requires("supervisor")
+@api_doc(tags=TAGS, body={"type": "object", "required": ["reason"], "properties": {
+    "reason": {"type": "string", "description": "why (骚扰电话, 恶意占线...; at most 200 characters)"}}},
+    responses={200: "Asterisk hung the citizen's channel up (call_id, outcome, message)",
+               400: "no reason", 404: "no such call", 409: "the call has ended (not_live) or has no channel",
+               502: "the PBX refused", 503: "no PBX configured or reachable"})
+async def call_hangup(request: web.Request) -> web.Response:
+    """强拆: end a live call (audited as call.hung_up_by_supervisor; the call's record notes it)."""
+    call_id = path_int(request)
+    body = await read_json(request)
+    runtime = request.app[RUNTIME]
+    return json_response(await hang_up_call(runtime.pool, channel_spy(runtime), by=current_user(request),
+                                            call_id=call_id, reason=body.get("reason"), remote_addr=request.remote))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/calls", calls_list)
     app.router.add_get("/api/v1/calls/{id}", call_detail)
     app.router.add_get("/api/v1/calls/{id}/recording", call_recording)
     app.router.add_post("/api/v1/calls/{id}/transfer", call_transfer)
+    app.router.add_post("/api/v1/calls/{id}/hangup", call_hangup)

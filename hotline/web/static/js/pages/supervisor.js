@@ -133,7 +133,17 @@ function monitorCell(s) {
   if (s.state !== 'on_call') return el('td', { class: 'monitor' });
   return el('td', { class: 'monitor' }, ...Object.entries(MONITOR_MODES).flatMap(([mode, name], i) => [i ? ' ' : null,
     el('button', { class: 'small', 'data-monitor': mode, disabled: !s.has_phone,
-      title: s.has_phone ? `${name} ${s.display_name} 的通话` : '该座席未配置电话', onclick: () => monitor(s, mode) }, name)]));
+      title: s.has_phone ? `${name} ${s.display_name} 的通话` : '该座席未配置电话', onclick: () => monitor(s, mode) }, name)]),
+  s.current_call_id ? ' ' : null,
+  s.current_call_id ? el('button', { class: 'small danger', 'data-hangup': String(s.current_call_id),
+    title: `强拆 ${s.display_name} 的通话（如骚扰电话）`, onclick: () => hangUp(s) }, '强拆') : null);
+}
+// 强拆: end the call (an abusive caller); the reason goes into the audit and the call's record
+async function hangUp(seat) {
+  const reason = prompt(`强拆 ${seat.display_name} 正在进行的通话，请填写原因（如：骚扰电话、恶意占线）`);
+  if (reason === null || !reason.trim()) return;
+  try { toast((await post(`/api/v1/calls/${seat.current_call_id}/hangup`, { reason: reason.trim() })).message); } catch (e) { fail(e); }
+  loadSeats();
 }
 async function monitor(seat, mode) {
   if (mode === 'barge' && !confirm('确定强插？通话双方都将听到您的声音')) return;
