@@ -38,6 +38,20 @@ async def _phone(pool: asyncpg.Pool, user_id: int, interface: str) -> None:
     await pool.execute("INSERT INTO seats (user_id, state, interface) VALUES ($1, 'offline', $2)", user_id, interface)
 
 
+async def _monitor(who: Any, user_id: int, mode: str) -> tuple[int, dict[str, Any]]:
+    """``who`` asks to monitor ``user_id``'s call: the status and the error (or body)."""
+    resp = await who.post(f"/api/v1/seats/{user_id}/monitor", json={"mode": mode})
+    body = await resp.json()
+    return resp.status, body.get("error", body)
+
+
+async def _hang_up(who: Any, call_id: int, reason: object) -> tuple[int, dict[str, Any]]:
+    """``who`` asks to hang ``call_id`` up (强拆): the status and the error (or body)."""
+    resp = await who.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": reason} if reason is not None else {})
+    body = await resp.json()
+    return resp.status, body.get("error", body)
+
+
 async def _audited(pool: asyncpg.Pool) -> list[Any]:
     return await pool.fetch("SELECT * FROM audit_log WHERE action = 'call.monitored' ORDER BY id")
 
@@ -63,46 +77,38 @@ async def test_only_supervisors_monitor_and_every_refusal_says_why(api_as: Any, 
     call_id = await _on_call(pool, agent.user.id, "1796000001.1")
 
     # an agent may not listen to a colleague
-    resp = await other_agent.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
-    assert resp.status == 403
+    assert (await _monitor(other_agent, agent.user.id, "listen"))[0] == 403
 
-    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "eavesdrop"})
-    body = await resp.json()
-    assert resp.status == 400 and body["error"]["field"] == "mode" and body["error"]["value"] == "eavesdrop"
+    status, error = await _monitor(supervisor, agent.user.id, "eavesdrop")
+    assert status == 400 and error["field"] == "mode" and error["value"] == "eavesdrop"
 
     # the supervisor has no seat phone yet
-    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
-    body = await resp.json()
-    assert resp.status == 409 and body["error"]["code"] == "no_phone" and "管理员" in body["error"]["message"]
+    status, error = await _monitor(supervisor, agent.user.id, "listen")
+    assert status == 409 and error["code"] == "no_phone" and "管理员" in error["message"]
     await _phone(pool, supervisor.user.id, "PJSIP/9001")
 
     # an agent who is not on a call
     await _phone(pool, other_agent.user.id, "PJSIP/8002")
-    resp = await supervisor.post(f"/api/v1/seats/{other_agent.user.id}/monitor", json={"mode": "listen"})
-    body = await resp.json()
-    assert resp.status == 409 and body["error"]["code"] == "not_on_call" and body["error"]["value"] == other_agent.user.id
+    status, error = await _monitor(supervisor, other_agent.user.id, "listen")
+    assert status == 409 and error["code"] == "not_on_call" and error["value"] == other_agent.user.id
 
     # no such agent (a supervisor is not a seat one monitors)
-    resp = await supervisor.post(f"/api/v1/seats/{supervisor.user.id}/monitor", json={"mode": "listen"})
-    assert resp.status == 404
+    assert (await _monitor(supervisor, supervisor.user.id, "listen"))[0] == 404
     # a team leader who also takes calls does not monitor their own
     leader = await api_as("supervisor", "agent")
     await _on_call(pool, leader.user.id, "1796000001.2", interface="PJSIP/8009")
-    resp = await leader.post(f"/api/v1/seats/{leader.user.id}/monitor", json={"mode": "whisper"})
-    body = await resp.json()
-    assert resp.status == 400 and body["error"]["code"] == "own_call" and body["error"]["field"] == "user_id"
+    status, error = await _monitor(leader, leader.user.id, "whisper")
+    assert status == 400 and error["code"] == "own_call" and error["field"] == "user_id"
 
     # everything right but no telephone system configured on this node: nothing rings, nothing audited
-    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "listen"})
-    body = await resp.json()
-    assert resp.status == 503 and body["error"]["code"] == "pbx_unavailable" and "电话系统" in body["error"]["message"]
+    status, error = await _monitor(supervisor, agent.user.id, "listen")
+    assert status == 503 and error["code"] == "pbx_unavailable" and "电话系统" in error["message"]
     assert await _audited(pool) == []
 
     # an on-call agent whose seat has no phone cannot be spied on
     await pool.execute("UPDATE seats SET interface = NULL WHERE user_id = $1", agent.user.id)
-    resp = await supervisor.post(f"/api/v1/seats/{agent.user.id}/monitor", json={"mode": "barge"})
-    body = await resp.json()
-    assert resp.status == 409 and body["error"]["code"] == "agent_no_phone" and "强插" in body["error"]["message"]
+    status, error = await _monitor(supervisor, agent.user.id, "barge")
+    assert status == 409 and error["code"] == "agent_no_phone" and "强插" in error["message"]
     assert call_id > 0
 
 
@@ -148,21 +154,17 @@ async def test_a_supervisors_hang_up_refusals_and_an_unreachable_pbx(api_as: Any
     agent = await api_as("agent")
     supervisor = await api_as("supervisor")
     call_id = await _on_call(pool, agent.user.id, "1796000005.1")
-    resp = await agent.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
-    assert resp.status == 403
-    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={})
-    assert resp.status == 400 and (await resp.json())["error"]["field"] == "reason"
-    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚" * 201})
-    body = await resp.json()
-    assert resp.status == 400 and body["error"]["code"] == "too_long", body
+    assert (await _hang_up(agent, call_id, "骚扰电话"))[0] == 403
+    status, error = await _hang_up(supervisor, call_id, None)
+    assert status == 400 and error["field"] == "reason", error
+    status, error = await _hang_up(supervisor, call_id, "骚" * 201)
+    assert status == 400 and error["code"] == "too_long", error
     # no channel on record (the test's call never had one)
-    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
-    body = await resp.json()
-    assert resp.status == 409 and body["error"]["code"] == "no_channel", body
+    status, error = await _hang_up(supervisor, call_id, "骚扰电话")
+    assert status == 409 and error["code"] == "no_channel", error
     await pool.execute("UPDATE calls SET channel = 'PJSIP/trunk-00000001' WHERE id = $1", call_id)
-    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
-    body = await resp.json()
-    assert resp.status == 503 and body["error"]["code"] == "pbx_unavailable", body
+    status, error = await _hang_up(supervisor, call_id, "骚扰电话")
+    assert status == 503 and error["code"] == "pbx_unavailable", error
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'call.hung_up_by_supervisor'") == 0
 
     closed = AmiChannelSpy(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))
@@ -174,7 +176,6 @@ async def test_a_supervisors_hang_up_refusals_and_an_unreachable_pbx(api_as: Any
     assert not [d for d in decisions if d["step"] == "supervisor_hangup"]
 
     await pool.execute("UPDATE calls SET state = 'completed', ended_at = now() WHERE id = $1", call_id)
-    resp = await supervisor.post(f"/api/v1/calls/{call_id}/hangup", json={"reason": "骚扰电话"})
-    assert resp.status == 409 and (await resp.json())["error"]["code"] == "not_live"
-    resp = await supervisor.post("/api/v1/calls/999999/hangup", json={"reason": "骚扰电话"})
-    assert resp.status == 404
+    status, error = await _hang_up(supervisor, call_id, "骚扰电话")
+    assert status == 409 and error["code"] == "not_live", error
+    assert (await _hang_up(supervisor, 999999, "骚扰电话"))[0] == 404
