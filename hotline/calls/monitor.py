@@ -20,6 +20,7 @@ listened to which call, when and how is the audit log's (``call.monitored``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -48,6 +49,8 @@ class MonitorMode(Enum):
 
 _NAMES_ZH = {MonitorMode.LISTEN: "监听", MonitorMode.WHISPER: "耳语", MonitorMode.BARGE: "强插"}
 
+#: what a display name may not carry into a ``"name" <number>`` caller ID
+_CALLER_ID_UNSAFE = re.compile(r'["\\<>\x00-\x1f\x7f]')
 #: how long the supervisor's phone rings before the PBX gives up (milliseconds)
 RING_MS = 30_000
 
@@ -83,7 +86,7 @@ def spy_request(*, phone: str, target: str, mode: MonitorMode, agent_name: str, 
                 call_uid: str) -> SpyRequest:
     # the interfaces were validated when an admin gave the phones (hotline.calls.members):
     # no comma, quote or space can reach the application data
-    label = agent_name.replace('"', "").replace("\\", "")[:40]
+    label = _CALLER_ID_UNSAFE.sub("", agent_name)[:40]
     return SpyRequest(
         phone=phone, target=target, mode=mode,
         caller_id=f'"{mode.name_zh} {label}" <{call_id}>',
@@ -91,22 +94,24 @@ def spy_request(*, phone: str, target: str, mode: MonitorMode, agent_name: str, 
     )
 
 
-class SpyNotStarted(Exception):
-    """The PBX refused the request (``refused``) or could not be reached."""
+class CallControlFailed(Exception):
+    """The PBX refused a supervisor's request (``refused``) or could not be reached."""
 
     def __init__(self, message: str, *, refused: bool) -> None:
         super().__init__(message)
         self.refused = refused
 
 
-class ChannelSpy(Protocol):
+class CallControl(Protocol):
+    """The PBX side of the supervisor's call controls (AMI: hotline.telephony.pbx)."""
+
     async def spy(self, request: SpyRequest) -> None:
         """Ring ``request.phone``; once answered, spy on ``request.target``. Returns when
-        the PBX has accepted the request (the phone rings); raises :class:`SpyNotStarted`."""
+        the PBX has accepted the request (the phone rings); raises :class:`CallControlFailed`."""
 
     async def hang_up(self, channel: str) -> None:
         """Hang up ``channel`` (the citizen's: the whole call ends); raises
-        :class:`SpyNotStarted` when the PBX refuses or cannot be reached."""
+        :class:`CallControlFailed` when the PBX refuses or cannot be reached."""
 
 
 #: a supervisor's hang-up must say why (the audit and the call's record keep it)

@@ -14,9 +14,9 @@ from hotline.auth.model import User
 from hotline.calls import store
 from hotline.calls.members import PbxRefused, PbxUnreachable
 from hotline.calls.monitor import (
-    ChannelSpy,
+    CallControl,
+    CallControlFailed,
     MonitorMode,
-    SpyNotStarted,
     hangup_reason,
     parse_mode,
     spy_request,
@@ -44,7 +44,7 @@ class Monitoring:
 
 
 async def start_monitor(
-    pool: asyncpg.Pool, spy: ChannelSpy | None, *, by: User, agent_user_id: int, mode: object,
+    pool: asyncpg.Pool, pbx: CallControl | None, *, by: User, agent_user_id: int, mode: object,
     remote_addr: str | None = None,
 ) -> Monitoring:
     """Ring ``by``'s seat phone to monitor ``agent_user_id``'s current call. Refused
@@ -71,15 +71,15 @@ async def start_monitor(
     if not phone:
         raise Conflict("您的座席未配置电话，无法监听：请管理员在“座席电话”中为您分配", field="interface",
                        code="no_phone")
-    if spy is None:
+    if pbx is None:
         raise PbxUnreachable("未接入电话系统（未配置 [calls] ami_host），无法监听", code="pbx_unavailable")
     done = Monitoring(agent_user_id, agent["current_call_id"], chosen, phone, agent["name"])
     request = spy_request(phone=phone, target=agent["interface"], mode=chosen, agent_name=agent["name"],
                           call_id=done.call_id, call_uid=agent["call_uid"])
-    failure: SpyNotStarted | None = None
+    failure: CallControlFailed | None = None
     try:
-        await spy.spy(request)
-    except SpyNotStarted as exc:
+        await pbx.spy(request)
+    except CallControlFailed as exc:
         failure = exc
     await audit(pool, AUDIT_ACTION, user=by, object_type="call", object_id=done.call_id, detail={
         "agent_user_id": agent_user_id, "agent": agent["username"], "mode": chosen.value, "phone": phone,
@@ -93,7 +93,7 @@ async def start_monitor(
 
 
 async def hang_up_call(
-    pool: asyncpg.Pool, spy: ChannelSpy | None, *, by: User, call_id: int, reason: object,
+    pool: asyncpg.Pool, pbx: CallControl | None, *, by: User, call_id: int, reason: object,
     remote_addr: str | None = None,
 ) -> dict[str, Any]:
     """强拆: end a live call from the supervisor's console (an abusive caller, a call stuck
@@ -109,12 +109,12 @@ async def hang_up_call(
         raise Conflict(f"来电 {call_id} 已结束，无需强拆", field="id", code="not_live", value=call_id)
     if not call["channel"]:
         raise Conflict(f"来电 {call_id} 没有记录通道，无法强拆", field="id", code="no_channel", value=call_id)
-    if spy is None:
+    if pbx is None:
         raise PbxUnreachable("未接入电话系统（未配置 [calls] ami_host），无法强拆", code="pbx_unavailable")
-    failure: SpyNotStarted | None = None
+    failure: CallControlFailed | None = None
     try:
-        await spy.hang_up(call["channel"])
-    except SpyNotStarted as exc:
+        await pbx.hang_up(call["channel"])
+    except CallControlFailed as exc:
         failure = exc
     async with pool.acquire() as conn, conn.transaction():
         if failure is None:

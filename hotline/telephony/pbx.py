@@ -26,7 +26,7 @@ from hotline.calls.members import (
     hotline_queues,
     plan_changes,
 )
-from hotline.calls.monitor import RING_MS, SpyNotStarted, SpyRequest
+from hotline.calls.monitor import RING_MS, CallControlFailed, SpyRequest
 from hotline.calls.settings import CallSettings
 from hotline.console import seats
 from hotline.registry import Registry
@@ -135,8 +135,8 @@ def seat_pbx(runtime: Runtime) -> AmiSeatPbx | None:
 HANGUP_CAUSE = 16
 
 
-class AmiChannelSpy:
-    """:class:`~hotline.calls.monitor.ChannelSpy` over AMI: one ``Originate`` of the
+class AmiCallControl:
+    """:class:`~hotline.calls.monitor.CallControl` over AMI: one ``Originate`` of the
     supervisor's phone to the ``ChanSpy`` application (asynchronous: the action is
     accepted as soon as the phone rings; the supervisor answers or not); one ``Hangup``
     of the citizen's channel for a supervisor's 强拆."""
@@ -161,15 +161,15 @@ class AmiChannelSpy:
             async with AmiConnection(self.config) as ami:
                 await ami.action(name, fields)
         except AmiRefused as exc:
-            raise SpyNotStarted(exc.reason, refused=True) from None
+            raise CallControlFailed(exc.reason, refused=True) from None
         except AmiError as exc:
-            raise SpyNotStarted(str(exc), refused=False) from None
+            raise CallControlFailed(str(exc), refused=False) from None
 
 
-def channel_spy(runtime: Runtime) -> AmiChannelSpy | None:
+def call_control(runtime: Runtime) -> AmiCallControl | None:
     """The PBX a supervisor's monitoring request goes to, or None without AMI configured."""
     config = ami_config(CallSettings.from_settings(runtime.settings))
-    return None if config is None else AmiChannelSpy(config)
+    return None if config is None else AmiCallControl(config)
 
 
 async def reconcile(ami: AmiConnection, pool: asyncpg.Pool, registry: Registry) -> list[MemberChange]:

@@ -16,7 +16,7 @@ from hotline.calls.monitor import MonitorMode, parse_mode, spy_request
 from hotline.calls.store import apply_op, make_entry
 from hotline.console.monitor import start_monitor
 from hotline.errors import ValidationError
-from hotline.telephony.pbx import AmiChannelSpy
+from hotline.telephony.pbx import AmiCallControl
 from hotline.telephony.sandbox import free_port
 
 
@@ -60,7 +60,7 @@ def test_modes_map_to_chanspy_options_and_a_bad_mode_names_the_field() -> None:
     assert [m.chanspy_options for m in MonitorMode] == ["bqES", "bqESw", "bqESB"]
     assert [m.name_zh for m in MonitorMode] == ["监听", "耳语", "强插"]
     request = spy_request(phone="PJSIP/9001", target="PJSIP/800", mode=MonitorMode.WHISPER,
-                          agent_name='王"晓燕', call_id=42, call_uid="1796000000.7")
+                          agent_name='王"晓<燕>\n', call_id=42, call_uid="1796000000.7")
     # the prefix ends with "-": PJSIP/800 never spies on PJSIP/8001's channels
     assert request.application_data == "PJSIP/800-,bqESw"
     assert request.caller_id == '"耳语 王晓燕" <42>'
@@ -119,7 +119,7 @@ async def test_an_unreachable_pbx_is_told_to_the_supervisor_and_the_attempt_audi
     supervisor = await api_as("supervisor")
     await _phone(pool, supervisor.user.id, "PJSIP/9001")
     call_id = await _on_call(pool, agent.user.id, "1796000003.1")
-    closed = AmiChannelSpy(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))  # nobody listens
+    closed = AmiCallControl(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))  # nobody listens
     with pytest.raises(PbxUnreachable) as err:
         await start_monitor(pool, closed, by=supervisor.user, agent_user_id=agent.user.id, mode="listen")
     assert err.value.status == 503 and "监听未开始" in err.value.message
@@ -167,7 +167,7 @@ async def test_a_supervisors_hang_up_refusals_and_an_unreachable_pbx(api_as: Any
     assert status == 503 and error["code"] == "pbx_unavailable", error
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'call.hung_up_by_supervisor'") == 0
 
-    closed = AmiChannelSpy(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))
+    closed = AmiCallControl(AmiConfig("127.0.0.1", free_port(), "hotline", "secret", timeout=2.0))
     with pytest.raises(PbxUnreachable):
         await hang_up_call(pool, closed, by=supervisor.user, call_id=call_id, reason="骚扰电话")
     detail = await pool.fetchval("SELECT detail FROM audit_log WHERE action = 'call.hung_up_by_supervisor'")

@@ -26,7 +26,7 @@ from hotline.calls.settings import EXPERT_FALLBACKS, CallSettings
 from hotline.calls.transfer import KINDS, transfer_live_call
 from hotline.console.monitor import hang_up_call
 from hotline.errors import Forbidden, NotFound, ValidationError
-from hotline.telephony.pbx import channel_spy
+from hotline.telephony.pbx import call_control
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.caller_filter import caller_filter
 from hotline.web.keys import RUNTIME
@@ -225,7 +225,7 @@ async def call_hangup(request: web.Request) -> web.Response:
     call_id = path_int(request)
     body = await read_json(request)
     runtime = request.app[RUNTIME]
-    return json_response(await hang_up_call(runtime.pool, channel_spy(runtime), by=current_user(request),
+    return json_response(await hang_up_call(runtime.pool, call_control(runtime), by=current_user(request),
                                             call_id=call_id, reason=body.get("reason"), remote_addr=request.remote))
 
 

@@ -13,7 +13,7 @@ from hotline.console import seats
 from hotline.console.monitor import start_monitor
 from hotline.errors import ValidationError
 from hotline.registry import Mode
-from hotline.telephony.pbx import channel_spy, seat_pbx
+from hotline.telephony.pbx import call_control, seat_pbx
 from hotline.web.access import api_doc, current_user, requires
 from hotline.web.keys import RUNTIME
 from hotline.web.params import path_int
@@ -80,7 +80,7 @@ async def monitor(request: web.Request) -> web.Response:
     user_id = path_int(request, "user_id")
     body = await read_json(request)
     runtime = request.app[RUNTIME]
-    done = await start_monitor(runtime.pool, channel_spy(runtime), by=current_user(request), agent_user_id=user_id,
+    done = await start_monitor(runtime.pool, call_control(runtime), by=current_user(request), agent_user_id=user_id,
                                mode=body.get("mode"), remote_addr=request.remote)
     return json_response(done.to_json())
 
