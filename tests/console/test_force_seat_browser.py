@@ -10,7 +10,6 @@ membership following in Asterisk is tested under tests/telephony."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -166,22 +165,15 @@ async def test_a_refusal_is_shown_and_the_list_reloaded(pages, pool) -> None:
     page = await pages.sign_in(supervisor, expect="supervisor")
     button = row(page, agent.id).locator("button[data-force=break]")
     await button.wait_for()
-    # the seat goes on a call after the list was drawn (written without the push the call flow
-    # sends); a redraw already on its way (the wallboard comes with the connection) is held
-    # until the click is answered, so the page still offers the button the supervisor saw
-    release = asyncio.Event()
-
-    async def hold(route: Any) -> None:
-        await release.wait()
+    # the seat goes on a call between the list being drawn and the click reaching the server
+    # (written without the push the call flow sends): done as the request leaves the page,
+    # so no redraw can take the button away before the click
+    async def on_a_call_first(route: Any) -> None:
+        await pool.execute("UPDATE seats SET state = 'on_call' WHERE user_id = $1", agent.id)
         await route.continue_()
 
-    await page.route("**/api/v1/console/seats", hold)
-    await pool.execute("UPDATE seats SET state = 'on_call' WHERE user_id = $1", agent.id)
-
-    try:
-        status, body, request = await click_and_answer(page, button)
-    finally:
-        release.set()
+    await page.route(f"**/api/v1/seats/{agent.id}/state", on_a_call_first)
+    status, body, request = await click_and_answer(page, button)
     assert request.post_data_json == {"state": "break", "reason": "用餐"}
     assert (status, body["error"]["code"]) == (409, "not_allowed")
     message = body["error"]["message"]
