@@ -143,6 +143,10 @@ class AmiRefused(AmiError):
         self.reason = message
 
 
+class AmiNoEvent(AmiError):
+    """An action was accepted but the event that completes it never came (in time)."""
+
+
 class AmiConnection:
     """One AMI session that stays open: logs in, then multiplexes actions.
 
@@ -168,6 +172,9 @@ class AmiConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[asyncio.Future[list[dict[str, str]]], list[dict[str, str]], bool]] = {}
+        #: actions whose outcome comes later as an event carrying their ActionID
+        #: (an asynchronous ``Originate``'s ``OriginateResponse``): ActionID -> (event name, future)
+        self._awaiting: dict[str, tuple[str, asyncio.Future[dict[str, str]]]] = {}
         self._error: AmiError | None = None
 
     @property
@@ -232,10 +239,34 @@ class AmiConnection:
         produced, up to and without the closing ``...Complete`` event."""
         return (await self._send(name, fields or {}, listing=True))[1:]
 
-    async def _send(self, name: str, fields: dict[str, object], *, listing: bool) -> list[dict[str, str]]:
+    async def action_then_event(self, name: str, fields: dict[str, object], *, event: str,
+                                within: float) -> dict[str, str]:
+        """Send an action Asterisk answers at once and completes later with ``event``
+        carrying the action's ``ActionID`` (``Originate`` with ``Async: true`` →
+        ``OriginateResponse``); that event. The session must receive ``event`` (listed
+        in ``events``). Raises :class:`AmiRefused` when the action is refused,
+        :class:`AmiNoEvent` when the event does not come ``within`` seconds,
+        :class:`AmiError` when the connection ends first."""
+        action_id, data = encode_action(name, fields)
+        outcome: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._awaiting[action_id] = (event, outcome)
+        try:
+            await self._send(name, fields, listing=False, encoded=(action_id, data))
+            try:
+                async with asyncio.timeout(within):
+                    return await outcome
+            except TimeoutError:
+                raise AmiNoEvent(f"{self.where}: no {event} for {name} within {within:g} s") from None
+        finally:
+            self._awaiting.pop(action_id, None)
+            if outcome.done() and not outcome.cancelled():
+                outcome.exception()  # the connection's end, already raised by _send: marked as seen
+
+    async def _send(self, name: str, fields: dict[str, object], *, listing: bool,
+                    encoded: tuple[str, bytes] | None = None) -> list[dict[str, str]]:
         if self._writer is None or self.closed.is_set():
             raise self._error or AmiError(f"{self.where}: not connected")
-        action_id, data = encode_action(name, fields)
+        action_id, data = encoded or encode_action(name, fields)
         future: asyncio.Future[list[dict[str, str]]] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = (future, [], listing)
         try:
@@ -270,9 +301,18 @@ class AmiConnection:
             for future, _, _ in self._pending.values():
                 if not future.done():
                     future.set_exception(error)
+            for _, outcome in self._awaiting.values():
+                if not outcome.done():
+                    outcome.set_exception(error)
 
     def _dispatch(self, block: dict[str, str]) -> None:
-        pending = self._pending.get(block.get("ActionID", ""))
+        action_id = block.get("ActionID", "")
+        awaited = self._awaiting.get(action_id)
+        if awaited is not None and block.get("Event") == awaited[0]:
+            if not awaited[1].done():
+                awaited[1].set_result(block)
+            return
+        pending = self._pending.get(action_id)
         if pending is not None:
             future, blocks, listing = pending
             if future.done():
@@ -317,7 +357,9 @@ class AmiConnection:
 @dataclass
 class AmiTestPeer:
     """Asterisk's side of AMI on a real socket (tests, demos). Channels in
-    ``channels`` exist; actions on others get ``Response: Error``."""
+    ``channels`` exist; actions on others get ``Response: Error``. ``Originate`` is
+    queued and never followed by its ``OriginateResponse``, as for an AMI user whose
+    eventfilter drops it (a real Asterisk's outcomes are tested on a real Asterisk)."""
 
     username: str = "hotline"
     secret: str = "test-secret"
@@ -359,6 +401,8 @@ class AmiTestPeer:
                                   else "Variable Set"}
                     else:
                         reply |= {"Response": "Error", "Message": "Channel specified does not exist"}
+                elif action == "originate":
+                    reply |= {"Response": "Success", "Message": "Originate successfully queued"}
                 else:
                     reply |= {"Response": "Error", "Message": "Invalid/unknown command"}
                 writer.write(("".join(f"{k}: {v}\r\n" for k, v in reply.items()) + "\r\n").encode())

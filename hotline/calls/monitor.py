@@ -51,8 +51,36 @@ _NAMES_ZH = {MonitorMode.LISTEN: "监听", MonitorMode.WHISPER: "耳语", Monito
 
 #: what a display name may not carry into a ``"name" <number>`` caller ID
 _CALLER_ID_UNSAFE = re.compile(r'["\\<>\x00-\x1f\x7f]')
-#: how long the supervisor's phone rings before the PBX gives up (milliseconds)
-RING_MS = 30_000
+#: how long the supervisor's phone rings before the PBX gives up (``[calls] monitor_ring_seconds``)
+RING_SECONDS = 30
+
+
+class SpyOutcome(Enum):
+    """What became of the ringing of the supervisor's phone."""
+
+    ANSWERED = "answered"  # picked up: ChanSpy runs
+    NO_ANSWER = "no_answer"  # rang out, or declined
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"  # no such phone, not registered, congestion
+    UNKNOWN = "unknown"  # the PBX accepted the request but never said (events filtered out)
+
+    @property
+    def started(self) -> bool:
+        return self is SpyOutcome.ANSWERED
+
+
+#: Asterisk's ``OriginateResponse`` ``Reason`` (an ``AST_CONTROL_*`` value) on failure
+_ORIGINATE_REASONS = {1: SpyOutcome.NO_ANSWER, 3: SpyOutcome.NO_ANSWER, 5: SpyOutcome.BUSY}
+
+
+def originate_outcome(response: str, reason: str) -> SpyOutcome:
+    """The outcome an ``OriginateResponse`` event reports: ``Response: Success`` once
+    the phone answered; else ``Reason`` 1 (hung up while ringing: declined), 3 (rang
+    out), 5 (busy), 8 (congestion) or 0 (no such phone, not reachable)."""
+    if response == "Success":
+        return SpyOutcome.ANSWERED
+    code = int(reason) if reason.strip().isdigit() else 0
+    return _ORIGINATE_REASONS.get(code, SpyOutcome.UNAVAILABLE)
 
 
 def parse_mode(value: object) -> MonitorMode:
@@ -74,6 +102,7 @@ class SpyRequest:
     mode: MonitorMode
     caller_id: str  # what the supervisor's phone shows
     variables: Mapping[str, str] = field(default_factory=dict)
+    ring_seconds: int = RING_SECONDS
 
     @property
     def application_data(self) -> str:
@@ -83,7 +112,7 @@ class SpyRequest:
 
 
 def spy_request(*, phone: str, target: str, mode: MonitorMode, agent_name: str, call_id: int,
-                call_uid: str) -> SpyRequest:
+                call_uid: str, ring_seconds: int = RING_SECONDS) -> SpyRequest:
     # the interfaces were validated when an admin gave the phones (hotline.calls.members):
     # no comma, quote or space can reach the application data
     label = _CALLER_ID_UNSAFE.sub("", agent_name)[:40]
@@ -91,6 +120,7 @@ def spy_request(*, phone: str, target: str, mode: MonitorMode, agent_name: str, 
         phone=phone, target=target, mode=mode,
         caller_id=f'"{mode.name_zh} {label}" <{call_id}>',
         variables={"CDR(userfield)": f"{CDR_LEG_TAG}{call_uid}", "HOTLINE_MONITOR": f"{call_id}:{mode.value}"},
+        ring_seconds=ring_seconds,
     )
 
 
@@ -105,9 +135,10 @@ class CallControlFailed(Exception):
 class CallControl(Protocol):
     """The PBX side of the supervisor's call controls (AMI: hotline.telephony.pbx)."""
 
-    async def spy(self, request: SpyRequest) -> None:
-        """Ring ``request.phone``; once answered, spy on ``request.target``. Returns when
-        the PBX has accepted the request (the phone rings); raises :class:`CallControlFailed`."""
+    async def spy(self, request: SpyRequest) -> SpyOutcome:
+        """Ring ``request.phone`` (at most ``request.ring_seconds``); once answered, spy on
+        ``request.target``. Returns what became of the ringing; raises
+        :class:`CallControlFailed` when the PBX refuses the request or cannot be reached."""
 
     async def hang_up(self, channel: str) -> None:
         """Hang up ``channel`` (the citizen's: the whole call ends); raises

@@ -44,6 +44,8 @@ class CallSettings:
     ami_username: str = ""
     ami_secret: str = ""  # prefer HOTLINE_AMI_SECRET
     ami_timeout: float = 3.0
+    #: seconds a supervisor's seat phone rings when they ask to monitor a call (监听)
+    monitor_ring_seconds: int = 30
     #: seconds of after-call work (话后处理): the queues' wrapuptime, and when the
     #: telephony service returns a seat from after_call to ready
     wrapup_seconds: int = 10
@@ -71,6 +73,9 @@ class CallSettings:
         if result.wrapup_seconds < 0:
             raise ConfigError(f"calls.wrapup_seconds must be >= 0, got {result.wrapup_seconds}",
                               field="calls.wrapup_seconds")
+        if not 2 <= result.monitor_ring_seconds <= 120:
+            raise ConfigError(f"calls.monitor_ring_seconds must be 2..120, got {result.monitor_ring_seconds}",
+                              field="calls.monitor_ring_seconds")
         if result.reconcile_interval <= 0:
             raise ConfigError(f"calls.reconcile_interval must be > 0, got {result.reconcile_interval}",
                               field="calls.reconcile_interval")

@@ -14,9 +14,11 @@ from hotline.auth.model import User
 from hotline.calls import store
 from hotline.calls.members import PbxRefused, PbxUnreachable
 from hotline.calls.monitor import (
+    RING_SECONDS,
     CallControl,
     CallControlFailed,
     MonitorMode,
+    SpyOutcome,
     hangup_reason,
     parse_mode,
     spy_request,
@@ -25,6 +27,8 @@ from hotline.console.seats import no_such_seat
 from hotline.errors import Conflict, NotFound, ValidationError
 
 AUDIT_ACTION = "call.monitored"
+#: what became of the ringing of the supervisor's phone (answered, no_answer, busy, ...)
+RESULT_AUDIT = "call.monitor_result"
 HANGUP_AUDIT = "call.hung_up_by_supervisor"
 LIVE_STATES = ("ringing", "queued", "answered", "transferred")
 
@@ -34,23 +38,45 @@ class Monitoring:
     user_id: int  # the agent (or expert) monitored
     call_id: int
     mode: MonitorMode
-    phone: str  # the supervisor's phone, which rings
+    phone: str  # the supervisor's phone, which rang
     agent_name: str
+    outcome: SpyOutcome
+
+    @property
+    def message(self) -> str:
+        if self.outcome is SpyOutcome.ANSWERED:
+            return f"已接通：您正在{self.mode.name_zh} {self.agent_name} 的通话（座席电话 {self.phone}）"
+        # UNKNOWN: Asterisk took the request but did not say how it ended
+        return f"已呼叫您的座席电话 {self.phone}，接听后开始{self.mode.name_zh} {self.agent_name} 的通话"
 
     def to_json(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "call_id": self.call_id, "mode": self.mode.value,
-                "mode_name": self.mode.name_zh, "phone": self.phone,
-                "message": f"正在呼叫您的座席电话 {self.phone}，接听后开始{self.mode.name_zh} {self.agent_name} 的通话"}
+                "mode_name": self.mode.name_zh, "phone": self.phone, "outcome": self.outcome.value,
+                "message": self.message}
+
+
+def _not_started(outcome: SpyOutcome, mode: MonitorMode, phone: str, ring_seconds: int) -> Conflict:
+    """The refusal the supervisor sees when their phone did not pick up."""
+    what = {
+        SpyOutcome.NO_ANSWER: f"您的座席电话 {phone} 未接听（响铃 {ring_seconds} 秒）",
+        SpyOutcome.BUSY: f"您的座席电话 {phone} 正忙",
+        SpyOutcome.UNAVAILABLE: f"无法接通您的座席电话 {phone}（未注册或线路拥塞）",
+    }[outcome]
+    return Conflict(f"{what}，{mode.name_zh}未开始", field="interface", code=f"phone_{outcome.value}", value=phone)
 
 
 async def start_monitor(
     pool: asyncpg.Pool, pbx: CallControl | None, *, by: User, agent_user_id: int, mode: object,
-    remote_addr: str | None = None,
+    ring_seconds: int = RING_SECONDS, remote_addr: str | None = None,
 ) -> Monitoring:
-    """Ring ``by``'s seat phone to monitor ``agent_user_id``'s current call. Refused
-    (nothing rings, nothing is audited) when the mode is unknown, the agent is not on a
-    call or has no phone, the supervisor has no phone, or no PBX is configured; every
-    request the PBX was asked is audited (``call.monitored``), accepted or not."""
+    """Ring ``by``'s seat phone (up to ``ring_seconds``) to monitor ``agent_user_id``'s
+    current call; returns once the phone answered (ChanSpy runs). Refused (nothing
+    rings, nothing is audited) when the mode is unknown, the agent is not on a call or
+    has no phone, the supervisor has no phone, or no PBX is configured. The request is
+    audited before the phone rings (``call.monitored``: whoever answers it is on record,
+    even if this node stops meanwhile) and its result after (``call.monitor_result``:
+    answered, no_answer, busy, unavailable, unknown or failed); a phone that does not
+    answer is refused with ``phone_no_answer`` / ``phone_busy`` / ``phone_unavailable``."""
     chosen = parse_mode(mode)
     agent = await pool.fetchrow(
         """SELECT u.id, u.username, coalesce(u.display_name, u.username) AS name, u.roles,
@@ -73,23 +99,28 @@ async def start_monitor(
                        code="no_phone")
     if pbx is None:
         raise PbxUnreachable("未接入电话系统（未配置 [calls] ami_host），无法监听", code="pbx_unavailable")
-    done = Monitoring(agent_user_id, agent["current_call_id"], chosen, phone, agent["name"])
+    call_id = agent["current_call_id"]
     request = spy_request(phone=phone, target=agent["interface"], mode=chosen, agent_name=agent["name"],
-                          call_id=done.call_id, call_uid=agent["call_uid"])
+                          call_id=call_id, call_uid=agent["call_uid"], ring_seconds=ring_seconds)
+    about = {"agent_user_id": agent_user_id, "agent": agent["username"], "mode": chosen.value, "phone": phone}
+    await audit(pool, AUDIT_ACTION, user=by, object_type="call", object_id=call_id, detail={
+        **about, "spied_interface": agent["interface"], "ring_seconds": ring_seconds}, remote_addr=remote_addr)
     failure: CallControlFailed | None = None
+    outcome: SpyOutcome | None = None
     try:
-        await pbx.spy(request)
+        outcome = await pbx.spy(request)
     except CallControlFailed as exc:
         failure = exc
-    await audit(pool, AUDIT_ACTION, user=by, object_type="call", object_id=done.call_id, detail={
-        "agent_user_id": agent_user_id, "agent": agent["username"], "mode": chosen.value, "phone": phone,
-        "spied_interface": agent["interface"], "outcome": "ringing" if failure is None else "failed",
+    await audit(pool, RESULT_AUDIT, user=by, object_type="call", object_id=call_id, detail={
+        **about, "outcome": "failed" if outcome is None else outcome.value,
         **({"error": str(failure)[:200]} if failure is not None else {})}, remote_addr=remote_addr)
     if failure is not None and failure.refused:
         raise PbxRefused(f"电话系统拒绝了{chosen.name_zh}请求：{failure}")
-    if failure is not None:
+    if failure is not None or outcome is None:
         raise PbxUnreachable(f"电话系统无法连接，{chosen.name_zh}未开始：{failure}")
-    return done
+    if outcome in (SpyOutcome.NO_ANSWER, SpyOutcome.BUSY, SpyOutcome.UNAVAILABLE):
+        raise _not_started(outcome, chosen, phone, ring_seconds)
+    return Monitoring(agent_user_id, call_id, chosen, phone, agent["name"], outcome)
 
 
 async def hang_up_call(

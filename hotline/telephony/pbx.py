@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from hotline.agi.ami import AmiConfig, AmiConnection, AmiError, AmiRefused
+from hotline.agi.ami import AmiConfig, AmiConnection, AmiError, AmiNoEvent, AmiRefused
 from hotline.calls.members import (
     MemberChange,
     Membership,
@@ -26,7 +26,7 @@ from hotline.calls.members import (
     hotline_queues,
     plan_changes,
 )
-from hotline.calls.monitor import RING_MS, CallControlFailed, SpyRequest
+from hotline.calls.monitor import CallControlFailed, SpyOutcome, SpyRequest, originate_outcome
 from hotline.calls.settings import CallSettings
 from hotline.console import seats
 from hotline.registry import Registry
@@ -136,30 +136,45 @@ HANGUP_CAUSE = 16
 
 
 class AmiCallControl:
-    """:class:`~hotline.calls.monitor.CallControl` over AMI: one ``Originate`` of the
-    supervisor's phone to the ``ChanSpy`` application (asynchronous: the action is
-    accepted as soon as the phone rings; the supervisor answers or not); one ``Hangup``
-    of the citizen's channel for a supervisor's 强拆."""
+    """:class:`~hotline.calls.monitor.CallControl` over AMI: one asynchronous
+    ``Originate`` of the supervisor's phone to the ``ChanSpy`` application, whose
+    ``OriginateResponse`` event says whether the phone answered (or rang out, was busy,
+    could not be reached); one ``Hangup`` of the citizen's channel for a supervisor's 强拆."""
 
-    def __init__(self, config: AmiConfig) -> None:
+    def __init__(self, config: AmiConfig, *, grace: float = 5.0) -> None:
         self.config = config
+        #: seconds beyond the ringing that the ``OriginateResponse`` may take
+        self.grace = grace
 
-    async def spy(self, request: SpyRequest) -> None:
+    async def spy(self, request: SpyRequest) -> SpyOutcome:
         fields: dict[str, object] = {
             "Channel": request.phone, "Application": "ChanSpy", "Data": request.application_data,
-            "CallerID": request.caller_id, "Timeout": RING_MS, "Async": "true",
+            "CallerID": request.caller_id, "Timeout": request.ring_seconds * 1000, "Async": "true",
         }
         if request.variables:
             fields["Variable"] = ",".join(f"{k}={v}" for k, v in request.variables.items())
-        await self._action("Originate", fields)
+        try:
+            async with AmiConnection(self.config, events=["OriginateResponse"]) as ami:
+                event = await ami.action_then_event(
+                    "Originate", fields, event="OriginateResponse",
+                    within=request.ring_seconds + self.config.timeout + self.grace)
+        except AmiNoEvent:
+            # accepted, but the outcome never came: the AMI user's eventfilter in
+            # manager.conf leaves OriginateResponse out (docs/ASTERISK.md)
+            log.warning("%s:%s: no OriginateResponse for the monitoring of %s from %s; "
+                        "add 'eventfilter = Event: OriginateResponse' to the AMI user",
+                        self.config.host, self.config.port, request.target, request.phone)
+            return SpyOutcome.UNKNOWN
+        except AmiRefused as exc:
+            raise CallControlFailed(exc.reason, refused=True) from None
+        except AmiError as exc:
+            raise CallControlFailed(str(exc), refused=False) from None
+        return originate_outcome(event.get("Response", ""), event.get("Reason", ""))
 
     async def hang_up(self, channel: str) -> None:
-        await self._action("Hangup", {"Channel": channel, "Cause": HANGUP_CAUSE})
-
-    async def _action(self, name: str, fields: dict[str, object]) -> None:
         try:
             async with AmiConnection(self.config) as ami:
-                await ami.action(name, fields)
+                await ami.action("Hangup", {"Channel": channel, "Cause": HANGUP_CAUSE})
         except AmiRefused as exc:
             raise CallControlFailed(exc.reason, refused=True) from None
         except AmiError as exc:

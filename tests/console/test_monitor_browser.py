@@ -10,6 +10,7 @@ Asterisk and is tested with one under tests/telephony."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -100,15 +101,38 @@ async def test_supervisor_monitors_a_seat_on_a_call(pages, pool, place_call, pho
     assert await row(page, idle.id).locator("td.monitor").inner_text() == ""
     await pages.shot(page, "supervisor-monitor")
 
-    # 监听: the mode is posted with the CSRF token, and the server's answer is shown
+    # 监听: the mode is posted with the CSRF token, and the server's answer is shown. The
+    # answer comes once the supervisor's phone was picked up: held here (the phone rings),
+    # the page says so, the clicked button reads 呼叫中 and no other monitoring can start
+    ring = asyncio.Event()
+
+    async def ringing(route: Any) -> None:
+        await ring.wait()
+        await route.continue_()
+
+    await page.route("**/monitor", ringing)
     listen = row(page, talking.id).locator("button[data-monitor=listen]")
-    status, error, request = await click_and_answer(page, listen)
+    async with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/monitor")) as got:
+        await listen.click()
+        await page.locator(".toast", has_text="正在呼叫您的座席电话，请接听以开始监听 王晓燕 的通话").wait_for()
+        await page.wait_for_function(
+            """id => [...document.querySelectorAll(`#seat-table tr[data-user-id='${id}'] button[data-monitor]`)]
+                      .map(b => b.textContent + (b.disabled ? ':off' : '')).join() === '监听（呼叫中）:off,耳语:off,强插:off'""",
+            arg=talking.id)
+        ring.set()
+    response = await got.value
+    status, error, request = response.status, (await response.json())["error"], response.request
+    await page.unroute("**/monitor", ringing)
     assert request.url.endswith(f"/api/v1/seats/{talking.id}/monitor")
     assert request.post_data_json == {"mode": "listen"}
     assert request.headers.get("x-csrf-token")
     assert (status, error["code"]) == (503, "pbx_unavailable")  # no [calls] ami_host in these tests
     assert error["message"]
     await shown(page, error["message"])
+    # the ringing is over: the buttons are back
+    await page.wait_for_function(
+        """id => [...document.querySelectorAll(`#seat-table tr[data-user-id='${id}'] button[data-monitor]`)]
+                  .map(b => b.textContent + (b.disabled ? ':off' : '')).join() === '监听,耳语,强插'""", arg=talking.id)
 
     # 强插 asks first; dismissed, nothing is sent (the 耳语 after it is the next request)
     questions: list[str] = []

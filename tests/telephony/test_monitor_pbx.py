@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
 from phone_support import PhoneSystem, answered_by_agent, signed_in
 from support import TEST_PASSWORD
@@ -16,7 +17,9 @@ from support import TEST_PASSWORD
 from hotline.agi.ami import AmiConnection
 from hotline.auth import create_user
 from hotline.calls.settings import CallSettings
-from hotline.telephony.pbx import ami_config
+from hotline.console.monitor import start_monitor
+from hotline.errors import Conflict
+from hotline.telephony.pbx import ami_config, call_control
 
 SUPERVISOR_PHONE = "Local/8901@agents"
 
@@ -58,9 +61,10 @@ async def test_a_supervisor_listens_then_barges_in_on_the_agents_real_channel(
                                      headers={"X-CSRF-Token": csrf})
             body = await resp.json()
             assert resp.status == 200, body
+            # the answer comes once the supervisor's phone picked up (Asterisk's OriginateResponse)
             assert body == {"user_id": agent_id, "call_id": call["id"], "mode": "listen", "mode_name": "监听",
-                            "phone": SUPERVISOR_PHONE,
-                            "message": f"正在呼叫您的座席电话 {SUPERVISOR_PHONE}，接听后开始监听 agent-8001 的通话"}
+                            "phone": SUPERVISOR_PHONE, "outcome": "answered",
+                            "message": f"已接通：您正在监听 agent-8001 的通话（座席电话 {SUPERVISOR_PHONE}）"}
 
             # the supervisor's phone answered and ChanSpy runs on it, spying on the agent's bridged channel
             spy = await system.eventually(lambda: _spied("Local/8001@agents-", started), what="ChanSpyStart")
@@ -85,7 +89,11 @@ async def test_a_supervisor_listens_then_barges_in_on_the_agents_real_channel(
             (supervisor.id, "call", str(call["id"]), "listen"), (supervisor.id, "call", str(call["id"]), "barge")]
         assert audited[0]["detail"] == {"agent_user_id": agent_id, "agent": "agent-8001", "mode": "listen",
                                         "phone": SUPERVISOR_PHONE, "spied_interface": "Local/8001@agents",
-                                        "outcome": "ringing"}
+                                        "ring_seconds": 30}
+        results = await system.pool.fetch(
+            "SELECT * FROM audit_log WHERE action = 'call.monitor_result' ORDER BY id")
+        assert [(a["object_id"], a["detail"]["mode"], a["detail"]["outcome"]) for a in results] == [
+            (str(call["id"]), "listen", "answered"), (str(call["id"]), "barge", "answered")]
 
         # the citizen hangs up: the spies end with the call (E), nothing is left spying
         await system.rx(f"channel request hangup {call['channel']}")
@@ -115,6 +123,38 @@ async def test_a_supervisor_listens_then_barges_in_on_the_agents_real_channel(
         assert await system.pool.fetchval("SELECT count(*) FROM cdr_records WHERE call_id IS NULL") == 0
     finally:
         await watcher.close()
+
+
+async def test_a_supervisor_phone_that_is_busy_or_rings_out_is_told_and_nobody_spies(
+    phone_system: PhoneSystem,
+) -> None:
+    """The supervisor's phone is busy (on another call) or not picked up: Asterisk's
+    OriginateResponse says so, the supervisor is told which, nothing spies on the call,
+    and both attempts are audited with their outcome."""
+    system = phone_system
+    supervisor = await create_user(system.pool, "super-3", TEST_PASSWORD, ("supervisor",))
+    call, agent_id = await answered_by_agent(system, "12345", "13700005555", talk=60)
+    control = call_control(system.runtime)
+    assert control is not None
+    tried = []
+    for phone, code, outcome in (("Local/busy@subcenters", "phone_busy", "busy"),
+                                 ("Local/ringout@subcenters", "phone_no_answer", "no_answer")):
+        await system.pool.execute(
+            """INSERT INTO seats (user_id, state, interface) VALUES ($1, 'offline', $2)
+               ON CONFLICT (user_id) DO UPDATE SET interface = $2""", supervisor.id, phone)
+        with pytest.raises(Conflict) as err:
+            await start_monitor(system.pool, control, by=supervisor, agent_user_id=agent_id, mode="listen",
+                                ring_seconds=2)
+        assert (err.value.code, err.value.details["value"]) == (code, phone), err.value.message
+        assert phone in err.value.message and err.value.message.endswith("，监听未开始")
+        tried.append((str(call["id"]), phone, outcome))
+        assert not await _spy_channels(system)
+    results = await system.pool.fetch(
+        "SELECT object_id, detail FROM audit_log WHERE action = 'call.monitor_result' ORDER BY id")
+    assert [(a["object_id"], a["detail"]["phone"], a["detail"]["outcome"]) for a in results] == tried
+    # the citizen's call goes on, with its agent
+    assert (await system.pool.fetchrow("SELECT state, agent_id FROM calls WHERE id = $1", call["id"])) == (
+        "answered", agent_id)
 
 
 async def _spied(prefix: str, started: list[dict[str, str]]) -> dict[str, str] | None:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hotline.agi.ami import AmiConfig
+from hotline.agi.ami import AmiConfig, AmiTestPeer
 from hotline.calls.members import PbxUnreachable
 from hotline.calls.monitor import MonitorMode, parse_mode, spy_request
 from hotline.calls.store import apply_op, make_entry
@@ -52,8 +52,8 @@ async def _hang_up(who: Any, call_id: int, reason: object) -> tuple[int, dict[st
     return resp.status, body.get("error", body)
 
 
-async def _audited(pool: asyncpg.Pool) -> list[Any]:
-    return await pool.fetch("SELECT * FROM audit_log WHERE action = 'call.monitored' ORDER BY id")
+async def _audited(pool: asyncpg.Pool, action: str = "call.monitored") -> list[Any]:
+    return await pool.fetch("SELECT * FROM audit_log WHERE action = $1 ORDER BY id", action)
 
 
 def test_modes_map_to_chanspy_options_and_a_bad_mode_names_the_field() -> None:
@@ -123,8 +123,37 @@ async def test_an_unreachable_pbx_is_told_to_the_supervisor_and_the_attempt_audi
     with pytest.raises(PbxUnreachable) as err:
         await start_monitor(pool, closed, by=supervisor.user, agent_user_id=agent.user.id, mode="listen")
     assert err.value.status == 503 and "监听未开始" in err.value.message
-    (row,) = await _audited(pool)
+    (asked,) = await _audited(pool)
+    assert asked["object_id"] == str(call_id) and asked["detail"]["phone"] == "PJSIP/9001"
+    (row,) = await _audited(pool, "call.monitor_result")
     assert row["object_id"] == str(call_id) and row["detail"]["outcome"] == "failed" and row["detail"]["error"]
+
+
+async def test_a_pbx_that_never_reports_the_answer_leaves_the_supervisor_told_it_rang(
+    api_as: Any, pool: asyncpg.Pool,
+) -> None:
+    """An AMI user whose eventfilter drops OriginateResponse (a real Asterisk here always
+    sends it): the phone rang, whether it was answered is unknown; said so and audited."""
+    agent = await api_as("agent", display_name="王晓燕")
+    supervisor = await api_as("supervisor")
+    await _phone(pool, supervisor.user.id, "PJSIP/9001")
+    call_id = await _on_call(pool, agent.user.id, "1796000004.1")
+    peer = AmiTestPeer()  # queues the Originate, never says how it ended
+    await peer.start()
+    try:
+        control = AmiCallControl(AmiConfig("127.0.0.1", peer.port, peer.username, peer.secret, timeout=0.5), grace=0.2)
+        done = await start_monitor(pool, control, by=supervisor.user, agent_user_id=agent.user.id, mode="whisper",
+                                   ring_seconds=0)
+    finally:
+        await peer.stop()
+    assert done.to_json() == {
+        "user_id": agent.user.id, "call_id": call_id, "mode": "whisper", "mode_name": "耳语", "phone": "PJSIP/9001",
+        "outcome": "unknown", "message": "已呼叫您的座席电话 PJSIP/9001，接听后开始耳语 王晓燕 的通话"}
+    (originate,) = [a for a in peer.actions if a.get("Action") == "Originate"]
+    assert originate["Channel"] == "PJSIP/9001" and originate["Data"] == "PJSIP/8001-,bqESw"
+    assert originate["Async"] == "true" and originate["Timeout"] == "0"
+    (row,) = await _audited(pool, "call.monitor_result")
+    assert row["detail"]["outcome"] == "unknown" and row["detail"]["mode"] == "whisper"
 
 
 async def test_the_admin_gives_a_supervisor_a_phone_and_the_console_says_who_has_one(

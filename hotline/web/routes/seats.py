@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hotline.calls.members import SeatFacts, seat_queues
 from hotline.calls.routing import skill_queue
+from hotline.calls.settings import CallSettings
 from hotline.console import seats
 from hotline.console.monitor import start_monitor
 from hotline.errors import ValidationError
@@ -70,18 +71,23 @@ async def phone_put(request: web.Request) -> web.Response:
     "mode": {"type": "string", "enum": ["listen", "whisper", "barge"],
              "description": "listen 监听 (hear both sides), whisper 耳语 (the agent hears you), "
                             "barge 强插 (both hear you)"}}},
-    responses={200: "your seat phone is ringing; answer it to start (call_id, mode, phone, message)",
+    responses={200: "your seat phone rang and you answered: the monitoring runs (call_id, mode, phone, "
+                    "outcome answered; unknown when Asterisk did not report the answer), message",
                400: "unknown mode", 404: "no such agent or expert",
                409: "the agent is not on a call (not_on_call), has no phone (agent_no_phone), "
-                    "or you have no seat phone (no_phone)",
+                    "you have no seat phone (no_phone), or your phone did not answer in "
+                    "[calls] monitor_ring_seconds (phone_no_answer), was busy (phone_busy) or "
+                    "could not be reached (phone_unavailable)",
                502: "the PBX refused (pbx_refused)", 503: "no PBX configured or reachable"})
 async def monitor(request: web.Request) -> web.Response:
-    """Monitor an agent's live call from your own seat phone (audited as call.monitored)."""
+    """Monitor an agent's live call from your own seat phone: it rings, and the answer
+    comes once you pick up (or it rang out). Audited as call.monitored and call.monitor_result."""
     user_id = path_int(request, "user_id")
     body = await read_json(request)
     runtime = request.app[RUNTIME]
+    ring = CallSettings.from_settings(runtime.settings).monitor_ring_seconds
     done = await start_monitor(runtime.pool, call_control(runtime), by=current_user(request), agent_user_id=user_id,
-                               mode=body.get("mode"), remote_addr=request.remote)
+                               mode=body.get("mode"), ring_seconds=ring, remote_addr=request.remote)
     return json_response(done.to_json())
 
 

@@ -127,13 +127,16 @@ async function force(seat, state, reason, cell) {
 }
 
 // 监听 / 耳语 / 强插 of a seat on a call: the server rings the supervisor's own seat phone
-// (Asterisk ChanSpy); the monitoring starts when the supervisor answers it.
+// (Asterisk ChanSpy) and answers once the supervisor picked it up (or it rang out, was busy).
+// Meanwhile the monitor buttons wait: the one clicked says 呼叫中 (kept across redraws).
 const MONITOR_MODES = { listen: '监听', whisper: '耳语', barge: '强插' };
+let ringing = null;  // { user_id, mode } while the supervisor's phone rings for a monitoring
 function monitorCell(s) {
   if (s.state !== 'on_call') return el('td', { class: 'monitor' });
   return el('td', { class: 'monitor' }, ...Object.entries(MONITOR_MODES).flatMap(([mode, name], i) => [i ? ' ' : null,
-    el('button', { class: 'small', 'data-monitor': mode, disabled: !s.has_phone,
-      title: s.has_phone ? `${name} ${s.display_name} 的通话` : '该座席未配置电话', onclick: () => monitor(s, mode) }, name)]),
+    el('button', { class: 'small', 'data-monitor': mode, disabled: !s.has_phone || ringing !== null,
+      title: s.has_phone ? `${name} ${s.display_name} 的通话` : '该座席未配置电话', onclick: () => monitor(s, mode) },
+      ringing && ringing.user_id === s.user_id && ringing.mode === mode ? `${name}（呼叫中）` : name)]),
   s.current_call_id ? ' ' : null,
   s.current_call_id ? el('button', { class: 'small danger', 'data-hangup': String(s.current_call_id),
     title: `强拆 ${s.display_name} 的通话（如骚扰电话）`, onclick: () => hangUp(s) }, '强拆') : null);
@@ -146,8 +149,13 @@ async function hangUp(seat) {
   loadSeats();
 }
 async function monitor(seat, mode) {
-  if (mode === 'barge' && !confirm('确定强插？通话双方都将听到您的声音')) return;
+  if (ringing || (mode === 'barge' && !confirm('确定强插？通话双方都将听到您的声音'))) return;
+  ringing = { user_id: seat.user_id, mode };
+  toast(`正在呼叫您的座席电话，请接听以开始${MONITOR_MODES[mode]} ${seat.display_name} 的通话`);
+  loadSeats();
   try { toast((await post(`/api/v1/seats/${seat.user_id}/monitor`, { mode })).message); } catch (e) { fail(e); }
+  ringing = null;
+  loadSeats();
 }
 
 // -- call records (通话记录) with recording playback (录音回放) -------------------------------
