@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from seat_table_support import click_and_answer as seat_click
+from seat_table_support import requests_sent, row
 
 from hotline.calls import store
 
@@ -29,28 +31,14 @@ async def set_seat(pool: asyncpg.Pool, user_id: int, state: str, reason: str | N
         user_id, state, reason)
 
 
-def row(page: Any, user_id: int) -> Any:
-    return page.locator(f"#seat-table tr[data-user-id='{user_id}']")
-
-
 def state_puts(page: Any) -> list[tuple[str, Any]]:
     """Every forced state change the page sends: (path, body)."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(req: Any) -> None:
-        if req.method == "PUT" and req.url.endswith("/state"):
-            sent.append((req.url.split("://", 1)[1].split("/", 1)[1], req.post_data_json))
-
-    page.on("request", record)
-    return sent
+    return requests_sent(page, "PUT", "/state")
 
 
 async def click_and_answer(page: Any, button: Any) -> tuple[int, dict[str, Any], Any]:
     """Click a force button; the server's status and body, and the request the page sent."""
-    async with page.expect_response(lambda r: r.request.method == "PUT" and r.url.endswith("/state")) as got:
-        await button.click()
-    response = await got.value
-    return response.status, await response.json(), response.request
+    return await seat_click(page, button, "PUT", "/state")
 
 
 async def forced_audit(pool: asyncpg.Pool, user_id: int) -> list[tuple[Any, ...]]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from seat_table_support import click_and_answer as seat_click
+from seat_table_support import requests_sent, row
 
 from hotline.calls import store
 
@@ -39,28 +41,15 @@ async def ready(pool: asyncpg.Pool, agent_id: int) -> None:
            ON CONFLICT (user_id) DO UPDATE SET state = 'ready', current_call_id = NULL""", agent_id)
 
 
-def row(page: Any, user_id: int) -> Any:
-    return page.locator(f"#seat-table tr[data-user-id='{user_id}']")
-
-
 def monitor_posts(page: Any) -> list[tuple[str, Any]]:
     """Every monitor request the page sends: (path, body)."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(req: Any) -> None:
-        if req.method == "POST" and req.url.endswith("/monitor"):
-            sent.append((req.url.split("://", 1)[1].split("/", 1)[1], req.post_data_json))
-
-    page.on("request", record)
-    return sent
+    return requests_sent(page, "POST", "/monitor")
 
 
 async def click_and_answer(page: Any, button: Any) -> tuple[int, dict[str, Any], Any]:
     """Click a monitor button; the server's status and error body, and the request the page sent."""
-    async with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/monitor")) as got:
-        await button.click()
-    response = await got.value
-    return response.status, (await response.json())["error"], response.request
+    status, body, request = await seat_click(page, button, "POST", "/monitor")
+    return status, body["error"], request
 
 
 async def shown(page: Any, message: str) -> None:
