@@ -15,7 +15,10 @@ import asyncpg
 import leftovers
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from support import TEST_PASSWORD  # noqa: E402  (re-exported for older imports)
+from support import (
+    TEST_PASSWORD,  # noqa: E402  (re-exported for older imports)
+    web_server,
+)
 
 from hotline.agi.live_transfer import ami_mover
 from hotline.auth import create_user
@@ -26,7 +29,6 @@ from hotline.db.migrations import migrate
 from hotline.db.pool import connect, create_pool
 from hotline.registry import Registry, load_registry, sync_registry
 from hotline.runtime import Runtime
-from hotline.web import create_app
 
 _SESSION_MARKER = pytest.StashKey[str]()
 
@@ -163,13 +165,8 @@ async def pool(runtime: Runtime) -> asyncpg.Pool:
 
 @pytest.fixture
 async def server(runtime: Runtime) -> AsyncIterator[TestServer]:
-    app = create_app(runtime.settings, runtime.registry, runtime=runtime)
-    srv = TestServer(app)
-    await srv.start_server()
-    try:
+    async with web_server(runtime) as srv:
         yield srv
-    finally:
-        await srv.close()
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Shared test helpers (importable from any test module: ``from support import ...``)."""
 
 import asyncio
+import contextlib
 import inspect
 import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,18 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what:
         if loop.time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def web_server(runtime: Any) -> AsyncIterator[Any]:
+    """The node's web app over ``runtime`` on a real port (aiohttp's TestServer), closed after."""
+    from aiohttp.test_utils import TestServer
+
+    from hotline.web import create_app
+
+    server = TestServer(create_app(runtime.settings, runtime.registry, runtime=runtime))
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()

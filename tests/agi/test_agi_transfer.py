@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from support import wait_for
+from support import wait_for, web_server
 
 from hotline.agi.ami import AmiTestPeer
 from hotline.agi.live_transfer import ami_mover
@@ -18,7 +18,6 @@ from hotline.agi.peer import run_call, simulate_call
 from hotline.auth import create_user
 from hotline.calls.transfer import transfer_expert
 from hotline.runtime import Runtime
-from hotline.web import create_app
 
 PASSWORD = "correct-horse-battery"
 
@@ -144,12 +143,8 @@ async def console(runtime: Runtime, ami: AmiTestPeer) -> AsyncIterator[TestServe
                       "ami_secret": ami.secret}
     rt = Runtime(dataclasses.replace(runtime.settings, extra=extra), runtime.registry, runtime.db,
                  channel_mover=ami_mover)
-    server = TestServer(create_app(rt.settings, rt.registry, runtime=rt))
-    await server.start_server()
-    try:
+    async with web_server(rt) as server:
         yield server
-    finally:
-        await server.close()
 
 
 async def _sign_in(server: TestServer, pool: asyncpg.Pool, *roles: str, name: str) -> tuple[TestClient, str, int]:

@@ -28,3 +28,13 @@ async def click_and_answer(page: Any, button: Any, method: str, suffix: str) -> 
         await button.click()
     response = await got.value
     return response.status, await response.json(), response.request
+
+
+def answer_next_dialog(page: Any, questions: list[str], *, accept: bool) -> None:
+    """The page's next confirm() is noted in ``questions`` and accepted or dismissed."""
+
+    async def answer(dialog: Any) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", answer)

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from seat_table_support import answer_next_dialog, requests_sent, row
 from seat_table_support import click_and_answer as seat_click
-from seat_table_support import requests_sent, row
 
 from hotline.calls import store
 
@@ -111,22 +111,13 @@ async def test_supervisor_forces_a_break_and_signs_off_and_the_agent_console_fol
 
     # 强制签出 asks; dismissed, nothing is sent and the seat stays on its break
     questions: list[str] = []
-
-    async def dismiss(dialog: Any) -> None:
-        questions.append(dialog.message)
-        await dialog.dismiss()
-
-    page.once("dialog", dismiss)
+    answer_next_dialog(page, questions, accept=False)
     await row(page, agent.id).locator("button[data-force=offline]").click()
     assert questions == ["确定将 王晓燕 强制签出？"]
     assert await pool.fetchval("SELECT state FROM seats WHERE user_id = $1", agent.id) == "break"
 
     # accepted, the seat is signed off (the only offline request: the dismissed one sent nothing)
-    async def accept(dialog: Any) -> None:
-        questions.append(dialog.message)
-        await dialog.accept()
-
-    page.once("dialog", accept)
+    answer_next_dialog(page, questions, accept=True)
     status, body, request = await click_and_answer(page, row(page, agent.id).locator("button[data-force=offline]"))
     assert questions == ["确定将 王晓燕 强制签出？"] * 2
     assert request.post_data_json == {"state": "offline"}

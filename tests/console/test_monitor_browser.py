@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from seat_table_support import answer_next_dialog, requests_sent, row
 from seat_table_support import click_and_answer as seat_click
-from seat_table_support import requests_sent, row
 
 from hotline.calls import store
 
@@ -50,6 +50,14 @@ async def click_and_answer(page: Any, button: Any) -> tuple[int, dict[str, Any],
     """Click a monitor button; the server's status and error body, and the request the page sent."""
     status, body, request = await seat_click(page, button, "POST", "/monitor")
     return status, body["error"], request
+
+
+async def buttons_read(page: Any, user_id: int, texts: str) -> None:
+    """Wait until the seat's monitor buttons read ``texts`` (each label, ``:off`` when disabled)."""
+    await page.wait_for_function(
+        """([id, texts]) => [...document.querySelectorAll(`#seat-table tr[data-user-id='${id}'] button[data-monitor]`)]
+                             .map(b => b.textContent + (b.disabled ? ':off' : '')).join() === texts""",
+        arg=[user_id, texts])
 
 
 async def shown(page: Any, message: str) -> None:
@@ -104,10 +112,7 @@ async def test_supervisor_monitors_a_seat_on_a_call(pages, pool, place_call, pho
     async with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/monitor")) as got:
         await listen.click()
         await page.locator(".toast", has_text="正在呼叫您的座席电话，请接听以开始监听 王晓燕 的通话").wait_for()
-        await page.wait_for_function(
-            """id => [...document.querySelectorAll(`#seat-table tr[data-user-id='${id}'] button[data-monitor]`)]
-                      .map(b => b.textContent + (b.disabled ? ':off' : '')).join() === '监听（呼叫中）:off,耳语:off,强插:off'""",
-            arg=talking.id)
+        await buttons_read(page, talking.id, "监听（呼叫中）:off,耳语:off,强插:off")
         ring.set()
     response = await got.value
     status, error, request = response.status, (await response.json())["error"], response.request
@@ -119,18 +124,11 @@ async def test_supervisor_monitors_a_seat_on_a_call(pages, pool, place_call, pho
     assert error["message"]
     await shown(page, error["message"])
     # the ringing is over: the buttons are back
-    await page.wait_for_function(
-        """id => [...document.querySelectorAll(`#seat-table tr[data-user-id='${id}'] button[data-monitor]`)]
-                  .map(b => b.textContent + (b.disabled ? ':off' : '')).join() === '监听,耳语,强插'""", arg=talking.id)
+    await buttons_read(page, talking.id, "监听,耳语,强插")
 
     # 强插 asks first; dismissed, nothing is sent (the 耳语 after it is the next request)
     questions: list[str] = []
-
-    async def dismiss(dialog: Any) -> None:
-        questions.append(dialog.message)
-        await dialog.dismiss()
-
-    page.once("dialog", dismiss)
+    answer_next_dialog(page, questions, accept=False)
     await row(page, talking.id).locator("button[data-monitor=barge]").click()
     assert questions == [BARGE_QUESTION]
     status, error, request = await click_and_answer(page, row(page, talking.id).locator("button[data-monitor=whisper]"))
@@ -139,11 +137,7 @@ async def test_supervisor_monitors_a_seat_on_a_call(pages, pool, place_call, pho
     assert [body["mode"] for _, body in posts] == ["listen", "whisper"]
 
     # accepted, it is sent
-    async def accept(dialog: Any) -> None:
-        questions.append(dialog.message)
-        await dialog.accept()
-
-    page.once("dialog", accept)
+    answer_next_dialog(page, questions, accept=True)
     status, error, request = await click_and_answer(page, row(page, talking.id).locator("button[data-monitor=barge]"))
     assert questions == [BARGE_QUESTION, BARGE_QUESTION]
     assert request.post_data_json == {"mode": "barge"}

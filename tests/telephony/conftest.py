@@ -18,11 +18,11 @@ from phone_support import (
     start_phone_system,
     stop_phone_system,
 )
+from support import web_server
 
 from hotline.config import PROJECT_ROOT, Settings
 from hotline.registry import Registry, load_registry
 from hotline.telephony.sandbox import AsteriskSandbox
-from hotline.web import create_app
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +59,5 @@ async def phone_system(settings: Settings, pbx_registry: Registry, db_url: str,
 
 @pytest.fixture
 async def web(phone_system: PhoneSystem) -> AsyncIterator[TestServer]:
-    app = create_app(phone_system.runtime.settings, phone_system.registry, runtime=phone_system.runtime)
-    server = TestServer(app)
-    await server.start_server()
-    try:
+    async with web_server(phone_system.runtime) as server:
         yield server
-    finally:
-        await server.close()
